@@ -1,0 +1,72 @@
+"""Pure-PyTorch reference of the Mamba selective scan (mamba_ssm semantics).
+
+A plain sequential recurrence over the sequence length with an fp32 state:
+
+    delta   = softplus(delta + delta_bias)        (if delta_softplus)
+    x_t     = exp(delta_t * A) * x_{t-1} + delta_t * B_t * u_t
+    y_t     = <x_t, C_t> + D * u_t
+    out_t   = y_t * silu(z_t)                     (if z is given)
+
+Shapes (mamba_ssm's): u, delta, z (batch, dim, L); A (dim, N); B, C (batch, N, L);
+D, delta_bias (dim,). Works on any device and is differentiable by autograd.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def check_scan_inputs(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                      D: Tensor | None, z: Tensor | None, delta_bias: Tensor | None) -> None:
+    """Raise a one-line ValueError when shapes do not follow the selective-scan contract."""
+    if u.dim() != 3:
+        raise ValueError(f"selective_scan: u must be (batch, dim, L), got shape {tuple(u.shape)}")
+    batch, dim, length = u.shape
+    if delta.shape != u.shape:
+        raise ValueError(f"selective_scan: delta shape {tuple(delta.shape)} must equal u shape {tuple(u.shape)}")
+    if A.dim() != 2 or A.shape[0] != dim:
+        raise ValueError(f"selective_scan: A must be (dim={dim}, N), got shape {tuple(A.shape)}")
+    if A.is_complex():
+        raise ValueError("selective_scan: complex A is not supported")
+    n_state = A.shape[1]
+    for name, t in (("B", B), ("C", C)):
+        if t.shape != (batch, n_state, length):
+            raise ValueError(f"selective_scan: {name} must be (batch={batch}, N={n_state}, L={length}), "
+                             f"got shape {tuple(t.shape)}")
+    if z is not None and z.shape != u.shape:
+        raise ValueError(f"selective_scan: z shape {tuple(z.shape)} must equal u shape {tuple(u.shape)}")
+    for name, t in (("D", D), ("delta_bias", delta_bias)):
+        if t is not None and t.shape != (dim,):
+            raise ValueError(f"selective_scan: {name} must be (dim={dim},), got shape {tuple(t.shape)}")
+
+
+def selective_scan_ref(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                       D: Tensor | None = None, z: Tensor | None = None,
+                       delta_bias: Tensor | None = None, delta_softplus: bool = False,
+                       return_last_state: bool = False):
+    """Selective scan by a sequential loop over L. Returns out (batch, dim, L) in u's dtype
+    [and the final state (batch, dim, N) in fp32 when return_last_state]."""
+    check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
+    dtype_in = u.dtype
+    u, delta, A, B, C = (t.float() for t in (u, delta, A, B, C))
+    if delta_bias is not None:
+        delta = delta + delta_bias.float()[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    batch, dim, length = u.shape
+    # Discretisation for all steps at once: (batch, dim, L, N).
+    delta_a = torch.exp(delta.unsqueeze(-1) * A[None, :, None, :])
+    delta_b_u = (delta * u).unsqueeze(-1) * B.transpose(1, 2).unsqueeze(1)
+    c_t = C.transpose(1, 2)  # (batch, L, N)
+    state = u.new_zeros(batch, dim, A.shape[1])
+    ys = []
+    for t in range(length):
+        state = delta_a[:, :, t] * state + delta_b_u[:, :, t]
+        ys.append(torch.einsum("bdn,bn->bd", state, c_t[:, t]))
+    y = torch.stack(ys, dim=2) if length > 0 else u.new_zeros(batch, dim, 0)
+    out = y if D is None else y + u * D.float()[:, None]
+    if z is not None:
+        out = out * F.silu(z.float())
+    out = out.to(dtype_in)
+    return (out, state) if return_last_state else out
