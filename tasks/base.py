@@ -3,14 +3,16 @@
 A task is a pure sampler: a seeded `torch.Generator` in, prompts + targets + loss
 mask out, all drawn on the generator's device without host synchronisation.
 `loss` is what training minimises; `error` is the study's per-position metric,
-normalised so that the zero predictor scores about 1 (../docs/tasks.md).
+normalised so that the zero predictor scores about 1 (docs/tasks.md).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+
+from icl.tasks.catalog import TASKS, Layout
 
 
 @dataclass
@@ -24,6 +26,9 @@ class Prompts:
     readout: (P,) int64, token positions whose model output predicts targets[:, p]
     xs:      (B, P, d) raw inputs for classical baselines (None where they don't apply)
     ys:      (B, P) raw scalar outputs for baselines
+    info:    what the sampler knows beyond the prompt (active `dims`, `points`,
+             `variant`, and per-kind tensors such as the outlier positions);
+             used by `error` and by tests, never by the model.
     """
 
     inputs: Tensor
@@ -32,20 +37,33 @@ class Prompts:
     readout: Tensor
     xs: Tensor | None = None
     ys: Tensor | None = None
+    info: dict = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> "Prompts":
-        def move(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t.to(device)
+        def move(t):
+            return t.to(device) if isinstance(t, Tensor) else t
         return Prompts(move(self.inputs), move(self.targets), move(self.mask),
-                       move(self.readout), move(self.xs), move(self.ys))
+                       move(self.readout), move(self.xs), move(self.ys),
+                       {k: move(v) for k, v in self.info.items()})
 
     def gather(self, outputs: Tensor) -> Tensor:
         """Model outputs (B, T, out_dim) at the read-out positions -> (B, P, out_dim)."""
         return outputs[:, self.readout]
 
+    @property
+    def batch(self) -> int:
+        return self.inputs.shape[0]
+
 
 class Task:
-    """Base class; one subclass per task kind, constructed by `make_task(task_config)`."""
+    """Base class; one subclass per task kind, constructed by `make_task(task_config)`.
+
+    Subclasses implement `sample`, `loss` and `error`. `dims`/`points` default to
+    the config's (final curriculum) values; `variant` names one of the kind's
+    evaluation variants in tasks/catalog.py, optionally with a value after a colon
+    ("noisy_query:0.5", "scaled_x:3"); the value may also be passed as a keyword
+    (`noise=`, `scale=`, `query_index=`).
+    """
 
     kind: str = ""
     metric_name: str = "squared error"
@@ -55,8 +73,9 @@ class Task:
     def __init__(self, config: dict):
         self.config = dict(config)
 
-    def sample(self, generator: torch.Generator, batch: int, *, dims: int, points: int,
-               variant: str | None = None) -> Prompts:
+    # -- the contract -------------------------------------------------------
+    def sample(self, generator: torch.Generator, batch: int, *, dims: int | None = None,
+               points: int | None = None, variant: str | None = None, **options) -> Prompts:
         raise NotImplementedError
 
     def loss(self, pred: Tensor, prompts: Prompts) -> Tensor:
@@ -66,3 +85,82 @@ class Task:
     def error(self, pred: Tensor, prompts: Prompts) -> Tensor:
         """pred (B, P, out_dim) -> (B, P) metric per position; NaN where mask is False."""
         raise NotImplementedError
+
+    # -- helpers shared by the kinds ---------------------------------------
+    @property
+    def layout(self) -> Layout:
+        return TASKS[self.kind].layout(self.config)
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return TASKS[self.kind].variants
+
+    def default_sizes(self) -> tuple[int, int]:
+        """(dims, points) of the full-size prompt (the curriculum's end)."""
+        return self.config.get("dims", 0), self.config.get("pairs", self.config.get("points", 0))
+
+    def sizes(self, dims: int | None, points: int | None) -> tuple[int, int]:
+        """Resolve and check the curriculum's current (dims, points)."""
+        full_dims, full_points = self.default_sizes()
+        dims = full_dims if dims is None else int(dims)
+        points = full_points if points is None else int(points)
+        if not 1 <= dims <= full_dims:
+            raise ValueError(f"{self.kind}: dims={dims} must be in [1, {full_dims}] (the token width)")
+        if not 1 <= points <= full_points:
+            raise ValueError(f"{self.kind}: points={points} must be in [1, {full_points}] "
+                             "(the longest prompt the model is sized for)")
+        return dims, points
+
+    def parse_variant(self, variant: str | None, options: dict,
+                      option_names: dict[str, str] | None = None) -> tuple[str | None, float | None]:
+        """Split 'name:value' and check the name; returns (name or None, value or None).
+
+        option_names maps a variant to the keyword that may carry its value instead.
+        """
+        allowed = self.variants
+        unknown = set(options) - set((option_names or {}).values())
+        if unknown:
+            raise ValueError(f"{self.kind}: unknown sample option(s) {sorted(unknown)}")
+        if variant in (None, "", "standard"):
+            if options:
+                raise ValueError(f"{self.kind}: options {sorted(options)} need a variant")
+            return None, None
+        name, _, text = variant.partition(":")
+        if name not in allowed:
+            known = ", ".join(allowed) or "none"
+            raise ValueError(f"{self.kind}: unknown variant {name!r}; known: {known}")
+        value = None
+        if text:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f"{self.kind}: variant {variant!r}: {text!r} is not a number") from None
+        key = (option_names or {}).get(name)
+        if key is not None and key in options:
+            if value is not None:
+                raise ValueError(f"{self.kind}: variant {variant!r} given a value twice ({key}=)")
+            value = float(options[key])
+        elif options:
+            raise ValueError(f"{self.kind}: variant {name!r} takes no options {sorted(options)}")
+        return name, value
+
+
+def active_mask(dims: int, width: int, device: torch.device) -> Tensor:
+    """(width,) float mask: 1 on the first `dims` coordinates, 0 on the curriculum's inactive ones."""
+    return (torch.arange(width, device=device) < dims).to(torch.float32)
+
+
+def random_subset(generator: torch.Generator, batch: int, population: int, k: int) -> Tensor:
+    """(batch, k) int64: k distinct indices in [0, population), one draw per prompt."""
+    scores = torch.rand(batch, population, generator=generator, device=generator.device)
+    return scores.argsort(dim=1)[:, :k]
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of `values` over mask-True entries (0 when there are none), without syncing."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def nan_where_masked(values: Tensor, mask: Tensor) -> Tensor:
+    return torch.where(mask, values, torch.full_like(values, float("nan")))
