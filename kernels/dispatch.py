@@ -1,0 +1,76 @@
+"""Backend choice for the selective scan: Triton on CUDA, the pure-PyTorch reference elsewhere.
+
+Order of precedence: the call's `backend=` (the run's train.backend), then the environment
+variable ICL_SCAN_BACKEND, then "auto". A backend that cannot run here falls back to the
+reference with a one-line warning, given once per process.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import warnings
+
+BACKENDS = ("auto", "triton", "reference")
+ENV_VAR = "ICL_SCAN_BACKEND"
+
+_last_used: str | None = None
+_warned: set[str] = set()
+
+
+def requested_backend(backend: str | None = None) -> str:
+    """The backend asked for: the argument, else $ICL_SCAN_BACKEND, else "auto"."""
+    name = backend if backend is not None else os.environ.get(ENV_VAR, "auto")
+    name = name.strip().lower()
+    if name not in BACKENDS:
+        source = "backend=" if backend is not None else f"${ENV_VAR}"
+        raise ValueError(f"selective_scan: {source} must be one of {', '.join(BACKENDS)}, got {name!r}")
+    return name
+
+
+def triton_available() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
+def triton_interpreted() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def resolve_backend(device_type: str, backend: str | None = None) -> str:
+    """The backend that will run on a device of this type ("cuda", "cpu", ...): "triton" or "reference"."""
+    name = requested_backend(backend)
+    if name == "reference":
+        return "reference"
+    if name == "auto":
+        if device_type != "cuda":
+            return "reference"
+        if not triton_available():
+            _warn_once("selective_scan: triton is not installed; using the reference backend")
+            return "reference"
+        return "triton"
+    # Forced triton: CUDA tensors, or CPU tensors under the Triton interpreter (tests).
+    if not triton_available():
+        _warn_once("selective_scan: backend 'triton' asked for but triton is not installed; "
+                   "using the reference backend")
+        return "reference"
+    if device_type != "cuda" and not triton_interpreted():
+        _warn_once(f"selective_scan: backend 'triton' needs a CUDA device (or TRITON_INTERPRET=1), "
+                   f"got {device_type}; using the reference backend")
+        return "reference"
+    return "triton"
+
+
+def record_use(name: str) -> None:
+    global _last_used
+    _last_used = name
+
+
+def backend_used() -> str | None:
+    """The backend of the most recent selective_scan call in this process (None before any),
+    for the run metadata."""
+    return _last_used

@@ -1,0 +1,290 @@
+"""Triton selective scan (Mamba-1), forward and backward as one autograd function.
+
+Layout: one program per (batch row, block of BLOCK_D channels). The sequence is cut into
+chunks of T steps; each chunk is a (BLOCK_D, N, T) tile in registers, scanned along T with
+`tl.associative_scan`, and the fp32 state (BLOCK_D, N) is carried from chunk to chunk.
+
+Memory: the forward writes the output and the state at the end of every chunk (the last
+one is the final state). The backward walks the chunks in reverse, recomputes each chunk's
+states from the saved state at its start, and runs the adjoint recurrence as a reverse scan,
+so the (batch, D, L, N) state never touches device memory.
+
+Math (per channel d and state n; a_t = exp(delta_t A), b_t = delta_t B_t u_t):
+    x_t = a_t x_{t-1} + b_t,   y_t = sum_n C_t x_t + D u_t,   out_t = y_t silu(z_t)
+Backward with dy_t = dout_t silu(z_t) and the adjoint h_t = dL/dx_t:
+    h_t = dy_t C_t + a_{t+1} h_{t+1}
+    dB_t = sum_d h_t delta_t u_t,  dC_t = sum_d dy_t x_t,  du_t = D dy_t + delta_t sum_n h_t B_t
+    ddelta_t = sum_n h_t (B_t u_t + A a_t x_{t-1}),   dA = sum_t h_t a_t x_{t-1} delta_t
+with a_t x_{t-1} = x_t - b_t (no division by a_t, which may underflow to 0).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from icl.kernels.selective_scan_ref import check_scan_inputs
+
+LOG2E = 1.4426950408889634
+
+
+def new_buffer(shape, dtype, device) -> torch.Tensor:
+    """Allocate a buffer every element of which a kernel must write (tests poison it with NaN)."""
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+@triton.jit
+def _softplus(x):
+    # log1p(exp(x)) without losing digits for very negative x (Kahan's log1p trick);
+    # the identity above 20, as torch.nn.functional.softplus does.
+    e = tl.exp(x)
+    w = 1.0 + e
+    small = tl.where(w == 1.0, e, tl.log(w) * (e / (w - 1.0)))
+    return tl.where(x > 20.0, x, small)
+
+
+@triton.jit
+def _combine_forward(a1, b1, a2, b2):
+    # Compose x -> a1 x + b1 (earlier) with x -> a2 x + b2 (later).
+    return a1 * a2, b1 * a2 + b2
+
+
+@triton.jit
+def _combine_adjoint(f2, q2, h2, f1, q1, h1):
+    # Segment summary for h_t = g_t + a_{t+1} h_{t+1} scanned from the end: f is the first
+    # step's a, q the product of the other steps' a, h the adjoint ignoring what follows.
+    # A reverse scan passes the later segment (f2, q2, h2) first, the earlier one second.
+    qf = q1 * f2
+    return f1, qf * q2, h1 + qf * h2
+
+
+@triton.jit
+def _load_chunk(u_ptr, delta_ptr, B_ptr, C_ptr, bias, rows, bc_rows, t, mask2, mask_t,
+                HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    u = tl.load(u_ptr + rows + t[None, :], mask=mask2, other=0.0).to(tl.float32)
+    delta_raw = tl.load(delta_ptr + rows + t[None, :], mask=mask2, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        delta_raw += bias[:, None]
+    if SOFTPLUS:
+        delta = _softplus(delta_raw)
+    else:
+        delta = delta_raw
+    # Steps past the end become identity steps (a = 1, b = 0): the state flows through.
+    delta = tl.where(mask2, delta, 0.0)
+    b_mat = tl.load(B_ptr + bc_rows + t[None, :], mask=mask_t[None, :], other=0.0).to(tl.float32)
+    c_mat = tl.load(C_ptr + bc_rows + t[None, :], mask=mask_t[None, :], other=0.0).to(tl.float32)
+    return u, delta_raw, delta, b_mat, c_mat
+
+
+@triton.jit
+def _scan_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
+                         out_ptr, states_ptr, dim, length, n_chunks,
+                         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                         SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, N: tl.constexpr,
+                         T: tl.constexpr):
+    pid_b = tl.program_id(1).to(tl.int64)
+    pid_d = tl.program_id(0)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, N)
+    offs_t = tl.arange(0, T)
+    mask_d = offs_d < dim
+    # A in log2 units so that exp(delta A) is one exp2.
+    a_log2 = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_d[:, None],
+                     other=0.0).to(tl.float32) * 1.4426950408889634
+    bias = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    d_skip = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_D:
+        d_skip = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    rows = pid_b * dim * length + offs_d[:, None] * length
+    bc_rows = pid_b * N * length + offs_n[:, None] * length
+    state_rows = (pid_b * n_chunks * dim + offs_d[:, None]) * N + offs_n[None, :]
+    x = tl.zeros((BLOCK_D, N), tl.float32)
+    for c in range(n_chunks):
+        t = c * T + offs_t
+        mask_t = t < length
+        mask2 = mask_d[:, None] & mask_t[None, :]
+        u, delta_raw, delta, b_mat, c_mat = _load_chunk(
+            u_ptr, delta_ptr, B_ptr, C_ptr, bias, rows, bc_rows, t, mask2, mask_t, HAS_BIAS, SOFTPLUS)
+        step_a = tl.exp2(delta[:, None, :] * a_log2[:, :, None])
+        step_b = (delta * u)[:, None, :] * b_mat[None, :, :]
+        cum_a, cum_b = tl.associative_scan((step_a, step_b), 2, _combine_forward)
+        xs = cum_a * x[:, :, None] + cum_b
+        y = tl.sum(xs * c_mat[None, :, :], axis=1)
+        if HAS_D:
+            y += u * d_skip[:, None]
+        if HAS_Z:
+            z = tl.load(z_ptr + rows + t[None, :], mask=mask2, other=0.0).to(tl.float32)
+            y = y * z * tl.sigmoid(z)
+        tl.store(out_ptr + rows + t[None, :], y.to(out_ptr.dtype.element_ty), mask=mask2)
+        x = tl.sum(tl.where(offs_t[None, None, :] == T - 1, xs, 0.0), axis=2)
+        tl.store(states_ptr + state_rows + c * dim * N, x, mask=mask_d[:, None])
+
+
+@triton.jit
+def _scan_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
+                          states_ptr, dout_ptr, dlast_ptr,
+                          du_ptr, ddelta_ptr, dz_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, dbias_ptr,
+                          dim, length, n_chunks,
+                          HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                          SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
+                          BLOCK_D: tl.constexpr, N: tl.constexpr, T: tl.constexpr):
+    pid_b = tl.program_id(1).to(tl.int64)
+    pid_d = tl.program_id(0)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, N)
+    offs_t = tl.arange(0, T)
+    mask_d = offs_d < dim
+    a_nat = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_d[:, None],
+                    other=0.0).to(tl.float32)
+    a_log2 = a_nat * 1.4426950408889634
+    bias = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    d_skip = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_D:
+        d_skip = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    rows = pid_b * dim * length + offs_d[:, None] * length
+    bc_rows = pid_b * N * length + offs_n[:, None] * length
+    dn_offsets = offs_d[:, None] * N + offs_n[None, :]
+    state_rows = pid_b * n_chunks * dim * N + dn_offsets
+    # carry = a_{t+1} h_{t+1} at the first step after the chunk (dL/d final state at the end).
+    carry = tl.zeros((BLOCK_D, N), tl.float32)
+    if HAS_DLAST:
+        carry = tl.load(dlast_ptr + pid_b * dim * N + dn_offsets, mask=mask_d[:, None], other=0.0)
+    grad_a = tl.zeros((BLOCK_D, N), tl.float32)
+    grad_d = tl.zeros((BLOCK_D,), tl.float32)
+    grad_bias = tl.zeros((BLOCK_D,), tl.float32)
+    for c_rev in range(n_chunks):
+        c = n_chunks - 1 - c_rev
+        t = c * T + offs_t
+        mask_t = t < length
+        mask2 = mask_d[:, None] & mask_t[None, :]
+        u, delta_raw, delta, b_mat, c_mat = _load_chunk(
+            u_ptr, delta_ptr, B_ptr, C_ptr, bias, rows, bc_rows, t, mask2, mask_t, HAS_BIAS, SOFTPLUS)
+        dout = tl.load(dout_ptr + rows + t[None, :], mask=mask2, other=0.0).to(tl.float32)
+        # Recompute this chunk's states from the saved state at its start.
+        has_prev = (tl.zeros((BLOCK_D, N), tl.int32) + c) > 0
+        x0 = tl.load(states_ptr + state_rows + (c - 1) * dim * N, mask=mask_d[:, None] & has_prev,
+                     other=0.0)
+        step_a = tl.exp2(delta[:, None, :] * a_log2[:, :, None])
+        delta_u = delta * u
+        step_b = delta_u[:, None, :] * b_mat[None, :, :]
+        cum_a, cum_b = tl.associative_scan((step_a, step_b), 2, _combine_forward)
+        xs = cum_a * x0[:, :, None] + cum_b
+        if HAS_Z:
+            z = tl.load(z_ptr + rows + t[None, :], mask=mask2, other=0.0).to(tl.float32)
+            y = tl.sum(xs * c_mat[None, :, :], axis=1) + u * d_skip[:, None]
+            sig = tl.sigmoid(z)
+            dz = dout * y * sig * (1.0 + z * (1.0 - sig))
+            tl.store(dz_ptr + rows + t[None, :], dz.to(dz_ptr.dtype.element_ty), mask=mask2)
+            dy = dout * z * sig
+        else:
+            dy = dout
+        grad_d += tl.sum(dy * u, axis=1)
+        tl.atomic_add(dC_ptr + bc_rows + t[None, :], tl.sum(dy[:, None, :] * xs, axis=0),
+                      mask=mask_t[None, :])
+        # Adjoint h_t = dy_t C_t + a_{t+1} h_{t+1}, scanned from the chunk's end.
+        g = dy[:, None, :] * c_mat[None, :, :]
+        ones = tl.full(g.shape, 1.0, tl.float32)
+        _, cum_q, cum_h = tl.associative_scan((step_a, ones, g), 2, _combine_adjoint, reverse=True)
+        h = cum_h + cum_q * carry[:, :, None]
+        h_ax = h * (xs - step_b)  # h_t a_t x_{t-1}
+        grad_a += tl.sum(h_ax * delta[:, None, :], axis=2)
+        h_b = tl.sum(h * b_mat[None, :, :], axis=1)
+        ddelta = h_b * u + tl.sum(h_ax * a_nat[:, :, None], axis=1)
+        du = dy * d_skip[:, None] + h_b * delta
+        tl.atomic_add(dB_ptr + bc_rows + t[None, :], tl.sum(h * delta_u[:, None, :], axis=0),
+                      mask=mask_t[None, :])
+        if SOFTPLUS:
+            ddelta = ddelta * tl.sigmoid(delta_raw)
+        ddelta = tl.where(mask2, ddelta, 0.0)
+        grad_bias += tl.sum(ddelta, axis=1)
+        tl.store(du_ptr + rows + t[None, :], du.to(du_ptr.dtype.element_ty), mask=mask2)
+        tl.store(ddelta_ptr + rows + t[None, :], ddelta.to(ddelta_ptr.dtype.element_ty), mask=mask2)
+        carry = tl.sum(tl.where(offs_t[None, None, :] == 0, h * step_a, 0.0), axis=2)
+    # Per-batch-row partial sums of the parameter gradients; the host sums over the batch.
+    tl.store(dA_ptr + pid_b * dim * N + dn_offsets, grad_a, mask=mask_d[:, None])
+    tl.store(dD_ptr + pid_b * dim + offs_d, grad_d, mask=mask_d)
+    tl.store(dbias_ptr + pid_b * dim + offs_d, grad_bias, mask=mask_d)
+
+
+def _launch_config(dim: int, length: int, n_state: int) -> tuple[int, int, int]:
+    """(BLOCK_D, T, num_warps) for a problem size."""
+    chunk = min(64, max(16, triton.next_power_of_2(length)))
+    block_d = max(1, min(triton.next_power_of_2(dim), 4096 // (chunk * n_state)))
+    return block_d, chunk, 4
+
+
+class SelectiveScanTriton(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, config):
+        batch, dim, length = u.shape
+        n_state = A.shape[1]
+        block_d, chunk, num_warps = config or _launch_config(dim, length, n_state)
+        n_chunks = max(1, triton.cdiv(length, chunk))
+        u, delta, A, B, C = (t.contiguous() for t in (u, delta, A, B, C))
+        D = D.contiguous() if D is not None else None
+        z = z.contiguous() if z is not None else None
+        delta_bias = delta_bias.contiguous() if delta_bias is not None else None
+        out = new_buffer((batch, dim, length), u.dtype, u.device)
+        states = new_buffer((batch, n_chunks, dim, n_state), torch.float32, u.device)
+        grid = (triton.cdiv(dim, block_d), batch)
+        _scan_forward_kernel[grid](
+            u, delta, A, B, C, D if D is not None else u, z if z is not None else u,
+            delta_bias if delta_bias is not None else u, out, states, dim, length, n_chunks,
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+            SOFTPLUS=bool(delta_softplus), BLOCK_D=block_d, N=n_state, T=chunk, num_warps=num_warps)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
+        ctx.delta_softplus = bool(delta_softplus)
+        ctx.launch = (block_d, chunk, num_warps, n_chunks)
+        ctx.set_materialize_grads(False)
+        return out, states[:, -1]
+
+    @staticmethod
+    def backward(ctx, dout, dlast):
+        u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
+        block_d, chunk, num_warps, n_chunks = ctx.launch
+        batch, dim, length = u.shape
+        n_state = A.shape[1]
+        # Either gradient may be None when only the other output was used.
+        dout = dout.contiguous() if dout is not None else torch.zeros_like(u)
+        dlast = dlast.float().contiguous() if dlast is not None else None
+        du = new_buffer(u.shape, u.dtype, u.device)
+        ddelta = new_buffer(delta.shape, delta.dtype, u.device)
+        dz = new_buffer(z.shape, z.dtype, u.device) if z is not None else None
+        dB = torch.zeros(B.shape, dtype=torch.float32, device=u.device)
+        dC = torch.zeros(C.shape, dtype=torch.float32, device=u.device)
+        dA_rows = new_buffer((batch, dim, n_state), torch.float32, u.device)
+        dD_rows = new_buffer((batch, dim), torch.float32, u.device)
+        dbias_rows = new_buffer((batch, dim), torch.float32, u.device)
+        grid = (triton.cdiv(dim, block_d), batch)
+        _scan_backward_kernel[grid](
+            u, delta, A, B, C, D if D is not None else u, z if z is not None else u,
+            delta_bias if delta_bias is not None else u, states, dout,
+            dlast if dlast is not None else states,
+            du, ddelta, dz if dz is not None else du, dB, dC, dA_rows, dD_rows, dbias_rows,
+            dim, length, n_chunks,
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+            SOFTPLUS=ctx.delta_softplus, HAS_DLAST=dlast is not None,
+            BLOCK_D=block_d, N=n_state, T=chunk, num_warps=num_warps)
+        dA = dA_rows.sum(0).to(A.dtype)
+        dD = dD_rows.sum(0).to(D.dtype) if D is not None else None
+        dbias = dbias_rows.sum(0).to(delta_bias.dtype) if delta_bias is not None else None
+        return du, ddelta, dA, dB.to(B.dtype), dC.to(C.dtype), dD, dz, dbias, None, None
+
+
+def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                          return_last_state=False, config=None):
+    """The Triton selective scan; same interface as selective_scan_ref. `config` overrides the
+    launch shape (BLOCK_D, T, num_warps), for tests and benchmarks."""
+    check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
+    if u.shape[2] == 0:
+        raise ValueError("selective_scan: the sequence length L must be at least 1")
+    n_state = A.shape[1]
+    if n_state & (n_state - 1):
+        raise ValueError(f"selective_scan (triton): N={n_state} must be a power of two")
+    out, last_state = SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
+                                                delta_softplus, config)
+    return (out, last_state) if return_last_state else out
