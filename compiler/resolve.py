@@ -1,0 +1,412 @@
+"""Load a spec with its imports, apply `extends`, and check every section against the registries.
+
+Output: a `Program` whose declarations are checked dicts of Python values (or
+`Sweep`s), each key remembering where it was written so later checks (the
+model's shape, the run expansion) can still point at FILE:LINE:COL.
+
+Top-level sections:
+  model NAME [extends BASE] { layers = "..." width = ... }      options: blocks/catalog.py
+  task NAME [extends BASE] { kind = ... curriculum { dims {...} points {...} } }
+                                                                 params: tasks/catalog.py
+  train NAME [extends BASE] { ... }   eval NAME [extends BASE] { ... }   (reusable presets)
+  experiment NAME [extends BASE] { models = [...] tasks = [...] train [extends P] {...} eval {...} }
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from icl.blocks.catalog import BLOCK_OPTIONS, BLOCKS, MODEL_OPTIONS, users_of
+from icl.compiler.schema import Param
+from icl.compiler.values import BadValue, Sweep, check_value
+from icl.dsl.ast import Assignment, Import, List, Pos, Section, SpecFile
+from icl.dsl.layers import LayerSyntaxError, expand, flat
+from icl.dsl.parse import parse, read_source
+from icl.errors import SpecError, Where, did_you_mean
+from icl.tasks.catalog import CURRICULUM_PARAMS, TASKS
+
+TOP_LEVEL = ("model", "task", "train", "eval", "experiment")
+
+TRAIN_PARAMS: tuple[Param, ...] = (
+    Param("steps", "int", 500_000, min=1, max=10**10, doc="optimizer steps"),
+    Param("batch", "int", 64, min=1, max=1_000_000, doc="prompts per step"),
+    Param("lr", "float", None, min=1e-12, max=10.0, doc="learning rate (default: the task's, from the study)"),
+    Param("optimizer", "choice", "adam", choices=("adam", "adamw")),
+    Param("weight_decay", "float", 0.0, min=0.0, max=10.0),
+    Param("clip", "float", None, min=1e-9, max=1e9, doc="gradient-norm clip (default: the task's)"),
+    Param("seeds", "list[int]", (0,), min=0, max=2**31 - 1, doc="one run per seed"),
+    Param("checkpoint_every", "int", 1000, min=1, max=10**10, doc="steps between checkpoints"),
+    Param("log_every", "int", 100, min=1, max=10**10, doc="steps between metric lines"),
+    Param("backend", "choice", "auto", choices=("auto", "triton", "reference"),
+          doc="selective-scan kernel (auto: Triton on CUDA, reference on CPU)"),
+    Param("device", "choice", "auto", choices=("auto", "cpu", "cuda")),
+)
+
+EVAL_PARAMS: tuple[Param, ...] = (
+    Param("prompts", "int", 1280, min=1, max=10**8, doc="fresh prompts, seeds disjoint from training's"),
+    Param("bootstrap", "int", 1000, min=1, max=10**6, doc="bootstrap resamples for the 5%/95% band"),
+    Param("batch", "int", 256, min=1, max=10**6, doc="prompts per forward pass"),
+    Param("variants", "list[str]", ("all",), doc="named variants of the task (all: every one it has)"),
+    Param("baselines", "list[str]", ("auto",), doc="classical baselines (auto: all that apply)"),
+    Param("noise_sigmas", "list[float]", (0.1, 0.25, 0.5, 1.0, 2.0, 5.0), min=0.0, max=1e6,
+          doc="query noise levels of MQAR's noisy_query variant"),
+)
+
+# Train keys that say how to run, not what to compute: left out of run ids.
+TRAIN_HOW_KEYS = ("checkpoint_every", "log_every", "backend", "device", "seeds")
+
+
+@dataclass
+class Checked:
+    """A checked section: values by key, where each key was written, which were written here."""
+
+    kind: str
+    name: str | None
+    pos: Pos | None
+    values: dict[str, Any] = field(default_factory=dict)
+    where: dict[str, Pos] = field(default_factory=dict)
+    local: set[str] = field(default_factory=set)
+    item_where: dict[str, list[Pos]] = field(default_factory=dict)  # positions of a sweep's values
+    sub: dict[str, "Checked"] = field(default_factory=dict)
+
+
+@dataclass
+class Program:
+    """A root spec with everything it imports, checked."""
+
+    path: str
+    files: dict[str, SpecFile]
+    models: dict[str, Checked]
+    tasks: dict[str, Checked]
+    experiments: dict[str, Checked]  # of the root file only; imported experiments serve `extends`
+
+    def where(self, pos: Pos | None) -> Where:
+        if pos is None:
+            return Where(self.path, 1, 1)
+        spec = self.files.get(pos.file)
+        return Where(pos.file, pos.line, pos.col, spec.line(pos.line) if spec else "")
+
+    def error(self, pos: Pos | None, message: str, hint: str | None = None) -> SpecError:
+        return SpecError(self.where(pos), message, hint)
+
+
+def load(path: str | Path) -> Program:
+    """Parse `path` and its imports and check every declaration."""
+    return _Loader().run(str(path))
+
+
+class _Loader:
+    def __init__(self) -> None:
+        self.files: dict[str, SpecFile] = {}
+        self.decls: dict[tuple[str, str], Section] = {}
+
+    def error(self, pos: Pos | None, message: str, hint: str | None = None) -> SpecError:
+        if pos is None:
+            return SpecError(Where("<unknown>", 1, 1), message, hint)
+        spec = self.files.get(pos.file)
+        return SpecError(Where(pos.file, pos.line, pos.col, spec.line(pos.line) if spec else ""), message, hint)
+
+    # -- files and imports -------------------------------------------------
+    def read(self, path: str, at: Pos | None) -> SpecFile:
+        key = str(Path(path))
+        if key in self.files:
+            return self.files[key]
+        where = None
+        if at is not None:
+            src = self.files[at.file].line(at.line)
+            where = Where(at.file, at.line, at.col, src)
+        spec = parse(read_source(key, where), key)
+        self.files[key] = spec
+        for item in spec.items:
+            if isinstance(item, Import):
+                target = Path(key).parent / item.path
+                self.read(str(target), item.pos)
+            else:
+                self.declare(item)
+        return spec
+
+    def declare(self, section: Section) -> None:
+        if section.kind not in TOP_LEVEL:
+            raise self.error(section.pos, f"unknown section '{section.kind}'",
+                             did_you_mean(section.kind, TOP_LEVEL))
+        if section.name is None:
+            raise self.error(section.pos, f"a top-level '{section.kind}' needs a name",
+                             f"write: {section.kind} NAME {{ ... }}")
+        key = (section.kind, section.name)
+        if key in self.decls:
+            first = self.decls[key].name_pos
+            raise self.error(section.name_pos, f"duplicate {section.kind} '{section.name}'",
+                             f"first defined at {first.file}:{first.line}:{first.col}")
+        self.decls[key] = section
+
+    # -- extends -----------------------------------------------------------
+    def chain(self, section: Section, seen: tuple[str, ...] = ()) -> list[Section]:
+        """The sections to merge for `section`, base first and the section itself last."""
+        if section.base is None:
+            return [section]
+        if section.base in seen or section.base == section.name:
+            raise self.error(section.base_pos, f"'{section.name}' extends itself through '{section.base}'",
+                             "remove the cycle of extends")
+        base = self.decls.get((section.kind, section.base))
+        if base is None:
+            names = [n for (k, n) in self.decls if k == section.kind]
+            if section.kind == "task" and section.base in TASKS:
+                return [section]  # extends a registered task kind: that is its kind
+            raise self.error(section.base_pos, f"unknown {section.kind} '{section.base}' in extends",
+                             did_you_mean(section.base, names))
+        return self.chain(base, seen + (section.name or "",)) + [section]
+
+    def run(self, path: str) -> Program:
+        root = self.read(path, None)
+        models = {n: self.model(s) for (k, n), s in self.decls.items() if k == "model"}
+        tasks = {n: self.task(s) for (k, n), s in self.decls.items() if k == "task"}
+        experiments = {}
+        for item in root.items:
+            if isinstance(item, Section) and item.kind == "experiment":
+                # A task kind named directly in an experiment is its default-valued task.
+                for name in self.referenced_tasks(item):
+                    if name not in tasks and name in TASKS:
+                        tasks[name] = self.task(Section("task", name, None, (), item.pos, item.pos))
+        for item in root.items:
+            if isinstance(item, Section) and item.kind == "experiment":
+                experiments[item.name] = self.experiment(item, models, tasks)
+        # Presets are checked even when unused, so their mistakes surface at once.
+        for (k, n), s in self.decls.items():
+            if k in ("train", "eval"):
+                self.preset(k, self.chain(s))
+        return Program(str(Path(path)), self.files, models, tasks, experiments)
+
+    def referenced_tasks(self, experiment: Section) -> list[str]:
+        names = []
+        for s in self.chain(experiment):
+            for a in s.assignments():
+                if a.key == "tasks":
+                    items = a.value.items if isinstance(a.value, List) else (a.value,)
+                    names += [getattr(v, "name", None) for v in items]
+        return [n for n in names if n]
+
+    # -- checking sections --------------------------------------------------
+    def check(self, chain: list[Section], params: tuple[Param, ...], what: str,
+              allowed_sub: tuple[str, ...] = (), choices: dict[str, tuple[str, ...]] | None = None,
+              extra_keys: dict[str, Param] | None = None) -> Checked:
+        """Merge a chain of sections (base first) and check each key once, where it was written."""
+        own = chain[-1]
+        out = Checked(own.kind, own.name, own.pos)
+        by_name = {p.name: p for p in params}
+        if extra_keys:
+            by_name.update(extra_keys)
+        for section in chain:
+            seen_here: dict[str, Pos] = {}
+            for entry in section.entries:
+                if isinstance(entry, Section):
+                    if entry.kind not in allowed_sub:
+                        hint = did_you_mean(entry.kind, allowed_sub) if allowed_sub else \
+                            f"'{what}' has no nested sections"
+                        raise self.error(entry.pos, f"unknown section '{entry.kind}' in {what}", hint)
+                    continue
+                if entry.key in seen_here:
+                    first = seen_here[entry.key]
+                    raise self.error(entry.pos, f"duplicate key '{entry.key}' in {what}",
+                                     f"first set at line {first.line}")
+                seen_here[entry.key] = entry.pos
+                param = by_name.get(entry.key)
+                if param is None:
+                    raise self.error(entry.pos, f"unknown key '{entry.key}' in {what}",
+                                     did_you_mean(entry.key, by_name))
+                out.values[entry.key] = self.value(param, entry, (choices or {}).get(entry.key))
+                out.where[entry.key] = entry.value.pos or entry.pos
+                if isinstance(entry.value, List):
+                    out.item_where[entry.key] = [item.pos for item in entry.value.items]
+                if section is own:
+                    out.local.add(entry.key)
+        for p in by_name.values():
+            if p.name not in out.values:
+                if p.required:
+                    raise self.error(own.pos, f"{what} '{own.name}' is missing '{p.name}'",
+                                     p.doc or None)
+                out.values[p.name] = p.default
+        return out
+
+    def value(self, param: Param, entry: Assignment, choices: tuple[str, ...] | None) -> Any:
+        try:
+            return check_value(param, entry.value, choices)
+        except BadValue as e:
+            raise self.error((e.node.pos if e.node is not None else None) or entry.pos, e.message, e.hint) from None
+
+    def subsections(self, chain: list[Section], kind: str) -> list[Section]:
+        """Nested sections of one kind along an extends chain (base first); duplicates are errors."""
+        found = []
+        for section in chain:
+            here = [s for s in section.sections() if s.kind == kind]
+            if len(here) > 1:
+                raise self.error(here[1].pos, f"duplicate section '{kind}' in '{section.name or section.kind}'")
+            found += here
+        return found
+
+    # -- models ------------------------------------------------------------
+    def model(self, section: Section) -> Checked:
+        chain = self.chain(section)
+        params = MODEL_OPTIONS + tuple(BLOCK_OPTIONS.values())
+        checked = self.check(chain, params, "model")
+        checked.values["layers"] = self.layers(checked, "layers")
+        used = {t for layers in _each(checked.values["layers"]) for t in layers.split()}
+        for key in checked.local:
+            if key in BLOCK_OPTIONS and not any(key in BLOCKS[t].options for t in used):
+                users = ", ".join(users_of(key))
+                raise self.error(checked.where[key],
+                                 f"option '{key}' has no effect: no block in this model's layers reads it",
+                                 f"'{key}' is read by: {users}")
+        if checked.values["width"] is None and checked.values["params"] is None:
+            raise self.error(section.name_pos, f"model '{section.name}' needs a width or a parameter budget",
+                             "add width = 256 or params = 10M")
+        if checked.values["width"] is not None and checked.values["params"] is not None:
+            raise self.error(checked.where["params"], "give either width or params, not both",
+                             "params picks the width that meets the budget")
+        return checked
+
+    def layers(self, checked: Checked, key: str) -> Any:
+        """Expand the layer string(s); errors point inside the string."""
+        pos = checked.where[key]
+
+        def one(text: str, at: Pos) -> str:
+            try:
+                tokens = expand(text)
+            except LayerSyntaxError as e:
+                raise self.error(_inside(at, e.offset), e.message, e.hint) from None
+            for tok in tokens:
+                if tok.token not in BLOCKS:
+                    known = ", ".join(f"{t} ({b.name})" for t, b in BLOCKS.items())
+                    hint = did_you_mean(tok.token, BLOCKS)
+                    hint = (hint + "; " if hint and hint.startswith("did") else "") + f"known tokens: {known}"
+                    raise self.error(_inside(at, tok.offset), f"unknown layer token '{tok.token}'", hint)
+            return flat(tokens)
+
+        value = checked.values[key]
+        if isinstance(value, Sweep):
+            return Sweep(tuple(one(v, p) for v, p in zip(value.values, checked.item_where[key])))
+        return one(value, pos)
+
+    # -- tasks -------------------------------------------------------------
+    def task(self, section: Section) -> Checked:
+        chain = self.chain(section)
+        kind_param = Param("kind", "choice", None, choices=tuple(TASKS), sweepable=False)
+        kind_name = None
+        for s in chain:  # the kind decides which keys exist, so find it first
+            for a in s.assignments():
+                if a.key == "kind":
+                    kind_name = self.value(kind_param, a, None)
+        root = chain[0]
+        if kind_name is None:
+            if root.base in TASKS:
+                kind_name = root.base
+            elif section.name in TASKS:
+                kind_name = section.name
+            else:
+                raise self.error(section.name_pos, f"task '{section.name}' does not say which task it is",
+                                 "add kind = linear_regression (or any of: " + ", ".join(TASKS) + ")")
+        kind = TASKS[kind_name]
+        checked = self.check(chain, kind.params, f"task '{section.name}' ({kind_name})", ("curriculum",),
+                             extra_keys={"kind": kind_param})
+        checked.values["kind"] = kind_name
+        checked.sub["curriculum"] = self.curriculum(chain, kind_name, checked)
+        return checked
+
+    def curriculum(self, chain: list[Section], kind_name: str, task: Checked) -> Checked:
+        kind = TASKS[kind_name]
+        sections = self.subsections(chain, "curriculum")
+        out = Checked("curriculum", None, sections[-1].pos if sections else None)
+        axes: dict[str, list[Section]] = {}
+        for s in sections:
+            for entry in s.entries:
+                if isinstance(entry, Assignment):
+                    raise self.error(entry.pos, f"unknown key '{entry.key}' in curriculum",
+                                     "a curriculum holds one section per axis: dims { ... } points { ... }")
+                if entry.kind not in kind.curriculum:
+                    axes_known = tuple(kind.curriculum) or ()
+                    hint = ("axes of this task: " + ", ".join(axes_known)) if axes_known \
+                        else f"{kind_name} has fixed sizes and no curriculum"
+                    raise self.error(entry.pos, f"unknown curriculum axis '{entry.kind}' for {kind_name}", hint)
+                axes.setdefault(entry.kind, []).append(entry)
+        for axis, default in kind.curriculum.items():
+            checked = self.check(axes.get(axis, []) or [Section(axis, None, None, ())], CURRICULUM_PARAMS,
+                                 f"curriculum axis '{axis}'")
+            limit = task.values[axis]
+            if isinstance(limit, Sweep):
+                limit = max(limit.values)
+            values = {
+                "start": checked.values["start"] if checked.values["start"] is not None else min(default.start, limit),
+                "end": checked.values["end"] if checked.values["end"] is not None else limit,
+                "inc": checked.values["inc"] if checked.values["inc"] is not None else default.inc,
+                "interval": checked.values["interval"] if checked.values["interval"] is not None
+                else default.interval,
+            }
+            if values["start"] > values["end"]:
+                raise self.error(checked.where.get("start", out.pos),
+                                 f"curriculum {axis} starts at {values['start']}, after its end {values['end']}")
+            if values["end"] > limit:
+                raise self.error(checked.where.get("end", out.pos),
+                                 f"curriculum {axis} ends at {values['end']}, beyond the task's {axis} = {limit}",
+                                 f"raise the task's {axis} or lower the end")
+            out.values[axis] = values
+            out.where.update({f"{axis}.{k}": v for k, v in checked.where.items()})
+        return out
+
+    # -- train / eval presets and experiments -------------------------------
+    def preset(self, kind: str, chain: list[Section]) -> Checked:
+        params = TRAIN_PARAMS if kind == "train" else EVAL_PARAMS
+        return self.check(chain, params, kind)
+
+    def nested_preset(self, kind: str, experiment_chain: list[Section]) -> Checked:
+        """An experiment's train/eval: its `extends` preset, then what each experiment in the chain sets."""
+        chain: list[Section] = []
+        for s in self.subsections(experiment_chain, kind):
+            if s.name is not None:
+                raise self.error(s.name_pos, f"a '{kind}' inside an experiment takes no name",
+                                 f"write: {kind} extends {s.name} {{ ... }} to reuse a preset")
+            if s.base is not None:
+                base = self.decls.get((kind, s.base))
+                if base is None:
+                    names = [n for (k, n) in self.decls if k == kind]
+                    raise self.error(s.base_pos, f"unknown {kind} preset '{s.base}'", did_you_mean(s.base, names))
+                chain += self.chain(base)
+            chain.append(s)
+        if not chain:
+            chain = [Section(kind, None, None, ())]
+        return self.preset(kind, chain)
+
+    def experiment(self, section: Section, models: dict[str, Checked], tasks: dict[str, Checked]) -> Checked:
+        chain = self.chain(section)
+        params = (
+            Param("models", "list[ref]", None, required=True, sweepable=False),
+            Param("tasks", "list[ref]", None, required=True, sweepable=False),
+        )
+        task_names = tuple(sorted(set(tasks) | set(TASKS)))
+        checked = self.check(chain, params, "experiment", ("train", "eval"),
+                             choices={"models": tuple(models), "tasks": task_names})
+        for key in ("models", "tasks"):
+            if not checked.values[key]:
+                raise self.error(checked.where[key], f"experiment '{section.name}' lists no {key}")
+        checked.sub["train"] = self.nested_preset("train", chain)
+        checked.sub["eval"] = self.nested_preset("eval", chain)
+        for variant in checked.sub["eval"].values["variants"]:
+            valid = {"all"}
+            for t in checked.values["tasks"]:
+                kind = tasks[t].values["kind"] if t in tasks else t
+                valid |= set(TASKS[kind].variants)
+            if variant not in valid:
+                raise self.error(checked.sub["eval"].where["variants"],
+                                 f"unknown evaluation variant '{variant}' for the tasks of '{section.name}'",
+                                 did_you_mean(variant, valid))
+        return checked
+
+
+def _inside(pos: Pos, offset: int) -> Pos:
+    """The position of a character inside a string literal (after its opening quote)."""
+    return Pos(pos.file, pos.line, pos.col + 1 + offset)
+
+
+def _each(value: Any) -> tuple:
+    return value.values if isinstance(value, Sweep) else (value,)
+
+

@@ -1,0 +1,149 @@
+"""Expand a checked program into runs: models x tasks x sweep values x seeds.
+
+A run is a plain dict (the rows of `icl runs --json`). Its `id` hashes exactly
+what decides the trained weights (model, task, training hyper-parameters, seed),
+so editing one line of a spec changes the ids of exactly the runs it affects;
+formatting, comments, names, file layout and explicit defaults change nothing.
+`eval_id` hashes the id with the evaluation settings, so changing evaluation
+re-evaluates without re-training.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from icl.blocks.catalog import BLOCK_OPTIONS, MODEL_OPTIONS
+from icl.compiler import accounting
+from icl.compiler.resolve import TRAIN_HOW_KEYS, Checked, Program, load
+from icl.compiler.values import Sweep
+from icl.tasks.catalog import TASKS
+
+
+def runs_of(paths: list[str | Path]) -> list[dict]:
+    """Every run of the given root specs, in spec order; a run listed twice is kept once."""
+    runs: list[dict] = []
+    seen: set[tuple] = set()
+    for path in paths:
+        for run in expand(load(path)):
+            key = (run["id"], run["eval_id"], run["experiment"], run["model"], run["task"])
+            if key not in seen:
+                seen.add(key)
+                runs.append(run)
+    return runs
+
+
+def expand(program: Program) -> list[dict]:
+    runs = []
+    for name, experiment in program.experiments.items():
+        train, evaluation = experiment.sub["train"], experiment.sub["eval"]
+        for model_name in experiment.values["models"]:
+            for task_name in experiment.values["tasks"]:
+                runs += _runs_of_cell(program, name, program.models[model_name], program.tasks[task_name],
+                                      train, evaluation, experiment)
+    return runs
+
+
+def _runs_of_cell(program: Program, experiment: str, model: Checked, task: Checked,
+                  train: Checked, evaluation: Checked, exp: Checked) -> list[dict]:
+    # Every swept key becomes an axis of the product, in a stable order.
+    axes: list[tuple[str, Checked, str, tuple]] = []
+    for label, section in (("model", model), ("task", task), ("train", train)):
+        for key, value in section.values.items():
+            if isinstance(value, Sweep):
+                axes.append((f"{label}.{key}", section, key, value.values))
+    runs = []
+    for combo in itertools.product(*(values for *_, values in axes)):
+        chosen = {label: value for (label, *_), value in zip(axes, combo)}
+        model_values = _pick(model.values, chosen, "model")
+        task_values = _pick(task.values, chosen, "task")
+        train_values = _pick(train.values, chosen, "train")
+        task_config = _task_config(task, task_values)
+        kind = TASKS[task_config["kind"]]
+        layout = kind.layout(task_config)
+        model_config = _model_config(program, model, model_values, layout)
+        account = accounting.account(model_config, layout)
+        train_config = dict(train_values)
+        if train_config["lr"] is None:
+            train_config["lr"] = kind.lr
+        if train_config["clip"] is None:
+            train_config["clip"] = kind.clip
+        seeds = train_config.pop("seeds")
+        eval_config = _eval_config(evaluation.values, kind.variants)
+        for seed in seeds:
+            what = {"model": model_config, "task": task_config, "seed": seed,
+                    "train": {k: v for k, v in train_config.items() if k not in TRAIN_HOW_KEYS}}
+            run_id = content_hash(what)
+            runs.append({
+                "id": run_id,
+                "eval_id": content_hash({"id": run_id, "eval": eval_config}),
+                "spec": program.path,
+                "experiment": experiment,
+                "model": model.name,
+                "layers": model_config["layers"],
+                "task": task.name,
+                "seed": seed,
+                "model_config": model_config,
+                "task_config": task_config,
+                "train": train_config,
+                "eval": eval_config,
+                "sweep": chosen,
+                **account,
+            })
+    return runs
+
+
+def _pick(values: dict[str, Any], chosen: dict[str, Any], label: str) -> dict[str, Any]:
+    return {k: chosen[f"{label}.{k}"] if isinstance(v, Sweep) else v for k, v in values.items()}
+
+
+def _task_config(task: Checked, values: dict[str, Any]) -> dict[str, Any]:
+    config = dict(values)
+    curriculum = {}
+    for axis, ax in task.sub["curriculum"].values.items():
+        ax = dict(ax)
+        # A defaulted end follows the task's value (also under a sweep of that value).
+        if f"{axis}.end" not in task.sub["curriculum"].where:
+            ax["end"] = config[axis]
+            ax["start"] = min(ax["start"], ax["end"])
+        curriculum[axis] = ax
+    config["curriculum"] = curriculum
+    return config
+
+
+def _model_config(program: Program, model: Checked, values: dict[str, Any], layout) -> dict[str, Any]:
+    config = {p.name: values[p.name] for p in MODEL_OPTIONS if p.name != "params"}
+    config.update({name: values[name] for name in BLOCK_OPTIONS})
+    budget = values["params"]
+    if budget is not None:
+        width = accounting.solve_width(config, layout, budget)
+        if width is None:
+            raise program.error(model.where["params"],
+                                f"no width gives model '{model.name}' a parameter count within 2% of {budget:,}",
+                                "change the budget or give width directly")
+        config["width"] = width
+    if config["dt_rank"] is None:
+        config["dt_rank"] = math.ceil(config["width"] / 16)
+    for key, message in accounting.check_model(config, layout):
+        pos = model.where.get(key) or model.where.get("layers") or model.pos
+        raise program.error(pos, message)
+    return config
+
+
+def _eval_config(values: dict[str, Any], task_variants: tuple[str, ...]) -> dict[str, Any]:
+    config = dict(values)
+    asked = config["variants"]
+    # `all` means every variant of this task; others apply to the tasks that have them.
+    config["variants"] = list(task_variants) if "all" in asked else [v for v in asked if v in task_variants]
+    config["baselines"] = list(config["baselines"])
+    config["noise_sigmas"] = list(config["noise_sigmas"])
+    return config
+
+
+def content_hash(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+

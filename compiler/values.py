@@ -1,0 +1,105 @@
+"""Checking one spec value against its `Param` declaration.
+
+`"False"` is a string and never a boolean; an integer parameter never silently
+truncates 0.5; a list given to a scalar parameter is a sweep (one run per value).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from icl.compiler.schema import Param
+from icl.dsl.ast import List, Number, String, Value, Word
+from icl.dsl.format import format_value
+from icl.errors import did_you_mean
+
+
+class BadValue(Exception):
+    """A value that does not fit its parameter; the caller adds the position."""
+
+    def __init__(self, message: str, hint: str | None = None, node: Value | None = None):
+        super().__init__(message)
+        self.message, self.hint, self.node = message, hint, node
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A scalar parameter given a list: one run per value, in the written order."""
+
+    values: tuple[Any, ...]
+
+
+def check_value(param: Param, node: Value, choices: tuple[str, ...] | None = None) -> Any:
+    """The Python value of `node` for `param`, or a `Sweep` of them."""
+    if param.is_list:
+        items = node.items if isinstance(node, List) else (node,)
+        item_type = param.type[len("list["):-1]
+        return tuple(_scalar(param, item_type, item, choices) for item in items)
+    if isinstance(node, List):
+        if not param.sweepable:
+            raise BadValue(f"'{param.name}' takes one value, not a list", node=node)
+        if not node.items:
+            raise BadValue(f"empty sweep for '{param.name}'", "give at least one value", node)
+        values = tuple(_scalar(param, param.type, item, choices) for item in node.items)
+        return values[0] if len(values) == 1 else Sweep(values)
+    return _scalar(param, param.type, node, choices)
+
+
+def _scalar(param: Param, type_: str, node: Value, choices: tuple[str, ...] | None) -> Any:
+    written = format_value(node)
+    if isinstance(node, List):
+        raise BadValue(f"'{param.name}' takes a single value here, not a nested list", node=node)
+    if type_ in ("int", "float"):
+        if not isinstance(node, Number):
+            hint = "write the number without quotes" if isinstance(node, String) else None
+            raise BadValue(f"'{param.name}' must be a number, got {_kind(node)} {written}", hint, node)
+        value = node.value
+        if type_ == "int":
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise BadValue(f"'{param.name}' must be an integer, got {written}", node=node)
+                value = int(value)
+        else:
+            value = float(value)
+        _check_range(param, value, written, node)
+        return value
+    if type_ == "bool":
+        if isinstance(node, Word) and node.name in ("true", "false"):
+            return node.name == "true"
+        hint = f"write {str(node.value).lower()} without quotes" if isinstance(node, String) and \
+            node.value.lower() in ("true", "false") else "write true or false"
+        raise BadValue(f"'{param.name}' must be true or false, got {_kind(node)} {written}", hint, node)
+    if type_ == "str":
+        if not isinstance(node, String):
+            raise BadValue(f"'{param.name}' must be a string in double quotes, got {_kind(node)} {written}",
+                              f'write {param.name} = "{written}"', node)
+        return node.value
+    if type_ in ("choice", "ref"):
+        options = choices if choices is not None else param.choices
+        if not isinstance(node, (Word, String)):
+            raise BadValue(f"'{param.name}' must be a name, got {_kind(node)} {written}",
+                              did_you_mean("", options) if options else None, node)
+        name = node.name if isinstance(node, Word) else node.value
+        if options and name not in options:
+            what = "unknown" if type_ == "ref" else "invalid value"
+            raise BadValue(f"{what} '{name}' for '{param.name}'", did_you_mean(name, options), node)
+        return name
+    raise AssertionError(type_)
+
+
+def _check_range(param: Param, value: float, written: str, node: Value) -> None:
+    too_low = param.min is not None and value < param.min
+    too_high = param.max is not None and value > param.max
+    if too_low or too_high:
+        raise BadValue(f"'{param.name}' = {written} is out of range", f"allowed: {param.describe()}", node)
+
+
+def _kind(node: Value) -> str:
+    return {Number: "the number", String: "the string", Word: "the name", List: "the list"}[type(node)]
+
+
+def map_values(value: Any, fn: Callable[[Any], Any]) -> Any:
+    """Apply `fn` to a value or to every value of a sweep."""
+    if isinstance(value, Sweep):
+        return Sweep(tuple(fn(v) for v in value.values))
+    return fn(value)

@@ -1,0 +1,83 @@
+"""The canonical text of a spec: `icl fmt`.
+
+Two-space indentation, one entry per line, `key = value`, one blank line between
+top-level sections, numbers as written. Comments stay where they were: a comment
+on its own line is emitted before the entry that follows it, a comment at the end
+of a line stays at the end of that entry's line.
+"""
+from __future__ import annotations
+
+import json
+
+from icl.dsl.ast import Assignment, Import, List, Number, Section, SpecFile, String, Value, Word
+
+
+def format_spec(spec: SpecFile) -> str:
+    return _Formatter(spec).run()
+
+
+def format_value(value: Value) -> str:
+    if isinstance(value, Number):
+        return value.text
+    if isinstance(value, String):
+        return json.dumps(value.value, ensure_ascii=False)
+    if isinstance(value, Word):
+        return value.name
+    if isinstance(value, List):
+        return "[" + ", ".join(format_value(v) for v in value.items) + "]"
+    raise TypeError(value)
+
+
+class _Formatter:
+    def __init__(self, spec: SpecFile):
+        self.spec = spec
+        self.pending = list(spec.comments)  # in source order
+        self.out: list[str] = []
+
+    def run(self) -> str:
+        previous = None
+        for item in self.spec.items:
+            line = item.pos.line if item.pos else 0
+            if previous is not None and not (isinstance(previous, Import) and isinstance(item, Import)):
+                self.out.append("")
+            self.leading(line, 0)
+            if isinstance(item, Import):
+                self.out.append(f"import {json.dumps(item.path, ensure_ascii=False)}" + self.trailing(line))
+            else:
+                self.section(item, 0)
+            previous = item
+        self.leading(10**9, 0)
+        return "\n".join(self.out).rstrip("\n") + "\n"
+
+    def leading(self, line: int, depth: int) -> None:
+        """Emit the comments that come before `line`."""
+        while self.pending and self.pending[0].line < line:
+            self.out.append("  " * depth + self.pending.pop(0).text)
+
+    def trailing(self, line: int) -> str:
+        """A comment at the end of `line`, if any."""
+        if self.pending and self.pending[0].line == line:
+            return "  " + self.pending.pop(0).text
+        return ""
+
+    def section(self, section: Section, depth: int) -> None:
+        pad = "  " * depth
+        head = section.kind
+        if section.name:
+            head += f" {section.name}"
+        if section.base:
+            head += f" extends {section.base}"
+        line = section.pos.line if section.pos else 0
+        if not section.entries:
+            self.out.append(f"{pad}{head} {{}}" + self.trailing(line))
+            return
+        self.out.append(f"{pad}{head} {{" + self.trailing(line))
+        for entry in section.entries:
+            entry_line = entry.pos.line if entry.pos else 0
+            self.leading(entry_line, depth + 1)
+            if isinstance(entry, Assignment):
+                self.out.append(f"{pad}  {entry.key} = {format_value(entry.value)}" + self.trailing(entry_line))
+            else:
+                self.section(entry, depth + 1)
+        self.leading(section.end_line, depth + 1)
+        self.out.append(f"{pad}}}" + self.trailing(section.end_line))

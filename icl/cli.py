@@ -1,0 +1,171 @@
+"""The `icl` command: check, format, list and compare specs; train and evaluate runs.
+
+User mistakes (a bad spec, a missing file, an unknown run) print one positioned
+message on stderr and exit with status 2; nothing is written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from icl.errors import IclError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except IclError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `icl runs --json | head`
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="icl", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("check", help="validate specs and print their table of runs")
+    c.add_argument("files", nargs="+", metavar="FILE")
+    c.set_defaults(handler=cmd_check)
+
+    f = sub.add_parser("fmt", help="print a spec in canonical form")
+    f.add_argument("file", metavar="FILE")
+    f.add_argument("--write", action="store_true", help="rewrite the file in place (atomically)")
+    f.set_defaults(handler=cmd_fmt)
+
+    r = sub.add_parser("runs", help="print the runs of specs")
+    r.add_argument("files", nargs="+", metavar="FILE")
+    r.add_argument("--json", action="store_true", help="a JSON array, one object per run")
+    r.set_defaults(handler=cmd_runs)
+
+    d = sub.add_parser("diff", help="which runs spec B adds, removes or changes relative to spec A")
+    d.add_argument("a", metavar="A")
+    d.add_argument("b", metavar="B")
+    d.set_defaults(handler=cmd_diff)
+
+    t = sub.add_parser("train", help="train one run of a spec")
+    t.add_argument("spec", metavar="SPEC")
+    t.add_argument("--run", required=True, metavar="ID", help="run id (or a unique prefix)")
+    t.add_argument("--out", required=True, metavar="DIR", help="the run's folder")
+    t.add_argument("--max-steps", type=int, metavar="N", help="stop after N steps (quick checks)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the spec's device")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(handler=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate one trained run of a spec")
+    e.add_argument("spec", metavar="SPEC")
+    e.add_argument("--run", required=True, metavar="ID", help="run id (or a unique prefix)")
+    e.add_argument("--run-dir", required=True, metavar="DIR", help="the trained run's folder")
+    e.add_argument("--out", required=True, metavar="FILE", help="where to write the evaluation JSON")
+    e.add_argument("--prompts", type=int, metavar="N", help="override the number of prompts")
+    e.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(handler=cmd_eval)
+    return p
+
+
+def _runs(files: list[str]) -> list[dict]:
+    from icl.compiler.runs import runs_of
+
+    return runs_of(files)
+
+
+def cmd_check(args) -> int:
+    runs = _runs(args.files)
+    rows = [("id", "experiment", "model", "params", "task", "seed", "sweep", "layers")]
+    for r in runs:
+        sweep = " ".join(f"{k}={v}" for k, v in r["sweep"].items()) or "-"
+        tokens = r["layers"].split()
+        layers = r["layers"] if len(r["layers"]) <= 32 else f"{r['layers'][:28]}... ({len(tokens)} layers)"
+        rows.append((r["id"], r["experiment"], r["model"], _human(r["params"]), r["task"], str(r["seed"]),
+                     sweep, layers))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print(f"{len(runs)} runs in {len(args.files)} file(s): ok", file=sys.stderr)
+    return 0
+
+
+def _human(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f}M"
+    if n >= 1_000:
+        return f"{n / 1e3:.1f}k"
+    return str(n)
+
+
+def cmd_fmt(args) -> int:
+    from icl.dsl import format_spec, parse_file
+
+    text = format_spec(parse_file(args.file))
+    if args.write:
+        from icl.training.atomic import write_bytes
+
+        write_bytes(Path(args.file), text.encode("utf-8"))
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_runs(args) -> int:
+    runs = _runs(args.files)
+    if args.json:
+        json.dump(runs, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        for r in runs:
+            print(r["id"], r["experiment"], r["model"], r["task"], r["seed"])
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from icl.compiler.diff import diff_runs, render_diff
+
+    print(render_diff(diff_runs(_runs([args.a]), _runs([args.b]))))
+    return 0
+
+
+def _find_run(spec: str, prefix: str) -> dict:
+    runs = _runs([spec])
+    hits = {r["id"]: r for r in runs if r["id"].startswith(prefix)}
+    if not hits:
+        raise IclError(f"{spec} has no run with id '{prefix}'", "list them with: icl check " + spec)
+    if len(hits) > 1:
+        raise IclError(f"run id '{prefix}' is ambiguous in {spec}: " + ", ".join(sorted(hits)))
+    return next(iter(hits.values()))
+
+
+def cmd_train(args) -> int:
+    run = _find_run(args.spec, args.run)
+    from icl.training.train import train_run
+
+    status = train_run(run, Path(args.out), max_steps=args.max_steps, device=args.device,
+                       progress=not args.no_progress)
+    if status.get("state") == "diverged":
+        print(f"{args.out}: run {run['id']} diverged at step {status.get('step')}: {status.get('message')}",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    run = _find_run(args.spec, args.run)
+    from icl.evaluation.evaluate import evaluate_run
+
+    evaluate_run(run, Path(args.run_dir), Path(args.out), device=args.device, prompts=args.prompts,
+                 progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
