@@ -1,0 +1,40 @@
+"""S4-Mamba mixer (token "SM"): the Mamba mixer with its selective scan replaced by S4D.
+
+    x, z = in_proj(u);  x = SiLU(causal depthwise conv(x));  y = S4D(x) (incl. D skip);
+    out  = out_proj(y * z)
+
+As in the study's code there is no x_proj or dt_proj, and the output is gated by z itself,
+not SiLU(z). The study keeps dropout 0.1 inside this mixer (a known defect, ../shared/paper.md);
+here the model's `dropout` option on block outputs is the only dropout.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from icl.blocks.mamba import causal_depthwise_conv
+from icl.blocks.s4d import S4DKernel
+
+
+class S4MambaMixer(nn.Module):
+    """Init: in_proj, conv PyTorch's default; out_proj PyTorch's default / sqrt(n_layers); S4D as s4d.py."""
+
+    def __init__(self, width: int, *, d_state: int, d_conv: int, expand: int, n_layers: int = 1,
+                 init_std: float = 0.02):
+        super().__init__()
+        inner = expand * width
+        self.in_proj = nn.Linear(width, 2 * inner, bias=False)
+        self.conv1d = nn.Conv1d(inner, inner, d_conv, groups=inner, padding=d_conv - 1, bias=True)
+        self.s4d = S4DKernel(inner, d_state)
+        self.out_proj = nn.Linear(inner, width, bias=False)
+        with torch.no_grad():
+            self.out_proj.weight /= math.sqrt(n_layers)
+
+    def forward(self, u: Tensor) -> Tensor:
+        x, z = self.in_proj(u).transpose(1, 2).chunk(2, dim=1)   # (B, E, L) each
+        x = F.silu(causal_depthwise_conv(x, self.conv1d))
+        y = self.s4d(x) * z
+        return self.out_proj(y.transpose(1, 2))

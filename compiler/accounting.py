@@ -1,0 +1,281 @@
+"""Analytic accounting of a model: exact parameter count, recurrent state and FLOPs per token.
+
+Torch-free (so `icl check` stays fast): everything is computed from the layer string, the
+model options and the task's Layout. tests/test_accounting.py asserts that `params` equals the
+numel of the built module for every token at several sizes.
+
+Definitions
+- params: numel of the built ICLModel (read-in, positions, layers with their norms, final norm,
+  read-out).
+- state_size: recurrent state per sequence that a model carries from one token to the next, as
+  zoology counts it: attention 2 * D * T (keys and values of the longest prompt, T tokens), Mamba
+  and S4-Mamba E * N, S4 D * N, Mamba-2 E * N (heads * headdim * N), MLP 0. Short-conv buffers
+  are not counted (zoology does not either).
+- flops_per_token: forward FLOPs per token at the longest prompt, 2 per multiply-add of every
+  matmul and convolution, plus the scans (6 per state element: discretise, update, read out) and
+  the FFT convolutions (three real FFTs of size 2T, 5/2 n log2 n each, + the spectral product).
+  Norms, activations and softmax are not counted. Attention's score and value products count
+  the causal average of (T + 1) / 2 keys.
+"""
+from __future__ import annotations
+
+import math
+
+from icl.blocks.catalog import BLOCK_OPTIONS, BLOCKS, MODEL_OPTIONS
+
+# Largest causal conv width accepted: Mamba uses 4; fused causal-conv kernels go to 4, and a
+# conv much wider than that stops being a "short" convolution (use attention or an SSM).
+MAX_D_CONV = 16
+# Widths `solve_width` searches.
+MAX_WIDTH = 65536
+BUDGET_TOLERANCE = 0.02
+
+_MODEL_DEFAULTS = {p.name: p.default for p in MODEL_OPTIONS}
+
+
+def layer_tokens(model_config: dict) -> list[str]:
+    """The expanded layer string as a list of tokens (the dsl expands groups and repeats)."""
+    return str(model_config.get("layers", "")).split()
+
+
+def model_option(model_config: dict, name: str):
+    value = model_config.get(name)
+    return _MODEL_DEFAULTS.get(name) if value is None else value
+
+
+def block_options(model_config: dict, token: str, width: int | None = None) -> dict:
+    """The options block `token` reads, defaults filled in and dt_rank resolved (ceil(D / 16))."""
+    options = {}
+    for name in BLOCKS[token].options:
+        value = model_config.get(name)
+        options[name] = BLOCK_OPTIONS[name].default if value is None else value
+    if "dt_rank" in options and options["dt_rank"] is None:
+        width = model_config.get("width") if width is None else width
+        options["dt_rank"] = math.ceil(width / 16)
+    return options
+
+
+def norm_params(norm: str, width: int) -> int:
+    return 2 * width if norm == "layernorm" else width
+
+
+def block_params(token: str, width: int, o: dict) -> int:
+    """Parameters of one block (without its pre-norm)."""
+    D = width
+    if token == "A":
+        return 4 * D * D + (4 * D if o["bias"] else 0)
+    if token == "F":
+        hidden = o["mlp_ratio"] * D
+        return 2 * D * hidden + (hidden + D if o["bias"] else 0)
+    if token == "M":
+        E, N, R = o["expand"] * D, o["d_state"], o["dt_rank"]
+        # in_proj 2DE, conv E*(k+1), x_proj E(R+2N), dt_proj RE+E, A_log EN, D E, out_proj ED
+        return 3 * D * E + E * (o["d_conv"] + 1) + E * (R + 2 * N) + R * E + E + E * N + E
+    if token == "S":
+        return s4d_params(D, o["d_state"]) + 2 * D * D + 2 * D
+    if token == "SM":
+        E = o["expand"] * D
+        return 3 * D * E + E * (o["d_conv"] + 1) + s4d_params(E, o["d_state"])
+    if token == "M2":
+        E, N = o["expand"] * D, o["d_state"]
+        H = E // o["headdim"]
+        # in_proj D(2E+2N+H), conv (E+2N)(k+1), dt_bias/A_log/D 3H, gated norm E, out_proj ED
+        return D * (2 * E + 2 * N + H) + (E + 2 * N) * (o["d_conv"] + 1) + 3 * H + E + E * D
+    raise KeyError(f"unknown layer token {token!r}")
+
+
+def s4d_params(channels: int, d_state: int) -> int:
+    """log_dt H, C H*N (N/2 complex), log_A_real and A_imag H*N/2 each, D H."""
+    return 2 * channels + 2 * channels * (d_state // 2) * 2
+
+
+def block_state_size(token: str, width: int, o: dict, tokens: int) -> int:
+    if token == "A":
+        return 2 * width * tokens
+    if token == "F":
+        return 0
+    if token == "S":
+        return width * o["d_state"]
+    return o["expand"] * width * o["d_state"]  # M, SM, M2
+
+
+def fft_conv_flops(channels: int, tokens: int) -> int:
+    """Per token: three real FFTs of size 2T (5/2 n log2 n each, over T tokens), the complex
+    product (6 per bin) and the D skip (2)."""
+    n = 2 * tokens
+    return round(channels * (3 * 2.5 * n * math.log2(n) / tokens + 6 + 2))
+
+
+def block_flops(token: str, width: int, o: dict, tokens: int) -> int:
+    D = width
+    if token == "A":
+        return 2 * 4 * D * D + 2 * D * (tokens + 1)
+    if token == "F":
+        return 2 * 2 * o["mlp_ratio"] * D * D
+    if token == "M":
+        E, N, R = o["expand"] * D, o["d_state"], o["dt_rank"]
+        return 2 * (2 * D * E + E * o["d_conv"] + E * (R + 2 * N) + R * E + E * D) + 6 * E * N
+    if token == "S":
+        return fft_conv_flops(D, tokens) + 2 * D * 2 * D
+    if token == "SM":
+        E = o["expand"] * D
+        return 2 * (2 * D * E + E * o["d_conv"] + E * D) + fft_conv_flops(E, tokens) + E
+    if token == "M2":
+        E, N = o["expand"] * D, o["d_state"]
+        H = E // o["headdim"]
+        return 2 * (D * (2 * E + 2 * N + H) + (E + 2 * N) * o["d_conv"] + E * D) + 6 * E * N
+    raise KeyError(f"unknown layer token {token!r}")
+
+
+def io_params(model_config: dict, layout, width: int) -> dict[str, int]:
+    """Parameters outside the layers: read-in, positions, final norm, read-out."""
+    read_in = layout.vocab * width if layout.vocab > 0 else layout.token_dim * width + width
+    positions = layout.tokens * width if model_option(model_config, "positions") == "learned" else 0
+    return {"read_in": read_in, "positions": positions,
+            "final_norm": norm_params(model_option(model_config, "norm"), width),
+            "read_out": width * layout.out_dim + layout.out_dim}
+
+
+def account(model_config: dict, layout, width: int | None = None) -> dict[str, int]:
+    """{"params", "state_size", "flops_per_token"} of the model `model_config` for `layout`."""
+    width = model_config["width"] if width is None else width
+    norm = model_option(model_config, "norm")
+    params = sum(io_params(model_config, layout, width).values())
+    state = 0
+    read_in_flops = 0 if layout.vocab > 0 else 2 * layout.token_dim * width
+    flops = read_in_flops + 2 * width * layout.out_dim
+    for token in layer_tokens(model_config):
+        o = block_options(model_config, token, width)
+        params += norm_params(norm, width) + block_params(token, width, o)
+        state += block_state_size(token, width, o, layout.tokens)
+        flops += block_flops(token, width, o, layout.tokens)
+    return {"params": params, "state_size": state, "flops_per_token": flops}
+
+
+def check_model(model_config: dict, layout) -> list[tuple[str, str]]:
+    """Semantic errors of a resolved model for a task, as (option to blame, one-line message).
+    The width may be absent (a params budget); width-dependent checks are then skipped."""
+    errors: list[tuple[str, str]] = []
+    tokens = layer_tokens(model_config)
+    if not tokens:
+        return [("layers", "the layer string has no layers")]
+    unknown = sorted({t for t in tokens if t not in BLOCKS})
+    if unknown:
+        return [("layers", f"unknown layer token(s) {', '.join(unknown)} (known: {' '.join(BLOCKS)})")]
+    used = {o for t in set(tokens) for o in BLOCKS[t].options}
+
+    width = model_config.get("width")
+    if width is not None and width < 1:
+        errors.append(("width", f"width must be a positive integer, got {width}"))
+        width = None
+    for name in sorted(used):
+        value = model_config.get(name)
+        if BLOCK_OPTIONS[name].type == "int" and value is not None and value < 1:
+            errors.append((name, f"{name} must be a positive integer, got {value}"))
+    if errors:
+        return errors
+
+    o = {name: (BLOCK_OPTIONS[name].default if model_config.get(name) is None else model_config[name])
+         for name in used}
+    if "d_conv" in used and o["d_conv"] > MAX_D_CONV:
+        errors.append(("d_conv", f"d_conv={o['d_conv']} is wider than {MAX_D_CONV}: the causal conv of "
+                                 "Mamba blocks is a short conv (Mamba uses 4)"))
+    if {"S", "SM"} & set(tokens) and o["d_state"] % 2:
+        errors.append(("d_state", f"d_state={o['d_state']} must be even for S4D blocks "
+                                  "(S / SM): its complex modes come in conjugate pairs"))
+    if "dt_min" in used and o["dt_min"] > o["dt_max"]:
+        errors.append(("dt_min", f"dt_min={o['dt_min']} is larger than dt_max={o['dt_max']}"))
+    if width is not None:
+        if "A" in tokens and width % o["heads"]:
+            errors.append(("heads", f"heads={o['heads']} does not divide width={width} "
+                                    f"(try width {_round_up(width, o['heads'])} or heads dividing {width})"))
+        if "M2" in tokens and (o["expand"] * width) % o["headdim"]:
+            errors.append(("headdim", f"headdim={o['headdim']} does not divide expand*width="
+                                      f"{o['expand'] * width} (Mamba-2 heads)"))
+    errors += _layout_errors(model_config, layout)
+    return errors
+
+
+def _layout_errors(model_config: dict, layout) -> list[tuple[str, str]]:
+    """Does the task's read-in / read-out fit this model?"""
+    errors = []
+    if layout.tokens < 1:
+        errors.append(("task", f"the task's prompts have {layout.tokens} tokens"))
+    if layout.out_dim < 1:
+        errors.append(("task", f"the task's read-out has {layout.out_dim} outputs"))
+    if layout.vocab <= 0 and layout.token_dim < 1:
+        errors.append(("task", f"the task's tokens have {layout.token_dim} dims"))
+    if layout.vocab > 0 and layout.out_dim != layout.vocab:
+        errors.append(("task", f"a token task reads out logits over its vocab ({layout.vocab}), "
+                               f"not {layout.out_dim} outputs"))
+    return errors
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+def width_step(model_config: dict) -> int:
+    """Widths must be multiples of this: heads (attention), headdim / gcd(headdim, expand) (Mamba-2)."""
+    tokens = set(layer_tokens(model_config))
+    step = 1
+    if "A" in tokens:
+        step = math.lcm(step, model_option_block(model_config, "heads"))
+    if "M2" in tokens:
+        headdim, expand = model_option_block(model_config, "headdim"), model_option_block(model_config, "expand")
+        step = math.lcm(step, headdim // math.gcd(headdim, expand))
+    return step
+
+
+def model_option_block(model_config: dict, name: str):
+    value = model_config.get(name)
+    return BLOCK_OPTIONS[name].default if value is None else value
+
+
+def _nearest_widths(model_config: dict, layout, budget: int) -> tuple[int | None, int | None]:
+    """The valid widths just below and just above the budget (None past the ends)."""
+    step = width_step(model_config)
+    count = lambda k: account(model_config, layout, width=k * step)["params"]
+    lo, hi = 1, MAX_WIDTH // step
+    if hi < 1:
+        return None, None
+    if count(hi) < budget:
+        return hi * step, None
+    if count(lo) >= budget:
+        return None, lo * step
+    while hi - lo > 1:  # invariant: count(lo) < budget <= count(hi); count grows with width
+        mid = (lo + hi) // 2
+        if count(mid) < budget:
+            lo = mid
+        else:
+            hi = mid
+    return lo * step, hi * step
+
+
+def solve_width(model_config: dict, layout, budget: int) -> int | None:
+    """The width whose parameter count is nearest to `budget`, if within 2%; else None.
+    dt_rank left unset (None) follows the width (ceil(width / 16))."""
+    candidates = [w for w in _nearest_widths(model_config, layout, budget) if w is not None]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda w: abs(account(model_config, layout, width=w)["params"] - budget))
+    if abs(account(model_config, layout, width=best)["params"] - budget) <= BUDGET_TOLERANCE * budget:
+        return best
+    return None
+
+
+def budget_error(model_config: dict, layout, budget: int) -> str:
+    """Why `solve_width` found no width: a one-line message naming the nearest widths."""
+    below, above = _nearest_widths(model_config, layout, budget)
+    step = width_step(model_config)
+    parts = []
+    for w in (below, above):
+        if w is not None:
+            parts.append(f"width {w} gives {account(model_config, layout, width=w)['params']:,}")
+    if below is None and above is not None and above == step:
+        return (f"params={budget:,} is below the smallest model of this layer string "
+                f"({'; '.join(parts)})")
+    if above is None:
+        return f"params={budget:,} is above the largest width searched ({'; '.join(parts)})"
+    unit = f" (widths are multiples of {step})" if step > 1 else ""
+    return f"no width gives params={budget:,} within 2%: {'; '.join(parts)}{unit}"

@@ -1,0 +1,74 @@
+"""Building the nn.Module of a model from its graph (compiler/graph.py).
+
+`build_model(model_config, layout)` is the entry point the rest of the project calls; the module
+is a plain ICLModel whose layers follow the layer string one for one.
+"""
+from __future__ import annotations
+
+import importlib
+
+import networkx as nx
+
+from icl.blocks.catalog import BLOCKS
+from icl.compiler.graph import check_graph, layer_nodes, model_graph
+
+
+def block_class(token: str):
+    """The block class of a layer token (catalog's "module:Class", imported here, lazily)."""
+    module, name = BLOCKS[token].module.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_from_graph(g: nx.DiGraph, backend: str | None = None):
+    from icl.blocks.heads import LearnedPositions, ReadIn, ReadOut
+    from icl.blocks.model import ICLModel
+    from icl.blocks.residual import PreNormResidual, make_norm
+
+    errors = check_graph(g)
+    if errors:
+        raise ValueError(f"invalid model graph: {errors[0]}")
+    width, norm, init_std = g.graph["width"], g.graph["norm"], g.graph["init_std"]
+    read_in = ReadIn(g.nodes["read_in"]["options"]["token_dim"], g.nodes["read_in"]["options"]["vocab"],
+                     width, init_std)
+    positions = None
+    if "positions" in g:
+        positions = LearnedPositions(g.nodes["positions"]["options"]["tokens"], width, init_std)
+    layers = []
+    for node in layer_nodes(g):
+        token, options = g.nodes[node]["kind"], g.nodes[node]["options"]
+        block = block_class(token)(width, n_layers=g.graph["n_layers"], init_std=init_std, **options)
+        layers.append(PreNormResidual(token, options, block, norm, width, g.graph["dropout"]))
+    model = ICLModel(read_in, positions, layers, make_norm(norm, width),
+                     ReadOut(width, g.nodes["read_out"]["options"]["out_dim"], init_std), graph_attrs=g.graph)
+    if backend is not None:
+        model.set_backend(backend)
+    return model
+
+
+def build_model(model_config: dict, layout, backend: str | None = None):
+    """ICLModel of a resolved `model_config` (width set) for a task Layout.
+    backend: selective-scan backend of Mamba blocks (auto | triton | reference; None = auto)."""
+    return build_from_graph(model_graph(model_config, layout), backend=backend)
+
+
+def graph_of(model) -> nx.DiGraph:
+    """The graph a built ICLModel realises, read back from its modules (round-trip tests)."""
+    g = nx.DiGraph(**model.graph_attrs)
+    count = lambda module: sum(p.numel() for p in module.parameters())
+    read_in = model.read_in
+    g.add_node("read_in", kind="read_in", params=count(read_in),
+               options={"token_dim": 0 if read_in.tokenized else read_in.map.in_features,
+                        "vocab": read_in.map.num_embeddings if read_in.tokenized else 0})
+    chain = ["read_in"]
+    if model.positions is not None:
+        g.add_node("positions", kind="positions", params=count(model.positions),
+                   options={"tokens": model.positions.table.num_embeddings})
+        chain.append("positions")
+    for i, layer in enumerate(model.layers):
+        g.add_node(f"layer{i}", kind=layer.token, index=i, options=dict(layer.options), params=count(layer))
+        chain.append(f"layer{i}")
+    g.add_node("final_norm", kind="final_norm", options={}, params=count(model.final_norm))
+    g.add_node("read_out", kind="read_out", options={"out_dim": model.read_out.map.out_features},
+               params=count(model.read_out))
+    nx.add_path(g, chain + ["final_norm", "read_out"])
+    return g
