@@ -54,6 +54,16 @@ class Prompts:
     def batch(self) -> int:
         return self.inputs.shape[0]
 
+    def head(self, count: int | None) -> "Prompts":
+        """The first `count` prompts (all of them when count is None or larger than the batch)."""
+        if count is None or count >= self.batch:
+            return self
+        def cut(t):
+            return t[:count] if isinstance(t, Tensor) and t.dim() > 0 and t.shape[0] == self.batch \
+                and t is not self.readout else t
+        return Prompts(cut(self.inputs), cut(self.targets), cut(self.mask), self.readout,
+                       cut(self.xs), cut(self.ys), {k: cut(v) for k, v in self.info.items()})
+
 
 class Task:
     """Base class; one subclass per task kind, constructed by `make_task(task_config)`.

@@ -1,0 +1,153 @@
+"""Multi-query associative recall: the vector-valued version of the study and zoology's token version."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from icl.tasks.base import Prompts, Task, active_mask, nan_where_masked, random_subset
+
+
+class VectorMQAR(Task):
+    """Keys and values: Gaussian vectors rescaled to norm sqrt(d) (active dims), tokens
+    k1, v1, ..., kn, vn, q with q a copy of a uniformly drawn key; the target is the value
+    of the key with the largest inner product with q, read at the last token.
+
+    Variants: "noisy_query" (Gaussian noise of std sigma added to q; "noisy_query:0.5" or
+    noise=0.5) and "query_position" (q copies key i, 0-based: "query_position:5" or
+    query_index=5; without an index prompt b queries key b mod n, so a batch covers
+    every position evenly and `info["query_index"]` says which).
+    """
+
+    kind = "vector_mqar"
+    metric_name = "1 - hit rate (argmax over keys of <pred, key>, the released proxy)"
+    reports_accuracy = True
+    option_names = {"noisy_query": "noise", "query_position": "query_index"}
+
+    def sample(self, generator, batch, *, dims=None, points=None, variant=None, **options):
+        dims, pairs = self.sizes(dims, points)
+        name, value = self.parse_variant(variant, options, self.option_names)
+        d, device = self.config["dims"], generator.device
+        scale = math.sqrt(dims)
+        active = active_mask(dims, d, device)
+
+        def unit_vectors():
+            v = torch.randn(batch, pairs, d, generator=generator, device=device) * active
+            return v / v.norm(dim=-1, keepdim=True) * scale
+
+        keys, values = unit_vectors(), unit_vectors()
+        if name == "query_position" and value is not None:
+            index = int(value)
+            if not 0 <= index < pairs:
+                raise ValueError(f"{self.kind}: query_position {index} not in [0, {pairs})")
+            query_index = torch.full((batch,), index, dtype=torch.long, device=device)
+        elif name == "query_position":
+            query_index = torch.arange(batch, device=device) % pairs
+        else:  # exclusive upper bound: the query always copies one of the n keys
+            query_index = torch.randint(0, pairs, (batch,), generator=generator, device=device)
+        query = keys[torch.arange(batch, device=device), query_index]
+        if name == "noisy_query":
+            sigma = 0.0 if value is None else value
+            query = query + sigma * torch.randn(batch, d, generator=generator, device=device) * active
+        target_index = torch.einsum("bnd,bd->bn", keys, query).argmax(dim=1)
+        target = values[torch.arange(batch, device=device), target_index]
+        inputs = torch.cat((torch.stack((keys, values), dim=2).reshape(batch, 2 * pairs, d),
+                            query.unsqueeze(1)), dim=1)
+        return Prompts(inputs=inputs, targets=target.unsqueeze(1),
+                       mask=torch.ones(batch, 1, dtype=torch.bool, device=device),
+                       readout=torch.full((1,), 2 * pairs, dtype=torch.long, device=device), xs=None, ys=None,
+                       info={"dims": dims, "points": pairs, "variant": name, "value": value,
+                             "query_index": query_index, "target_index": target_index})
+
+    def loss(self, pred, prompts):
+        return F.mse_loss(pred, prompts.targets)
+
+    @staticmethod
+    def keys_values(prompts: Prompts) -> tuple[Tensor, Tensor]:
+        pairs = (prompts.inputs.shape[1] - 1) // 2
+        return prompts.inputs[:, 0:2 * pairs:2], prompts.inputs[:, 1:2 * pairs:2]
+
+    def error(self, pred, prompts):
+        """The released proxy: hit iff argmax_j <pred, k_j> = argmax_j <target, k_j>."""
+        keys, _ = self.keys_values(prompts)
+        hit = (torch.einsum("bnd,bpd->bpn", keys, pred).argmax(-1)
+               == torch.einsum("bnd,bpd->bpn", keys, prompts.targets).argmax(-1))
+        return nan_where_masked(1.0 - hit.to(pred.dtype), prompts.mask)
+
+    def nearest_value_error(self, pred: Tensor, prompts: Prompts) -> Tensor:
+        """(B, 1): 0 iff the value nearest to the prediction is the target value."""
+        _, values = self.keys_values(prompts)
+        nearest = torch.cdist(pred, values).argmin(-1)
+        truth = torch.cdist(prompts.targets, values).argmin(-1)
+        return nan_where_masked(1.0 - (nearest == truth).to(pred.dtype), prompts.mask)
+
+
+class TokenMQAR(Task):
+    """Zoology's multi-query associative recall over token ids.
+
+    Token 0 is filler; keys come from [1, V/2), values from [V/2, V). The first 2n
+    tokens are n (key, value) pairs with distinct keys; the rest of the sequence has
+    (seq_len - 2n) // 2 two-token slots, of which n, chosen uniformly, hold each key
+    once (random order) followed by its value, the others filler. The model must
+    predict the value at every query-key token: targets cover every position, and
+    `mask` marks the query positions (the readout is every token).
+    """
+
+    kind = "token_mqar"
+    metric_name = "error rate (1 - recall accuracy)"
+    reports_accuracy = True
+
+    def __init__(self, config):
+        super().__init__(config)
+        vocab, pairs, seq_len = config["vocab"], config["pairs"], config["seq_len"]
+        if vocab // 2 - 1 < pairs:
+            raise ValueError(f"token_mqar: vocab={vocab} has {vocab // 2 - 1} key tokens, "
+                             f"fewer than pairs={pairs}")
+        if (seq_len - 2 * pairs) // 2 < pairs:
+            raise ValueError(f"token_mqar: seq_len={seq_len} too short for {pairs} pairs "
+                             f"and their queries (needs at least {4 * pairs})")
+
+    def default_sizes(self):
+        return 0, self.config["pairs"]
+
+    def sizes(self, dims, points):
+        pairs = self.config["pairs"] if points is None else int(points)
+        if not 1 <= pairs <= self.config["pairs"]:
+            raise ValueError(f"token_mqar: points={pairs} must be in [1, {self.config['pairs']}]")
+        return 0, pairs
+
+    def sample(self, generator, batch, *, dims=None, points=None, variant=None, **options):
+        _, pairs = self.sizes(dims, points)
+        self.parse_variant(variant, options)
+        vocab, seq_len, device = self.config["vocab"], self.config["seq_len"], generator.device
+        half = vocab // 2
+        keys = random_subset(generator, batch, half - 1, pairs) + 1
+        values = torch.randint(half, vocab, (batch, pairs), generator=generator, device=device)
+        inputs = torch.zeros(batch, seq_len, dtype=torch.long, device=device)
+        inputs[:, 0:2 * pairs:2] = keys
+        inputs[:, 1:2 * pairs:2] = values
+        slots = (seq_len - 2 * pairs) // 2
+        slot = random_subset(generator, batch, slots, pairs).sort(dim=1).values
+        order = random_subset(generator, batch, pairs, pairs)   # which pair each query asks for
+        where = 2 * pairs + 2 * slot
+        inputs.scatter_(1, where, keys.gather(1, order))
+        inputs.scatter_(1, where + 1, values.gather(1, order))
+        targets = torch.zeros(batch, seq_len, dtype=torch.long, device=device)
+        targets.scatter_(1, where, values.gather(1, order))
+        mask = torch.zeros(batch, seq_len, dtype=torch.bool, device=device)
+        mask.scatter_(1, where, True)
+        return Prompts(inputs=inputs, targets=targets, mask=mask,
+                       readout=torch.arange(seq_len, device=device), xs=None, ys=None,
+                       info={"dims": 0, "points": pairs, "variant": None})
+
+    def loss(self, pred, prompts):
+        # cross-entropy at the query positions; weighted, not indexed, to avoid a host sync
+        ce = F.cross_entropy(pred.transpose(1, 2), prompts.targets, reduction="none")
+        mask = prompts.mask.to(ce.dtype)
+        return (ce * mask).sum() / mask.sum().clamp_min(1.0)
+
+    def error(self, pred, prompts):
+        wrong = (pred.argmax(-1) != prompts.targets).to(torch.float32)
+        return nan_where_masked(wrong, prompts.mask)
