@@ -47,8 +47,8 @@ EVAL_PARAMS: tuple[Param, ...] = (
     Param("prompts", "int", 1280, min=1, max=10**8, doc="fresh prompts, seeds disjoint from training's"),
     Param("bootstrap", "int", 1000, min=1, max=10**6, doc="bootstrap resamples for the 5%/95% band"),
     Param("batch", "int", 256, min=1, max=10**6, doc="prompts per forward pass"),
-    Param("variants", "list[str]", ("all",), doc="named variants of the task (all: every one it has)"),
-    Param("baselines", "list[str]", ("auto",), doc="classical baselines (auto: all that apply)"),
+    Param("variants", "list[ref]", ("all",), doc="named variants of the task (all: every one it has)"),
+    Param("baselines", "list[ref]", ("auto",), doc="classical baselines (auto: all that apply)"),
     Param("noise_sigmas", "list[float]", (0.1, 0.25, 0.5, 1.0, 2.0, 5.0), min=0.0, max=1e6,
           doc="query noise levels of MQAR's noisy_query variant"),
 )
@@ -65,7 +65,8 @@ class Checked:
     name: str | None
     pos: Pos | None
     values: dict[str, Any] = field(default_factory=dict)
-    where: dict[str, Pos] = field(default_factory=dict)
+    where: dict[str, Pos] = field(default_factory=dict)      # of each value
+    key_where: dict[str, Pos] = field(default_factory=dict)  # of each key
     local: set[str] = field(default_factory=set)
     item_where: dict[str, list[Pos]] = field(default_factory=dict)  # positions of a sweep's values
     sub: dict[str, "Checked"] = field(default_factory=dict)
@@ -216,6 +217,7 @@ class _Loader:
                                      did_you_mean(entry.key, by_name))
                 out.values[entry.key] = self.value(param, entry, (choices or {}).get(entry.key))
                 out.where[entry.key] = entry.value.pos or entry.pos
+                out.key_where[entry.key] = entry.pos
                 if isinstance(entry.value, List):
                     out.item_where[entry.key] = [item.pos for item in entry.value.items]
                 if section is own:
@@ -254,14 +256,14 @@ class _Loader:
         for key in checked.local:
             if key in BLOCK_OPTIONS and not any(key in BLOCKS[t].options for t in used):
                 users = ", ".join(users_of(key))
-                raise self.error(checked.where[key],
+                raise self.error(checked.key_where[key],
                                  f"option '{key}' has no effect: no block in this model's layers reads it",
                                  f"'{key}' is read by: {users}")
         if checked.values["width"] is None and checked.values["params"] is None:
             raise self.error(section.name_pos, f"model '{section.name}' needs a width or a parameter budget",
                              "add width = 256 or params = 10M")
         if checked.values["width"] is not None and checked.values["params"] is not None:
-            raise self.error(checked.where["params"], "give either width or params, not both",
+            raise self.error(checked.key_where["params"], "give either width or params, not both",
                              "params picks the width that meets the budget")
         return checked
 

@@ -60,6 +60,17 @@ class _Formatter:
             return "  " + self.pending.pop(0).text
         return ""
 
+    def inline(self, section: Section, head: str) -> str | None:
+        """`dims { start = 5  end = 20 }`: small nested sections written on one line stay on one."""
+        if not all(isinstance(e, Assignment) for e in section.entries) or len(section.entries) > 4:
+            return None
+        # A comment cannot sit inside a one-line section ('#' runs to the end of the line).
+        if section.end_line != (section.pos.line if section.pos else 0):
+            return None
+        body = "  ".join(f"{e.key} = {format_value(e.value)}" for e in section.entries)
+        text = f"{head} {{ {body} }}"
+        return text if len(text) <= 100 else None
+
     def section(self, section: Section, depth: int) -> None:
         pad = "  " * depth
         head = section.kind
@@ -71,12 +82,19 @@ class _Formatter:
         if not section.entries:
             self.out.append(f"{pad}{head} {{}}" + self.trailing(line))
             return
-        self.out.append(f"{pad}{head} {{" + self.trailing(line))
-        for entry in section.entries:
-            entry_line = entry.pos.line if entry.pos else 0
-            self.leading(entry_line, depth + 1)
+        lines = [e.pos.line if e.pos else 0 for e in section.entries]
+        inline = self.inline(section, pad + head) if depth > 0 else None
+        if inline is not None:
+            self.out.append(inline + self.trailing(line))
+            return
+        # A comment at the end of a line belongs to the last entry that starts on that line.
+        self.out.append(f"{pad}{head} {{" + ("" if line in lines else self.trailing(line)))
+        for i, entry in enumerate(section.entries):
+            self.leading(lines[i], depth + 1)
+            last_on_line = i + 1 == len(lines) or lines[i + 1] != lines[i]
             if isinstance(entry, Assignment):
-                self.out.append(f"{pad}  {entry.key} = {format_value(entry.value)}" + self.trailing(entry_line))
+                tail = self.trailing(lines[i]) if last_on_line else ""
+                self.out.append(f"{pad}  {entry.key} = {format_value(entry.value)}" + tail)
             else:
                 self.section(entry, depth + 1)
         self.leading(section.end_line, depth + 1)

@@ -1,0 +1,83 @@
+"""`icl diff A B`: which runs B adds, removes or changes relative to A.
+
+Runs are matched by what names them (experiment, model, task, seed and sweep
+values); a matched pair with different ids is a change, listed with the
+hyper-parameters that differ.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunDiff:
+    added: list[dict] = field(default_factory=list)
+    removed: list[dict] = field(default_factory=list)
+    changed: list[tuple[dict, dict, list[str]]] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def _key(run: dict) -> tuple:
+    return (run["experiment"], run["model"], run["task"], run["seed"],
+            tuple(sorted((k, repr(v)) for k, v in run["sweep"].items())))
+
+
+def _flatten(obj, prefix: str = "") -> dict[str, object]:
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else k))
+        return out
+    return {prefix: obj}
+
+
+_COMPARED = ("layers", "model_config", "task_config", "train", "eval", "params")
+
+
+def changes(a: dict, b: dict) -> list[str]:
+    """'key: old -> new' for every resolved value that differs."""
+    fa = _flatten({k: a[k] for k in _COMPARED})
+    fb = _flatten({k: b[k] for k in _COMPARED})
+    out = []
+    for key in sorted(set(fa) | set(fb)):
+        if key == "layers":  # model_config.layers says it
+            continue
+        if fa.get(key) != fb.get(key):
+            out.append(f"{key}: {fa.get(key, '-')} -> {fb.get(key, '-')}")
+    return out
+
+
+def diff_runs(a: list[dict], b: list[dict]) -> RunDiff:
+    before = {_key(r): r for r in a}
+    after = {_key(r): r for r in b}
+    result = RunDiff()
+    for key, run in after.items():
+        if key not in before:
+            result.added.append(run)
+        elif (before[key]["id"], before[key]["eval_id"]) != (run["id"], run["eval_id"]):
+            result.changed.append((before[key], run, changes(before[key], run)))
+        else:
+            result.unchanged += 1
+    result.removed = [run for key, run in before.items() if key not in after]
+    return result
+
+
+def _name(run: dict) -> str:
+    sweep = "".join(f" {k}={v}" for k, v in run["sweep"].items())
+    return f"{run['experiment']}/{run['model']}/{run['task']} seed={run['seed']}{sweep}"
+
+
+def render_diff(d: RunDiff) -> str:
+    lines = []
+    for run in d.added:
+        lines.append(f"+ {run['id']}  {_name(run)}")
+    for run in d.removed:
+        lines.append(f"- {run['id']}  {_name(run)}")
+    for old, new, what in d.changed:
+        retrain = old["id"] != new["id"]
+        verb = "retrain" if retrain else "re-evaluate"
+        lines.append(f"~ {old['id']} -> {new['id']}  {_name(new)}  ({verb})")
+        lines += [f"    {w}" for w in what]
+    lines.append(f"{len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed, "
+                 f"{d.unchanged} unchanged")
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""The `icl` command as a user runs it: exit codes, one-line errors, no tracebacks, nothing written."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+PAPER = str(ROOT / "specs" / "paper" / "study.icl")
+
+
+def icl(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "icl.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_check_lists_the_paper_matrix():
+    out = icl("check", PAPER)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].split()[:5] == ["id", "experiment", "model", "params", "task"]
+    assert len(lines) == 1 + 54
+    assert "54 runs" in out.stderr
+
+
+def test_runs_json_has_ids_layers_and_counts():
+    out = icl("runs", "--json", PAPER)
+    runs = json.loads(out.stdout)
+    assert len(runs) == 54
+    for key in ("id", "spec", "model", "layers", "task", "seed", "params", "state_size", "flops_per_token",
+                "model_config", "task_config", "train", "eval"):
+        assert key in runs[0]
+    assert all(isinstance(r["params"], int) and isinstance(r["state_size"], int) for r in runs)
+    assert all("  " not in r["layers"] for r in runs)
+
+
+def test_bad_spec_prints_one_positioned_error_and_exits_2(tmp_path):
+    spec = tmp_path / "bad.icl"
+    spec.write_text('model m {\n  layers = "M*2"\n  d_stat = 16\n}\n')
+    out = icl("check", str(spec))
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines()[0] == f"{spec}:3:3: error: unknown key 'd_stat' in model"
+    assert "hint: did you mean 'd_state'?" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_file_is_an_error_not_a_traceback(tmp_path):
+    out = icl("check", str(tmp_path / "nope.icl"))
+    assert out.returncode == 2 and "no such file" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_fmt_write_leaves_a_bad_file_untouched(tmp_path):
+    spec = tmp_path / "bad.icl"
+    text = 'model m { layers = "M*2" width = }\n'
+    spec.write_text(text)
+    out = icl("fmt", "--write", str(spec))
+    assert out.returncode == 2 and spec.read_text() == text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.icl"]
+
+
+def test_fmt_prints_canonical_text(tmp_path):
+    spec = tmp_path / "s.icl"
+    spec.write_text('model m {layers="M*2" width=8}\n')
+    out = icl("fmt", str(spec))
+    assert out.returncode == 0 and out.stdout == 'model m {\n  layers = "M*2"\n  width = 8\n}\n'
+
+
+def test_diff_reports_added_removed_and_changed(tmp_path):
+    a = tmp_path / "a.icl"
+    b = tmp_path / "b.icl"
+    a.write_text('model m { layers = "M*2" width = 8 }\nmodel n { layers = "S" width = 8 }\n'
+                 'experiment e { models = [m, n] tasks = [linear_regression] }\n')
+    b.write_text('model m { layers = "M*3" width = 8 }\nmodel k { layers = "S" width = 8 }\n'
+                 'experiment e { models = [m, k] tasks = [linear_regression] }\n')
+    out = icl("diff", str(a), str(b))
+    assert out.returncode == 0, out.stderr
+    assert "1 added, 1 removed, 1 changed, 0 unchanged" in out.stdout
+    assert "model_config.layers: M M -> M M M" in out.stdout
+
+
+def test_unknown_run_id_is_a_clear_error(tmp_path):
+    out = icl("train", PAPER, "--run", "zzzz", "--out", str(tmp_path / "r"))
+    assert out.returncode == 2 and "has no run with id 'zzzz'" in out.stderr
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,109 @@
+"""Run expansion: the study's matrix, sweeps, seeds, stable content-hashed ids, diff."""
+from __future__ import annotations
+
+from icl.compiler.diff import diff_runs
+from icl.compiler.runs import runs_of
+from icl.dsl import format_spec, parse_file
+
+from conftest import ROOT
+
+PAPER = ROOT / "specs" / "paper" / "study.icl"
+# Parameter counts of the released code at D = 256 (../shared/paper.md).
+PAPER_PARAMS = {"transformer": 9.5e6, "mamba": 10.5e6, "s4": 3.4e6, "s4_mamba": 9.9e6,
+                "standard_hybrid": 8.5e6, "mambaformer": 8.9e6}
+
+BASE = '''
+model mamba { layers = "M*2" width = 16 }
+model hybrid { layers = "M (A M)*1" width = 16 heads = 2 }
+experiment e {
+  models = [mamba, hybrid]
+  tasks = [linear_regression]
+  train { steps = 10 lr = [1e-3, 1e-4] seeds = [0, 1] }
+}
+'''
+
+
+def test_paper_study_is_the_full_matrix_with_the_released_parameter_counts():
+    runs = runs_of([PAPER])
+    assert len(runs) == 9 * 6
+    assert {r["task"] for r in runs} == {
+        "linear_regression", "sparse_linear_regression", "relu_2nn_regression", "decision_tree",
+        "orthogonal_outlier_regression", "many_outlier_regression", "sparse_parity", "chain_of_thought",
+        "vector_mqar"}
+    for r in runs:
+        if r["task"] == "linear_regression":
+            assert abs(r["params"] - PAPER_PARAMS[r["model"]]) / PAPER_PARAMS[r["model"]] < 0.03, r["model"]
+    lr = {r["task"]: r["train"]["lr"] for r in runs}
+    assert lr["decision_tree"] == lr["sparse_parity"] == 4e-4 and lr["vector_mqar"] == 2e-4
+    assert lr["linear_regression"] == 1e-4
+    mqar = next(r for r in runs if r["task"] == "vector_mqar")
+    assert mqar["train"]["clip"] == 100 and mqar["eval"]["prompts"] == 12800
+    many = next(r for r in runs if r["task"] == "many_outlier_regression")
+    assert many["train"]["steps"] == 1_000_000
+    assert many["task_config"]["curriculum"]["points"] == {"start": 12, "end": 512, "inc": 2, "interval": 200}
+    mf = next(r for r in runs if r["model"] == "mambaformer")
+    assert mf["layers"].split().count("M") == 13 and mf["model_config"]["positions"] == "none"
+
+
+def test_sweeps_times_seeds(write_spec):
+    runs = runs_of([write_spec("s.icl", BASE)])
+    assert len(runs) == 2 * 2 * 2
+    assert sorted({(r["model"], r["sweep"]["train.lr"], r["seed"]) for r in runs}) == sorted(
+        (m, lr, s) for m in ("mamba", "hybrid") for lr in (1e-3, 1e-4) for s in (0, 1))
+    assert len({r["id"] for r in runs}) == 8
+    assert all(r["layers"] == "M A M" for r in runs if r["model"] == "hybrid")
+
+
+def test_ids_ignore_formatting_comments_and_explicit_defaults(write_spec):
+    a = runs_of([write_spec("a.icl", BASE)])
+    reformatted = format_spec(parse_file(write_spec("b.icl", BASE)))
+    b = runs_of([write_spec("b.icl", "# a comment\n" + reformatted)])
+    c = runs_of([write_spec("c.icl", BASE.replace('width = 16 }', 'width = 16 d_state = 16 positions = none }'))])
+    assert [r["id"] for r in a] == [r["id"] for r in b] == [r["id"] for r in c]
+
+
+def test_one_line_edit_changes_exactly_its_runs(write_spec):
+    a = runs_of([write_spec("a.icl", BASE)])
+    b = runs_of([write_spec("b.icl", BASE.replace('layers = "M*2"', 'layers = "M*3"'))])
+    d = diff_runs(a, b)
+    assert not d.added and not d.removed and d.unchanged == 4
+    assert {new["model"] for _, new, _ in d.changed} == {"mamba"} and len(d.changed) == 4
+    assert all("model_config.layers: M M -> M M M" in what for _, _, what in d.changed)
+
+
+def test_eval_change_keeps_training_id(write_spec):
+    a = runs_of([write_spec("a.icl", BASE)])
+    b = runs_of([write_spec("b.icl", BASE.replace("seeds = [0, 1] }", "seeds = [0, 1] }\n  eval { prompts = 99 }"))])
+    assert [r["id"] for r in a] == [r["id"] for r in b]
+    assert all(x["eval_id"] != y["eval_id"] for x, y in zip(a, b))
+
+
+def test_parameter_budget_picks_a_width_within_two_percent(write_spec):
+    spec = write_spec("p.icl", 'model m { layers = "M*4" params = 200k }\n'
+                               'experiment e { models = [m] tasks = [linear_regression] }\n')
+    (run,) = runs_of([spec])
+    assert abs(run["params"] - 200_000) / 200_000 <= 0.02
+    assert run["model_config"]["width"] > 0
+
+
+def test_extends_and_presets_merge_in_order(write_spec):
+    spec = write_spec("x.icl", '''
+model base { layers = "M*2" width = 16 d_state = 8 }
+model wide extends base { width = 32 }
+train fast { steps = 5 lr = 1e-2 }
+experiment a { models = [wide] tasks = [sparse_parity] train extends fast { steps = 7 } }
+experiment b extends a { train { batch = 4 } }
+''')
+    a, b = runs_of([spec])
+    assert a["model_config"]["width"] == 32 and a["model_config"]["d_state"] == 8
+    assert (a["train"]["steps"], a["train"]["lr"], a["train"]["batch"]) == (7, 1e-2, 64)
+    assert (b["train"]["steps"], b["train"]["batch"]) == (7, 4)
+
+
+def test_imports_resolve_relative_to_the_importing_file(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "models.icl").write_text('model m { layers = "S" width = 8 }\n')
+    (tmp_path / "study.icl").write_text('import "lib/models.icl"\n'
+                                        'experiment e { models = [m] tasks = [decision_tree] }\n')
+    (run,) = runs_of([tmp_path / "study.icl"])
+    assert run["layers"] == "S" and run["task_config"]["depth"] == 4
