@@ -62,7 +62,8 @@ class MambaMixer(nn.Module):
         with torch.no_grad():
             self.out_proj.weight /= math.sqrt(n_layers)
 
-    def forward(self, u: Tensor) -> Tensor:
+    def forward(self, u: Tensor, return_state: bool = False):
+        """u (B, L, D) -> (B, L, D) [and the final scan state (B, E, N) when return_state]."""
         from icl.kernels import selective_scan  # kernels may import triton: keep it off import time
 
         xz = self.in_proj(u).transpose(1, 2)                         # (B, 2E, L)
@@ -74,5 +75,8 @@ class MambaMixer(nn.Module):
         C = C.transpose(1, 2).contiguous()
         A = -torch.exp(self.A_log.float())
         y = selective_scan(x, dt, A, B, C, self.D.float(), z=z, delta_bias=self.dt_proj.bias.float(),
-                           delta_softplus=True, backend=self.backend)
+                           delta_softplus=True, return_last_state=return_state, backend=self.backend)
+        if return_state:
+            y, state = y
+            return self.out_proj(y.transpose(1, 2)), state
         return self.out_proj(y.transpose(1, 2))

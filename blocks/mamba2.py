@@ -91,7 +91,8 @@ class Mamba2Mixer(nn.Module):
         with torch.no_grad():
             self.out_proj.weight /= math.sqrt(n_layers)
 
-    def forward(self, u: Tensor) -> Tensor:
+    def forward(self, u: Tensor, return_state: bool = False):
+        """u (B, L, D) -> (B, L, D) [and the final state (B, heads, headdim, N) when return_state]."""
         batch, length, _ = u.shape
         z, xBC, dt = self.in_proj(u).split([self.inner, self.inner + 2 * self.d_state, self.heads], dim=-1)
         xBC = F.silu(causal_depthwise_conv(xBC.transpose(1, 2), self.conv1d)).transpose(1, 2)
@@ -99,7 +100,8 @@ class Mamba2Mixer(nn.Module):
         dt = F.softplus(dt + self.dt_bias)
         A = -torch.exp(self.A_log.float())
         x = x.reshape(batch, length, self.heads, self.headdim)
-        y, _ = ssd_chunked(x.float(), dt.float(), A, B.float(), C.float())
+        y, state = ssd_chunked(x.float(), dt.float(), A, B.float(), C.float())
         y = y + x * self.D[:, None]
         y = y.reshape(batch, length, self.inner).to(u.dtype)
-        return self.out_proj(self.norm(y * F.silu(z)))
+        out = self.out_proj(self.norm(y * F.silu(z)))
+        return (out, state) if return_state else out

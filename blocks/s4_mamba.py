@@ -33,8 +33,9 @@ class S4MambaMixer(nn.Module):
         with torch.no_grad():
             self.out_proj.weight /= math.sqrt(n_layers)
 
-    def forward(self, u: Tensor) -> Tensor:
+    def forward(self, u: Tensor, return_state: bool = False):
         x, z = self.in_proj(u).transpose(1, 2).chunk(2, dim=1)   # (B, E, L) each
         x = F.silu(causal_depthwise_conv(x, self.conv1d))
-        y = self.s4d(x) * z
-        return self.out_proj(y.transpose(1, 2))
+        y = self.s4d(x)
+        out = self.out_proj((y * z).transpose(1, 2))
+        return (out, self.s4d.final_state(x)) if return_state else out

@@ -32,26 +32,41 @@ class S4DKernel(nn.Module):
         self.A_imag = nn.Parameter(math.pi * torch.arange(modes, dtype=torch.float32).repeat(channels, 1))
         self.D = nn.Parameter(torch.randn(channels))
 
-    def kernel(self, length: int) -> Tensor:
-        """K (H, L) in fp32."""
+    def discretised(self) -> tuple[Tensor, Tensor, Tensor]:
+        """dt*A, B_bar = (exp(dt A) - 1) / A and C, each (H, N/2) complex."""
         dt = torch.exp(self.log_dt.float())                                   # (H,)
         C = torch.view_as_complex(self.C.float().contiguous())                # (H, N/2)
         A = torch.complex(-torch.exp(self.log_A_real.float()), self.A_imag.float())
         dtA = A * dt[:, None]
-        steps = torch.arange(length, device=A.device, dtype=torch.float32)
-        C_bar = C * (torch.exp(dtA) - 1.0) / A
-        powers = torch.exp(dtA[:, :, None] * steps)                          # (H, N/2, L)
-        return 2 * torch.einsum("hn,hnl->hl", C_bar, powers).real
+        return dtA, (torch.exp(dtA) - 1.0) / A, C
 
-    def forward(self, u: Tensor) -> Tensor:
-        """u (B, H, L) -> y (B, H, L) = causal conv(u, K) + D u, by FFT of size 2L (no wrap-around)."""
+    def kernel(self, length: int) -> Tensor:
+        """K (H, L) in fp32."""
+        dtA, B_bar, C = self.discretised()
+        steps = torch.arange(length, device=dtA.device, dtype=torch.float32)
+        powers = torch.exp(dtA[:, :, None] * steps)                          # (H, N/2, L)
+        return 2 * torch.einsum("hn,hnl->hl", C * B_bar, powers).real
+
+    def final_state(self, u: Tensor) -> Tensor:
+        """State after the last step, x_L = sum_l exp(dt A (L-1-l)) B_bar u_l, as (B, H, N) reals."""
+        dtA, B_bar, _ = self.discretised()
+        length = u.shape[-1]
+        steps = torch.arange(length - 1, -1, -1, device=dtA.device, dtype=torch.float32)
+        powers = torch.exp(dtA[:, :, None] * steps) * B_bar[:, :, None]       # (H, N/2, L)
+        state = torch.einsum("bhl,hnl->bhn", u.float().to(powers.dtype), powers)
+        return torch.view_as_real(state).flatten(-2)
+
+    def forward(self, u: Tensor, return_state: bool = False):
+        """u (B, H, L) -> y (B, H, L) = causal conv(u, K) + D u, by FFT of size 2L (no wrap-around)
+        [and the final state (B, H, N) when return_state]."""
         length = u.shape[-1]
         dtype = u.dtype
-        u = u.float()
+        u32 = u.float()
         k_f = torch.fft.rfft(self.kernel(length), n=2 * length)
-        u_f = torch.fft.rfft(u, n=2 * length)
+        u_f = torch.fft.rfft(u32, n=2 * length)
         y = torch.fft.irfft(u_f * k_f, n=2 * length)[..., :length]
-        return (y + u * self.D.float()[:, None]).to(dtype)
+        y = (y + u32 * self.D.float()[:, None]).to(dtype)
+        return (y, self.final_state(u32)) if return_state else y
 
 
 class S4Block(nn.Module):
@@ -62,6 +77,8 @@ class S4Block(nn.Module):
         self.s4d = S4DKernel(width, d_state)
         self.output_linear = nn.Linear(width, 2 * width, bias=True)
 
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.s4d(x.transpose(1, 2)).transpose(1, 2)        # (B, L, D)
-        return F.glu(self.output_linear(F.gelu(y)), dim=-1)
+    def forward(self, x: Tensor, return_state: bool = False):
+        y = self.s4d(x.transpose(1, 2), return_state=return_state)
+        y, state = y if return_state else (y, None)
+        out = F.glu(self.output_linear(F.gelu(y.transpose(1, 2))), dim=-1)
+        return (out, state) if return_state else out

@@ -1,0 +1,75 @@
+"""The project's Mamba mixer equals the official one (mamba_ssm.modules.mamba_simple.Mamba).
+
+Same weights loaded into both (the parameter names match); outputs and the gradients of the
+input and of every parameter compared at fp32 tolerance. Needs CUDA and mamba_ssm (the wheel in
+/work/shared/wheels); skipped otherwise. With ICL_GPU_RESULTS set to a file path, a summary
+(device, sizes, max errors) is appended there as JSON lines.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from icl.blocks.mamba import MambaMixer
+
+pytestmark = pytest.mark.gpu
+
+mamba_simple = pytest.importorskip("mamba_ssm.modules.mamba_simple") if torch.cuda.is_available() else None
+
+# (batch, length, width, d_state, d_conv, expand): odd lengths, the study's width and a small one
+SIZES = [(2, 1, 64, 16, 4, 2), (2, 7, 64, 16, 4, 2), (3, 63, 96, 8, 3, 2),
+         (2, 256, 256, 16, 4, 2), (4, 202, 256, 16, 4, 2)]
+BACKENDS = ["reference", "auto"]
+TOLERANCE = 1e-3  # max |ours - official| / max |official|, fp32 with TF32 off
+
+
+def relative_error(ours: torch.Tensor, official: torch.Tensor) -> float:
+    return ((ours - official).abs().max() / official.abs().max().clamp_min(1e-12)).item()
+
+
+def record(entry: dict) -> None:
+    path = os.environ.get("ICL_GPU_RESULTS")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("batch,length,width,d_state,d_conv,expand", SIZES)
+def test_mamba_mixer_equals_mamba_ssm(backend, batch, length, width, d_state, d_conv, expand):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    official = mamba_simple.Mamba(width, d_state=d_state, d_conv=d_conv, expand=expand).to(device)
+    ours = MambaMixer(width, d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=None,
+                      dt_min=0.001, dt_max=0.1).to(device)
+    ours.backend = backend
+    # Random weights everywhere (not only the init) so every path is exercised.
+    with torch.no_grad():
+        for p in official.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    ours.load_state_dict(official.state_dict())
+
+    u = torch.randn(batch, length, width, device=device)
+    u_official, u_ours = u.clone().requires_grad_(), u.clone().requires_grad_()
+    out_official, out_ours = official(u_official), ours(u_ours)
+    grad_out = torch.randn_like(out_official)
+    out_official.backward(grad_out)
+    out_ours.backward(grad_out)
+
+    errors = {"out": relative_error(out_ours, out_official), "grad_u": relative_error(u_ours.grad, u_official.grad)}
+    official_params = dict(official.named_parameters())
+    for name, p in ours.named_parameters():
+        errors[f"grad_{name}"] = relative_error(p.grad, official_params[name].grad)
+    record({"test": "mamba_mixer_equals_mamba_ssm", "device": torch.cuda.get_device_name(),
+            "torch": torch.__version__, "backend": backend,
+            "fast_path": bool(official.use_fast_path and mamba_simple.causal_conv1d_fn is not None),
+            "batch": batch, "length": length, "width": width, "d_state": d_state, "d_conv": d_conv,
+            "expand": expand, "max_relative_error": max(errors.values()), "errors": errors})
+    bad = {k: v for k, v in errors.items() if not v <= TOLERANCE}
+    assert not bad, f"relative errors above {TOLERANCE}: {bad}"
