@@ -58,12 +58,13 @@ def selective_scan_ref(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     # Discretisation for all steps at once: (batch, dim, L, N).
     delta_a = torch.exp(delta.unsqueeze(-1) * A[None, :, None, :])
     delta_b_u = (delta * u).unsqueeze(-1) * B.transpose(1, 2).unsqueeze(1)
-    c_t = C.transpose(1, 2)  # (batch, L, N)
+    # unbind, not indexing in the loop: its backward is one stack instead of L scatters.
+    steps = zip(delta_a.unbind(2), delta_b_u.unbind(2), C.unbind(2))
     state = u.new_zeros(batch, dim, A.shape[1])
     ys = []
-    for t in range(length):
-        state = delta_a[:, :, t] * state + delta_b_u[:, :, t]
-        ys.append(torch.einsum("bdn,bn->bd", state, c_t[:, t]))
+    for step_a, step_b, c_t in steps:
+        state = step_a * state + step_b
+        ys.append(torch.einsum("bdn,bn->bd", state, c_t))
     y = torch.stack(ys, dim=2) if length > 0 else u.new_zeros(batch, dim, 0)
     out = y if D is None else y + u * D.float()[:, None]
     if z is not None:
