@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate one trained run of a spec")
     e.add_argument("spec", metavar="SPEC")
     e.add_argument("--run", required=True, metavar="ID", help="run id (or a unique prefix)")
+    e.add_argument("--eval-id", metavar="EID", help="which evaluation settings, when the run has several")
     e.add_argument("--run-dir", required=True, metavar="DIR", help="the trained run's folder")
     e.add_argument("--out", required=True, metavar="FILE", help="where to write the evaluation JSON")
     e.add_argument("--prompts", type=int, metavar="N", help="override the number of prompts")
@@ -136,9 +137,10 @@ def cmd_diff(args) -> int:
     return 0
 
 
-def _find_run(spec: str, prefix: str) -> dict:
+def _find_run(spec: str, prefix: str, eval_id: str | None = None) -> dict:
     runs = _runs([spec])
-    hits = {r["id"]: r for r in runs if r["id"].startswith(prefix)}
+    hits = {r["id"]: r for r in runs
+            if r["id"].startswith(prefix) and (eval_id is None or r["eval_id"] == eval_id)}
     if not hits:
         raise IclError(f"{spec} has no run with id '{prefix}'", "list them with: icl check " + spec)
     if len(hits) > 1:
@@ -159,7 +161,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    run = _find_run(args.spec, args.run)
+    run = _find_run(args.spec, args.run, args.eval_id)
     from icl.evaluation.evaluate import evaluate_run
 
     evaluate_run(run, Path(args.run_dir), Path(args.out), device=args.device, prompts=args.prompts,

@@ -1,0 +1,37 @@
+# The run table of the selected specs, read once when the workflow is parsed.
+from icl.errors import IclError
+from icl.compiler.runs import runs_of
+
+SCALE_SPECS = {
+    "smoke": ["specs/smoke/study.icl"],
+    "reduced": ["specs/reduced/study.icl"],
+    "paper": ["specs/paper/study.icl"],
+}
+SPECS = list(config["specs"]) or SCALE_SPECS[config["scale"]]
+RUNS_DIR = config["runs_dir"].rstrip("/")
+RESULTS = config["results_dir"].rstrip("/") or f"results/{config['scale']}"
+# Scales whose training needs a GPU: the scheduler (SLURM profile) asks for one.
+GPUS_PER_TRAIN = 0 if config["scale"] == "smoke" and config["device"] != "cuda" else 1
+
+try:
+    RUNS = runs_of(SPECS)
+except IclError as error:
+    sys.exit(str(error))  # the spec's own positioned message, no traceback
+
+RUN_BY_ID = {run["id"]: run for run in RUNS}
+EXPERIMENTS = sorted({run["experiment"] for run in RUNS})
+
+
+def eval_path(run):
+    return f"{RUNS_DIR}/{run['id']}/eval-{run['eval_id']}.json"
+
+
+def evals_of(experiment):
+    return sorted({eval_path(r) for r in RUNS if r["experiment"] == experiment})
+
+
+def spec_of(run_id, eval_id=None):
+    for run in RUNS:
+        if run["id"] == run_id and (eval_id is None or run["eval_id"] == eval_id):
+            return run["spec"]
+    raise ValueError(f"no run {run_id} with evaluation {eval_id} in {SPECS}")

@@ -1,0 +1,15 @@
+rule evaluate:
+    input:
+        f"{RUNS_DIR}/{{run_id}}/status.json",
+    output:
+        f"{RUNS_DIR}/{{run_id}}/eval-{{eval_id}}.json",
+    params:
+        spec=lambda wildcards: spec_of(wildcards.run_id, wildcards.eval_id),
+        run_dir=lambda wildcards: f"{RUNS_DIR}/{wildcards.run_id}",
+        device=config["device"],
+    log:
+        f"{RUNS_DIR}/{{run_id}}/eval-{{eval_id}}.log",
+    threads: 1
+    shell:
+        "OMP_NUM_THREADS={threads} icl eval {params.spec} --run {wildcards.run_id} --eval-id {wildcards.eval_id}"
+        " --run-dir {params.run_dir} --out {output} --device {params.device} --no-progress > {log} 2>&1"

@@ -1,0 +1,30 @@
+# One ICL-curve figure per experiment, then one report over everything.
+rule plot:
+    input:
+        lambda wildcards: evals_of(wildcards.experiment),
+    output:
+        f"{RESULTS}/plots/{{experiment}}.png",
+    params:
+        specs=" ".join(SPECS),
+    log:
+        f"{RESULTS}/logs/plot-{{experiment}}.log",
+    shell:
+        "icl plot {params.specs} --experiment {wildcards.experiment} --runs-dir {RUNS_DIR}"
+        " --out {output} > {log} 2>&1"
+
+
+rule report:
+    input:
+        evals=sorted({eval_path(run) for run in RUNS}),
+        plots=expand(f"{RESULTS}/plots/{{experiment}}.png", experiment=EXPERIMENTS),
+    output:
+        html=f"{RESULTS}/report.html",
+        markdown=f"{RESULTS}/report.md",
+        table=f"{RESULTS}/table1.json",
+    params:
+        specs=" ".join(SPECS),
+        title=f"ICL study ({config['scale']} scale)",
+    log:
+        f"{RESULTS}/logs/report.log",
+    shell:
+        "icl report {params.specs} --runs-dir {RUNS_DIR} --out {RESULTS} --title '{params.title}' > {log} 2>&1"
