@@ -8,6 +8,7 @@ Run folders are named by run id (a hash of what decides the weights), so editing
 one line of a spec re-runs exactly the runs that line changes, and the plots and
 report that depend on them.
 """
+import os.path
 import sys
 
 from snakemake.utils import min_version, validate
@@ -15,10 +16,11 @@ from snakemake.utils import min_version, validate
 min_version("8.0")
 
 
-configfile: "workflow/config.yaml"
+# Relative to this file, so `snakemake -s PATH/Snakefile -d WORKDIR` works from anywhere.
+configfile: os.path.join(workflow.basedir, "workflow", "config.yaml")
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 
 
 include: "workflow/rules/common.smk"

@@ -73,6 +73,19 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", choices=("auto", "cpu", "cuda"))
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(handler=cmd_eval)
+    pl = sub.add_parser("plot", help="the ICL-curve figure of one experiment (pipeline step)")
+    pl.add_argument("files", nargs="+", metavar="SPEC")
+    pl.add_argument("--experiment", required=True)
+    pl.add_argument("--runs-dir", required=True, metavar="DIR")
+    pl.add_argument("--out", required=True, metavar="PNG")
+    pl.set_defaults(handler=cmd_plot)
+
+    rp = sub.add_parser("report", help="the HTML and Markdown report and table1.json (pipeline step)")
+    rp.add_argument("files", nargs="+", metavar="SPEC")
+    rp.add_argument("--runs-dir", required=True, metavar="DIR")
+    rp.add_argument("--out", required=True, metavar="DIR")
+    rp.add_argument("--title", default="ICL study")
+    rp.set_defaults(handler=cmd_report)
     return p
 
 
@@ -166,6 +179,23 @@ def cmd_eval(args) -> int:
 
     evaluate_run(run, Path(args.run_dir), Path(args.out), device=args.device, prompts=args.prompts,
                  progress=not args.no_progress)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from icl.report.build import plot_experiment
+
+    runs = [r for r in _runs(args.files) if r["experiment"] == args.experiment]
+    if not runs:
+        raise IclError(f"no experiment '{args.experiment}' in " + ", ".join(args.files))
+    plot_experiment(runs, Path(args.runs_dir), Path(args.out))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from icl.report.build import build_report
+
+    build_report(_runs(args.files), Path(args.runs_dir), Path(args.out), args.title)
     return 0
 
 

@@ -1,15 +1,20 @@
 # The run table of the selected specs, read once when the workflow is parsed.
+import os.path
+
 from icl.errors import IclError
 from icl.compiler.runs import runs_of
 
-SCALE_SPECS = {
-    "smoke": ["specs/smoke/study.icl"],
-    "reduced": ["specs/reduced/study.icl"],
-    "paper": ["specs/paper/study.icl"],
-}
+def _spec_path(scale):
+    # Relative when run from the checkout, so moving the checkout changes no rule's params.
+    path = os.path.join(workflow.basedir, "specs", scale, "study.icl")
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+SCALE_SPECS = {scale: [_spec_path(scale)] for scale in ("smoke", "reduced", "paper")}
 SPECS = list(config["specs"]) or SCALE_SPECS[config["scale"]]
-RUNS_DIR = config["runs_dir"].rstrip("/")
-RESULTS = config["results_dir"].rstrip("/") or f"results/{config['scale']}"
+RUNS_DIR = os.path.normpath(config["runs_dir"])
+RESULTS = os.path.normpath(config["results_dir"] or f"results/{config['scale']}")
 # Scales whose training needs a GPU: the scheduler (SLURM profile) asks for one.
 GPUS_PER_TRAIN = 0 if config["scale"] == "smoke" and config["device"] != "cuda" else 1
 

@@ -7,6 +7,8 @@ rule evaluate:
         spec=lambda wildcards: spec_of(wildcards.run_id, wildcards.eval_id),
         run_dir=lambda wildcards: f"{RUNS_DIR}/{wildcards.run_id}",
         device=config["device"],
+    conda:
+        "../envs/icl.yaml"
     log:
         f"{RUNS_DIR}/{{run_id}}/eval-{{eval_id}}.log",
     threads: 1

@@ -6,10 +6,13 @@ rule plot:
         f"{RESULTS}/plots/{{experiment}}.png",
     params:
         specs=" ".join(SPECS),
+        runs_dir=RUNS_DIR,
+    conda:
+        "../envs/icl.yaml"
     log:
         f"{RESULTS}/logs/plot-{{experiment}}.log",
     shell:
-        "icl plot {params.specs} --experiment {wildcards.experiment} --runs-dir {RUNS_DIR}"
+        "icl plot {params.specs} --experiment {wildcards.experiment} --runs-dir {params.runs_dir}"
         " --out {output} > {log} 2>&1"
 
 
@@ -24,7 +27,13 @@ rule report:
     params:
         specs=" ".join(SPECS),
         title=f"ICL study ({config['scale']} scale)",
+        # runs/<id>/eval-<eid>.json -> runs
+        runs_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.evals[0])),
+        results=lambda wildcards, output: os.path.dirname(output.html),
+    conda:
+        "../envs/icl.yaml"
     log:
         f"{RESULTS}/logs/report.log",
     shell:
-        "icl report {params.specs} --runs-dir {RUNS_DIR} --out {RESULTS} --title '{params.title}' > {log} 2>&1"
+        "icl report {params.specs} --runs-dir {params.runs_dir} --out {params.results} --title '{params.title}'"
+        " > {log} 2>&1"

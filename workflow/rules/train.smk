@@ -7,6 +7,8 @@ rule train:
         spec=lambda wildcards: spec_of(wildcards.run_id),
         out=lambda wildcards: f"{RUNS_DIR}/{wildcards.run_id}",
         device=config["device"],
+    conda:
+        "../envs/icl.yaml"
     log:
         f"{RUNS_DIR}/{{run_id}}/train.log",
     threads: 1
