@@ -33,8 +33,9 @@ BUDGET_TOLERANCE = 0.02
 _MODEL_DEFAULTS = {p.name: p.default for p in MODEL_OPTIONS}
 
 
-def layer_tokens(model_config: dict) -> list[str]:
-    """The expanded layer string as a list of tokens (the dsl expands groups and repeats)."""
+def tokens_of(model_config: dict) -> list[str]:
+    """The layer tokens of a resolved model (its "layers" is already expanded by the dsl:
+    tokens separated by single spaces)."""
     return str(model_config.get("layers", "")).split()
 
 
@@ -144,7 +145,7 @@ def account(model_config: dict, layout, width: int | None = None) -> dict[str, i
     state = 0
     read_in_flops = 0 if layout.vocab > 0 else 2 * layout.token_dim * width
     flops = read_in_flops + 2 * width * layout.out_dim
-    for token in layer_tokens(model_config):
+    for token in tokens_of(model_config):
         o = block_options(model_config, token, width)
         params += norm_params(norm, width) + block_params(token, width, o)
         state += block_state_size(token, width, o, layout.tokens)
@@ -156,7 +157,7 @@ def check_model(model_config: dict, layout) -> list[tuple[str, str]]:
     """Semantic errors of a resolved model for a task, as (option to blame, one-line message).
     The width may be absent (a params budget); width-dependent checks are then skipped."""
     errors: list[tuple[str, str]] = []
-    tokens = layer_tokens(model_config)
+    tokens = tokens_of(model_config)
     if not tokens:
         return [("layers", "the layer string has no layers")]
     unknown = sorted({t for t in tokens if t not in BLOCKS})
@@ -217,12 +218,13 @@ def _round_up(x: int, m: int) -> int:
 
 def width_step(model_config: dict) -> int:
     """Widths must be multiples of this: heads (attention), headdim / gcd(headdim, expand) (Mamba-2)."""
-    tokens = set(layer_tokens(model_config))
-    step = 1
+    tokens = set(tokens_of(model_config))
+    step = 1  # (options below 1 are reported by check_model; max() keeps the search defined)
     if "A" in tokens:
-        step = math.lcm(step, model_option_block(model_config, "heads"))
+        step = math.lcm(step, max(1, model_option_block(model_config, "heads")))
     if "M2" in tokens:
-        headdim, expand = model_option_block(model_config, "headdim"), model_option_block(model_config, "expand")
+        headdim = max(1, model_option_block(model_config, "headdim"))
+        expand = max(1, model_option_block(model_config, "expand"))
         step = math.lcm(step, headdim // math.gcd(headdim, expand))
     return step
 

@@ -45,10 +45,11 @@ def build_from_graph(g: nx.DiGraph, backend: str | None = None):
     return model
 
 
-def build_model(model_config: dict, layout, backend: str | None = None):
-    """ICLModel of a resolved `model_config` (width set) for a task Layout.
+def build_model(model_config: dict, layout, backend: str | None = None, device=None):
+    """ICLModel of a resolved `model_config` (width set) for a task Layout, on `device` (default CPU).
     backend: selective-scan backend of Mamba blocks (auto | triton | reference; None = auto)."""
-    return build_from_graph(model_graph(model_config, layout), backend=backend)
+    model = build_from_graph(model_graph(model_config, layout), backend=backend)
+    return model if device is None else model.to(device)
 
 
 def graph_of(model) -> nx.DiGraph:

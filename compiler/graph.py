@@ -12,14 +12,14 @@ from __future__ import annotations
 import networkx as nx
 
 from icl.compiler import accounting
-from icl.compiler.accounting import block_options, layer_tokens, model_option, norm_params
+from icl.compiler.accounting import block_options, tokens_of, model_option, norm_params
 
 
 def model_graph(model_config: dict, layout) -> nx.DiGraph:
     """The graph of `model_config` (width resolved) for a task `layout`."""
     width = model_config["width"]
     norm = model_option(model_config, "norm")
-    tokens = layer_tokens(model_config)
+    tokens = tokens_of(model_config)
     io = accounting.io_params(model_config, layout, width)
     g = nx.DiGraph(width=width, norm=norm, dropout=model_option(model_config, "dropout"),
                    init_std=model_option(model_config, "init_std"), n_layers=len(tokens))
