@@ -37,7 +37,7 @@ BLOCK_OPTIONS: dict[str, Param] = {p.name: p for p in (
     Param("heads", "int", 8, min=1, max=1024, doc="attention heads (must divide width)"),
     Param("bias", "bool", True, doc="biases in attention and MLP projections"),
     Param("mlp_ratio", "int", 4, min=1, max=64, doc="MLP hidden width = mlp_ratio * width"),
-    Param("d_state", "int", 16, min=1, max=1024, doc="state size N per channel (SSM blocks)"),
+    Param("d_state", "int", 16, min=1, max=1024, doc="state size N per channel (SSM blocks; even for S and SM: complex pairs)"),
     Param("d_conv", "int", 4, min=1, max=64, doc="causal depthwise conv width (Mamba blocks)"),
     Param("expand", "int", 2, min=1, max=16, doc="inner width = expand * width (Mamba blocks)"),
     Param("dt_rank", "int", None, min=1, max=65536,

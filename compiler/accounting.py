@@ -13,7 +13,8 @@ Definitions
   are not counted (zoology does not either).
 - flops_per_token: forward FLOPs per token at the longest prompt, 2 per multiply-add of every
   matmul and convolution, plus the scans (6 per state element: discretise, update, read out) and
-  the FFT convolutions (three real FFTs of size 2T, 5/2 n log2 n each, + the spectral product).
+  the FFT convolutions (three real FFTs of size 2T, 5/2 n log2 n each, + the spectral product;
+  the S4D kernel itself, built once per forward for the whole batch, is not counted).
   Norms, activations and softmax are not counted. Attention's score and value products count
   the causal average of (T + 1) / 2 keys.
 """
