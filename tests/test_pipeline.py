@@ -1,0 +1,190 @@
+"""The Snakemake pipeline: incremental re-runs, failed jobs, and the smoke study end to end."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from icl.compiler.runs import runs_of
+
+from conftest import ROOT
+
+SMOKE = ROOT / "specs" / "smoke"
+
+
+def snakemake(workdir: Path, spec: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+           "--config", f"specs=[{spec}]", f"runs_dir={workdir / 'runs'}", f"results_dir={workdir / 'results'}",
+           *args]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> number of jobs."""
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)
+            if m.group(1) != "total"}
+
+
+def pretend_built(workdir: Path, spec: Path) -> list[dict]:
+    """Leave the state of a finished pipeline: Snakemake's job records, then every output in order."""
+    # `--touch` with no outputs yet records each job's metadata (its inputs and params), which is
+    # what lets Snakemake see later that a plot's set of inputs has changed.
+    out = snakemake(workdir, spec, "--touch", "--cores", "1")
+    assert out.returncode == 0, out.stderr
+    runs = runs_of([spec])
+    stages = [
+        [workdir / "runs" / r["id"] / "status.json" for r in runs],
+        [workdir / "runs" / r["id"] / f"eval-{r['eval_id']}.json" for r in runs],
+        [workdir / "results" / "plots" / f"{e}.png" for e in {r["experiment"] for r in runs}],
+        [workdir / "results" / name for name in ("report.html", "report.md", "table1.json")],
+    ]
+    for stage in stages:
+        for path in stage:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+        time.sleep(0.02)  # later stages are newer, as after a real run
+    return runs
+
+
+@pytest.fixture
+def smoke_copy(tmp_path):
+    specs = tmp_path / "specs"
+    shutil.copytree(SMOKE, specs)
+    return tmp_path, specs
+
+
+def test_one_line_edit_reruns_exactly_what_it_changes(smoke_copy):
+    workdir, specs = smoke_copy
+    study = specs / "study.icl"
+    before = pretend_built(workdir, study)
+    out = snakemake(workdir, study, "-n")
+    assert out.returncode == 0, out.stderr
+    assert job_counts(out.stdout + out.stderr) == {}
+
+    # One model's layer string: that model's runs (one per experiment), every plot, the report.
+    models = specs / "models.icl"
+    models.write_text(models.read_text().replace('layers = "M*4"', 'layers = "M*3"'))
+    out = snakemake(workdir, study, "-n")
+    assert out.returncode == 0, out.stderr
+    changed = [r for r in before if r["model"] == "mamba"]
+    assert job_counts(out.stdout + out.stderr) == {"train": len(changed), "evaluate": len(changed), "plot": 9,
+                                      "report": 1, "all": 1}
+    after = runs_of([study])
+    new_ids = {r["id"] for r in after} - {r["id"] for r in before}
+    assert {r["model"] for r in after if r["id"] in new_ids} == {"mamba"}
+    for run_id in new_ids:
+        assert f"runs/{run_id}/status.json" in out.stdout + out.stderr
+
+
+def test_task_edit_reruns_one_experiment(smoke_copy):
+    workdir, specs = smoke_copy
+    study = specs / "study.icl"
+    pretend_built(workdir, study)
+    tasks = specs / "tasks.icl"
+    text = tasks.read_text()
+    start = text.index("task sparse_parity")
+    tasks.write_text(text[:start] + text[start:].replace("k = 2", "k = 3", 1))
+    out = snakemake(workdir, study, "-n")
+    assert out.returncode == 0, out.stderr
+    assert job_counts(out.stdout + out.stderr) == {"train": 6, "evaluate": 6, "plot": 1, "report": 1, "all": 1}
+    assert "results/plots/sparse_parity.png" in out.stdout + out.stderr
+
+
+def test_eval_edit_reevaluates_without_retraining(smoke_copy):
+    workdir, specs = smoke_copy
+    study = specs / "study.icl"
+    pretend_built(workdir, study)
+    study.write_text(study.read_text().replace("prompts = 64", "prompts = 32"))
+    out = snakemake(workdir, study, "-n")
+    assert job_counts(out.stdout + out.stderr) == {"evaluate": 54, "plot": 9, "report": 1, "all": 1}
+
+
+def test_bad_spec_stops_the_pipeline_with_its_positioned_error(smoke_copy):
+    workdir, specs = smoke_copy
+    models = specs / "models.icl"
+    models.write_text(models.read_text().replace("d_state = 8\n}", "d_stat = 8\n}", 1))
+    out = snakemake(workdir, specs / "study.icl", "-n")
+    assert out.returncode != 0
+    assert f"{models}:14:3: error: unknown key 'd_stat' in model" in out.stderr + out.stdout
+
+
+def test_config_schema_rejects_unknown_scale(smoke_copy):
+    workdir, specs = smoke_copy
+    out = snakemake(workdir, specs / "study.icl", "-n", "scale=huge")
+    assert out.returncode != 0 and "huge" in out.stderr + out.stdout
+
+
+TINY = '''
+model mamba { layers = "M*2" width = 16 d_state = 4 }
+model transformer { layers = "A F" width = 16 heads = 2 positions = learned }
+task linear_regression {
+  dims = 3
+  points = 6
+  curriculum {
+    dims { start = 2  interval = 4 }
+    points { start = 4  inc = 2  interval = 4 }
+  }
+}
+experiment linear_regression {
+  models = [mamba, transformer]
+  tasks = [linear_regression]
+  train { steps = 8  batch = 8  lr = 1e-3  checkpoint_every = 4  log_every = 4 }
+  eval { prompts = 16  bootstrap = 50  batch = 16 }
+}
+experiment sparse_parity extends linear_regression {
+  tasks = [sparse_parity]
+}
+'''
+
+
+@pytest.mark.slow
+def test_failed_training_leaves_no_complete_output_and_a_rerun_finishes(tmp_path):
+    spec = tmp_path / "tiny.icl"
+    # On a machine without CUDA, device = cuda makes every training job fail.
+    spec.write_text(TINY.replace("log_every = 4 }", "log_every = 4  device = cuda }"))
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: device = cuda does not fail here")
+    out = snakemake(tmp_path, spec, "--cores", "2", "--keep-going")
+    assert out.returncode != 0
+    assert not list((tmp_path / "runs").glob("*/status.json"))
+    assert not (tmp_path / "results" / "report.html").exists()
+    spec.write_text(TINY)  # device is not part of the run id: the same runs now train
+    out = snakemake(tmp_path, spec, "--cores", "2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len(list((tmp_path / "runs").glob("*/status.json"))) == 4
+
+
+@pytest.mark.slow
+def test_tiny_study_end_to_end(tmp_path):
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(TINY)
+    out = snakemake(tmp_path, spec, "--cores", "2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = tmp_path / "results"
+    for name in ("report.html", "report.md", "table1.json", "plots/linear_regression.png",
+                 "plots/sparse_parity.png"):
+        assert (results / name).stat().st_size > 0, name
+    table = json.loads((results / "table1.json").read_text())
+    assert set(table) == {"linear_regression", "sparse_parity"}
+    for task, row in table.items():
+        assert set(row) == {"mamba", "transformer"}
+        for cell in row.values():
+            assert cell["verdict"] in ("check", "gap", "fails") and cell["seeds"] == 1
+    # Every rule left a log.
+    assert list((tmp_path / "runs").glob("*/train.log")) and (results / "logs" / "report.log").exists()
+    # Nothing left to do.
+    again = snakemake(tmp_path, spec, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
