@@ -69,7 +69,7 @@ BLOCKS: dict[str, BlockKind] = {b.token: b for b in (
               "S4 block: S4D convolution, GELU, 1x1 conv to 2D, GLU"),
     BlockKind("SM", "s4_mamba", ("d_state", "d_conv", "expand"), "icl.blocks.s4_mamba:S4MambaMixer",
               "Mamba mixer whose selective scan is replaced by an S4D convolution"),
-    BlockKind("M2", "mamba2", ("d_state", "d_conv", "expand", "headdim"),
+    BlockKind("M2", "mamba2", ("d_state", "d_conv", "expand", "headdim", "dt_min", "dt_max"),
               "icl.blocks.mamba2:Mamba2Mixer", "Mamba-2 mixer (SSD, scalar A per head)"),
 )}
 
