@@ -121,8 +121,7 @@ def _model_config(program: Program, model: Checked, values: dict[str, Any], layo
     if budget is not None:
         width = accounting.solve_width(config, layout, budget)
         if width is None:
-            raise program.error(model.where["params"],
-                                f"no width gives model '{model.name}' a parameter count within 2% of {budget:,}",
+            raise program.error(model.where["params"], accounting.budget_error(config, layout, budget),
                                 "change the budget or give width directly")
         config["width"] = width
     if config["dt_rank"] is None:

@@ -108,7 +108,7 @@ BAD_SPECS = [
      1, 44, 'd_conv=40 is wider than 16: the causal conv of Mamba blocks is a short conv (Mamba uses 4)'),
     ('impossible budget',
      'model m { layers = "M*24" params = 1000 }\nexperiment e { models = [m] tasks = [linear_regression] }\n',
-     1, 36, "no width gives model 'm' a parameter count within 2% of 1,000"),
+     1, 36, 'params=1,000 is below the smallest model of this layer string (width 1 gives 2,953)'),
     ('unknown model ref',
      'model m { layers = "M*2" width = 32 }\nexperiment e { models = [mamba] tasks = [linear_regression] }\n',
      2, 26, "unknown 'mamba' for 'models'"),
