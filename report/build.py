@@ -1,0 +1,88 @@
+"""Entry points for the pipeline: load a study's results from its run folders, plot, write the report.
+
+    build_report(run_table, runs_dir, out_dir, title) -> {"html", "md", "json", "plots"}
+    plot_only(run_table, runs_dir, task, out_png) -> Path       # one task's plot (a per-task rule)
+    load_results(run_table, runs_dir) -> (evals, statuses)
+
+Run folder layout (training/ and evaluation/): runs_dir/{id}/status.json and
+runs_dir/{id}/eval-{eval_id}.json. Runs not trained or evaluated yet are not an
+error: the report lists them as missing.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from icl.errors import IclError
+
+
+class ReportError(IclError):
+    """The report cannot be built as asked (no runs, unreadable result file, ...)."""
+
+
+def load_results(run_table: list[dict], runs_dir: Path) -> tuple[list[dict], list[dict]]:
+    """(evaluations, statuses) found for the runs of `run_table` under `runs_dir`."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise ReportError(f"runs folder {runs_dir} does not exist; train and evaluate the runs first")
+    evals, statuses = [], []
+    for run in run_table:
+        folder = runs_dir / run["id"]
+        status = _read(folder / "status.json")
+        if status is not None:
+            status.setdefault("run_id", run["id"])
+            statuses.append(status)
+        ev = _read(folder / f"eval-{run.get('eval_id')}.json")
+        if ev is not None:
+            evals.append(ev)
+    return evals, statuses
+
+
+def plot_only(run_table: list[dict], runs_dir: Path, task: str, out_png: Path) -> Path:
+    """Plot one task of the study (the runs whose `task` is `task`) into `out_png`."""
+    from icl.report.plots import plot_task
+
+    runs = [r for r in _check(run_table) if r.get("task") == task]
+    if not runs:
+        known = sorted({r.get("task") for r in run_table})
+        raise ReportError(f"no run of task {task!r}; tasks: {', '.join(known)}")
+    evals, _ = load_results(runs, runs_dir)
+    return plot_task(evals, runs, out_png)
+
+
+def build_report(run_table: list[dict], runs_dir: Path, out_dir: Path, title: str) -> dict:
+    """Plot every task into out_dir/plots/{task}.png and write report.html, report.md, table1.json."""
+    from icl.report.plots import plot_task
+    from icl.report.render import write_report
+
+    runs = _check(run_table)
+    out_dir = Path(out_dir)
+    evals, statuses = load_results(runs, runs_dir)
+    plots = {}
+    for task in dict.fromkeys(r["task"] for r in runs):
+        task_runs = [r for r in runs if r["task"] == task]
+        ids = {r["id"] for r in task_runs}
+        task_evals = [e for e in evals if e.get("run_id") in ids]
+        if any(e.get("state") == "done" for e in task_evals):
+            plots[task] = plot_task(task_evals, task_runs, out_dir / "plots" / f"{task}.png")
+    paths = write_report(evals, runs, statuses, plots, out_dir, title)
+    return {**paths, "plots": plots}
+
+
+def _check(run_table) -> list[dict]:
+    if not isinstance(run_table, list) or not run_table:
+        raise ReportError("the report needs a non-empty list of runs (as `icl runs --json` prints)")
+    for run in run_table:
+        if not isinstance(run, dict) or not {"id", "task", "model"} <= run.keys():
+            raise ReportError("every run needs at least the keys id, task and model "
+                              "(use the output of `icl runs --json`)")
+    return run_table
+
+
+def _read(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ReportError(f"cannot read {path}: {error}; re-run the step that writes it") from None

@@ -1,0 +1,251 @@
+"""ICL curves: a task's error against the number of in-context examples, one line per architecture.
+
+    plot_task(evals, runs, out_png) -> Path
+
+Each architecture is drawn at its best configuration (the one Table 1 judges, see
+table1.best_configs): the line is the mean over its seeds, the band runs from the
+lowest 5% to the highest 95% bootstrap bound of those seeds (one seed: the
+evaluation's own band). The classical baselines, scored on the same prompts, are
+dashed (of the Lasso family only the best alpha, to keep the plot readable). The
+y axis turns logarithmic when the errors span more than two decades. A task with
+evaluation variants (Garg's shifted distributions, outlier placements, MQAR query
+noise) gets a row of smaller panels under the main one, in the same PNG file, so
+the pipeline has one plot per task.
+
+Figures are built with matplotlib's object API on the Agg canvas (no pyplot state,
+no display needed) and written atomically.
+"""
+from __future__ import annotations
+
+import io
+import math
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from icl.report import table1
+from icl.training import atomic
+
+WIDTH_IN, MAIN_HEIGHT_IN, VARIANT_HEIGHT_IN = 7.0, 4.5, 2.7
+DPI = 120
+LOG_SPAN = 100.0          # max/min of the plotted errors above which the y axis is logarithmic
+LOG_FLOOR = 1e-4          # a log axis shows at most 4 decades below the largest error: exact
+                          # solvers (least squares) reach 1e-15, which would squash every model
+VARIANT_COLUMNS = 2
+
+# Fixed colours for the study's architectures, so every plot of a report agrees.
+MODEL_COLOURS = {"transformer": "#1f77b4", "mamba": "#d62728", "s4": "#2ca02c",
+                 "s4_mamba": "#9467bd", "standard_hybrid": "#ff7f0e", "mambaformer": "#17becf"}
+_EXTRA_COLOURS = ("#8c564b", "#e377c2", "#bcbd22", "#7f7f7f", "#393b79", "#637939")
+BASELINE_COLOURS = ("#555555", "#999999", "#6b4c9a", "#b8860b", "#2f4f4f", "#a0522d", "#708090")
+
+
+def plot_task(evals: list[dict], runs: list[dict], out_png: Path) -> Path:
+    """Draw the ICL curves of one task (its evaluations and runs) into `out_png`; returns the path."""
+    out_png = Path(out_png)
+    best = table1.best_configs(evals, runs)
+    tasks = table1.ordered_tasks(best, runs) if best else []
+    task = tasks[0] if tasks else (runs[0]["task"] if runs else "task")
+    lines = {m: [ev for ev in c["evals"] if table1.tail(ev) is not None]
+             for m, c in best.get(task, {}).items()}
+    lines = {m: lines[m] for m in table1.ordered_models(lines) if lines[m]}
+    done = [ev for ev in evals if ev.get("state") == "done" and ev.get("model")]
+    diverged = sorted({ev.get("model_name") or "?" for ev in evals if table1.is_diverged(ev)})
+    colours = _colours(list(lines) + [r["model"] for r in runs])
+
+    variant_names = _variant_groups(done)
+    rows = math.ceil(len(variant_names) / VARIANT_COLUMNS)
+    height = MAIN_HEIGHT_IN + rows * VARIANT_HEIGHT_IN
+    fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(1 + rows, VARIANT_COLUMNS,
+                            height_ratios=[MAIN_HEIGHT_IN] + [VARIANT_HEIGHT_IN] * rows)
+    main = fig.add_subplot(grid[0, :])
+    metric = done[0].get("metric", "error") if done else "error"
+    seeds = sorted({len(v) for v in lines.values()})
+    title = f"{task}: in-context learning curve"
+    if seeds:
+        title += f" (best sweep point per architecture; {'/'.join(map(str, seeds))} seed(s))"
+    _panel(main, lines, done[0] if done else None, None, colours, metric, legend=True)
+    main.set_title(title, fontsize=9)
+    if not lines:
+        main.text(0.5, 0.5, "no finished evaluation", ha="center", va="center",
+                  transform=main.transAxes, color="#b00020")
+    if diverged:
+        main.text(0.01, 0.01, "diverged: " + ", ".join(diverged), transform=main.transAxes,
+                  fontsize=8, color="#b00020", ha="left", va="bottom")
+
+    for i, (label, members) in enumerate(variant_names.items()):
+        ax = fig.add_subplot(grid[1 + i // VARIANT_COLUMNS, i % VARIANT_COLUMNS])
+        if label == "noisy_query":
+            _noise_panel(ax, lines, members, colours)
+        else:
+            _panel(ax, lines, done[0], members[0], colours, None, legend=False)
+        ax.set_title(f"variant: {label}", fontsize=8)
+    fig.tight_layout()
+    atomic.write_bytes(out_png, _png_bytes(fig))
+    return out_png
+
+
+def _png_bytes(fig: Figure) -> bytes:
+    """The figure as a 256-colour PNG: a third of the RGBA file's size, same look (octree keeps hues)."""
+    from PIL import Image   # matplotlib's own dependency
+
+    raw = io.BytesIO()
+    fig.savefig(raw, format="png", dpi=DPI, facecolor="white")
+    raw.seek(0)
+    image = Image.open(raw).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+# -- panels ----------------------------------------------------------------------------
+
+def _panel(ax, lines: dict[str, list[dict]], reference: dict | None, variant: str | None,
+           colours: dict, metric: str | None, legend: bool) -> None:
+    """Curves of every architecture (and the reference evaluation's baselines) on one axis."""
+    plotted = []
+    single = reference is not None and len(_part(reference, variant).get("positions") or []) == 1
+    if single:
+        _bars(ax, lines, reference, variant, colours)
+    else:
+        for model, evs in lines.items():
+            curve = _seed_curve(evs, variant)
+            if curve is None:
+                continue
+            x, mean, lo, hi = curve
+            ax.plot(x, mean, color=colours[model], lw=1.8, label=model)
+            ax.fill_between(x, lo, hi, color=colours[model], alpha=0.18, lw=0)
+            plotted.append(mean)
+        if reference is not None:
+            for i, (name, base) in enumerate(_baselines(_part(reference, variant)).items()):
+                x = np.asarray(_part(reference, variant)["positions"], dtype=float)
+                mean = _array(base["mean"])
+                if len(mean) != len(x):
+                    continue
+                ax.plot(x, mean, ls="--", lw=1.2, color=BASELINE_COLOURS[i % len(BASELINE_COLOURS)],
+                        label=name)
+                plotted.append(mean)
+        ax.set_xlabel("in-context examples", fontsize=8)
+        _maybe_log(ax, plotted)
+    if metric:
+        ax.set_ylabel("\n".join(textwrap.wrap(metric, 38)), fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    if legend and ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncol=2, loc="best", framealpha=0.85)
+
+
+def _bars(ax, lines, reference, variant, colours) -> None:
+    """A task read out once (vector MQAR): one bar per architecture, baselines as dashed levels."""
+    names = list(lines)
+    for i, model in enumerate(names):
+        curve = _seed_curve(lines[model], variant)
+        if curve is None:
+            continue
+        _, mean, lo, hi = curve
+        ax.bar(i, mean[0], color=colours[model], alpha=0.85, label=model)
+        ax.errorbar(i, mean[0], yerr=[[max(mean[0] - lo[0], 0)], [max(hi[0] - mean[0], 0)]],
+                    color="black", capsize=3, lw=1)
+    for j, (name, base) in enumerate(_baselines(_part(reference, variant)).items()):
+        value = _array(base["mean"])
+        if len(value) and np.isfinite(value[0]):
+            ax.axhline(value[0], ls="--", lw=1.2, color=BASELINE_COLOURS[j % len(BASELINE_COLOURS)],
+                       label=name)
+    ax.set_xticks(range(len(names)), names, rotation=20, fontsize=7)
+    positions = _part(reference, variant).get("positions") or ["?"]
+    ax.set_xlabel(f"architecture (read out after {positions[0]} examples)", fontsize=8)
+
+
+def _noise_panel(ax, lines, members: list[str], colours) -> None:
+    """MQAR query noise: error at the read-out against the noise sigma, one line per architecture."""
+    sigmas = [float(name.split(":", 1)[1]) for name in members]
+    for model, evs in lines.items():
+        values = []
+        for name in members:
+            curve = _seed_curve(evs, name)
+            values.append(float(np.nanmean(curve[1])) if curve is not None else math.nan)
+        ax.plot(sigmas, values, marker="o", ms=3, color=colours[model], lw=1.5, label=model)
+    ax.set_xscale("log")
+    ax.set_xlabel("query noise sigma", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+
+
+# -- data ------------------------------------------------------------------------------
+
+def _part(ev: dict, variant: str | None) -> dict:
+    """The standard evaluation, or one variant's block (same keys: positions, model, baselines)."""
+    if variant is None:
+        return ev
+    return (ev.get("variants") or {}).get(variant) or {}
+
+
+def _seed_curve(evs: list[dict], variant: str | None):
+    """(x, mean over seeds, lowest 5% bound, highest 95% bound), or None without data."""
+    parts = [_part(ev, variant) for ev in evs]
+    parts = [p for p in parts if p.get("model") and p.get("positions")]
+    if not parts:
+        return None
+    length = min(len(p["positions"]) for p in parts)
+    x = np.asarray(parts[0]["positions"][:length], dtype=float)
+    means = np.stack([_array(p["model"]["mean"][:length]) for p in parts])
+    lows = np.stack([_array(p["model"]["lo"][:length]) for p in parts])
+    highs = np.stack([_array(p["model"]["hi"][:length]) for p in parts])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # an all-NaN position stays NaN
+        return x, np.nanmean(means, 0), np.nanmin(lows, 0), np.nanmax(highs, 0)
+
+
+def _baselines(part: dict) -> dict:
+    """The baselines to draw: all, with the Lasso family cut down to its best alpha."""
+    bases = part.get("baselines") or {}
+    tails = (part.get("summary") or {}).get("baselines_tail") or {}
+    lassos = [n for n in bases if n.startswith("lasso_")]
+    keep = dict(bases)
+    if len(lassos) > 1:
+        scored = [n for n in lassos if table1._finite(tails.get(n))]
+        best = min(scored, key=lambda n: tails[n]) if scored else lassos[0]
+        for name in lassos:
+            if name != best:
+                keep.pop(name)
+    return keep
+
+
+def _variant_groups(done: list[dict]) -> dict[str, list[str]]:
+    """Panel label -> variant names, in the evaluations' order; MQAR's noise levels share a panel."""
+    groups: dict[str, list[str]] = {}
+    for ev in done:
+        for name in ev.get("variants") or {}:
+            label = name.split(":", 1)[0] if name.startswith("noisy_query:") else name
+            members = groups.setdefault(label, [])
+            if name not in members:
+                members.append(name)
+    if "noisy_query" in groups:
+        groups["noisy_query"].sort(key=lambda n: float(n.split(":", 1)[1]))
+    return groups
+
+
+def _maybe_log(ax, curves: list[np.ndarray]) -> None:
+    values = np.concatenate([c[np.isfinite(c)] for c in curves]) if curves else np.array([])
+    positive = values[values > 0]
+    if positive.size and positive.max() / positive.min() > LOG_SPAN:
+        ax.set_yscale("log")
+        top = positive.max()
+        ax.set_ylim(max(positive.min(), top * LOG_FLOOR) / 1.5, top * 1.5)
+
+
+def _colours(models: list[str]) -> dict[str, str]:
+    colours, extra = {}, iter(_EXTRA_COLOURS * 10)
+    for model in dict.fromkeys(models):
+        colours[model] = MODEL_COLOURS.get(model) or next(extra)
+    return colours
+
+
+def _array(values) -> np.ndarray:
+    return np.asarray([math.nan if v is None else v for v in values], dtype=float)

@@ -1,0 +1,320 @@
+"""The study's report: one self-contained HTML page, a Markdown summary and table1.json.
+
+    write_report(evals, runs, statuses, plots, out_dir, title) -> {"html", "md", "json": Path}
+
+report.html embeds its plots as base64 data URIs and its CSS inline: no external
+resource, no JavaScript, so it opens anywhere (mail it, archive it). report.md holds
+the Table-1 matrix, the verdict rules and links to the plot files. table1.json is
+`table1.verdicts(evals, runs)`: {task: {model: cell}}. Every file is written atomically.
+"""
+from __future__ import annotations
+
+import base64
+import math
+import os
+from pathlib import Path
+
+import jinja2
+
+from icl.report import table1
+from icl.training import atomic
+
+TEMPLATES = Path(__file__).parent / "templates"
+SMOKE_STEPS = 10_000      # fewer planned steps than this: a pipeline check, not a result
+PAPER_STEPS = 500_000     # the study's training length (many-outlier: 1M)
+
+
+def write_report(evals: list[dict], runs: list[dict], statuses, plots: dict, out_dir: Path,
+                 title: str) -> dict[str, Path]:
+    """Write out_dir/report.html, report.md and table1.json; returns their paths.
+
+    statuses: status.json dicts, as a list (each with "run_id") or a dict run id -> status.
+    plots: task -> PNG path (tasks without a plot are listed without one)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = table1.verdicts(evals, runs)
+    context = report_context(evals, runs, statuses, plots, out_dir, title, table)
+    paths = {"html": out_dir / "report.html", "md": out_dir / "report.md",
+             "json": out_dir / "table1.json"}
+    atomic.write_bytes(paths["html"], _render("report.html.j2", context, html=True).encode("utf-8"))
+    atomic.write_bytes(paths["md"], _render("report.md.j2", context, html=False).encode("utf-8"))
+    atomic.write_json(paths["json"], table)
+    return paths
+
+
+def report_context(evals, runs, statuses, plots, out_dir, title, table) -> dict:
+    """Everything the templates show, as plain values."""
+    status_of = _status_index(statuses)
+    eval_of = {(e.get("run_id"), e.get("eval_id")): e for e in evals}
+    eval_by_run = {e.get("run_id"): e for e in evals}
+    models = table1.ordered_models(dict.fromkeys(m for cells in table.values() for m in cells))
+    return {
+        "title": title,
+        "scale": describe_scale(runs, status_of),
+        "rules": table1.RULES,
+        "constants": {"FAIL_FRACTION": table1.FAIL_FRACTION, "CHECK_RATIO": table1.CHECK_RATIO,
+                      "CHECK_SLACK": table1.CHECK_SLACK},
+        "matrix": _matrix(table, models),
+        "agreement": _agreement(table),
+        "plots": _plots(table, plots, out_dir),
+        "architectures": _architectures(runs, models),
+        "runs": _run_rows(runs, status_of, eval_of, eval_by_run),
+        "counts": _counts(runs, status_of, eval_of, eval_by_run),
+    }
+
+
+# -- scale -----------------------------------------------------------------------------
+
+def describe_scale(runs: list[dict], status_of: dict) -> dict:
+    """What stands behind the numbers: steps, batch, sweep, seeds and evaluation size per experiment."""
+    experiments: dict[str, dict] = {}
+    for run in runs:
+        name = run.get("experiment") or "?"
+        ex = experiments.setdefault(name, {"name": name, "spec": run.get("spec"), "tasks": [],
+                                           "models": [], "steps": set(), "batch": set(),
+                                           "lr": set(), "seeds": set(), "sweep": set(),
+                                           "prompts": set(), "bootstrap": set()})
+        for key, value in (("tasks", run.get("task")), ("models", run.get("model"))):
+            if value not in ex[key]:
+                ex[key].append(value)
+        train, evaluation = run.get("train", {}), run.get("eval", {})
+        ex["steps"].add(train.get("steps"))
+        ex["batch"].add(train.get("batch"))
+        ex["lr"].add(train.get("lr"))
+        ex["seeds"].add(run.get("seed"))
+        ex["sweep"].update((run.get("sweep") or {}).keys())
+        ex["prompts"].add(evaluation.get("prompts"))
+        ex["bootstrap"].add(evaluation.get("bootstrap"))
+    rows = []
+    for ex in experiments.values():
+        rows.append({**ex, **{k: _join(ex[k]) for k in ("steps", "batch", "lr", "prompts", "bootstrap")},
+                     "sweep": ", ".join(sorted(ex["sweep"])) or "none",
+                     "seeds": len(ex["seeds"]), "seed_list": _join(ex["seeds"])})
+    steps = [r.get("train", {}).get("steps") for r in runs]
+    steps = [s for s in steps if isinstance(s, (int, float))]
+    smoke_spec = any("smoke" in Path(str(r.get("spec") or "")).parts for r in runs)
+    if not steps or min(steps) < SMOKE_STEPS or smoke_spec:
+        label = "smoke"
+    elif min(steps) < PAPER_STEPS:
+        label = "reduced"
+    else:
+        label = "paper"
+    warnings = []
+    if label == "smoke":
+        warnings.append(
+            f"SMOKE SCALE: these runs train for {_join(set(steps)) or 'no'} steps (the study: "
+            f"{PAPER_STEPS:,}) on toy sizes. They check that the pipeline runs end to end; "
+            "their numbers and verdicts say nothing about the architectures.")
+    elif label == "reduced":
+        warnings.append(
+            f"Reduced scale: {min(steps):,} to {max(steps):,} steps (the study: {PAPER_STEPS:,}). "
+            "ICL training often sits on a plateau and then drops abruptly, and too high a "
+            "learning rate can keep a model there: a 'fails' at this scale means something "
+            "only if the runs are long enough and the sweep wide enough.")
+    capped = [r["id"] for r in runs
+              if (status_of.get(r["id"]) or {}).get("capped")
+              or _done_less_than_planned(status_of.get(r["id"]))]
+    if capped:
+        warnings.append(f"{len(capped)} run(s) stopped before their planned steps "
+                        f"(--max-steps): {', '.join(capped[:8])}{' ...' if len(capped) > 8 else ''}.")
+    if runs and all(len(ex["lr"]) <= 1 for ex in experiments.values()):
+        warnings.append("No learning-rate sweep: every cell rests on a single learning rate, "
+                        "while the study takes each cell's best.")
+    if runs and all(len(ex["seeds"]) <= 1 for ex in experiments.values()):
+        warnings.append("One seed per configuration: no seed-to-seed spread behind the numbers.")
+    return {"label": label, "warnings": warnings, "experiments": rows,
+            "smoke": label == "smoke", "paper_steps": PAPER_STEPS}
+
+
+def _done_less_than_planned(status: dict | None) -> bool:
+    if not status or status.get("state") != "done":
+        return False
+    done, planned = status.get("steps_done"), status.get("steps_planned")
+    return isinstance(done, int) and isinstance(planned, int) and done < planned
+
+
+# -- Table 1 ---------------------------------------------------------------------------
+
+def _matrix(table: dict, models: list[str]) -> dict:
+    rows = []
+    for task, cells in table.items():
+        row = {"task": task, "cells": []}
+        for model in models:
+            cell = cells.get(model)
+            if cell is None:
+                row["cells"].append(None)
+                continue
+            verdict, paper = cell["verdict"], cell["paper"]
+            agreement = "none" if paper is None or verdict is None else \
+                ("agree" if verdict == paper else "disagree")
+            row["cells"].append({
+                **cell, "symbol": table1.SYMBOLS[verdict], "paper_symbol": table1.SYMBOLS.get(paper, "?"),
+                "metric_text": fmt(cell["metric"]), "chance_text": fmt(cell["chance"]),
+                "lr_text": fmt(cell["best_lr"]), "steps_text": fmt_int(cell["steps"]),
+                "steps_done_text": fmt_int(cell["steps_done"]), "agreement": agreement,
+                "configs_text": "; ".join(
+                    f"lr {fmt(c['lr'])}: {fmt(c['metric'])} ({c['seeds']} seed(s)"
+                    + (f", {c['diverged']} diverged" if c["diverged"] else "") + ")"
+                    for c in cell["configs"]),
+            })
+        rows.append(row)
+    return {"models": models, "rows": rows}
+
+
+def _agreement(table: dict) -> dict:
+    compared = [c for cells in table.values() for c in cells.values()
+                if c["paper"] is not None and c["verdict"] is not None]
+    agree = sum(1 for c in compared if c["verdict"] == c["paper"])
+    return {"compared": len(compared), "agree": agree,
+            "unjudged": sum(1 for cells in table.values() for c in cells.values() if c["verdict"] is None)}
+
+
+# -- plots and architectures -----------------------------------------------------------
+
+def _plots(table: dict, plots: dict, out_dir: Path) -> list[dict]:
+    entries = []
+    tasks = list(table) + [t for t in plots if t not in table]
+    for task in tasks:
+        path = plots.get(task)
+        if path is None or not Path(path).exists():
+            entries.append({"task": task, "uri": None, "link": None})
+            continue
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        entries.append({"task": task, "uri": f"data:image/png;base64,{data}",
+                        "link": Path(os.path.relpath(Path(path).resolve(), out_dir.resolve())).as_posix()})
+    return entries
+
+
+def _architectures(runs: list[dict], models: list[str]) -> dict:
+    """Per architecture: layer string, width, and the range over tasks of params, state, FLOPs/token."""
+    by_model: dict[str, list[dict]] = {}
+    for run in runs:
+        by_model.setdefault(run["model"], []).append(run)
+    summary, detail = [], []
+    for model in table1.ordered_models(by_model) + [m for m in models if m not in by_model]:
+        rs = by_model.get(model, [])
+        if not rs:
+            continue
+        summary.append({
+            "model": model,
+            "layers": _join({r.get("layers") for r in rs}),
+            "width": _join({r.get("model_config", {}).get("width") for r in rs}),
+            "params": _span([r.get("params") for r in rs]),
+            "state_size": _span([r.get("state_size") for r in rs]),
+            "flops_per_token": _span([r.get("flops_per_token") for r in rs]),
+        })
+        seen = set()
+        for r in rs:
+            key = (r.get("task"), r.get("params"), r.get("state_size"), r.get("flops_per_token"))
+            if key in seen:
+                continue
+            seen.add(key)
+            detail.append({"model": model, "task": r.get("task"), "params": fmt_int(r.get("params")),
+                           "state_size": fmt_int(r.get("state_size")),
+                           "flops_per_token": fmt_int(r.get("flops_per_token"))})
+    return {"summary": summary, "detail": detail}
+
+
+# -- runs ------------------------------------------------------------------------------
+
+def _run_rows(runs, status_of, eval_of, eval_by_run) -> list[dict]:
+    rows = []
+    for run in runs:
+        status = status_of.get(run["id"]) or {}
+        ev = eval_of.get((run["id"], run.get("eval_id"))) or eval_by_run.get(run["id"]) or {}
+        diverged = status.get("state") == "diverged" or table1.is_diverged(ev)
+        versions = status.get("versions") or ev.get("versions") or {}
+        tail = table1.tail(ev) if ev else None
+        rows.append({
+            "id": run["id"], "eval_id": run.get("eval_id"), "experiment": run.get("experiment"),
+            "model": run.get("model"), "task": run.get("task"), "seed": run.get("seed"),
+            "sweep": ", ".join(f"{k}={fmt(v)}" for k, v in (run.get("sweep") or {}).items()) or "",
+            "lr": fmt(run.get("train", {}).get("lr")),
+            "state": status.get("state") or "not trained",
+            "eval_state": ev.get("state") or "not evaluated",
+            "diverged": diverged,
+            "message": status.get("message") or ev.get("message") or "",
+            "device": status.get("device") or ev.get("device") or "",
+            "backend": status.get("backend") or "",
+            "versions": " / ".join(f"{k} {v}" for k, v in sorted(versions.items())),
+            "wall_s": fmt_seconds(status.get("wall_s")),
+            "steps_per_s": fmt(status.get("steps_per_s")),
+            "steps": f"{fmt_int(status.get('steps_done', status.get('step')))} / "
+                     f"{fmt_int(status.get('steps_planned', run.get('train', {}).get('steps')))}",
+            "short": _done_less_than_planned(status),
+            "final_loss": fmt(status.get("final_loss")),
+            "tail": fmt(tail),
+        })
+    return rows
+
+
+def _counts(runs, status_of, eval_of, eval_by_run) -> dict:
+    trained = sum(1 for r in runs if (status_of.get(r["id"]) or {}).get("state") == "done")
+    diverged = sum(1 for r in runs if (status_of.get(r["id"]) or {}).get("state") == "diverged"
+                   or table1.is_diverged(eval_by_run.get(r["id"]) or {}))
+    evaluated = sum(1 for r in runs if (r["id"], r.get("eval_id")) in eval_of or r["id"] in eval_by_run)
+    return {"runs": len(runs), "trained": trained, "diverged": diverged, "evaluated": evaluated,
+            "missing": len(runs) - evaluated}
+
+
+def _status_index(statuses) -> dict:
+    if statuses is None:
+        return {}
+    if isinstance(statuses, dict):
+        return dict(statuses)
+    return {s.get("run_id"): s for s in statuses if isinstance(s, dict)}
+
+
+# -- formatting ------------------------------------------------------------------------
+
+def fmt(value) -> str:
+    """A number in 3 significant digits (scientific when tiny or huge); '—' for none."""
+    if value is None or isinstance(value, bool):
+        return "\u2014" if value is None else str(value)
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+            return f"{value:.2e}"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def fmt_int(value) -> str:
+    return "\u2014" if not isinstance(value, (int, float)) else f"{int(value):,}"
+
+
+def fmt_seconds(value) -> str:
+    if not isinstance(value, (int, float)):
+        return "\u2014"
+    if value < 120:
+        return f"{value:.1f} s"
+    if value < 7200:
+        return f"{value / 60:.1f} min"
+    return f"{value / 3600:.1f} h"
+
+
+def _join(values) -> str:
+    values = [v for v in values if v is not None]
+    try:
+        values = sorted(set(values))
+    except TypeError:
+        values = list(dict.fromkeys(values))
+    return ", ".join(fmt_int(v) if isinstance(v, int) and not isinstance(v, bool) else fmt(v)
+                     for v in values)
+
+
+def _span(values) -> str:
+    values = [v for v in values if isinstance(v, (int, float))]
+    if not values:
+        return "\u2014"
+    low, high = min(values), max(values)
+    return fmt_int(low) if low == high else f"{fmt_int(low)} \u2013 {fmt_int(high)}"
+
+
+def _render(name: str, context: dict, html: bool) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=html,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    env.filters["fmt"] = fmt
+    return env.get_template(name).render(**context)

@@ -1,0 +1,262 @@
+"""The study's Table 1: a check / gap / fails verdict per (task, architecture), from evaluation JSONs.
+
+    verdicts(evals, runs) -> {task: {model: cell}}
+
+A cell holds at least {"verdict", "paper", "metric", "seeds", "best_lr", "steps"}
+(table1.json's contract) and the numbers behind them. The rules, with the constants
+below, are also printed in the report (`RULES`):
+
+1. A run's number is its evaluation summary's `model_tail`: the mean error over the
+   last quarter of prompt positions (evaluation/evaluate.py, TAIL_FRACTION).
+2. A configuration of a cell (one point of the spec's sweep: learning rate, or any
+   other swept value, in one experiment) scores the mean of its seeds' numbers. A
+   seed that diverged counts as chance: it left no usable model, and a learning rate
+   that diverges half the time is not the best one.
+3. The cell's metric is the best (lowest) configuration's score: the study takes each
+   cell's best learning rate.
+4. chance = the zero predictor's tail error on the same prompts (the mean over the
+   task's evaluations), or the task's trivial error where no zero baseline ran.
+5. fails if metric >= FAIL_FRACTION * chance; else check if
+   metric <= max(CHECK_RATIO * best_other, best_other + CHECK_SLACK * chance), with
+   best_other the lowest metric of the other architectures in the task (the ratio
+   judges errors far from zero; the slack keeps two near-zero errors, say 1e-4 and
+   1e-3, on par); else gap. An architecture alone in its task is check unless it fails.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+FAIL_FRACTION = 0.75   # at or above 75% of chance: the model did not learn the task
+CHECK_RATIO = 1.5      # within 1.5x the best other architecture: on par
+CHECK_SLACK = 0.05     # ... or within 5% of chance of it (errors near zero)
+
+VERDICTS = ("check", "gap", "fails")
+SYMBOLS = {"check": "\u2713", "gap": "\u25b3", "fails": "\u2717", None: "\u2014"}
+
+RULES = (
+    "A run scores its evaluation's tail error: the mean error over the last quarter of "
+    "prompt positions.",
+    "A configuration (one point of the spec's sweep: a learning rate or other swept value) "
+    "scores the mean over its seeds; a diverged seed counts as chance.",
+    "A cell's metric is its best configuration's score (the study takes each cell's best "
+    "learning rate).",
+    "chance = the zero predictor's tail error on the same prompts (the task's trivial "
+    "error where no zero baseline ran).",
+    f"fails: metric >= {FAIL_FRACTION:g} x chance.",
+    f"check: otherwise, metric <= max({CHECK_RATIO:g} x best other, best other + "
+    f"{CHECK_SLACK:g} x chance), best other = the lowest metric of the other architectures "
+    "in the task; an architecture alone in its task is check unless it fails.",
+    "gap: neither.",
+)
+
+# The study's own marks (Park et al. 2024, Table 1 and its text), keyed by the spec's
+# task and model names: triangle = gap, cross = fails. Others: null (not reported).
+_ALL_CHECK = {"transformer": "check", "mamba": "check", "mambaformer": "check"}
+PAPER_VERDICTS: dict[str, dict[str, str]] = {
+    "linear_regression": dict(_ALL_CHECK),
+    "sparse_linear_regression": dict(_ALL_CHECK),
+    "relu_2nn_regression": dict(_ALL_CHECK),
+    "decision_tree": {"transformer": "check", "mamba": "gap", "mambaformer": "check"},
+    "orthogonal_outlier_regression": {"transformer": "check", "mamba": "gap", "mambaformer": "check"},
+    "many_outlier_regression": {"transformer": "gap", "mamba": "check", "mambaformer": "check"},
+    "sparse_parity": {"transformer": "fails", "mamba": "check", "mambaformer": "check",
+                      "standard_hybrid": "fails"},
+    "chain_of_thought": dict(_ALL_CHECK),
+    "vector_mqar": {"transformer": "check", "mamba": "fails", "mambaformer": "check"},
+}
+
+# Display order of the study's architectures; others follow in first-seen order.
+MODEL_ORDER = ("transformer", "mamba", "s4", "s4_mamba", "standard_hybrid", "mambaformer")
+
+
+def paper_verdict(task: str, model: str, kind: str | None = None) -> str | None:
+    """The study's mark for a cell (by the spec's task name, else the task kind), or None."""
+    marks = PAPER_VERDICTS.get(task)
+    if marks is None and kind is not None:
+        marks = PAPER_VERDICTS.get(kind)
+    return (marks or {}).get(model)
+
+
+def chance_error(task_evals: list[dict], task_config: dict | None = None) -> float:
+    """The error of a model that learned nothing: the zero predictor's tail, else the task's trivial error."""
+    zeros = [e["summary"]["baselines_tail"].get("zero") for e in task_evals
+             if e.get("state") == "done" and e.get("summary")]
+    zeros = [z for z in zeros if _finite(z)]
+    if zeros:
+        return sum(zeros) / len(zeros)
+    kind = (task_config or {}).get("kind")
+    if kind == "token_mqar" and task_config.get("vocab"):
+        return 1.0 - 1.0 / float(task_config["vocab"])   # a uniform guess over the vocabulary
+    if kind == "sparse_parity":
+        return 0.5
+    return 1.0   # the study's normalisation puts the zero predictor at about 1
+
+
+def group(evals: list[dict], runs: list[dict]) -> dict:
+    """{task: {model: [config, ...]}}: each config is one sweep point with its evaluations.
+
+    config = {"key", "experiment", "sweep", "lr", "steps", "evals": [...], "runs": [...]};
+    an evaluation is matched to its run by (run_id, eval_id), else by run_id."""
+    by_pair = {(r["id"], r.get("eval_id")): r for r in runs}
+    by_id = {r["id"]: r for r in runs}
+    table: dict[str, dict[str, dict[str, dict]]] = {}
+    for ev in evals:
+        run = by_pair.get((ev.get("run_id"), ev.get("eval_id"))) or by_id.get(ev.get("run_id")) or {}
+        task = ev.get("task") or run.get("task")
+        model = ev.get("model_name") or run.get("model")
+        if task is None or model is None:
+            continue   # not an evaluation of a known run: nothing to place
+        sweep = run.get("sweep", ev.get("sweep")) or {}
+        experiment = run.get("experiment", ev.get("experiment"))
+        key = json.dumps([experiment, sweep], sort_keys=True, default=str)
+        configs = table.setdefault(task, {}).setdefault(model, {})
+        config = configs.setdefault(key, {
+            "key": key, "experiment": experiment, "sweep": sweep,
+            "lr": run.get("train", {}).get("lr"), "steps": run.get("train", {}).get("steps"),
+            "task_config": run.get("task_config"), "evals": [], "runs": []})
+        config["evals"].append(ev)
+        if run:
+            config["runs"].append(run)
+    return {task: {model: list(configs.values()) for model, configs in models.items()}
+            for task, models in table.items()}
+
+
+def is_diverged(ev: dict) -> bool:
+    return ev.get("state") == "diverged" or (ev.get("train_status") or {}).get("state") == "diverged"
+
+
+def tail(ev: dict) -> float | None:
+    """A finished evaluation's tail error, or None (diverged, or no value)."""
+    if is_diverged(ev) or ev.get("state") != "done":
+        return None
+    value = (ev.get("summary") or {}).get("model_tail")
+    return float(value) if _finite(value) else None
+
+
+def score_config(config: dict, chance: float) -> dict:
+    """A sweep point's score: the mean over seeds, a diverged seed counting as chance."""
+    values = [tail(ev) for ev in config["evals"]]
+    diverged = sum(1 for ev in config["evals"] if is_diverged(ev))
+    scored = [v for v in values if v is not None]
+    counted = scored + [chance] * diverged
+    return {"metric": sum(counted) / len(counted) if counted else None,
+            "seeds": len(scored), "diverged": diverged}
+
+
+def best_configs(evals: list[dict], runs: list[dict]) -> dict:
+    """{task: {model: the best config (group()'s dict plus "score")}} under rules 2-3."""
+    best: dict[str, dict[str, dict]] = {}
+    for task, models in group(evals, runs).items():
+        chance = _task_chance(models)
+        for model, configs in models.items():
+            scored = [(score_config(c, chance), c) for c in configs]
+            usable = [(s, c) for s, c in scored if s["metric"] is not None]
+            if not usable:
+                continue
+            score, config = min(usable, key=lambda sc: sc[0]["metric"])
+            best.setdefault(task, {})[model] = {**config, "score": score}
+    return best
+
+
+def verdicts(evals: list[dict], runs: list[dict]) -> dict:
+    """Table 1: {task: {model: cell}}, tasks and models in display order (see the module doc)."""
+    grouped = group(evals, runs)
+    # Cells with runs but no evaluation yet appear with a null verdict.
+    for run in runs:
+        grouped.setdefault(run["task"], {}).setdefault(run["model"], [])
+    kinds = {r["task"]: r.get("task_config", {}).get("kind") for r in runs}
+    table: dict[str, dict[str, dict]] = {}
+    for task in ordered_tasks(grouped, runs):
+        models = grouped[task]
+        chance = _task_chance(models)
+        cells = {}
+        for model in ordered_models(models):
+            cells[model] = _cell(models[model], chance, paper_verdict(task, model, kinds.get(task)))
+        _judge(cells, chance)
+        table[task] = cells
+    return table
+
+
+def _cell(configs: list[dict], chance: float, paper: str | None) -> dict:
+    scored = [(score_config(c, chance), c) for c in configs]
+    usable = [(s, c) for s, c in scored if s["metric"] is not None]
+    cell = {"verdict": None, "paper": paper, "metric": None, "seeds": 0, "best_lr": None,
+            "steps": None, "steps_done": None, "chance": chance, "best_other": None,
+            "agrees": None, "diverged": sum(s["diverged"] for s, _ in scored),
+            "evaluated": sum(len(c["evals"]) for c in configs),
+            "sweep": {"lr": sorted({c["lr"] for c in configs if c["lr"] is not None})},
+            "configs": [{"experiment": c["experiment"], "sweep": c["sweep"], "lr": c["lr"],
+                         "steps": c["steps"], **s} for s, c in scored],
+            "best_sweep": None, "note": ""}
+    if not usable:
+        cell["note"] = "not evaluated yet" if not configs else "no evaluation has a value"
+        return cell
+    score, config = min(usable, key=lambda sc: sc[0]["metric"])
+    done = [_steps_done(ev) for ev in config["evals"] if not is_diverged(ev)]
+    done = [d for d in done if d is not None]
+    cell.update(metric=score["metric"], seeds=score["seeds"], best_lr=config["lr"],
+                steps=config["steps"] if config["steps"] is not None else _steps_planned(config),
+                steps_done=min(done) if done else None, best_sweep=config["sweep"])
+    if score["seeds"] == 0:
+        cell["note"] = "every run diverged"
+    elif cell["diverged"]:
+        cell["note"] = f"{cell['diverged']} run(s) diverged"
+    return cell
+
+
+def _judge(cells: dict[str, dict], chance: float) -> None:
+    """Rule 5, in place: the verdict of every cell of one task."""
+    metrics = {m: c["metric"] for m, c in cells.items() if c["metric"] is not None}
+    for model, cell in cells.items():
+        metric = cell["metric"]
+        if metric is None:
+            continue
+        others = [v for m, v in metrics.items() if m != model]
+        best_other = min(others) if others else None
+        cell["best_other"] = best_other
+        if metric >= FAIL_FRACTION * chance:
+            verdict = "fails"
+        elif best_other is None or metric <= max(CHECK_RATIO * best_other,
+                                                 best_other + CHECK_SLACK * chance):
+            verdict = "check"
+        else:
+            verdict = "gap"
+        cell["verdict"] = verdict
+        cell["agrees"] = None if cell["paper"] is None else verdict == cell["paper"]
+
+
+def ordered_tasks(tasks, runs: list[dict]) -> list[str]:
+    """Tasks in the run table's order (the spec's), then any others in first-seen order."""
+    order = list(dict.fromkeys(r["task"] for r in runs))
+    return [t for t in order if t in tasks] + [t for t in tasks if t not in order]
+
+
+def ordered_models(models) -> list[str]:
+    """The study's architectures in its order, then others in first-seen order."""
+    return [m for m in MODEL_ORDER if m in models] + [m for m in models if m not in MODEL_ORDER]
+
+
+def _task_chance(models: dict[str, list[dict]]) -> float:
+    task_evals = [ev for configs in models.values() for c in configs for ev in c["evals"]]
+    task_config = next((c["task_config"] for configs in models.values() for c in configs
+                        if c.get("task_config")), None)
+    return chance_error(task_evals, task_config)
+
+
+def _steps_done(ev: dict) -> int | None:
+    status = ev.get("train_status") or {}
+    value = status.get("steps_done", ev.get("trained_steps"))
+    return int(value) if isinstance(value, (int, float)) else None
+
+
+def _steps_planned(config: dict) -> int | None:
+    for ev in config["evals"]:
+        planned = (ev.get("train_status") or {}).get("steps_planned")
+        if planned is not None:
+            return int(planned)
+    return None
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
