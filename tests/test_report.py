@@ -1,0 +1,282 @@
+"""The report: Table-1 verdict rules, ICL plots, the self-contained HTML page, report.md, table1.json.
+
+The fixture trains a tiny study for real (3 steps per run) and evaluates it with the
+real evaluate_run, so every JSON the report reads has the exact structure the
+pipeline writes. Verdict rules are then checked on constructed numbers: copies of
+those real evaluations with their summary numbers replaced.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from icl.compiler.runs import runs_of
+from icl.evaluation.evaluate import evaluate_run
+from icl.report import build_report, plot_task, verdicts, write_report
+from icl.report import table1
+from icl.report.__main__ import main as report_main
+from icl.training import atomic
+from icl.training.train import train_run
+
+TINY = '''
+model transformer { layers = "A F" width = 16 heads = 2 positions = learned }
+model s4 { layers = "S" width = 16 d_state = 4 }
+task linear_regression { dims = 3 points = 6 }
+task vector_mqar { dims = 4 pairs = 4 }
+train tiny { steps = 3 batch = 8 checkpoint_every = 3 log_every = 1 seeds = [0] }
+eval tiny { prompts = 16 bootstrap = 20 batch = 16 }
+experiment linear_regression {
+  models = [transformer, s4]
+  tasks = [linear_regression]
+  train extends tiny { lr = [1e-3, 1e-2] }
+  eval extends tiny {}
+}
+experiment vector_mqar {
+  models = [transformer]
+  tasks = [vector_mqar]
+  train extends tiny { lr = 1e-3 }
+  eval extends tiny {}
+}
+'''
+CELL_KEYS = {"verdict", "paper", "metric", "seeds", "best_lr", "steps"}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A tiny study trained and evaluated for real; one extra run marked diverged by training."""
+    root = tmp_path_factory.mktemp("study")
+    spec = root / "smoke" / "tiny.icl"
+    spec.parent.mkdir()
+    spec.write_text(TINY, encoding="utf-8")
+    runs = runs_of([spec])
+    runs_dir = root / "runs"
+    for run in runs:
+        folder = runs_dir / run["id"]
+        train_run(run, folder, progress=False, device="cpu")
+        evaluate_run(run, folder, folder / f"eval-{run['eval_id']}.json", device="cpu", progress=False)
+    # A third architecture whose training diverged: status.json as train_run writes it, and
+    # the evaluation evaluate_run writes for such a run.
+    diverged = copy.deepcopy(next(r for r in runs if r["model"] == "s4" and r["task"] == "linear_regression"))
+    diverged.update(id="d1ver9ed0000", eval_id="d1ver9ed0001", model="mamba", layers="M")
+    folder = runs_dir / diverged["id"]
+    atomic.write_json(folder / "status.json", {
+        "run_id": diverged["id"], "state": "diverged", "step": 2, "steps_done": 2, "steps_planned": 3,
+        "capped": False, "message": "loss became nan at step 2 (lr 0.01); run stopped as diverged",
+        "wall_s": 0.5, "steps_per_s": 4.0, "device": "cpu", "backend": "reference",
+        "versions": {"torch": "x", "python": "y", "icl": "z"}})
+    evaluate_run(diverged, folder, folder / f"eval-{diverged['eval_id']}.json", device="cpu", progress=False)
+    runs.append(diverged)
+    return {"root": root, "runs": runs, "runs_dir": runs_dir}
+
+
+@pytest.fixture(scope="module")
+def built(study):
+    out = study["root"] / "report"
+    paths = build_report(study["runs"], study["runs_dir"], out, "Tiny study")
+    return {**paths, "out": out}
+
+
+def _evals(study) -> list[dict]:
+    return [json.loads((study["runs_dir"] / r["id"] / f"eval-{r['eval_id']}.json").read_text())
+            for r in study["runs"]]
+
+
+# -- constructed numbers ---------------------------------------------------------------
+
+def _cell_runs(study, models: dict[str, list[tuple[float, float | None]]], zero: float = 1.0):
+    """Runs and evaluations of one task: models -> [(lr, tail or None for diverged), ...] (one per seed)."""
+    real_run = next(r for r in study["runs"] if r["task"] == "linear_regression" and r["model"] == "transformer")
+    real_eval = json.loads((study["runs_dir"] / real_run["id"] / f"eval-{real_run['eval_id']}.json").read_text())
+    runs, evals = [], []
+    for model, points in models.items():
+        seeds: dict[float, int] = {}
+        for lr, tail in points:
+            seed = seeds[lr] = seeds.get(lr, -1) + 1
+            run = copy.deepcopy(real_run)
+            run.update(id=f"{model[:4]}{len(runs):08d}", eval_id=f"e{len(runs):011d}", model=model, seed=seed,
+                       sweep={"train.lr": lr})
+            run["train"]["lr"] = lr
+            ev = copy.deepcopy(real_eval)
+            ev.update(run_id=run["id"], eval_id=run["eval_id"], model_name=model, seed=seed,
+                      sweep=run["sweep"])
+            if tail is None:
+                ev.update(state="diverged", model=None, summary=None, baselines={}, variants={}, positions=[])
+            else:
+                ev["summary"]["model_tail"] = tail
+                ev["summary"]["baselines_tail"]["zero"] = zero
+            runs.append(run)
+            evals.append(ev)
+    return runs, evals
+
+
+def test_clear_check_gap_and_fails(study):
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.10)], "mamba": [(1e-3, 0.12)],
+                                     "s4": [(1e-3, 0.40)], "mambaformer": [(1e-3, 0.80)]})
+    cells = verdicts(evals, runs)["linear_regression"]
+    assert {m: c["verdict"] for m, c in cells.items()} == {
+        "transformer": "check", "mamba": "check", "s4": "gap", "mambaformer": "fails"}
+    assert cells["s4"]["best_other"] == pytest.approx(0.10)
+    assert cells["transformer"]["best_other"] == pytest.approx(0.12)
+    assert cells["transformer"]["paper"] == "check" and cells["s4"]["paper"] is None
+    assert cells["mambaformer"]["agrees"] is False and cells["transformer"]["agrees"] is True
+
+
+def test_fail_threshold_is_relative_to_the_zero_predictor(study):
+    # chance 2.0: 1.4 < 0.75 * 2 learns something; 1.5 = 0.75 * 2 fails (the boundary fails).
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 1.4)], "mamba": [(1e-3, 1.5)]}, zero=2.0)
+    cells = verdicts(evals, runs)["linear_regression"]
+    assert cells["transformer"]["verdict"] == "check" and cells["mamba"]["verdict"] == "fails"
+    assert cells["mamba"]["chance"] == pytest.approx(2.0)
+
+
+def test_near_zero_errors_are_on_par_through_the_slack(study):
+    # 1e-2 is 100x the best other, but within 0.05 * chance of it: check, not gap.
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 1e-4)], "mamba": [(1e-3, 1e-2)],
+                                     "s4": [(1e-3, 0.2)]})
+    cells = verdicts(evals, runs)["linear_regression"]
+    assert cells["mamba"]["verdict"] == "check" and cells["s4"]["verdict"] == "gap"
+
+
+def test_best_learning_rate_and_mean_over_seeds(study):
+    runs, evals = _cell_runs(study, {
+        "transformer": [(1e-3, 0.30), (1e-3, 0.50), (1e-2, 0.10), (1e-2, 0.20)],
+        "mamba": [(1e-3, 0.12)]})
+    cell = verdicts(evals, runs)["linear_regression"]["transformer"]
+    assert cell["best_lr"] == 1e-2 and cell["seeds"] == 2 and cell["metric"] == pytest.approx(0.15)
+    assert cell["sweep"]["lr"] == [1e-3, 1e-2] and len(cell["configs"]) == 2
+    assert cell["steps"] == 3 and cell["verdict"] == "check"
+
+
+def test_a_diverged_seed_counts_as_chance_and_is_flagged(study):
+    # lr 1e-2: one seed at 0.05, one diverged -> (0.05 + 1.0) / 2 = 0.525; lr 1e-3 (0.2) wins.
+    runs, evals = _cell_runs(study, {"transformer": [(1e-2, 0.05), (1e-2, None), (1e-3, 0.2)],
+                                     "mamba": [(1e-3, None)]})
+    cells = verdicts(evals, runs)["linear_regression"]
+    assert cells["transformer"]["best_lr"] == 1e-3 and cells["transformer"]["metric"] == pytest.approx(0.2)
+    assert cells["transformer"]["diverged"] == 1
+    assert cells["mamba"]["verdict"] == "fails" and cells["mamba"]["seeds"] == 0
+    assert cells["mamba"]["note"] == "every run diverged"
+
+
+def test_cells_without_evaluation_have_no_verdict(study):
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.1)], "mamba": [(1e-3, 0.1)]})
+    cells = verdicts(evals[:1], runs)["linear_regression"]
+    assert cells["transformer"]["verdict"] == "check"
+    assert cells["mamba"]["verdict"] is None and cells["mamba"]["metric"] is None
+    assert cells["mamba"]["note"] == "not evaluated yet"
+
+
+def test_paper_verdicts_cover_the_study():
+    assert set(table1.PAPER_VERDICTS) == {
+        "linear_regression", "sparse_linear_regression", "relu_2nn_regression", "decision_tree",
+        "orthogonal_outlier_regression", "many_outlier_regression", "sparse_parity", "chain_of_thought",
+        "vector_mqar"}
+    assert table1.paper_verdict("sparse_parity", "standard_hybrid") == "fails"
+    assert table1.paper_verdict("sparse_parity", "transformer") == "fails"
+    assert table1.paper_verdict("vector_mqar", "mamba") == "fails"
+    assert table1.paper_verdict("decision_tree", "mamba") == "gap"
+    assert table1.paper_verdict("many_outlier_regression", "transformer") == "gap"
+    assert table1.paper_verdict("linear_regression", "s4") is None
+    assert table1.paper_verdict("my_linear", "mamba", kind="linear_regression") == "check"
+    for marks in table1.PAPER_VERDICTS.values():
+        assert {"transformer", "mamba", "mambaformer"} <= set(marks)
+        assert set(marks.values()) <= set(table1.VERDICTS)
+
+
+# -- the real pipeline's files -----------------------------------------------------------
+
+def test_table1_json_has_the_contract_shape(study, built):
+    table = json.loads(built["json"].read_text())
+    assert set(table) == {"linear_regression", "vector_mqar"}
+    assert set(table["linear_regression"]) == {"transformer", "s4", "mamba"}
+    for task, cells in table.items():
+        for model, cell in cells.items():
+            assert CELL_KEYS <= set(cell), (task, model)
+            assert cell["verdict"] in table1.VERDICTS
+            assert cell["paper"] == table1.paper_verdict(task, model)
+            assert cell["steps"] == 3
+    lin = table["linear_regression"]
+    assert lin["transformer"]["seeds"] == 1 and lin["transformer"]["best_lr"] in (1e-3, 1e-2)
+    assert lin["transformer"]["metric"] == pytest.approx(min(
+        c["metric"] for c in lin["transformer"]["configs"]))
+    assert lin["mamba"]["diverged"] == 1 and lin["mamba"]["verdict"] == "fails"
+    assert table == json.loads(json.dumps(verdicts(_evals(study), study["runs"])))
+
+
+def test_report_html_is_self_contained(built):
+    html = built["html"].read_text(encoding="utf-8")
+    assert "http://" not in html and "https://" not in html
+    assert "<script" not in html.lower() and "<link" not in html.lower() and "url(" not in html
+    sources = re.findall(r'src\s*=\s*"([^"]*)"', html)
+    assert len(sources) == 2   # one plot per task
+    for source in sources:
+        assert source.startswith("data:image/png;base64,")
+        assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<style>" in html
+
+
+def test_report_html_content(built):
+    html = built["html"].read_text(encoding="utf-8")
+    assert "SMOKE SCALE" in html            # a smoke/ spec: the numbers say nothing
+    assert "Table 1" in html and "fails: metric &gt;= 0.75 x chance." in html
+    assert 'class="diverged' in html and "DIVERGED" in html and "loss became nan at step 2" in html
+    assert "No learning-rate sweep" not in html   # linear_regression sweeps two rates
+    for model in ("transformer", "s4", "mamba"):
+        assert f"<th>{model}</th>" in html
+    assert "parameters" in html and "FLOPs / token" in html and "cpu" in html
+
+
+def test_report_md_and_plot_files(built):
+    md = built["md"].read_text(encoding="utf-8")
+    assert "| task | transformer | mamba | s4 |" in md
+    assert "fails: metric >= 0.75 x chance." in md and "WARNING:** SMOKE SCALE" in md
+    links = re.findall(r"\]\((plots/[^)]+\.png)\)", md)
+    assert sorted(links) == ["plots/linear_regression.png", "plots/vector_mqar.png"]
+    for link in links:
+        data = (built["out"] / link).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 200_000
+    assert not list(built["out"].rglob(".*.tmp"))   # atomic writes leave no temporaries
+
+
+def test_paper_scale_has_no_smoke_warning(study, tmp_path):
+    runs = copy.deepcopy(study["runs"])
+    for run in runs:
+        run["train"]["steps"] = 500_000
+        run["spec"] = "specs/paper/study.icl"
+    paths = write_report(_evals(study), runs, [], {}, tmp_path, "Paper")
+    html = paths["html"].read_text(encoding="utf-8")
+    assert "SMOKE SCALE" not in html and "Scale: <strong>paper</strong>" in html
+    assert "no plot" in html
+
+
+def test_plot_task_with_diverged_and_single_readout(study, tmp_path):
+    evals = _evals(study)
+    lin = [e for e in evals if e["task"] == "linear_regression"]
+    path = plot_task(lin, [r for r in study["runs"] if r["task"] == "linear_regression"], tmp_path / "a.png")
+    mqar = [e for e in evals if e["task"] == "vector_mqar"]
+    path2 = plot_task(mqar, [r for r in study["runs"] if r["task"] == "vector_mqar"], tmp_path / "b.png")
+    from PIL import Image
+
+    with Image.open(path) as a, Image.open(path2) as b:
+        # variants add a row of panels under the 7 x 4.5 in main plot at 120 dpi
+        assert a.size[0] == 840 and a.size[1] > 540 and b.size[0] == 840
+    only_diverged = [e for e in lin if e["state"] == "diverged"]
+    assert plot_task(only_diverged, study["runs"], tmp_path / "c.png").exists()
+
+
+def test_module_entry_point(study, tmp_path, capsys):
+    runs_file = tmp_path / "runs.json"
+    runs_file.write_text(json.dumps(study["runs"]))
+    assert report_main([str(runs_file), "--runs-dir", str(study["runs_dir"]), "--task", "vector_mqar",
+                        "--png", str(tmp_path / "m.png")]) == 0
+    assert (tmp_path / "m.png").exists()
+    assert report_main([str(runs_file), "--runs-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert report_main([str(runs_file), "--runs-dir", str(study["runs_dir"]), "--task", "nope",
+                        "--png", str(tmp_path / "n.png")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
