@@ -47,6 +47,9 @@ BASELINE_COLOURS = ("#555555", "#999999", "#6b4c9a", "#b8860b", "#2f4f4f", "#a05
 def plot_task(evals: list[dict], runs: list[dict], out_png: Path) -> Path:
     """Draw the ICL curves of one task (its evaluations and runs) into `out_png`; returns the path."""
     out_png = Path(out_png)
+    kinds = {r["id"]: (r.get("task_config") or {}).get("kind") for r in runs}
+    evals = [_split_chain_of_thought(ev) if kinds.get(ev.get("run_id")) == "chain_of_thought" else ev
+             for ev in evals]
     best = table1.best_configs(evals, runs)
     tasks = table1.ordered_tasks(best, runs) if best else []
     task = tasks[0] if tasks else (runs[0]["task"] if runs else "task")
@@ -85,7 +88,7 @@ def plot_task(evals: list[dict], runs: list[dict], out_png: Path) -> Path:
             _noise_panel(ax, lines, members, colours)
         else:
             _panel(ax, lines, done[0], members[0], colours, None, legend=False)
-        ax.set_title(f"variant: {label}", fontsize=8)
+        ax.set_title(label, fontsize=8)
     fig.tight_layout()
     atomic.write_bytes(out_png, _png_bytes(fig))
     return out_png
@@ -119,8 +122,11 @@ def _panel(ax, lines: dict[str, list[dict]], reference: dict | None, variant: st
             if curve is None:
                 continue
             x, mean, lo, hi = curve
-            ax.plot(x, mean, color=colours[model], lw=1.8, label=model)
-            ax.fill_between(x, lo, hi, color=colours[model], alpha=0.18, lw=0)
+            # Positions with no value (masked: e.g. outlier slots) are skipped, not gaps.
+            ok = np.isfinite(mean)
+            style = {"marker": "o", "ms": 3} if ok.sum() < 0.5 * len(ok) else {}
+            ax.plot(x[ok], mean[ok], color=colours[model], lw=1.8, label=model, **style)
+            ax.fill_between(x[ok], lo[ok], hi[ok], color=colours[model], alpha=0.18, lw=0)
             plotted.append(mean)
         if reference is not None:
             for i, (name, base) in enumerate(_baselines(_part(reference, variant)).items()):
@@ -128,8 +134,9 @@ def _panel(ax, lines: dict[str, list[dict]], reference: dict | None, variant: st
                 mean = _array(base["mean"])
                 if len(mean) != len(x):
                     continue
-                ax.plot(x, mean, ls="--", lw=1.2, color=BASELINE_COLOURS[i % len(BASELINE_COLOURS)],
-                        label=name)
+                ok = np.isfinite(mean)
+                ax.plot(x[ok], mean[ok], ls="--", lw=1.2, label=name,
+                        color=BASELINE_COLOURS[i % len(BASELINE_COLOURS)])
                 plotted.append(mean)
         ax.set_xlabel("in-context examples", fontsize=8)
         _maybe_log(ax, plotted)
@@ -215,6 +222,26 @@ def _baselines(part: dict) -> dict:
             if name != best:
                 keep.pop(name)
     return keep
+
+
+def _split_chain_of_thought(ev: dict) -> dict:
+    """Chain of thought reads out twice per example (p = 2i: features s_i, p = 2i + 1: output y_i):
+    the main curve becomes the outputs against i, and the features go to a panel of their own."""
+    count = len(ev.get("positions") or [])
+    if ev.get("state") != "done" or count == 0 or count % 2 or count != 2 * int(ev.get("points") or 0):
+        return ev
+
+    def pick(block: dict, start: int) -> dict:
+        return {k: (v[start::2] if isinstance(v, list) else v) for k, v in block.items()}
+
+    def half(start: int) -> dict:
+        return {"positions": list(range(count // 2)), "model": pick(ev["model"], start),
+                "baselines": {n: pick(b, start) for n, b in (ev.get("baselines") or {}).items()},
+                "summary": ev.get("summary")}
+
+    outputs = half(1)
+    return {**ev, **outputs, "metric": "squared error / d of the output y",
+            "variants": {"features s (squared error / d)": half(0), **(ev.get("variants") or {})}}
 
 
 def _variant_groups(done: list[dict]) -> dict[str, list[str]]:
