@@ -80,8 +80,8 @@ def paper_verdict(task: str, model: str, kind: str | None = None) -> str | None:
 
 def chance_error(task_evals: list[dict], task_config: dict | None = None) -> float:
     """The error of a model that learned nothing: the zero predictor's tail, else the task's trivial error."""
-    zeros = [e["summary"]["baselines_tail"].get("zero") for e in task_evals
-             if e.get("state") == "done" and e.get("summary")]
+    zeros = [((e.get("summary") or {}).get("baselines_tail") or {}).get("zero") for e in task_evals
+             if e.get("state") == "done"]
     zeros = [z for z in zeros if _finite(z)]
     if zeros:
         return sum(zeros) / len(zeros)
