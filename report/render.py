@@ -153,12 +153,19 @@ def _matrix(table: dict, models: list[str]) -> dict:
                 "lr_text": fmt(cell["best_lr"]), "steps_text": fmt_int(cell["steps"]),
                 "steps_done_text": fmt_int(cell["steps_done"]), "agreement": agreement,
                 "configs_text": "; ".join(
-                    f"lr {fmt(c['lr'])}: {fmt(c['metric'])} ({c['seeds']} seed(s)"
+                    _sweep_point(c) + f": {fmt(c['metric'])} ({c['seeds']} seed(s)"
                     + (f", {c['diverged']} diverged" if c["diverged"] else "") + ")"
                     for c in cell["configs"]),
             })
         rows.append(row)
     return {"models": models, "rows": rows}
+
+
+def _sweep_point(config: dict) -> str:
+    """'lr 0.001', plus any other swept value of the sweep point."""
+    parts = [f"lr {fmt(config['lr'])}"]
+    parts += [f"{k} {fmt(v)}" for k, v in (config.get("sweep") or {}).items() if k != "train.lr"]
+    return ", ".join(parts)
 
 
 def _agreement(table: dict) -> dict:

@@ -11,7 +11,6 @@ import base64
 import copy
 import json
 import re
-from pathlib import Path
 
 import pytest
 
