@@ -73,9 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", choices=("auto", "cpu", "cuda"))
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(handler=cmd_eval)
-    pl = sub.add_parser("plot", help="the ICL-curve figure of one experiment (pipeline step)")
+    pl = sub.add_parser("plot", help="the ICL-curve figure of one task (pipeline step)")
     pl.add_argument("files", nargs="+", metavar="SPEC")
-    pl.add_argument("--experiment", required=True)
+    pl.add_argument("--task", required=True)
     pl.add_argument("--runs-dir", required=True, metavar="DIR")
     pl.add_argument("--out", required=True, metavar="PNG")
     pl.set_defaults(handler=cmd_plot)
@@ -183,19 +183,17 @@ def cmd_eval(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from icl.report.build import plot_experiment
+    from icl.report.build import plot_only
 
-    runs = [r for r in _runs(args.files) if r["experiment"] == args.experiment]
-    if not runs:
-        raise IclError(f"no experiment '{args.experiment}' in " + ", ".join(args.files))
-    plot_experiment(runs, Path(args.runs_dir), Path(args.out))
+    plot_only(_runs(args.files), Path(args.runs_dir), args.task, Path(args.out))
     return 0
 
 
 def cmd_report(args) -> int:
     from icl.report.build import build_report
 
-    build_report(_runs(args.files), Path(args.runs_dir), Path(args.out), args.title)
+    # The pipeline has drawn the plots already (one rule per task); the report embeds them.
+    build_report(_runs(args.files), Path(args.runs_dir), Path(args.out), args.title, replot=False)
     return 0
 
 

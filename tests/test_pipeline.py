@@ -46,7 +46,7 @@ def pretend_built(workdir: Path, spec: Path) -> list[dict]:
     stages = [
         [workdir / "runs" / r["id"] / "status.json" for r in runs],
         [workdir / "runs" / r["id"] / f"eval-{r['eval_id']}.json" for r in runs],
-        [workdir / "results" / "plots" / f"{e}.png" for e in {r["experiment"] for r in runs}],
+        [workdir / "results" / "plots" / f"{t}.png" for t in {r["task"] for r in runs}],
         [workdir / "results" / name for name in ("report.html", "report.md", "table1.json")],
     ]
     for stage in stages:

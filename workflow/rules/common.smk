@@ -24,15 +24,15 @@ except IclError as error:
     sys.exit(str(error))  # the spec's own positioned message, no traceback
 
 RUN_BY_ID = {run["id"]: run for run in RUNS}
-EXPERIMENTS = sorted({run["experiment"] for run in RUNS})
+TASKS = sorted({run["task"] for run in RUNS})
 
 
 def eval_path(run):
     return f"{RUNS_DIR}/{run['id']}/eval-{run['eval_id']}.json"
 
 
-def evals_of(experiment):
-    return sorted({eval_path(r) for r in RUNS if r["experiment"] == experiment})
+def evals_of(task):
+    return sorted({eval_path(r) for r in RUNS if r["task"] == task})
 
 
 def spec_of(run_id, eval_id=None):

@@ -1,25 +1,25 @@
-# One ICL-curve figure per experiment, then one report over everything.
+# One ICL-curve figure per task, then one report over everything.
 rule plot:
     input:
-        lambda wildcards: evals_of(wildcards.experiment),
+        lambda wildcards: evals_of(wildcards.task),
     output:
-        f"{RESULTS}/plots/{{experiment}}.png",
+        f"{RESULTS}/plots/{{task}}.png",
     params:
         specs=" ".join(SPECS),
         runs_dir=RUNS_DIR,
     conda:
         "../envs/icl.yaml"
     log:
-        f"{RESULTS}/logs/plot-{{experiment}}.log",
+        f"{RESULTS}/logs/plot-{{task}}.log",
     shell:
-        "icl plot {params.specs} --experiment {wildcards.experiment} --runs-dir {params.runs_dir}"
+        "icl plot {params.specs} --task {wildcards.task} --runs-dir {params.runs_dir}"
         " --out {output} > {log} 2>&1"
 
 
 rule report:
     input:
         evals=sorted({eval_path(run) for run in RUNS}),
-        plots=expand(f"{RESULTS}/plots/{{experiment}}.png", experiment=EXPERIMENTS),
+        plots=expand(f"{RESULTS}/plots/{{task}}.png", task=TASKS),
     output:
         html=f"{RESULTS}/report.html",
         markdown=f"{RESULTS}/report.md",
