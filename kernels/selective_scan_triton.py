@@ -59,10 +59,9 @@ def _combine_adjoint(f2, q2, h2, f1, q1, h1):
 
 
 @triton.jit
-def _load_chunk(u_ptr, delta_ptr, B_ptr, C_ptr, bias, rows, bc_rows, t, mask2, mask_t,
-                HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
-    u = tl.load(u_ptr + rows + t[None, :], mask=mask2, other=0.0).to(tl.float32)
-    delta_raw = tl.load(delta_ptr + rows + t[None, :], mask=mask2, other=0.0).to(tl.float32)
+def _load_chunk(u_ptr, delta_ptr, bias, offsets, mask2, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    u = tl.load(u_ptr + offsets, mask=mask2, other=0.0).to(tl.float32)
+    delta_raw = tl.load(delta_ptr + offsets, mask=mask2, other=0.0).to(tl.float32)
     if HAS_BIAS:
         delta_raw += bias[:, None]
     if SOFTPLUS:
@@ -71,9 +70,25 @@ def _load_chunk(u_ptr, delta_ptr, B_ptr, C_ptr, bias, rows, bc_rows, t, mask2, m
         delta = delta_raw
     # Steps past the end become identity steps (a = 1, b = 0): the state flows through.
     delta = tl.where(mask2, delta, 0.0)
-    b_mat = tl.load(B_ptr + bc_rows + t[None, :], mask=mask_t[None, :], other=0.0).to(tl.float32)
-    c_mat = tl.load(C_ptr + bc_rows + t[None, :], mask=mask_t[None, :], other=0.0).to(tl.float32)
-    return u, delta_raw, delta, b_mat, c_mat
+    return u, delta_raw, delta
+
+
+@triton.jit
+def _column(tile, offs_t, n):
+    """Column n of a (BLOCK_D, T) tile, as a (BLOCK_D,) vector."""
+    return tl.sum(tl.where(offs_t[None, :] == n, tile, 0.0), axis=1)
+
+
+@triton.jit
+def _set_column(tile, offs_t, n, column):
+    return tl.where(offs_t[None, :] == n, column[:, None], tile)
+
+
+# Layout rule for both kernels: every per-channel quantity indexed by the state n (A, the
+# carried states, dA) lives in the first N columns of a (BLOCK_D, T) tile, and B_n, C_n are
+# loaded as broadcast (BLOCK_D, T) tiles. All tensors then share the coalesced layout of the
+# u tile, so the loop over n needs no layout conversions (no shared memory, no barriers).
+# This needs T >= N.
 
 
 @triton.jit
@@ -82,44 +97,48 @@ def _scan_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                          HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                          SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, N: tl.constexpr,
                          T: tl.constexpr):
+    # The state index n is a loop, not a tile axis: every tile is (BLOCK_D, T), laid out like
+    # the coalesced loads, so the scan along T runs mostly inside each thread.
     pid_b = tl.program_id(1).to(tl.int64)
     pid_d = tl.program_id(0)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, N)
     offs_t = tl.arange(0, T)
     mask_d = offs_d < dim
-    # A in log2 units so that exp(delta A) is one exp2.
-    a_log2 = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_d[:, None],
-                     other=0.0).to(tl.float32) * 1.4426950408889634
+    mask_dn = mask_d[:, None] & (offs_t[None, :] < N)
     bias = tl.zeros((BLOCK_D,), tl.float32)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
     d_skip = tl.zeros((BLOCK_D,), tl.float32)
     if HAS_D:
         d_skip = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    # A in log2 units so that exp(delta A) is one exp2.
+    a_tile = tl.load(A_ptr + offs_d[:, None] * N + offs_t[None, :], mask=mask_dn,
+                     other=0.0).to(tl.float32) * 1.4426950408889634
     rows = pid_b * dim * length + offs_d[:, None] * length
-    bc_rows = pid_b * N * length + offs_n[:, None] * length
-    state_rows = (pid_b * n_chunks * dim + offs_d[:, None]) * N + offs_n[None, :]
-    x = tl.zeros((BLOCK_D, N), tl.float32)
+    bc_rows = pid_b * N * length + offs_d[:, None] * 0
+    state_rows = (pid_b * n_chunks * dim + offs_d[:, None]) * N + offs_t[None, :]
+    x = tl.zeros((BLOCK_D, T), tl.float32)
     for c in range(n_chunks):
         t = c * T + offs_t
-        mask_t = t < length
-        mask2 = mask_d[:, None] & mask_t[None, :]
-        u, delta_raw, delta, b_mat, c_mat = _load_chunk(
-            u_ptr, delta_ptr, B_ptr, C_ptr, bias, rows, bc_rows, t, mask2, mask_t, HAS_BIAS, SOFTPLUS)
-        step_a = tl.exp2(delta[:, None, :] * a_log2[:, :, None])
-        step_b = (delta * u)[:, None, :] * b_mat[None, :, :]
-        cum_a, cum_b = tl.associative_scan((step_a, step_b), 2, _combine_forward)
-        xs = cum_a * x[:, :, None] + cum_b
-        y = tl.sum(xs * c_mat[None, :, :], axis=1)
-        if HAS_D:
-            y += u * d_skip[:, None]
+        mask2 = mask_d[:, None] & (t < length)[None, :]
+        u, delta_raw, delta = _load_chunk(u_ptr, delta_ptr, bias, rows + t[None, :], mask2,
+                                          HAS_BIAS, SOFTPLUS)
+        delta_u = delta * u
+        y = u * d_skip[:, None]
+        for n in range(N):
+            b_n = tl.load(B_ptr + bc_rows + n * length + t[None, :], mask=mask2, other=0.0).to(tl.float32)
+            c_n = tl.load(C_ptr + bc_rows + n * length + t[None, :], mask=mask2, other=0.0).to(tl.float32)
+            step_a = tl.exp2(delta * _column(a_tile, offs_t, n)[:, None])
+            step_b = delta_u * b_n
+            cum_a, cum_b = tl.associative_scan((step_a, step_b), 1, _combine_forward)
+            xs = cum_a * _column(x, offs_t, n)[:, None] + cum_b
+            y += xs * c_n
+            x = _set_column(x, offs_t, n, _column(xs, offs_t, T - 1))
         if HAS_Z:
             z = tl.load(z_ptr + rows + t[None, :], mask=mask2, other=0.0).to(tl.float32)
             y = y * z * tl.sigmoid(z)
         tl.store(out_ptr + rows + t[None, :], y.to(out_ptr.dtype.element_ty), mask=mask2)
-        x = tl.sum(tl.where(offs_t[None, None, :] == T - 1, xs, 0.0), axis=2)
-        tl.store(states_ptr + state_rows + c * dim * N, x, mask=mask_d[:, None])
+        tl.store(states_ptr + state_rows + c * dim * N, x, mask=mask_dn)
 
 
 @triton.jit
@@ -133,88 +152,93 @@ def _scan_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, b
     pid_b = tl.program_id(1).to(tl.int64)
     pid_d = tl.program_id(0)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, N)
     offs_t = tl.arange(0, T)
     mask_d = offs_d < dim
-    a_nat = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_d[:, None],
-                    other=0.0).to(tl.float32)
-    a_log2 = a_nat * 1.4426950408889634
+    mask_dn = mask_d[:, None] & (offs_t[None, :] < N)
     bias = tl.zeros((BLOCK_D,), tl.float32)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
     d_skip = tl.zeros((BLOCK_D,), tl.float32)
     if HAS_D:
         d_skip = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    dn_offsets = offs_d[:, None] * N + offs_t[None, :]
+    a_tile = tl.load(A_ptr + dn_offsets, mask=mask_dn, other=0.0).to(tl.float32)
     rows = pid_b * dim * length + offs_d[:, None] * length
-    bc_rows = pid_b * N * length + offs_n[:, None] * length
-    dn_offsets = offs_d[:, None] * N + offs_n[None, :]
+    bc_rows = pid_b * N * length + offs_d[:, None] * 0
     state_rows = pid_b * n_chunks * dim * N + dn_offsets
-    # carry = a_{t+1} h_{t+1} at the first step after the chunk (dL/d final state at the end).
-    carry = tl.zeros((BLOCK_D, N), tl.float32)
+    # carry[:, n] = a_{t+1} h_{t+1} at the first step after the chunk (dL/d final state at the end).
+    carry = tl.zeros((BLOCK_D, T), tl.float32)
     if HAS_DLAST:
-        carry = tl.load(dlast_ptr + pid_b * dim * N + dn_offsets, mask=mask_d[:, None], other=0.0)
-    grad_a = tl.zeros((BLOCK_D, N), tl.float32)
+        carry = tl.load(dlast_ptr + pid_b * dim * N + dn_offsets, mask=mask_dn, other=0.0)
+    grad_a = tl.zeros((BLOCK_D, T), tl.float32)
     grad_d = tl.zeros((BLOCK_D,), tl.float32)
     grad_bias = tl.zeros((BLOCK_D,), tl.float32)
     for c_rev in range(n_chunks):
         c = n_chunks - 1 - c_rev
         t = c * T + offs_t
-        mask_t = t < length
-        mask2 = mask_d[:, None] & mask_t[None, :]
-        u, delta_raw, delta, b_mat, c_mat = _load_chunk(
-            u_ptr, delta_ptr, B_ptr, C_ptr, bias, rows, bc_rows, t, mask2, mask_t, HAS_BIAS, SOFTPLUS)
-        dout = tl.load(dout_ptr + rows + t[None, :], mask=mask2, other=0.0).to(tl.float32)
-        # Recompute this chunk's states from the saved state at its start.
-        has_prev = (tl.zeros((BLOCK_D, N), tl.int32) + c) > 0
-        x0 = tl.load(states_ptr + state_rows + (c - 1) * dim * N, mask=mask_d[:, None] & has_prev,
-                     other=0.0)
-        step_a = tl.exp2(delta[:, None, :] * a_log2[:, :, None])
+        mask_t = (t < length)[None, :]
+        mask2 = mask_d[:, None] & mask_t
+        offsets = rows + t[None, :]
+        u, delta_raw, delta = _load_chunk(u_ptr, delta_ptr, bias, offsets, mask2, HAS_BIAS, SOFTPLUS)
         delta_u = delta * u
-        step_b = delta_u[:, None, :] * b_mat[None, :, :]
-        cum_a, cum_b = tl.associative_scan((step_a, step_b), 2, _combine_forward)
-        xs = cum_a * x0[:, :, None] + cum_b
+        dout = tl.load(dout_ptr + offsets, mask=mask2, other=0.0).to(tl.float32)
         if HAS_Z:
-            z = tl.load(z_ptr + rows + t[None, :], mask=mask2, other=0.0).to(tl.float32)
-            y = tl.sum(xs * c_mat[None, :, :], axis=1) + u * d_skip[:, None]
+            z = tl.load(z_ptr + offsets, mask=mask2, other=0.0).to(tl.float32)
             sig = tl.sigmoid(z)
-            dz = dout * y * sig * (1.0 + z * (1.0 - sig))
-            tl.store(dz_ptr + rows + t[None, :], dz.to(dz_ptr.dtype.element_ty), mask=mask2)
             dy = dout * z * sig
         else:
             dy = dout
+        # The chunk's start states, saved by the forward.
+        has_prev = (tl.zeros((BLOCK_D, T), tl.int32) + c) > 0
+        x0 = tl.load(states_ptr + state_rows + (c - 1) * dim * N, mask=mask_dn & has_prev, other=0.0)
+        y = u * d_skip[:, None]
+        ddelta = tl.zeros((BLOCK_D, T), tl.float32)
+        h_b = tl.zeros((BLOCK_D, T), tl.float32)
+        for n in range(N):
+            b_n = tl.load(B_ptr + bc_rows + n * length + t[None, :], mask=mask2, other=0.0).to(tl.float32)
+            c_n = tl.load(C_ptr + bc_rows + n * length + t[None, :], mask=mask2, other=0.0).to(tl.float32)
+            a_n = _column(a_tile, offs_t, n)
+            # Recompute this state's trajectory over the chunk.
+            step_a = tl.exp2(delta * (a_n * 1.4426950408889634)[:, None])
+            step_b = delta_u * b_n
+            cum_a, cum_b = tl.associative_scan((step_a, step_b), 1, _combine_forward)
+            xs = cum_a * _column(x0, offs_t, n)[:, None] + cum_b
+            y += xs * c_n
+            tl.atomic_add(dC_ptr + pid_b * N * length + n * length + t[None, :],
+                          tl.sum(dy * xs, axis=0, keep_dims=True), mask=mask_t, sem="relaxed")
+            # Adjoint h_t = dy_t C_t + a_{t+1} h_{t+1}, scanned from the chunk's end.
+            g = dy * c_n
+            ones = tl.full(g.shape, 1.0, tl.float32)
+            _, cum_q, cum_h = tl.associative_scan((step_a, ones, g), 1, _combine_adjoint, reverse=True)
+            h = cum_h + cum_q * _column(carry, offs_t, n)[:, None]
+            h_ax = h * (xs - step_b)  # h_t a_t x_{t-1}
+            grad_a = _set_column(grad_a, offs_t, n, _column(grad_a, offs_t, n) + tl.sum(h_ax * delta, axis=1))
+            hb_n = h * b_n
+            h_b += hb_n
+            ddelta += hb_n * u + h_ax * a_n[:, None]
+            tl.atomic_add(dB_ptr + pid_b * N * length + n * length + t[None, :],
+                          tl.sum(h * delta_u, axis=0, keep_dims=True), mask=mask_t, sem="relaxed")
+            carry = _set_column(carry, offs_t, n, _column(h * step_a, offs_t, 0))
+        if HAS_Z:
+            dz = dout * y * sig * (1.0 + z * (1.0 - sig))
+            tl.store(dz_ptr + offsets, dz.to(dz_ptr.dtype.element_ty), mask=mask2)
         grad_d += tl.sum(dy * u, axis=1)
-        tl.atomic_add(dC_ptr + bc_rows + t[None, :], tl.sum(dy[:, None, :] * xs, axis=0),
-                      mask=mask_t[None, :])
-        # Adjoint h_t = dy_t C_t + a_{t+1} h_{t+1}, scanned from the chunk's end.
-        g = dy[:, None, :] * c_mat[None, :, :]
-        ones = tl.full(g.shape, 1.0, tl.float32)
-        _, cum_q, cum_h = tl.associative_scan((step_a, ones, g), 2, _combine_adjoint, reverse=True)
-        h = cum_h + cum_q * carry[:, :, None]
-        h_ax = h * (xs - step_b)  # h_t a_t x_{t-1}
-        grad_a += tl.sum(h_ax * delta[:, None, :], axis=2)
-        h_b = tl.sum(h * b_mat[None, :, :], axis=1)
-        ddelta = h_b * u + tl.sum(h_ax * a_nat[:, :, None], axis=1)
         du = dy * d_skip[:, None] + h_b * delta
-        tl.atomic_add(dB_ptr + bc_rows + t[None, :], tl.sum(h * delta_u[:, None, :], axis=0),
-                      mask=mask_t[None, :])
         if SOFTPLUS:
             ddelta = ddelta * tl.sigmoid(delta_raw)
         ddelta = tl.where(mask2, ddelta, 0.0)
         grad_bias += tl.sum(ddelta, axis=1)
-        tl.store(du_ptr + rows + t[None, :], du.to(du_ptr.dtype.element_ty), mask=mask2)
-        tl.store(ddelta_ptr + rows + t[None, :], ddelta.to(ddelta_ptr.dtype.element_ty), mask=mask2)
-        carry = tl.sum(tl.where(offs_t[None, None, :] == 0, h * step_a, 0.0), axis=2)
+        tl.store(du_ptr + offsets, du.to(du_ptr.dtype.element_ty), mask=mask2)
+        tl.store(ddelta_ptr + offsets, ddelta.to(ddelta_ptr.dtype.element_ty), mask=mask2)
     # Per-batch-row partial sums of the parameter gradients; the host sums over the batch.
-    tl.store(dA_ptr + pid_b * dim * N + dn_offsets, grad_a, mask=mask_d[:, None])
+    tl.store(dA_ptr + pid_b * dim * N + dn_offsets, grad_a, mask=mask_dn)
     tl.store(dD_ptr + pid_b * dim + offs_d, grad_d, mask=mask_d)
     tl.store(dbias_ptr + pid_b * dim + offs_d, grad_bias, mask=mask_d)
 
 
 def _launch_config(dim: int, length: int, n_state: int) -> tuple[int, int, int]:
-    """(BLOCK_D, T, num_warps) for a problem size."""
-    chunk = min(64, max(16, triton.next_power_of_2(length)))
-    block_d = max(1, min(triton.next_power_of_2(dim), 4096 // (chunk * n_state)))
-    return block_d, chunk, 4
+    """(BLOCK_D, T, num_warps) for a problem size (T >= N is required)."""
+    return 32, max(16, n_state), 4
 
 
 class SelectiveScanTriton(torch.autograd.Function):
@@ -283,8 +307,10 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     if u.shape[2] == 0:
         raise ValueError("selective_scan: the sequence length L must be at least 1")
     n_state = A.shape[1]
-    if n_state & (n_state - 1):
-        raise ValueError(f"selective_scan (triton): N={n_state} must be a power of two")
+    if n_state & (n_state - 1) or n_state > 256:
+        raise ValueError(f"selective_scan (triton): N={n_state} must be a power of two, at most 256")
+    if config is not None and config[1] < n_state:
+        raise ValueError(f"selective_scan (triton): chunk T={config[1]} must be at least N={n_state}")
     out, last_state = SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
                                                 delta_softplus, config)
     return (out, last_state) if return_last_state else out

@@ -1,0 +1,59 @@
+"""Selective scan on a CUDA device: the Triton kernel against the reference (outputs, final
+state, every gradient, NaN-poisoned buffers) and against mamba-ssm's CUDA kernel.
+Run on a GPU machine: pytest tests/gpu/test_kernels_gpu.py (skipped without CUDA)."""
+import pytest
+import torch
+
+import icl.kernels as kernels
+from icl.kernels.testing import make_scan_inputs, over_tolerance, rel_err, scan_errors
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+DEVICE = "cuda"
+
+
+@pytest.fixture(autouse=True)
+def poisoned_buffers(monkeypatch):
+    from icl.kernels import selective_scan_triton
+
+    def nan_buffer(shape, dtype, device):
+        return torch.full(shape, float("nan"), dtype=dtype, device=device)
+    monkeypatch.setattr(selective_scan_triton, "new_buffer", nan_buffer)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("length", [1, 7, 63, 80, 300, 1030])
+@pytest.mark.parametrize("dim", [60, 128])
+def test_triton_matches_reference(dtype, length, dim):
+    from icl.kernels.selective_scan_triton import selective_scan_triton
+    inputs = make_scan_inputs(3, dim, length, 16, dtype, DEVICE, seed=length + dim)
+    errors = scan_errors(selective_scan_triton, kernels.selective_scan_ref, inputs)
+    assert not over_tolerance(errors, dtype), errors
+
+
+@pytest.mark.parametrize("config", [(8, 16, 1), (16, 16, 2), (16, 32, 4), (64, 16, 4)])
+def test_launch_shapes_agree(config):
+    from icl.kernels.selective_scan_triton import selective_scan_triton
+    inputs = make_scan_inputs(2, 100, 203, 16, torch.float32, DEVICE, seed=7, with_z=False)
+    errors = scan_errors(selective_scan_triton, kernels.selective_scan_ref, inputs, config=config)
+    assert not over_tolerance(errors, torch.float32), errors
+
+
+def test_auto_dispatch_on_cuda_uses_triton(monkeypatch):
+    monkeypatch.delenv("ICL_SCAN_BACKEND", raising=False)
+    inputs = make_scan_inputs(2, 16, 33, 16, torch.float32, DEVICE)
+    kernels.selective_scan(**inputs, delta_softplus=True)
+    assert kernels.backend_used() == "triton"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_agrees_with_mamba_ssm(dtype):
+    interface = pytest.importorskip("mamba_ssm.ops.selective_scan_interface")
+    inputs = make_scan_inputs(4, 96, 257, 16, dtype, DEVICE, seed=3)
+    ours = scan_errors(kernels.selective_scan, interface.selective_scan_fn, inputs)
+    limit = 1e-4 if dtype == torch.float32 else 3e-2
+    assert all(v <= limit for v in ours.values()), ours
+    out = kernels.selective_scan(**inputs, delta_softplus=True)
+    ref = interface.selective_scan_fn(**inputs, delta_softplus=True)
+    assert rel_err(out, ref) <= limit

@@ -1,0 +1,137 @@
+"""Selective scan: the Triton kernel (run by the Triton interpreter on CPU) against the
+pure-PyTorch reference, and the backend dispatch. Sizes are tiny: the interpreter is slow."""
+import importlib
+import os
+import warnings
+
+os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are defined (they are imported lazily)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import icl.kernels as kernels  # noqa: E402
+from icl.kernels import dispatch  # noqa: E402
+from icl.kernels.testing import make_scan_inputs, over_tolerance, scan_errors  # noqa: E402
+
+pytest.importorskip("triton")
+
+
+@pytest.fixture(scope="module")
+def triton_scan():
+    """The kernel module, defined under the interpreter even if something imported it before."""
+    name = "icl.kernels.selective_scan_triton"
+    module = importlib.import_module(name)
+    if type(module._scan_forward_kernel).__name__ != "InterpretedFunction":
+        module = importlib.reload(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def poisoned_buffers(monkeypatch, triton_scan):
+    """Every buffer the kernels must fill starts as NaN, so unwritten memory fails the checks."""
+    def nan_buffer(shape, dtype, device):
+        return torch.full(shape, float("nan"), dtype=dtype, device=device)
+    monkeypatch.setattr(triton_scan, "new_buffer", nan_buffer)
+
+
+CASES = [
+    # (batch, dim, L, N, dtype, config (BLOCK_D, T, warps), options)
+    (2, 60, 1, 4, torch.float32, (64, 16, 4), dict()),
+    (1, 60, 7, 4, torch.float32, (64, 16, 4), dict(with_z=False, with_d=False, with_bias=False, softplus=False)),
+    (1, 60, 63, 4, torch.float32, (64, 16, 4), dict()),
+    (1, 60, 80, 4, torch.float32, (64, 16, 4), dict(with_z=False)),
+    (2, 8, 20, 16, torch.float32, (8, 16, 4), dict()),
+    (1, 60, 63, 4, torch.bfloat16, (64, 16, 4), dict()),
+    (1, 12, 7, 8, torch.bfloat16, (4, 16, 2), dict(with_bias=False)),
+]
+
+
+@pytest.mark.parametrize("batch,dim,length,n_state,dtype,config,options", CASES,
+                         ids=[f"L{c[2]}-D{c[1]}-N{c[3]}-{str(c[4])[6:]}" for c in CASES])
+def test_triton_matches_reference(triton_scan, batch, dim, length, n_state, dtype, config, options):
+    options = dict(options)
+    softplus = options.pop("softplus", True)
+    inputs = make_scan_inputs(batch, dim, length, n_state, dtype, seed=length, **options)
+    errors = scan_errors(triton_scan.selective_scan_triton, kernels.selective_scan_ref, inputs,
+                         delta_softplus=softplus, config=config)
+    assert not over_tolerance(errors, dtype), errors
+
+
+def test_dispatch_forced_triton_runs_the_kernel(triton_scan):
+    inputs = make_scan_inputs(1, 4, 5, 16)
+    out = kernels.selective_scan(**inputs, delta_softplus=True, backend="triton")
+    assert kernels.backend_used() == "triton"
+    ref = kernels.selective_scan_ref(**inputs, delta_softplus=True)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_auto_on_cpu_uses_reference(monkeypatch):
+    monkeypatch.delenv(dispatch.ENV_VAR, raising=False)
+    inputs = make_scan_inputs(1, 3, 4, 2)
+    out = kernels.selective_scan(**inputs)
+    assert kernels.backend_used() == "reference"
+    torch.testing.assert_close(out, kernels.selective_scan_ref(**inputs))
+
+
+def test_environment_variable_forces_backend(monkeypatch):
+    monkeypatch.setenv(dispatch.ENV_VAR, "reference")
+    assert dispatch.resolve_backend("cuda") == "reference"
+    monkeypatch.setenv(dispatch.ENV_VAR, "triton")
+    assert dispatch.resolve_backend("cpu") == "triton"  # the interpreter is on in this module
+    assert dispatch.resolve_backend("cpu", "reference") == "reference"  # the argument wins
+
+
+def test_unavailable_backend_falls_back_with_one_warning(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setattr(dispatch, "_warned", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert dispatch.resolve_backend("cpu", "triton") == "reference"
+        assert dispatch.resolve_backend("cpu", "triton") == "reference"
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "using the reference backend" in messages[0], messages
+
+
+def test_missing_triton_falls_back(monkeypatch):
+    monkeypatch.setattr(dispatch, "triton_available", lambda: False)
+    monkeypatch.setattr(dispatch, "_warned", set())
+    with pytest.warns(RuntimeWarning, match="not installed"):
+        assert dispatch.resolve_backend("cuda", "auto") == "reference"
+
+
+def test_bad_backend_name_is_a_clear_error(monkeypatch):
+    with pytest.raises(ValueError, match="must be one of auto, triton, reference"):
+        kernels.selective_scan(**make_scan_inputs(1, 2, 3, 2), backend="cuda")
+    monkeypatch.setenv(dispatch.ENV_VAR, "fast")
+    with pytest.raises(ValueError, match="ICL_SCAN_BACKEND"):
+        dispatch.resolve_backend("cpu")
+
+
+@pytest.mark.parametrize("field,shape,message", [
+    ("u", (2, 3), "u must be"),
+    ("A", (4, 2), "A must be"),
+    ("B", (1, 2, 9), "B must be"),
+    ("D", (5,), "D must be"),
+])
+def test_bad_shapes_are_clear_errors(field, shape, message):
+    inputs = make_scan_inputs(1, 3, 4, 2)
+    inputs[field] = torch.zeros(shape)
+    with pytest.raises(ValueError, match=message):
+        kernels.selective_scan_ref(**inputs)
+
+
+def test_triton_rejects_chunk_shorter_than_state(triton_scan):
+    with pytest.raises(ValueError, match="at least N"):
+        triton_scan.selective_scan_triton(**make_scan_inputs(1, 3, 4, 32), config=(4, 16, 4))
+
+
+def test_reference_matches_closed_form_for_one_state():
+    # One channel, one state, A = 0: x_t = sum_{s<=t} delta_s B_s u_s, y_t = C_t x_t.
+    u = torch.tensor([[[1.0, 2.0, 3.0]]])
+    delta = torch.tensor([[[0.5, 1.0, 2.0]]])
+    B = torch.tensor([[[1.0, 1.0, 2.0]]])
+    C = torch.tensor([[[2.0, 1.0, 1.0]]])
+    out, last = kernels.selective_scan_ref(u, delta, torch.zeros(1, 1), B, C, return_last_state=True)
+    torch.testing.assert_close(out, torch.tensor([[[1.0, 2.5, 14.5]]]))
+    torch.testing.assert_close(last, torch.tensor([[[14.5]]]))
+
