@@ -1,12 +1,15 @@
 """Entry points for the pipeline: load a study's results from its run folders, plot, write the report.
 
-    build_report(run_table, runs_dir, out_dir, title) -> {"html", "md", "json", "plots"}
-    plot_only(run_table, runs_dir, task, out_png) -> Path       # one task's plot (a per-task rule)
+    build_report(run_table, runs_dir, out_dir, title, replot=True) -> {"html", "md", "json", "plots"}
+    plot_only(run_table, runs_dir, task, out_png) -> Path   # `icl plot`: one task's figure
     load_results(run_table, runs_dir) -> (evals, statuses)
 
 Run folder layout (training/ and evaluation/): runs_dir/{id}/status.json and
 runs_dir/{id}/eval-{eval_id}.json. Runs not trained or evaluated yet are not an
 error: the report lists them as missing.
+
+Plots: one PNG per task, out_dir/plots/{task}.png. build_report draws them all, or with
+replot=False (the pipeline, whose plot rule has drawn them) embeds the files it finds.
 """
 from __future__ import annotations
 
@@ -50,21 +53,28 @@ def plot_only(run_table: list[dict], runs_dir: Path, task: str, out_png: Path) -
     return plot_task(evals, runs, out_png)
 
 
-def build_report(run_table: list[dict], runs_dir: Path, out_dir: Path, title: str) -> dict:
-    """Plot every task into out_dir/plots/{task}.png and write report.html, report.md, table1.json."""
+def build_report(run_table: list[dict], runs_dir: Path, out_dir: Path, title: str, *,
+                 replot: bool = True) -> dict:
+    """Write report.html, report.md and table1.json into `out_dir`, with the plots of
+    out_dir/plots/{task}.png: drawn here, or with replot=False only embedded where they exist."""
     from icl.report.plots import plot_task
     from icl.report.render import write_report
 
     runs = _check(run_table)
     out_dir = Path(out_dir)
     evals, statuses = load_results(runs, runs_dir)
-    plots = {}
+    plots: dict[str, Path | None] = {}
     for task in dict.fromkeys(r["task"] for r in runs):
+        png = out_dir / "plots" / f"{task}.png"
         task_runs = [r for r in runs if r["task"] == task]
         ids = {r["id"] for r in task_runs}
         task_evals = [e for e in evals if e.get("run_id") in ids]
-        if any(e.get("state") == "done" for e in task_evals):
-            plots[task] = plot_task(task_evals, task_runs, out_dir / "plots" / f"{task}.png")
+        if not replot:
+            plots[task] = png if png.exists() else None
+        elif any(e.get("state") == "done" for e in task_evals):
+            plots[task] = plot_task(task_evals, task_runs, png)
+        else:
+            plots[task] = None
     paths = write_report(evals, runs, statuses, plots, out_dir, title)
     return {**paths, "plots": plots}
 

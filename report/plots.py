@@ -47,6 +47,11 @@ BASELINE_COLOURS = ("#555555", "#999999", "#6b4c9a", "#b8860b", "#2f4f4f", "#a05
 def plot_task(evals: list[dict], runs: list[dict], out_png: Path) -> Path:
     """Draw the ICL curves of one task (its evaluations and runs) into `out_png`; returns the path."""
     out_png = Path(out_png)
+    atomic.write_bytes(out_png, _png_bytes(_task_figure(evals, runs)))
+    return out_png
+
+
+def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
     kinds = {r["id"]: (r.get("task_config") or {}).get("kind") for r in runs}
     evals = [_split_chain_of_thought(ev) if kinds.get(ev.get("run_id")) == "chain_of_thought" else ev
              for ev in evals]
@@ -90,20 +95,24 @@ def plot_task(evals: list[dict], runs: list[dict], out_png: Path) -> Path:
             _panel(ax, lines, done[0], members[0], colours, None, legend=False)
         ax.set_title(label, fontsize=8)
     fig.tight_layout()
-    atomic.write_bytes(out_png, _png_bytes(fig))
-    return out_png
+    return fig
 
 
 def _png_bytes(fig: Figure) -> bytes:
-    """The figure as a 256-colour PNG: a third of the RGBA file's size, same look (octree keeps hues)."""
     from PIL import Image   # matplotlib's own dependency
 
     raw = io.BytesIO()
     fig.savefig(raw, format="png", dpi=DPI, facecolor="white")
     raw.seek(0)
-    image = Image.open(raw).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
+    return _quantized(Image.open(raw).convert("RGB"))
+
+
+def _quantized(image) -> bytes:
+    """A 256-colour PNG: a third of the RGBA file's size, same look (octree keeps the hues)."""
+    from PIL import Image
+
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
+    image.quantize(256, method=Image.Quantize.FASTOCTREE).save(out, format="PNG", optimize=True)
     return out.getvalue()
 
 

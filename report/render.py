@@ -29,7 +29,7 @@ def write_report(evals: list[dict], runs: list[dict], statuses, plots: dict, out
     """Write out_dir/report.html, report.md and table1.json; returns their paths.
 
     statuses: status.json dicts, as a list (each with "run_id") or a dict run id -> status.
-    plots: task -> PNG path (tasks without a plot are listed without one)."""
+    plots: experiment (or task) -> PNG path, or None where there is no plot yet."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = table1.verdicts(evals, runs)
@@ -179,15 +179,15 @@ def _agreement(table: dict) -> dict:
 # -- plots and architectures -----------------------------------------------------------
 
 def _plots(table: dict, plots: dict, out_dir: Path) -> list[dict]:
+    """Embedded plots, keyed by experiment or task: those named like a task in Table 1's order."""
     entries = []
-    tasks = list(table) + [t for t in plots if t not in table]
-    for task in tasks:
-        path = plots.get(task)
+    for label in [t for t in table if t in plots] + [k for k in plots if k not in table]:
+        path = plots[label]
         if path is None or not Path(path).exists():
-            entries.append({"task": task, "uri": None, "link": None})
+            entries.append({"label": label, "uri": None, "link": None})
             continue
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        entries.append({"task": task, "uri": f"data:image/png;base64,{data}",
+        entries.append({"label": label, "uri": f"data:image/png;base64,{data}",
                         "link": Path(os.path.relpath(Path(path).resolve(), out_dir.resolve())).as_posix()})
     return entries
 

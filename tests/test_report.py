@@ -247,7 +247,7 @@ def test_paper_scale_has_no_smoke_warning(study, tmp_path):
     for run in runs:
         run["train"]["steps"] = 500_000
         run["spec"] = "specs/paper/study.icl"
-    paths = write_report(_evals(study), runs, [], {}, tmp_path, "Paper")
+    paths = write_report(_evals(study), runs, [], {"linear_regression": None}, tmp_path, "Paper")
     html = paths["html"].read_text(encoding="utf-8")
     assert "SMOKE SCALE" not in html and "Scale: <strong>paper</strong>" in html
     assert "no plot" in html
@@ -266,6 +266,18 @@ def test_plot_task_with_diverged_and_single_readout(study, tmp_path):
         assert a.size[0] == 840 and a.size[1] > 540 and b.size[0] == 840
     only_diverged = [e for e in lin if e["state"] == "diverged"]
     assert plot_task(only_diverged, study["runs"], tmp_path / "c.png").exists()
+
+
+def test_build_report_without_replot_embeds_the_plots_it_finds(study, tmp_path):
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    drawn = plots / "linear_regression.png"
+    drawn.write_bytes(b"\x89PNG\r\n\x1a\n the plot rule's output")
+    paths = build_report(study["runs"], study["runs_dir"], tmp_path, "Embed", replot=False)
+    assert drawn.read_bytes().endswith(b"the plot rule's output")   # embedded, not redrawn
+    assert paths["plots"] == {"linear_regression": drawn, "vector_mqar": None}
+    html = paths["html"].read_text(encoding="utf-8")
+    assert html.count('src="data:image/png;base64,') == 1 and "vector_mqar: no plot" in html
 
 
 def test_module_entry_point(study, tmp_path, capsys):
