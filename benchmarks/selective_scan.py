@@ -133,18 +133,25 @@ def run(shapes, dtypes, configs, ref_reps):
             ref_out, ref_grads = fwd_bwd(kernels.selective_scan_ref, inputs, dout)
             nbytes = min_bytes(batch, dim, length, n_state, torch.finfo(dtype).bits // 8)
             for (impl, config), fn in impls.items():
-                if impl == "reference":
-                    out, grads = ref_out, ref_grads
-                else:
-                    out, grads = fwd_bwd(fn, inputs, dout)
-                torch.cuda.synchronize()
+                record = dict(device=device_name, impl=impl, B=batch, D=dim, L=length, N=n_state,
+                              dtype=dtype_name, min_bytes=nbytes)
+                if config is not None:
+                    record["config"] = list(config)
+                try:
+                    if impl == "reference":
+                        out, grads = ref_out, ref_grads
+                    else:
+                        out, grads = fwd_bwd(fn, inputs, dout)
+                    torch.cuda.synchronize()
+                except Exception as error:  # noqa: BLE001 -- record the failure, go on with the others
+                    record.update(fwd_bwd_ms=None, gbps=None, error=f"{type(error).__name__}: {error}"[:300])
+                    print(f"FAILED {impl} {config}: {record['error']}")
+                    records.append(record)
+                    continue
                 errors = {"out": rel_err(out, ref_out)}
                 errors.update({f"d{name}": rel_err(g, r) for name, g, r in zip(GRAD_NAMES, grads, ref_grads)})
                 worst = max(errors.values())
-                record = dict(device=device_name, impl=impl, B=batch, D=dim, L=length, N=n_state,
-                              dtype=dtype_name, min_bytes=nbytes, max_rel_err=worst)
-                if config is not None:
-                    record["config"] = list(config)
+                record["max_rel_err"] = worst
                 if not worst <= TOLERANCE[dtype]:  # NaN fails too
                     record.update(fwd_bwd_ms=None, gbps=None, error="failed the check against the reference: "
                                   + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))
@@ -168,11 +175,12 @@ def run(shapes, dtypes, configs, ref_reps):
 def markdown(records):
     device = records[0]["device"] if records else "?"
     lines = [f"# Selective scan, forward + backward ({device})", "",
-             "Median ms per forward+backward (delta_softplus, D, z and delta_bias given). "
+             "Median ms per forward+backward (delta_softplus, D, z and delta_bias given); "
+             "the Triton column is the fastest launch shape tried (all are in the JSON). "
              "floor = min_bytes / 3.0 TB/s; 'of floor' = floor / Triton time. "
              "Every timed implementation was first checked against the reference at that shape.", "",
-             "| B | D | L | N | dtype | triton ms | mamba_ssm ms | reference ms | triton / mamba_ssm | floor ms | of floor | triton GB/s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| B | D | L | N | dtype | triton ms | mamba_ssm ms | reference ms | triton / mamba_ssm | floor ms | of floor | triton GB/s | triton launch (BLOCK_D, T, warps) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     keys = []
     for r in records:
         key = (r["dtype"], r["B"], r["D"], r["L"], r["N"])
@@ -195,8 +203,9 @@ def markdown(records):
         floor = nbytes / BANDWIDTH_FLOOR * 1e3
         of_floor = f"{floor / tri['fwd_bwd_ms']:.0%}" if tri else "n/a"
         gbps = f"{tri['gbps']:.0f}" if tri else "n/a"
+        launch = tuple(tri["config"]) if tri and tri.get("config") else "default"
         lines.append(f"| {batch} | {dim} | {length} | {n_state} | {dtype} | {fmt(tri)} | {fmt(mam)} | {fmt(ref)} "
-                     f"| {ratio} | {floor:.3f} | {of_floor} | {gbps} |")
+                     f"| {ratio} | {floor:.3f} | {of_floor} | {gbps} | {launch} |")
     failed = [r for r in records if r.get("error")]
     if failed:
         lines += ["", "Failed checks (not timed):", ""]

@@ -51,7 +51,8 @@ def test_auto_dispatch_on_cuda_uses_triton(monkeypatch):
 def test_agrees_with_mamba_ssm(dtype):
     interface = pytest.importorskip("mamba_ssm.ops.selective_scan_interface")
     inputs = make_scan_inputs(4, 96, 257, 16, dtype, DEVICE, seed=3)
-    ours = scan_errors(kernels.selective_scan, interface.selective_scan_fn, inputs)
+    ours = scan_errors(kernels.selective_scan, interface.selective_scan_fn, inputs, state_grad=False,
+                       check_dtypes=False)
     limit = 1e-4 if dtype == torch.float32 else 3e-2
     assert all(v <= limit for v in ours.values()), ours
     out = kernels.selective_scan(**inputs, delta_softplus=True)
