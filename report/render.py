@@ -150,7 +150,7 @@ def _matrix(table: dict, models: list[str]) -> dict:
             row["cells"].append({
                 **cell, "symbol": table1.SYMBOLS[verdict], "paper_symbol": table1.SYMBOLS.get(paper, "?"),
                 "metric_text": fmt(cell["metric"]), "chance_text": fmt(cell["chance"]),
-                "lr_text": fmt(cell["best_lr"]), "steps_text": fmt_int(cell["steps"]),
+                "lr_text": fmt(cell["best_lr"]), "steps_text": _steps_text(cell),
                 "steps_done_text": fmt_int(cell["steps_done"]), "agreement": agreement,
                 "configs_text": "; ".join(
                     _sweep_point(c) + f": {fmt(c['metric'])} ({c['seeds']} seed(s)"
@@ -159,6 +159,14 @@ def _matrix(table: dict, models: list[str]) -> dict:
             })
         rows.append(row)
     return {"models": models, "rows": rows}
+
+
+def _steps_text(cell: dict) -> str:
+    """'60 steps', or '10 of 60 steps' when the best sweep point's runs stopped early."""
+    done, planned = cell["steps_done"], cell["steps"]
+    if isinstance(done, int) and isinstance(planned, int) and done < planned:
+        return f"{done:,} of {planned:,} steps"
+    return f"{fmt_int(planned)} steps"
 
 
 def _sweep_point(config: dict) -> str:
