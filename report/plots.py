@@ -75,7 +75,8 @@ def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
     main = fig.add_subplot(grid[0, :])
     metric = done[0].get("metric", "error") if done else "error"
     seeds = sorted({len(v) for v in lines.values()})
-    title = f"{task}: in-context learning curve"
+    single = bool(done) and len(done[0].get("positions") or []) == 1
+    title = f"{task}: error at the read-out" if single else f"{task}: in-context learning curve"
     if seeds:
         title += f" (best sweep point per architecture; {'/'.join(map(str, seeds))} seed(s))"
     _panel(main, lines, done[0] if done else None, None, colours, metric, legend=True)
@@ -165,14 +166,16 @@ def _bars(ax, lines, reference, variant, colours) -> None:
         if curve is None:
             continue
         _, mean, lo, hi = curve
-        ax.bar(i, mean[0], color=colours[model], alpha=0.85, label=model)
+        ax.bar(i, mean[0], color=colours[model], alpha=0.85)   # named on the x axis
         ax.errorbar(i, mean[0], yerr=[[max(mean[0] - lo[0], 0)], [max(hi[0] - mean[0], 0)]],
                     color="black", capsize=3, lw=1)
     for j, (name, base) in enumerate(_baselines(_part(reference, variant)).items()):
         value = _array(base["mean"])
         if len(value) and np.isfinite(value[0]):
-            ax.axhline(value[0], ls="--", lw=1.2, color=BASELINE_COLOURS[j % len(BASELINE_COLOURS)],
-                       label=name)
+            colour = BASELINE_COLOURS[j % len(BASELINE_COLOURS)]
+            ax.axhline(value[0], ls="--", lw=1.2, color=colour)
+            ax.text(1.0, value[0], f" {name}", transform=ax.get_yaxis_transform(), color=colour,
+                    fontsize=7, va="center", ha="left", clip_on=False)
     ax.set_xticks(range(len(names)), names, rotation=20, fontsize=7)
     positions = _part(reference, variant).get("positions") or ["?"]
     ax.set_xlabel(f"architecture (read out after {positions[0]} examples)", fontsize=8)
