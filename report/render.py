@@ -212,7 +212,7 @@ def _architectures(runs: list[dict], models: list[str]) -> dict:
             continue
         summary.append({
             "model": model,
-            "layers": _join({r.get("layers") for r in rs}),
+            "layers": _join({compact_layers(r.get("layers")) for r in rs}),
             "width": _join({r.get("model_config", {}).get("width") for r in rs}),
             "params": _span([r.get("params") for r in rs]),
             "state_size": _span([r.get("state_size") for r in rs]),
@@ -281,6 +281,22 @@ def _status_index(statuses) -> dict:
 
 
 # -- formatting ------------------------------------------------------------------------
+
+def compact_layers(layers: str | None) -> str | None:
+    """A long layer string folded back into a repeat: "M A M A M" -> "M (A M)*2", "M M M" -> "M*3"."""
+    if not layers:
+        return layers
+    tokens = layers.split()
+    for head in range(0, min(3, len(tokens) - 1)):
+        rest = tokens[head:]
+        for unit in range(1, len(rest) // 2 + 1):
+            count, remainder = divmod(len(rest), unit)
+            if remainder == 0 and rest == rest[:unit] * count:
+                body = " ".join(rest[:unit])
+                repeat = f"{body}*{count}" if unit == 1 else f"({body})*{count}"
+                return " ".join(tokens[:head] + [repeat])
+    return layers
+
 
 def fmt(value) -> str:
     """A number in 3 significant digits (scientific when tiny or huge); '—' for none."""

@@ -291,3 +291,12 @@ def test_module_entry_point(study, tmp_path, capsys):
     assert report_main([str(runs_file), "--runs-dir", str(study["runs_dir"]), "--task", "nope",
                         "--png", str(tmp_path / "n.png")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_layer_strings_are_folded_back_into_repeats():
+    from icl.report.render import compact_layers
+
+    assert compact_layers("M " + " ".join(["A M"] * 12)) == "M (A M)*12"
+    assert compact_layers(" ".join(["M"] * 24)) == "M*24"
+    assert compact_layers("A F A F") == "(A F)*2"
+    assert compact_layers("A F M") == "A F M" and compact_layers("S") == "S"
