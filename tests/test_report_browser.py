@@ -70,17 +70,20 @@ class DevTools:
 
 
 @pytest.fixture
-def chromium(tmp_path):
+def chromium(tmp_path, monkeypatch):
     """A headless Chromium with remote debugging; yields a DevTools client on its page."""
     if CHROMIUM is None:
         pytest.skip("no Chromium binary installed (Debian: apt-get install -y chromium)")
+    for name in ("no_proxy", "NO_PROXY"):   # the debugging socket is local: never via a proxy
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
     profile = tmp_path / "profile"
     process = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     client = None
     try:
         port = _debugging_port(profile, process)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # never via a proxy
+        with direct.open(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
             targets = json.loads(response.read())
         page = next(t for t in targets if t.get("type") == "page")
         client = DevTools(page["webSocketDebuggerUrl"])
