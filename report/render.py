@@ -93,7 +93,10 @@ def describe_scale(runs: list[dict], status_of: dict) -> dict:
     steps = [r.get("train", {}).get("steps") for r in runs]
     steps = [s for s in steps if isinstance(s, (int, float))]
     smoke_spec = any("smoke" in Path(str(r.get("spec") or "")).parts for r in runs)
-    if not steps or min(steps) < SMOKE_STEPS or smoke_spec:
+    if not steps:
+        return {"label": "none", "warnings": ["No runs with a training length: nothing to report."],
+                "experiments": rows, "smoke": False, "paper_steps": PAPER_STEPS}
+    if min(steps) < SMOKE_STEPS or smoke_spec:
         label = "smoke"
     elif min(steps) < PAPER_STEPS:
         label = "reduced"
@@ -102,7 +105,7 @@ def describe_scale(runs: list[dict], status_of: dict) -> dict:
     warnings = []
     if label == "smoke":
         warnings.append(
-            f"SMOKE SCALE: these runs train for {_join(set(steps)) or 'no'} steps (the study: "
+            f"SMOKE SCALE: these runs train for {_join(set(steps))} steps (the study: "
             f"{PAPER_STEPS:,}) on toy sizes. They check that the pipeline runs end to end; "
             "their numbers and verdicts say nothing about the architectures.")
     elif label == "reduced":
