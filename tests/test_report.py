@@ -247,8 +247,10 @@ def test_paper_scale_has_no_smoke_warning(study, tmp_path):
     for run in runs:
         run["train"]["steps"] = 500_000
         run["spec"] = "specs/paper/study.icl"
-    paths = write_report(_evals(study), runs, [], {"linear_regression": None}, tmp_path, "Paper")
+    statuses = {r["id"]: json.loads((study["runs_dir"] / r["id"] / "status.json").read_text()) for r in runs}
+    paths = write_report(_evals(study), runs, statuses, {"linear_regression": None}, tmp_path, "Paper")
     html = paths["html"].read_text(encoding="utf-8")
+    assert "loss became nan at step 2" in html   # statuses given as a dict by run id
     assert "SMOKE SCALE" not in html and "Scale: <strong>paper</strong>" in html
     assert "no plot" in html
 
