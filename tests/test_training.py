@@ -1,0 +1,257 @@
+"""Training: curriculum, seeds, determinism, exact resume after kill -9, divergence, atomic writes."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from icl.training import atomic
+from icl.training.curriculum import axis_value, sizes_at
+from icl.training.errors import RunError
+from icl.training.seeds import STREAMS, stream_of, stream_seed
+from icl.training.train import resolve_device, train_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_run(**train_overrides) -> dict:
+    """A tiny resolved run: a 2-layer attention model of width 16 on 5-dim linear regression."""
+    run = {
+        "id": "0123456789ab", "eval_id": "ba9876543210", "spec": "tests", "experiment": "tiny",
+        "model": "tiny", "layers": "A A", "task": "linear_regression", "seed": 0,
+        "model_config": {"layers": "A A", "width": 16, "positions": "learned", "norm": "layernorm",
+                         "dropout": 0.1, "init_std": 0.02, "heads": 2, "bias": True, "mlp_ratio": 4,
+                         "d_state": 4, "d_conv": 4, "expand": 2, "dt_rank": 1, "dt_min": 0.001,
+                         "dt_max": 0.1, "headdim": 8},
+        "task_config": {"kind": "linear_regression", "dims": 5, "points": 11, "noise": 0.0,
+                        "curriculum": {"dims": {"start": 2, "end": 5, "inc": 1, "interval": 4},
+                                       "points": {"start": 5, "end": 11, "inc": 2, "interval": 4}}},
+        "train": {"steps": 24, "batch": 8, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
+                  "clip": 10.0, "checkpoint_every": 8, "log_every": 4, "backend": "auto", "device": "cpu"},
+        "eval": {"prompts": 64, "bootstrap": 100, "batch": 32, "variants": [], "baselines": ["auto"],
+                 "noise_sigmas": []},
+    }
+    run["train"].update(train_overrides)
+    return run
+
+
+def load_weights(folder: Path) -> dict:
+    return torch.load(folder / "model.pt", weights_only=True)["model"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), f"weights differ at {name}"
+
+
+# -- curriculum ------------------------------------------------------------------------
+
+STUDY_AXES = {  # Garg et al.: +inc every 2000 steps, ends reached at step 30k
+    "dims 5->20": ({"start": 5, "end": 20, "inc": 1, "interval": 2000}, (5, 5, 6, 20)),
+    "points 11->41": ({"start": 11, "end": 41, "inc": 2, "interval": 2000}, (11, 11, 13, 41)),
+    "points 26->101": ({"start": 26, "end": 101, "inc": 5, "interval": 2000}, (26, 26, 31, 101)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STUDY_AXES))
+def test_curriculum_of_the_study(name):
+    axis, expected = STUDY_AXES[name]
+    assert tuple(axis_value(axis, s) for s in (0, 1999, 2000, 30000)) == expected
+    assert axis_value(axis, 27999) < axis["end"]  # the end comes no earlier than step 28k
+    assert axis_value(axis, 10 ** 7) == axis["end"]
+
+
+def test_many_outlier_curriculum_and_sizes_at():
+    config = {"kind": "many_outlier_regression", "dims": 20, "points": 512,
+              "curriculum": {"dims": {"start": 4, "end": 20, "inc": 1, "interval": 2000},
+                             "points": {"start": 12, "end": 512, "inc": 2, "interval": 200}}}
+    assert sizes_at(config, 0) == {"dims": 4, "points": 12}
+    assert sizes_at(config, 200) == {"dims": 4, "points": 14}
+    assert sizes_at(config, 2000) == {"dims": 5, "points": 32}
+    assert sizes_at(config, 10 ** 6) == {"dims": 20, "points": 512}
+    # no curriculum: the task's own sizes; MQAR counts pairs as points
+    assert sizes_at({"kind": "vector_mqar", "dims": 20, "pairs": 64, "curriculum": {}}, 5) == \
+        {"dims": 20, "points": 64}
+
+
+# -- seeds -----------------------------------------------------------------------------
+
+def test_streams_are_disjoint_and_deterministic():
+    train = {stream_seed("train", seed, step) for seed in range(4) for step in range(2000)}
+    evals = {stream_seed("eval", seed, i) for seed in range(4) for i in range(200)}
+    assert not train & evals
+    assert len(train) == 8000  # no two (seed, step) pairs share a batch
+    assert {stream_of(s) for s in train} == {"train"} and {stream_of(s) for s in evals} == {"eval"}
+    assert stream_seed("train", 3, 17) == stream_seed("train", 3, 17)
+    assert all(0 <= stream_seed(n, 0, 0) < 2 ** 63 for n in STREAMS)
+    with pytest.raises(ValueError):
+        stream_seed("nope", 0)
+
+
+# -- determinism and resume ------------------------------------------------------------
+
+def test_same_seed_gives_bit_identical_weights(tmp_path):
+    run = make_run()
+    first = train_run(run, tmp_path / "a", progress=False)
+    second = train_run(copy.deepcopy(run), tmp_path / "b", progress=False)
+    assert first["state"] == second["state"] == "done"
+    assert_same_weights(load_weights(tmp_path / "a"), load_weights(tmp_path / "b"))
+    other = make_run()
+    other["seed"] = 1
+    other["id"] = "0123456789ac"
+    train_run(other, tmp_path / "c", progress=False)
+    a, c = load_weights(tmp_path / "a"), load_weights(tmp_path / "c")
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # the seed matters
+
+
+def test_outputs_and_status(tmp_path):
+    status = train_run(make_run(), tmp_path, progress=False)
+    assert set(os.listdir(tmp_path)) == {"checkpoint.pt", "model.pt", "metrics.jsonl", "status.json"}
+    on_disk = json.loads((tmp_path / "status.json").read_text())
+    assert on_disk == status
+    assert status["state"] == "done" and status["step"] == 24 and status["steps_done"] == 24
+    assert status["steps_planned"] == 24 and status["capped"] is False
+    assert status["versions"]["torch"] == torch.__version__
+    for key in ("wall_s", "steps_per_s", "device", "backend", "message"):
+        assert key in status
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [4, 8, 12, 16, 20, 24]
+    assert [m["dims"] for m in metrics] == [2, 3, 4, 5, 5, 5]  # the curriculum of the step logged
+    for m in metrics:
+        assert {"loss", "lr", "grad_norm", "steps_per_s", "points"} <= m.keys()
+
+
+def test_resume_in_process_and_max_steps(tmp_path):
+    whole = tmp_path / "whole"
+    train_run(make_run(), whole, progress=False)
+    part = tmp_path / "part"
+    capped = train_run(make_run(), part, max_steps=12, progress=False)
+    assert capped["capped"] is True and capped["steps_done"] == 12 and capped["steps_planned"] == 24
+    # asking for what is done already is a no-op
+    assert train_run(make_run(), part, max_steps=12, progress=False) == capped
+    finished = train_run(make_run(), part, progress=False)
+    assert finished["steps_done"] == 24 and finished["resumed_from"] == 12
+    assert_same_weights(load_weights(whole), load_weights(part))
+    lines = (part / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [4, 8, 12, 16, 20, 24]
+
+
+def test_resume_after_kill_9_gives_identical_weights(tmp_path):
+    # Long enough that the kill lands mid-run; checkpoints often; dropout on.
+    run = make_run(steps=400, checkpoint_every=10, log_every=3)
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    killed = tmp_path / "killed"
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    proc = subprocess.Popen([sys.executable, "-m", "icl.training", str(tmp_path / "run.json"),
+                             "--out", str(killed), "--quiet"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoint.pt").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (killed / "status.json").exists(), "the run finished before it was killed"
+    step_at_kill = torch.load(killed / "checkpoint.pt", weights_only=True)["step"]
+    assert 10 <= step_at_kill < 400
+
+    resumed = train_run(run, killed, progress=False)
+    assert resumed["resumed_from"] == step_at_kill and resumed["state"] == "done"
+    whole = tmp_path / "whole"
+    train_run(run, whole, progress=False)
+    assert_same_weights(load_weights(whole), load_weights(killed))
+    steps = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(3, 401, 3))  # no duplicates, no gaps
+    assert not list(killed.glob(".*.tmp"))
+
+
+# -- divergence ------------------------------------------------------------------------
+
+def test_huge_learning_rate_is_recorded_as_diverged(tmp_path):
+    status = train_run(make_run(lr=1e30, steps=40, checkpoint_every=100), tmp_path, progress=False)
+    assert status["state"] == "diverged"
+    assert "diverged" in status["message"] and 0 <= status["step"] < 40
+    assert json.loads((tmp_path / "status.json").read_text())["state"] == "diverged"
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_nan_at_a_known_step_stops_there(tmp_path):
+    """A model whose 7th forward pass returns NaN: diverged at step 6, no checkpoint after it."""
+    from icl.compiler.build import build_model
+
+    def factory(model_config, layout):
+        model = build_model(model_config, layout)
+        calls = {"n": 0}
+
+        def poison(module, args, output):
+            calls["n"] += 1
+            return output * float("nan") if calls["n"] == 7 else output
+        model.register_forward_hook(poison)
+        return model
+
+    status = train_run(make_run(checkpoint_every=4, log_every=2), tmp_path, progress=False,
+                       model_factory=factory)
+    assert status["state"] == "diverged" and status["step"] == 6
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 4
+    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 6 - 6 % 2
+    # the CLI entry point exits 0 on a diverged run, so the rest of a study goes on
+    (tmp_path / "run.json").write_text(json.dumps(make_run(lr=1e30, steps=20)))
+    done = subprocess.run([sys.executable, "-m", "icl.training", str(tmp_path / "run.json"),
+                           "--out", str(tmp_path / "cli"), "--quiet"], cwd=REPO, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert "diverged" in done.stdout
+
+
+# -- atomic writes and user errors -----------------------------------------------------
+
+def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "status.json"
+    atomic.write_json(target, {"state": "old"})
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # as if killed between writing and renaming
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.write_json(target, {"state": "new"})
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"state": "old"}
+    assert os.listdir(tmp_path) == ["status.json"]  # no temporary left behind
+
+
+def test_stale_temporaries_are_removed_on_start(tmp_path):
+    (tmp_path / ".checkpoint.pt.abc.tmp").write_bytes(b"half a checkp")
+    train_run(make_run(steps=4), tmp_path, progress=False)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_user_errors_are_one_line(tmp_path):
+    with pytest.raises(RunError, match="unknown optimizer"):
+        train_run(make_run(optimizer="sgdx"), tmp_path / "a", progress=False)
+    with pytest.raises(RunError, match="unknown device"):
+        resolve_device("tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(RunError, match="CUDA is not available"):
+            resolve_device("cuda")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    # a checkpoint of another run is refused, not silently resumed
+    train_run(make_run(steps=8), tmp_path / "b", max_steps=4, progress=False)
+    other = make_run(steps=8)
+    other["id"] = "ffffffffffff"
+    with pytest.raises(RunError, match="belongs to run 0123456789ab"):
+        train_run(other, tmp_path / "b", progress=False)
+    bad = subprocess.run([sys.executable, "-m", "icl.training", str(tmp_path / "missing.json"),
+                          "--out", str(tmp_path / "c")], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().startswith("error: cannot read run file") and "\n" not in bad.stderr.strip()
