@@ -141,7 +141,7 @@ def test_near_zero_errors_are_on_par_through_the_slack(study):
     assert cells["mamba"]["verdict"] == "check" and cells["s4"]["verdict"] == "gap"
 
 
-def test_best_learning_rate_and_mean_over_seeds(study):
+def test_best_learning_rate_and_mean_over_seeds(study, tmp_path):
     runs, evals = _cell_runs(study, {
         "transformer": [(1e-3, 0.30), (1e-3, 0.50), (1e-2, 0.10), (1e-2, 0.20)],
         "mamba": [(1e-3, 0.12)]})
@@ -149,6 +149,9 @@ def test_best_learning_rate_and_mean_over_seeds(study):
     assert cell["best_lr"] == 1e-2 and cell["seeds"] == 2 and cell["metric"] == pytest.approx(0.15)
     assert cell["sweep"]["lr"] == [1e-3, 1e-2] and len(cell["configs"]) == 2
     assert cell["steps"] == 3 and cell["verdict"] == "check"
+    best = table1.best_configs(evals, runs)["linear_regression"]
+    assert best["transformer"]["lr"] == 1e-2 and len(best["transformer"]["evals"]) == 2
+    assert plot_task(evals, runs, tmp_path / "seeds.png").stat().st_size > 0   # two seeds: one band
 
 
 def test_a_diverged_seed_counts_as_chance_and_is_flagged(study):
