@@ -236,9 +236,14 @@ def _scan_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, b
     tl.store(dbias_ptr + pid_b * dim + offs_d, grad_bias, mask=mask_d)
 
 
-def _launch_config(dim: int, length: int, n_state: int) -> tuple[int, int, int]:
-    """(BLOCK_D, T, num_warps) for a problem size (T >= N is required)."""
-    return 32, max(16, n_state), 4
+def launch_config(dim: int, length: int, n_state: int) -> tuple[int, int, int]:
+    """(BLOCK_D, T, num_warps) for a problem size (T >= N is required). From the H100 sweep in
+    benchmarks/results/selective_scan.json: one warp per 8 channels wins from L = 202 up;
+    4 warps per 32 channels at L <= 128."""
+    chunk = max(16, n_state)
+    if length <= 128:
+        return 32, chunk, 4
+    return 8, chunk, 1
 
 
 class SelectiveScanTriton(torch.autograd.Function):
@@ -246,7 +251,7 @@ class SelectiveScanTriton(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, config):
         batch, dim, length = u.shape
         n_state = A.shape[1]
-        block_d, chunk, num_warps = config or _launch_config(dim, length, n_state)
+        block_d, chunk, num_warps = config or launch_config(dim, length, n_state)
         n_chunks = max(1, triton.cdiv(length, chunk))
         u, delta, A, B, C = (t.contiguous() for t in (u, delta, A, B, C))
         D = D.contiguous() if D is not None else None
