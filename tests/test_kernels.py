@@ -1,37 +1,56 @@
-"""Selective scan: the Triton kernel (run by the Triton interpreter on CPU) against the
-pure-PyTorch reference, and the backend dispatch. Sizes are tiny: the interpreter is slow."""
+"""Selective scan: the Triton kernel against the pure-PyTorch reference, and the backend
+dispatch. Without a GPU the kernels run in the Triton interpreter (TRITON_INTERPRET=1) on CPU
+tensors, so sizes are tiny; with a GPU the same tests run on it."""
 import importlib
 import os
+import sys
 import warnings
 
-os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are defined (they are imported lazily)
+import pytest
+import torch
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import icl.kernels as kernels
+from icl.kernels import dispatch
+from icl.kernels.testing import make_scan_inputs, over_tolerance, scan_errors
 
-import icl.kernels as kernels  # noqa: E402
-from icl.kernels import dispatch  # noqa: E402
-from icl.kernels.testing import make_scan_inputs, over_tolerance, scan_errors  # noqa: E402
+KERNEL_MODULE = "icl.kernels.selective_scan_triton"
+ON_GPU = torch.cuda.is_available()
+DEVICE = "cuda" if ON_GPU else "cpu"
 
-pytest.importorskip("triton")
+# Triton reads TRITON_INTERPRET when it and the kernels are first imported: set it now, at
+# collection, before anything imports triton; the module fixture restores it afterwards.
+_INTERPRET_BEFORE = os.environ.get("TRITON_INTERPRET")
+if not ON_GPU and "triton" not in sys.modules:
+    os.environ["TRITON_INTERPRET"] = "1"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restore_interpret_variable():
+    yield
+    if _INTERPRET_BEFORE is None:
+        os.environ.pop("TRITON_INTERPRET", None)
+    else:
+        os.environ["TRITON_INTERPRET"] = _INTERPRET_BEFORE
 
 
 @pytest.fixture(scope="module")
 def triton_scan():
-    """The kernel module, defined under the interpreter even if something imported it before."""
-    name = "icl.kernels.selective_scan_triton"
-    module = importlib.import_module(name)
-    if type(module._scan_forward_kernel).__name__ != "InterpretedFunction":
-        module = importlib.reload(module)
+    pytest.importorskip("triton")
+    module = importlib.import_module(KERNEL_MODULE)
+    if not ON_GPU:
+        if type(module._scan_forward_kernel).__name__ != "InterpretedFunction":
+            pytest.skip("triton was imported before TRITON_INTERPRET=1 could be set: run this file alone")
+        os.environ["TRITON_INTERPRET"] = "1"
     return module
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def poisoned_buffers(monkeypatch, triton_scan):
     """Every buffer the kernels must fill starts as NaN, so unwritten memory fails the checks."""
     def nan_buffer(shape, dtype, device):
         return torch.full(shape, float("nan"), dtype=dtype, device=device)
     monkeypatch.setattr(triton_scan, "new_buffer", nan_buffer)
+    return triton_scan
 
 
 CASES = [
@@ -48,17 +67,18 @@ CASES = [
 
 @pytest.mark.parametrize("batch,dim,length,n_state,dtype,config,options", CASES,
                          ids=[f"L{c[2]}-D{c[1]}-N{c[3]}-{str(c[4])[6:]}" for c in CASES])
-def test_triton_matches_reference(triton_scan, batch, dim, length, n_state, dtype, config, options):
+def test_triton_matches_reference(poisoned_buffers, batch, dim, length, n_state, dtype, config, options):
+    triton_scan = poisoned_buffers
     options = dict(options)
     softplus = options.pop("softplus", True)
-    inputs = make_scan_inputs(batch, dim, length, n_state, dtype, seed=length, **options)
+    inputs = make_scan_inputs(batch, dim, length, n_state, dtype, DEVICE, seed=length, **options)
     errors = scan_errors(triton_scan.selective_scan_triton, kernels.selective_scan_ref, inputs,
                          delta_softplus=softplus, config=config)
     assert not over_tolerance(errors, dtype), errors
 
 
-def test_dispatch_forced_triton_runs_the_kernel(triton_scan):
-    inputs = make_scan_inputs(1, 4, 5, 16)
+def test_dispatch_forced_triton_runs_the_kernel(poisoned_buffers):
+    inputs = make_scan_inputs(1, 4, 5, 16, device=DEVICE)
     out = kernels.selective_scan(**inputs, delta_softplus=True, backend="triton")
     assert kernels.backend_used() == "triton"
     ref = kernels.selective_scan_ref(**inputs, delta_softplus=True)
@@ -74,10 +94,11 @@ def test_auto_on_cpu_uses_reference(monkeypatch):
 
 
 def test_environment_variable_forces_backend(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.setenv(dispatch.ENV_VAR, "reference")
     assert dispatch.resolve_backend("cuda") == "reference"
     monkeypatch.setenv(dispatch.ENV_VAR, "triton")
-    assert dispatch.resolve_backend("cpu") == "triton"  # the interpreter is on in this module
+    assert dispatch.resolve_backend("cpu") == "triton"  # allowed on CPU under the interpreter
     assert dispatch.resolve_backend("cpu", "reference") == "reference"  # the argument wins
 
 
@@ -120,9 +141,10 @@ def test_bad_shapes_are_clear_errors(field, shape, message):
         kernels.selective_scan_ref(**inputs)
 
 
-def test_triton_rejects_chunk_shorter_than_state(triton_scan):
+def test_triton_rejects_chunk_shorter_than_state(poisoned_buffers):
+    triton_scan = poisoned_buffers
     with pytest.raises(ValueError, match="at least N"):
-        triton_scan.selective_scan_triton(**make_scan_inputs(1, 3, 4, 32), config=(4, 16, 4))
+        triton_scan.selective_scan_triton(**make_scan_inputs(1, 3, 4, 32, device=DEVICE), config=(4, 16, 4))
 
 
 def test_reference_matches_closed_form_for_one_state():
