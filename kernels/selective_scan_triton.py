@@ -1,13 +1,18 @@
 """Triton selective scan (Mamba-1), forward and backward as one autograd function.
 
 Layout: one program per (batch row, block of BLOCK_D channels). The sequence is cut into
-chunks of T steps; each chunk is a (BLOCK_D, N, T) tile in registers, scanned along T with
-`tl.associative_scan`, and the fp32 state (BLOCK_D, N) is carried from chunk to chunk.
+chunks of T steps, and the state index n is a loop inside each chunk: every tensor is a
+(BLOCK_D, T) tile with the layout of the coalesced loads, scanned along T with
+`tl.associative_scan` (mostly inside each thread), and the fp32 states of the N state
+dimensions are carried from chunk to chunk in the first N columns of such a tile (T >= N).
+dB and dC, sums over channels, are reduced inside the program, then added with relaxed
+atomics: the default acq_rel ones put a fence and an L1 flush before every add (on an H100,
+fp32, L = 512, launch (32, 16, 4): 3.6 ms fwd+bwd with them, 2.5 ms without).
 
 Memory: the forward writes the output and the state at the end of every chunk (the last
-one is the final state). The backward walks the chunks in reverse, recomputes each chunk's
-states from the saved state at its start, and runs the adjoint recurrence as a reverse scan,
-so the (batch, D, L, N) state never touches device memory.
+one is the final state): 1/T of the (batch, D, L, N) state, in fp32. The backward walks the
+chunks in reverse, recomputes each chunk's states from the saved state at its start, and
+runs the adjoint recurrence as a reverse scan, so the full state never touches memory.
 
 Math (per channel d and state n; a_t = exp(delta_t A), b_t = delta_t B_t u_t):
     x_t = a_t x_{t-1} + b_t,   y_t = sum_n C_t x_t + D u_t,   out_t = y_t silu(z_t)
@@ -25,7 +30,6 @@ import triton.language as tl
 
 from icl.kernels.selective_scan_ref import check_scan_inputs
 
-LOG2E = 1.4426950408889634
 
 
 def new_buffer(shape, dtype, device) -> torch.Tensor:
