@@ -1,0 +1,300 @@
+"""Evaluate one trained run: error at every prompt position, with bootstrap bands, beside baselines.
+
+`evaluate_run(run, run_dir, out_path)` loads `run_dir/model.pt`, draws
+`run["eval"]["prompts"]` fresh prompts at the curriculum's end sizes, and writes one
+JSON file (atomically) with the model's per-position error curve and its 5%/95%
+bootstrap band, the classical baselines' curves on the very same prompts, the named
+evaluation variants, and summary numbers for a Table-1 verdict.
+
+Prompt seeds: prompts are drawn in chunks of `eval.batch`; chunk i uses the seed
+`stream_seed("eval", EVAL_SEED, i)` (training/seeds.py), a range no training seed can
+reach. The seeds do not depend on the run, so every model of a study evaluated with the
+same eval settings (and every variant, re-sampled with the same seeds) is scored on the
+very same prompts.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import icl
+from icl.evaluation.bootstrap import bootstrap_bands
+from icl.training import atomic
+from icl.training.curriculum import end_sizes
+from icl.training.errors import RunError
+from icl.training.seeds import stream_seed
+from icl.training.train import MODEL, STATUS, build_for_run, resolve_device
+
+EVAL_SEED = 0
+TAIL_FRACTION = 0.25  # summary: mean error over the last quarter of positions
+
+
+def eval_seeds(prompts: int, batch: int) -> list[int]:
+    """The generator seed of every chunk of `batch` prompts an evaluation of `prompts` draws."""
+    return [stream_seed("eval", EVAL_SEED, i) for i in range(math.ceil(prompts / batch))]
+
+
+def evaluate_run(run: dict, run_dir: Path, out_path: Path, *, device: str | None = None,
+                 prompts: int | None = None, progress: bool = True,
+                 model_factory: Callable | None = None) -> dict:
+    """Evaluate the model trained in `run_dir`; writes and returns the evaluation dict."""
+    run_dir, out_path = Path(run_dir), Path(out_path)
+    started = time.perf_counter()
+    eval_config = run.get("eval", {})
+    n_prompts = int(prompts if prompts is not None else eval_config.get("prompts", 1280))
+    if n_prompts < 1:
+        raise RunError(f"run {run['id']}: evaluation needs at least 1 prompt, got {n_prompts}")
+    resamples = int(eval_config.get("bootstrap", 1000))
+    head = {"run_id": run["id"], "eval_id": run.get("eval_id"), "experiment": run.get("experiment"),
+            "model_name": run.get("model"), "layers": run.get("layers"), "task": run.get("task"),
+            "seed": run.get("seed"), "sweep": run.get("sweep", {})}
+
+    status = _read_json(run_dir / STATUS)
+    if status is not None and status.get("state") == "diverged":
+        result = {**head, "state": "diverged", "message": status.get("message", "training diverged"),
+                  "step": status.get("step"), "positions": [], "model": None, "baselines": {},
+                  "variants": {}, "summary": None, "prompts": 0}
+        atomic.write_json(out_path, result)
+        return result
+
+    model_path = run_dir / MODEL
+    if not model_path.exists():
+        raise RunError(f"run {run['id']} has no trained model at {model_path}; train it first")
+    dev = resolve_device(device if device is not None else run.get("train", {}).get("device", "auto"))
+    model, task, _layout = build_for_run(run, model_factory)
+    saved = torch.load(model_path, map_location="cpu", weights_only=True)
+    if saved.get("run_id") != run["id"]:
+        raise RunError(f"{model_path} holds run {saved.get('run_id')}, not {run['id']}")
+    model.load_state_dict(saved["model"])
+    model.to(dev).eval()
+
+    kind = run["task_config"]["kind"]
+    sizes = end_sizes(run["task_config"])
+    baselines = _baselines_for(run, kind)
+    batch = int(eval_config.get("batch", 256))
+    if batch < 1:
+        raise RunError(f"run {run['id']}: eval.batch must be >= 1, got {batch}")
+    scorer = _Scorer(task, model, sizes, n_prompts, batch, dev, baselines, progress, run["id"])
+
+    result = {**head, "state": "done", "metric": task.metric_name,
+              "reports_accuracy": bool(getattr(task, "reports_accuracy", False)),
+              "prompts": n_prompts, "bootstrap": resamples, "batch": batch,
+              "dims": sizes["dims"], "points": sizes["points"], "trained_steps": saved.get("step")}
+    result.update(_block(scorer.score(None), resamples, run["task_config"]))
+    result["variants"] = {
+        name: _block(scorer.score(variant), resamples, run["task_config"],
+                     by_query_position=variant == "query_position")
+        for name, variant in _expand_variants(run, kind)}
+
+    result["train_status"] = {k: status.get(k) for k in ("state", "steps_done", "steps_planned", "capped")} \
+        if status else None
+    result["device"] = str(dev)
+    result["wall_s"] = time.perf_counter() - started
+    result["versions"] = {"torch": torch.__version__, "python": platform.python_version(),
+                          "icl": getattr(icl, "__version__", "unknown")}
+    result = _jsonable(result)
+    atomic.write_json(out_path, result)
+    return result
+
+
+class _Scorer:
+    """Draws the evaluation prompts of one variant and scores the model and baselines on them."""
+
+    def __init__(self, task, model, sizes, n_prompts, batch, dev, baselines, progress, run_id):
+        self.task, self.model, self.sizes = task, model, sizes
+        self.n_prompts, self.batch, self.dev = n_prompts, batch, dev
+        self.baselines, self.progress, self.run_id = baselines, progress, run_id
+
+    @torch.no_grad()
+    def score(self, variant) -> dict:
+        """Errors on the eval prompts of `variant`: {"model": (N, P), "baselines": {name: (n_b, P)},
+        "query_index": (N,) or None, "nearest_value": (N, P) or None}.
+
+        Chunk i holds `batch` prompts drawn with seed eval_seeds(...)[i]; the last chunk is
+        drawn whole and cut, so its prompts do not depend on how many are asked for. A
+        baseline with a `max_prompts` cap scores the first prompts until it has that many."""
+        model_errors, query_index, nearest = [], [], []
+        base_errors = {name: [] for name in self.baselines}
+        nearest_value = getattr(self.task, "nearest_value_error", None)
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+            label = f"eval {self.run_id}" + (f" [{variant}]" if variant else "")
+            bar = tqdm(total=self.n_prompts, desc=label, unit="prompt", file=sys.stderr,
+                       dynamic_ncols=True)
+        left = self.n_prompts
+        for seed in eval_seeds(self.n_prompts, self.batch):
+            generator = torch.Generator(device=self.dev)
+            generator.manual_seed(seed)
+            prompts = self.task.sample(generator, self.batch, dims=self.sizes["dims"],
+                                       points=self.sizes["points"], variant=variant)
+            keep = min(left, self.batch)
+            left -= keep
+            pred = prompts.gather(self.model(prompts.inputs))
+            model_errors.append(_host(self.task.error(pred, prompts)[:keep]))
+            if nearest_value is not None:
+                nearest.append(_host(nearest_value(pred, prompts)[:keep]))
+            if "query_index" in prompts.info:
+                query_index.append(prompts.info["query_index"][:keep].cpu())
+            for name, baseline in self.baselines.items():
+                have = sum(e.shape[0] for e in base_errors[name])
+                want = min(keep, _baseline_cap(baseline, self.n_prompts) - have)
+                if want <= 0:
+                    continue
+                part = prompts.head(want)
+                guess = baseline.predict(part).to(pred.device, torch.float32)
+                base_errors[name].append(_host(self.task.error(guess, part)))
+            if bar is not None:
+                bar.update(keep)
+        if bar is not None:
+            bar.close()
+        return {"model": torch.cat(model_errors),
+                "baselines": {n: torch.cat(e) for n, e in base_errors.items() if e},
+                "query_index": torch.cat(query_index) if query_index else None,
+                "nearest_value": torch.cat(nearest) if nearest else None}
+
+
+def _host(errors: torch.Tensor) -> torch.Tensor:
+    return errors.detach().to("cpu", torch.float64)
+
+
+def _by_query_position(errors: torch.Tensor, query_index: torch.Tensor, pairs: int) -> torch.Tensor:
+    """(N, 1) errors of prompts whose query copies key query_index[n] -> (N, pairs), NaN elsewhere,
+    so the per-position curve is the error by query position."""
+    spread = torch.full((errors.shape[0], pairs), float("nan"), dtype=errors.dtype)
+    return spread.scatter(1, query_index.view(-1, 1), errors[:, :1])
+
+
+def _block(scored: dict, resamples: int, task_config: dict, by_query_position: bool = False) -> dict:
+    """One evaluation's curves: positions, model and baseline bands, summary (+ nearest value)."""
+    errors = {"model": scored["model"], **{f"baseline:{n}": e for n, e in scored["baselines"].items()}}
+    if scored["nearest_value"] is not None:
+        errors["nearest_value"] = scored["nearest_value"]
+    if by_query_position:
+        pairs = int(task_config["pairs"])
+        errors = {k: _by_query_position(e, scored["query_index"][:e.shape[0]], pairs)
+                  for k, e in errors.items()}
+        positions = list(range(pairs))
+    else:
+        positions = _positions(task_config, scored["model"].shape[1])
+    curves = {}
+    for key, values in errors.items():
+        # the same resampling stream for every curve: model and baselines resample alike
+        generator = torch.Generator().manual_seed(stream_seed("bootstrap", EVAL_SEED))
+        curves[key] = {k: v.tolist() for k, v in bootstrap_bands(values, resamples, generator).items()}
+        curves[key]["prompts"] = int(values.shape[0])
+    block = {"positions": positions, "model": curves.pop("model"),
+             "baselines": {k.split(":", 1)[1]: v for k, v in curves.items() if k.startswith("baseline:")}}
+    if by_query_position:
+        block["position_meaning"] = "index of the key the query copies (0 = first pair)"
+    if "nearest_value" in curves:
+        block["nearest_value"] = curves["nearest_value"]  # vector MQAR's second metric
+    block["summary"] = _summary(block["model"], block["baselines"])
+    return block
+
+
+def _tail_mean(curve: list[float]) -> float | None:
+    """Mean over the last quarter (at least one) of the positions that have a value.
+
+    Positions with no counted prompt (e.g. Garg's orthogonal-subspace shift scores only the
+    first d queries) are left out before the quarter is taken."""
+    values = [v for v in curve if v is not None and not math.isnan(v)]
+    if not values:
+        return None
+    count = max(1, math.ceil(len(values) * TAIL_FRACTION))
+    return sum(values[-count:]) / count
+
+
+def _summary(model: dict, baselines: dict) -> dict:
+    """Numbers a Table-1 verdict reads: tail and final errors of the model and the best baseline."""
+    tails = {name: _tail_mean(b["mean"]) for name, b in baselines.items()}
+    scored = {n: v for n, v in tails.items() if v is not None}
+    best = min(scored, key=scored.get) if scored else None
+    model_tail = _tail_mean(model["mean"])
+    return {
+        "tail_fraction": TAIL_FRACTION,
+        "model_tail": model_tail,
+        "model_final": model["mean"][-1] if model["mean"] else None,
+        "baselines_tail": tails,
+        "best_baseline": best,
+        "best_baseline_tail": scored.get(best) if best else None,
+        "model_minus_best_baseline": (model_tail - scored[best]) if best and model_tail is not None else None,
+    }
+
+
+def _positions(task_config: dict, count: int) -> list[int]:
+    """In-context examples seen at each read-out position (position p has seen p examples).
+
+    A task read out once after all its pairs (vector MQAR) has seen every pair."""
+    if count == 1 and "pairs" in task_config:
+        return [int(task_config["pairs"])]
+    return list(range(count))
+
+
+def _expand_variants(run: dict, kind: str) -> list[tuple[str, str]]:
+    """(result name, variant passed to Task.sample) for each variant the run asks for."""
+    from icl.tasks.catalog import TASKS
+
+    known = TASKS[kind].variants
+    expanded = []
+    for name in run.get("eval", {}).get("variants", []) or []:
+        if name not in known:
+            raise RunError(f"run {run['id']}: task {kind} has no evaluation variant {name!r}; "
+                           f"known: {', '.join(known) or 'none'}")
+        if name == "noisy_query":
+            sigmas = run["eval"].get("noise_sigmas") or []
+            expanded.extend((f"noisy_query:{s:g}", f"noisy_query:{s:g}") for s in sigmas)
+        else:
+            expanded.append((name, name))
+    return expanded
+
+
+def _baselines_for(run: dict, kind: str) -> dict:
+    """The baseline objects a run asks for ("auto" = those that apply to its task kind)."""
+    asked = list(run.get("eval", {}).get("baselines", ["auto"]) or [])
+    if not asked:
+        return {}
+    from icl.evaluation import baselines as registry
+
+    names = []
+    for name in asked:
+        if name == "auto":
+            names.extend(n for n in registry.applicable(kind) if n not in names)
+            continue
+        try:
+            registry.check_baseline(name, kind)
+        except ValueError as error:
+            raise RunError(f"run {run['id']}: {error}") from None
+        if name not in names:
+            names.append(name)
+    return {name: registry.BASELINES[name] for name in names}
+
+
+def _baseline_cap(baseline, n_prompts: int) -> int:
+    cap = getattr(baseline, "max_prompts", None)
+    return n_prompts if cap is None else min(n_prompts, int(cap))
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _jsonable(obj):
+    """NaN and Inf become null, so the file is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
