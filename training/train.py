@@ -101,6 +101,7 @@ def train_run(run: dict, out_dir: Path, *, max_steps: int | None = None, device:
     (out_dir / STATUS).unlink(missing_ok=True)  # a run in progress has no status
 
     dev = resolve_device(device if device is not None else train.get("device", "auto"))
+    _forget_backend_use()
     rng_devices = [dev] if dev.type == "cuda" else []
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     # Bit-identical CPU runs: deterministic kernels (CUDA would also need a cuBLAS
@@ -133,6 +134,7 @@ def _train(run, out_dir, dev, target, planned, progress, model_factory) -> dict:
         wall_before = float(checkpoint["wall_s"])
         _set_rng_state(checkpoint["rng"], dev)
     _truncate_metrics(out_dir / METRICS, start)
+    target = max(target, start)  # a checkpoint past a new, smaller cap: report what it holds
 
     batch = int(train["batch"])
     clip = float(train["clip"])
@@ -321,6 +323,16 @@ def _progress_bar(progress: bool, total: int, initial: int, run_id: str):
 
     return tqdm(total=total, initial=initial, desc=f"train {run_id}", unit="step",
                 file=sys.stderr, dynamic_ncols=True)
+
+
+def _forget_backend_use() -> None:
+    """The kernels remember the backend of their last call in this process; forget an earlier
+    run's, so the status names the backend this run used ("none" when it has no scan)."""
+    import icl.kernels as kernels
+
+    record = getattr(kernels, "record_use", None) or getattr(getattr(kernels, "dispatch", None), "record_use", None)
+    if record is not None:
+        record(None)
 
 
 def _backend_used(requested: str) -> str:
