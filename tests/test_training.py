@@ -255,3 +255,25 @@ def test_user_errors_are_one_line(tmp_path):
                           "--out", str(tmp_path / "c")], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.strip().startswith("error: cannot read run file") and "\n" not in bad.stderr.strip()
+
+
+# -- CUDA (device machine only) --------------------------------------------------------
+
+@pytest.mark.gpu
+def test_cuda_run_resumes_exactly(tmp_path):
+    """On CUDA an attention run capped and resumed ends with the uninterrupted run's weights
+    (every step's prompts and dropout come from seeds of the step, on the device)."""
+    run = make_run(steps=60, checkpoint_every=20, log_every=10, device="cuda")
+    whole = train_run(run, tmp_path / "whole", progress=False)
+    assert whole["state"] == "done" and whole["device"] == torch.cuda.get_device_name()
+    train_run(run, tmp_path / "part", max_steps=30, progress=False)
+    train_run(run, tmp_path / "part", progress=False)
+    assert_same_weights(load_weights(tmp_path / "whole"), load_weights(tmp_path / "part"))
+
+
+@pytest.mark.gpu
+def test_cuda_mamba_run_records_the_triton_backend(tmp_path):
+    run = make_run(steps=6, checkpoint_every=3, log_every=3, device="cuda")
+    run["model_config"].update(layers="M M", positions="none")
+    status = train_run(run, tmp_path, progress=False)
+    assert status["state"] == "done" and status["backend"] == "triton"
