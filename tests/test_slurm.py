@@ -27,7 +27,7 @@ import torch
 from icl.compiler.runs import runs_of
 
 from conftest import ROOT
-from test_pipeline import TINY
+from test_pipeline import TINY, job_counts
 
 pytestmark = pytest.mark.slow
 
@@ -128,10 +128,12 @@ def test_tiny_study_through_sbatch_matches_a_local_run(cluster, tmp_path):
     slurm_output = finish(slurm_run, on_slurm)
     finish(local_run, local)
 
-    # Every job went through sbatch: 4 training runs packed into one job, then 4
-    # evaluations, 2 plots and the report as jobs of their own.
+    # Every job went through sbatch: the 4 training runs packed into one job, then the
+    # evaluations, plots and the report as jobs of their own (`all` only collects).
+    jobs = job_counts(slurm_output)
+    assert jobs["train"] == 4 and jobs["report"] == 1, jobs
     submitted = slurm_output.count("has been submitted with SLURM jobid")
-    assert submitted == 1 + 4 + 2 + 1, slurm_output[-3000:]
+    assert submitted == 1 + sum(n for rule, n in jobs.items() if rule not in ("train", "all")), slurm_output[-3000:]
     assert not any(f"localrule {rule}:" in slurm_output for rule in ("train", "evaluate", "plot", "report"))
     history = cluster.command("squeue", "--noheader", "--states=all", "--format=%T %k")
     assert history.split().count("COMPLETED") >= submitted, history
@@ -156,6 +158,11 @@ def test_cancelled_training_job_is_resubmitted_and_resumes_from_its_checkpoint(c
     spec.write_text(RESUME)
     [run] = runs_of([spec])
     run_dir = tmp_path / "runs" / run["id"]
+    # The same run trained without interruption, beside the cluster, for its weights.
+    uninterrupted = subprocess.Popen(
+        [str(Path(sys.executable).parent / "icl"), "train", str(spec), "--run", run["id"], "--out",
+         str(tmp_path / "uninterrupted"), "--device", "cpu", "--no-progress"],
+        env=cluster.env | {"OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     process = start_snakemake(tmp_path, spec, cluster.env, "--profile", str(PROFILE), *TEST_CLUSTER_ARGS,
                               targets=[f"{run_dir}/status.json"])
 
@@ -184,3 +191,7 @@ def test_cancelled_training_job_is_resubmitted_and_resumes_from_its_checkpoint(c
     # Its metrics continue where the checkpoint left off: every logged step once.
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(50, 2001, 50))
+    # And it ends with the weights of the uninterrupted run, bit for bit.
+    log, _ = uninterrupted.communicate(timeout=TIMEOUT_S)
+    assert uninterrupted.returncode == 0, log
+    assert same_weights(run_dir / "model.pt", tmp_path / "uninterrupted" / "model.pt")

@@ -52,7 +52,7 @@ export SLURM_CONF="$state/slurm.conf"
 # executor plugin's job step removes every SLURM_* variable before its own srun call
 # (on a real cluster, slurm.conf sits in /etc/slurm and nothing needs setting).
 mkdir -p "$state/bin"
-for program in sbatch srun squeue scancel sinfo scontrol sacct; do
+for program in sbatch srun squeue scancel sinfo scontrol sacct sacctmgr sshare; do
   real=$(PATH=${PATH//"$state/bin:"/} command -v "$program") || continue
   printf '#!/bin/sh\nSLURM_CONF=%s exec %s "$@"\n' "$SLURM_CONF" "$real" > "$state/bin/$program"
   chmod +x "$state/bin/$program"
