@@ -6,7 +6,7 @@ rule evaluate:
     params:
         spec=lambda wildcards: spec_of(wildcards.run_id, wildcards.eval_id),
         run_dir=lambda wildcards: f"{RUNS_DIR}/{wildcards.run_id}",
-        device=config["device"],
+        device=DEVICE_OPTION,
     conda:
         "../envs/icl.yaml"
     log:
@@ -14,4 +14,4 @@ rule evaluate:
     threads: 1
     shell:
         "OMP_NUM_THREADS={threads} icl eval {params.spec} --run {wildcards.run_id} --eval-id {wildcards.eval_id}"
-        " --run-dir {params.run_dir} --out {output} --device {params.device} --no-progress > {log} 2>&1"
+        " --run-dir {params.run_dir} --out {output} {params.device} --no-progress > {log} 2>&1"

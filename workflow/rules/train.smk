@@ -6,7 +6,7 @@ rule train:
     params:
         spec=lambda wildcards: spec_of(wildcards.run_id),
         out=lambda wildcards: f"{RUNS_DIR}/{wildcards.run_id}",
-        device=config["device"],
+        device=DEVICE_OPTION,
     conda:
         "../envs/icl.yaml"
     log:
@@ -16,4 +16,4 @@ rule train:
         gpu=GPUS_PER_TRAIN,
     shell:
         "OMP_NUM_THREADS={threads} icl train {params.spec} --run {wildcards.run_id} --out {params.out}"
-        " --device {params.device} --no-progress > {log} 2>&1"
+        " {params.device} --no-progress > {log} 2>&1"
