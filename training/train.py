@@ -34,6 +34,7 @@ import icl
 from icl.training import atomic
 from icl.training.curriculum import sizes_at
 from icl.training.errors import RunError
+from icl.training import graphs
 from icl.training.seeds import stream_seed
 
 CHECKPOINT = "checkpoint.pt"
@@ -82,23 +83,42 @@ def build_for_run(run: dict, model_factory: Callable | None = None):
 def train_run(run: dict, out_dir: Path, *, max_steps: int | None = None, device: str | None = None,
               progress: bool = True, model_factory: Callable | None = None) -> dict:
     """Train `run` into `out_dir` (resuming from its checkpoint if there is one); returns status.json's dict."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic.remove_stale_temporaries(out_dir)
-    train = run["train"]
-    planned = int(train["steps"])
+    return train_members([run], [out_dir], max_steps=max_steps, device=device, progress=progress,
+                         model_factory=model_factory)[0]
+
+
+def train_members(runs: list[dict], out_dirs: list[Path], *, max_steps: int | None = None,
+                  device: str | None = None, progress: bool = True,
+                  model_factory: Callable | None = None) -> list[dict]:
+    """Train runs side by side in one process, each into its own folder; their statuses, in order.
+
+    One run is the plain case (`train_run`); several must share model, task and schedule
+    (icl.training.pack.check_pack says which may be packed) and train as one stacked model."""
+    out_dirs = [Path(d) for d in out_dirs]
     if max_steps is not None and max_steps < 0:
         raise RunError(f"--max-steps must be >= 0, got {max_steps}")
+    train = runs[0]["train"]
+    planned = int(train["steps"])
     target = planned if max_steps is None else min(planned, int(max_steps))
 
-    previous = _read_status(out_dir)
-    if previous is not None and previous.get("run_id") == run["id"]:
-        if previous.get("state") == "diverged":
-            return previous  # training is deterministic: it would diverge again
-        if (previous.get("state") == "done" and previous.get("steps_done", -1) >= target
-                and (out_dir / MODEL).exists()):
-            return previous
-    (out_dir / STATUS).unlink(missing_ok=True)  # a run in progress has no status
+    statuses: list[dict | None] = []
+    for run, out_dir in zip(runs, out_dirs):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic.remove_stale_temporaries(out_dir)
+        previous = _read_status(out_dir)
+        finished = None
+        if previous is not None and previous.get("run_id") == run["id"]:
+            if previous.get("state") == "diverged":
+                finished = previous  # training is deterministic: it would diverge again
+            elif (previous.get("state") == "done" and previous.get("steps_done", -1) >= target
+                    and (out_dir / MODEL).exists()):
+                finished = previous
+        if finished is None:
+            (out_dir / STATUS).unlink(missing_ok=True)  # a run in progress has no status
+        statuses.append(finished)
+    todo = [i for i, s in enumerate(statuses) if s is None]
+    if not todo:
+        return statuses
 
     dev = resolve_device(device if device is not None else train.get("device", "auto"))
     _forget_backend_use()
@@ -111,105 +131,180 @@ def train_run(run: dict, out_dir: Path, *, max_steps: int | None = None, device:
     try:
         # fork_rng: seeding for this run leaves the caller's global RNG untouched.
         with torch.random.fork_rng(devices=rng_devices):
-            return _train(run, out_dir, dev, target, planned, progress, model_factory)
+            done = _train([runs[i] for i in todo], [out_dirs[i] for i in todo], dev, target, planned,
+                          progress, model_factory, packed=len(runs) > 1)
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
+    for i, status in zip(todo, done):
+        statuses[i] = status
+    return statuses
 
 
-def _train(run, out_dir, dev, target, planned, progress, model_factory) -> dict:
-    train = run["train"]
-    seed = int(run.get("seed", 0))
-    torch.manual_seed(stream_seed("init", seed))
-    model, task, layout = build_for_run(run, model_factory)
-    model.to(dev)
-    optimizer = _make_optimizer(model, train)
+class _Member:
+    """One run of a pack: its model, optimizer, folder and the bookkeeping of its loop."""
 
-    start, window, wall_before = 0, [], 0.0
-    checkpoint = _load_checkpoint(out_dir / CHECKPOINT, run, dev)
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        start = int(checkpoint["step"])
-        window = list(checkpoint["window"])
-        wall_before = float(checkpoint["wall_s"])
-        _set_rng_state(checkpoint["rng"], dev)
-    _truncate_metrics(out_dir / METRICS, start)
-    target = max(target, start)  # a checkpoint past a new, smaller cap: report what it holds
+    def __init__(self, run: dict, out_dir: Path, dev: torch.device, model_factory, use_graphs: bool):
+        self.run, self.out_dir = run, out_dir
+        self.seed = int(run.get("seed", 0))
+        self.lr = float(run["train"]["lr"])
+        self.clip = float(run["train"]["clip"])
+        torch.manual_seed(stream_seed("init", self.seed))
+        self.model, self.task, self.layout = build_for_run(run, model_factory)
+        self.model.to(dev)
+        self.optimizer = _make_optimizer(self.model, run["train"], capturable=use_graphs)
+        self.start, self.window, self.wall_before = 0, [], 0.0
+        checkpoint = _load_checkpoint(out_dir / CHECKPOINT, run, dev)
+        if checkpoint is not None:
+            self.model.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            if use_graphs:
+                graphs.make_capturable(self.optimizer)
+            self.start = int(checkpoint["step"])
+            self.window = list(checkpoint["window"])
+            self.wall_before = float(checkpoint["wall_s"])
+            _set_rng_state(checkpoint["rng"], dev)
+        _truncate_metrics(out_dir / METRICS, self.start)
+        self.losses: list[torch.Tensor] = []   # device scalars since the last host sync
+        self.norms: list[torch.Tensor] = []
+        self.first_unsynced = self.start
+        self.last_loss = None  # mean loss of the last synced steps, for the status
+        self.diverged: tuple[int, str] | None = None
+        self.status: dict | None = None
+        self.metrics = open(out_dir / METRICS, "a", encoding="utf-8")
 
+    def sample(self, step: int, batch: int, sizes: dict, dev: torch.device):
+        generator = torch.Generator(device=dev)
+        generator.manual_seed(stream_seed("train", self.seed, step))
+        return self.task.sample(generator, batch, dims=sizes["dims"], points=sizes["points"])
+
+
+def _train(runs, out_dirs, dev, target, planned, progress, model_factory, packed) -> list[dict]:
+    from icl.training import pack
+
+    train = runs[0]["train"]
+    use_graphs = graphs.wanted(dev, runs)
+    members = [_Member(run, out_dir, dev, model_factory, use_graphs) for run, out_dir in zip(runs, out_dirs)]
+    for m in members:  # a checkpoint past a new, smaller cap: report what it holds
+        m.target = max(target, m.start)
     batch = int(train["batch"])
-    clip = float(train["clip"])
-    lr = float(train["lr"])
     log_every = max(1, int(train.get("log_every", 100)))
     checkpoint_every = max(1, int(train.get("checkpoint_every", 1000)))
-    task_config = run["task_config"]
+    task_config = runs[0]["task_config"]
+    dropout = float(runs[0]["model_config"].get("dropout", 0.0))
+    forward = pack.PackForward([m.model for m in members], dropout)
+    stepper = graphs.Stepper(dev, use_graphs, label=" ".join(r["id"] for r in runs))
 
-    bar = _progress_bar(progress, target, start, run["id"])
+    first = min(m.start for m in members)
+    last = max(m.target for m in members)
+    label = runs[0]["id"] if len(runs) == 1 else f"{runs[0]['id']}+{len(runs) - 1}"
+    bar = _progress_bar(progress, last, first, label)
     t0 = time.perf_counter()
-    losses: list[torch.Tensor] = []   # device scalars since the last host sync
-    norms: list[torch.Tensor] = []
-    first_unsynced = start
-    diverged = None
-    last_loss = None  # mean loss of the last synced steps, for the status
-    model.train()
-    with open(out_dir / METRICS, "a", encoding="utf-8") as metrics:
-        for step in range(start, target):
+    for m in members:
+        m.model.train()
+        m.pack = [r["id"] for r in runs] if packed else None
+        m.forward = forward
+    try:
+        for step in range(first, last):
+            active = [m for m in members if m.start <= step < m.target and m.status is None]
+            if not active:
+                continue
             sizes = sizes_at(task_config, step)
-            generator = torch.Generator(device=dev)
-            generator.manual_seed(stream_seed("train", seed, step))
-            prompts = task.sample(generator, batch, dims=sizes["dims"], points=sizes["points"])
-            torch.manual_seed(stream_seed("dropout", seed, step))
-            pred = prompts.gather(model(prompts.inputs))
-            loss = task.loss(pred, prompts)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            losses.append(loss.detach())
-            norms.append(grad_norm.detach())
+            prompts = [m.sample(step, batch, sizes, dev) for m in active]
+            dropout_seeds = [stream_seed("dropout", m.seed, step) for m in active]
+
+            def one_step(prompts_now, seed_dropout, active=active, dropout_seeds=dropout_seeds):
+                return _step(active, forward, prompts_now, dropout_seeds if seed_dropout else None)
+            # A new curriculum stage or a run leaving the pack changes the shapes: a new graph.
+            key = (tuple(sizes.values()), tuple(id(m) for m in active))
+            step_losses, step_norms = stepper.run(key, one_step, prompts)
+            for i, m in enumerate(active):
+                m.losses.append(step_losses[i])
+                m.norms.append(step_norms[i])
 
             done = step + 1
-            at_log = done % log_every == 0
-            at_checkpoint = done % checkpoint_every == 0 or done == target
-            if not (at_log or at_checkpoint):
-                continue
-            # Host sync: look for the first non-finite loss or gradient norm since the last one.
-            host_losses = torch.stack(losses).double().cpu().tolist()
-            host_norms = torch.stack(norms).double().cpu().tolist()
-            losses, norms = [], []
-            for offset, (value, norm) in enumerate(zip(host_losses, host_norms)):
-                if not (math.isfinite(value) and math.isfinite(norm)):
-                    bad_step = first_unsynced + offset
-                    what = "loss" if not math.isfinite(value) else "gradient norm"
-                    diverged = (bad_step, f"{what} became {value if what == 'loss' else norm} "
-                                          f"at step {bad_step} (lr {lr:g}); run stopped as diverged")
-                    break
-            if diverged is not None:
-                break
-            first_unsynced = done
-            window.extend(host_losses)
-            last_loss = sum(host_losses) / len(host_losses)
-            elapsed = time.perf_counter() - t0
-            rate = (done - start) / elapsed if elapsed > 0 else 0.0
-            if bar is not None:
+            for m in active:
+                _after_step(m, done, sizes, log_every, checkpoint_every, t0, bar, dev)
+            if bar is not None and (done % log_every == 0 or done % checkpoint_every == 0):
                 bar.update(done - bar.n)
-                bar.set_postfix(loss=f"{host_losses[-1]:.4g}", dims=sizes["dims"], points=sizes["points"])
-            if at_log:
-                entry = {"step": done, "loss": sum(window) / len(window), "dims": sizes["dims"],
-                         "points": sizes["points"], "lr": lr, "grad_norm": host_norms[-1],
-                         "steps_per_s": rate, "wall_s": wall_before + elapsed}
-                metrics.write(json.dumps(entry) + "\n")
-                metrics.flush()
-                window = []
-            if at_checkpoint:
-                metrics.flush()
-                _save_checkpoint(out_dir / CHECKPOINT, run, model, optimizer, done, window,
-                                 wall_before + elapsed, dev)
+            if all(m.status is not None for m in members):
+                break
+    finally:
+        for m in members:
+            m.metrics.close()
     if bar is not None:
         bar.close()
-
     elapsed = time.perf_counter() - t0
-    steps_run = (diverged[0] if diverged else target) - start
-    status = {
+    for m in members:
+        if m.status is None:  # a member whose range was empty (resumed at its target)
+            _finish(m, dev, elapsed)
+    return [m.status for m in members]
+
+
+def _step(active, forward, prompts, dropout_seeds):
+    """Forward, backward, per-run clipping and optimizer steps of the active runs; no host sync.
+
+    Returns each run's loss and gradient norm as (K,) device tensors."""
+    outputs = forward([m.model for m in active], [p.inputs for p in prompts], dropout_seeds)
+    losses = [m.task.loss(p.gather(out), p) for m, p, out in zip(active, prompts, outputs)]
+    for m in active:
+        m.optimizer.zero_grad(set_to_none=True)
+    # Runs share no weights, so the gradient of the sum is each run's own gradient.
+    (losses[0] if len(losses) == 1 else torch.stack(losses).sum()).backward()
+    norms = []
+    for m in active:  # clipping per run, over its own gradient only
+        norms.append(torch.nn.utils.clip_grad_norm_(m.model.parameters(), m.clip))
+        m.optimizer.step()
+    return torch.stack([l.detach() for l in losses]), torch.stack([n.detach() for n in norms])
+
+
+def _after_step(m: _Member, done: int, sizes: dict, log_every: int, checkpoint_every: int, t0: float,
+                bar, dev) -> None:
+    """Host sync at log and checkpoint steps: divergence check, metrics line, checkpoint, finish."""
+    at_log = done % log_every == 0
+    at_checkpoint = done % checkpoint_every == 0 or done == m.target
+    if not (at_log or at_checkpoint):
+        return
+    # Look for the first non-finite loss or gradient norm since the last sync.
+    host_losses = torch.stack(m.losses).double().cpu().tolist()
+    host_norms = torch.stack(m.norms).double().cpu().tolist()
+    m.losses, m.norms = [], []
+    for offset, (value, norm) in enumerate(zip(host_losses, host_norms)):
+        if not (math.isfinite(value) and math.isfinite(norm)):
+            bad_step = m.first_unsynced + offset
+            what = "loss" if not math.isfinite(value) else "gradient norm"
+            m.diverged = (bad_step, f"{what} became {value if what == 'loss' else norm} "
+                                    f"at step {bad_step} (lr {m.lr:g}); run stopped as diverged")
+            _finish(m, dev, time.perf_counter() - t0)
+            return
+    m.first_unsynced = done
+    m.window.extend(host_losses)
+    m.last_loss = sum(host_losses) / len(host_losses)
+    elapsed = time.perf_counter() - t0
+    rate = (done - m.start) / elapsed if elapsed > 0 else 0.0
+    if bar is not None:
+        bar.set_postfix(loss=f"{host_losses[-1]:.4g}", dims=sizes["dims"], points=sizes["points"])
+    if at_log:
+        entry = {"step": done, "loss": sum(m.window) / len(m.window), "dims": sizes["dims"],
+                 "points": sizes["points"], "lr": m.lr, "grad_norm": host_norms[-1],
+                 "steps_per_s": rate, "wall_s": m.wall_before + elapsed}
+        m.metrics.write(json.dumps(entry) + "\n")
+        m.metrics.flush()
+        m.window = []
+    if at_checkpoint:
+        m.metrics.flush()
+        _save_checkpoint(m.out_dir / CHECKPOINT, m.run, m.model, m.optimizer, done, m.window,
+                         m.wall_before + elapsed, dev)
+    if done == m.target:
+        _finish(m, dev, elapsed)
+
+
+def _finish(m: _Member, dev: torch.device, elapsed: float) -> None:
+    """Write the run's final weights (unless diverged) and its status.json, last."""
+    run, train, target = m.run, m.run["train"], m.target
+    planned = int(train["steps"])
+    diverged = m.diverged
+    steps_run = (diverged[0] if diverged else target) - m.start
+    m.status = {
         "run_id": run["id"],
         "state": "diverged" if diverged else "done",
         "step": diverged[0] if diverged else target,
@@ -219,9 +314,9 @@ def _train(run, out_dir, dev, target, planned, progress, model_factory) -> dict:
         "steps_done": diverged[0] if diverged else target,
         "steps_planned": planned,
         "capped": target < planned,
-        "resumed_from": start,
-        "final_loss": None if diverged else last_loss,
-        "wall_s": wall_before + elapsed,
+        "resumed_from": m.start,
+        "final_loss": None if diverged else m.last_loss,
+        "wall_s": m.wall_before + elapsed,
         "steps_per_s": steps_run / elapsed if elapsed > 0 and steps_run > 0 else 0.0,
         "device": _device_name(dev),
         "backend": _backend_used(train.get("backend", "auto")),
@@ -229,23 +324,26 @@ def _train(run, out_dir, dev, target, planned, progress, model_factory) -> dict:
         "versions": {"torch": torch.__version__, "python": platform.python_version(),
                      "icl": getattr(icl, "__version__", "unknown")},
     }
+    if m.pack is not None:  # trained side by side with other runs (icl.training.pack)
+        m.status["pack"] = {"runs": m.pack, "mode": m.forward.mode}
     if not diverged:
-        atomic.torch_save(out_dir / MODEL, {
+        atomic.torch_save(m.out_dir / MODEL, {
             "run_id": run["id"], "step": target,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "model": {k: v.detach().cpu() for k, v in m.model.state_dict().items()},
         })
-    atomic.write_json(out_dir / STATUS, status)
-    return status
+    atomic.write_json(m.out_dir / STATUS, m.status)
 
 
-def _make_optimizer(model: torch.nn.Module, train: dict) -> torch.optim.Optimizer:
+def _make_optimizer(model: torch.nn.Module, train: dict, capturable: bool = False) -> torch.optim.Optimizer:
+    """Adam or AdamW; `capturable` (CUDA graphs): the fused kernel with its step count on the device."""
     name = str(train.get("optimizer", "adam")).lower()
     lr = float(train["lr"])
     weight_decay = float(train.get("weight_decay", 0.0))
+    options = {"capturable": True, "fused": True} if capturable else {}
     if name == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, **options)
     if name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, **options)
     raise RunError(f"unknown optimizer {name!r}; use adam or adamw")
 
 

@@ -1,0 +1,135 @@
+"""Packing: several runs that differ only in seed, learning rate or clipping train as one batched model.
+
+The study's models are small: at batch 64 a GPU spends most of a step launching kernels.
+Runs of the same model and task (a sweep over seeds and learning rates) are therefore
+trained side by side in one process: their weights are stacked along a new leading
+axis and one `torch.func.vmap`-ed forward/backward computes every run's step with
+kernels K times larger. Each run keeps its own model, its own optimizer (its learning
+rate, its weight decay), its own gradient clipping and its own prompts and dropout seeds,
+so a packed run follows the curve of the same run trained alone (equal up to float
+rounding of the batched matrix products) and leaves exactly the files a lone run
+leaves. A run that diverges stops alone; the others go on.
+
+- `pack_key(run)`          what packed runs must share (JSON text)
+- `check_pack(runs)`       a clear error when runs cannot be packed
+- `group_runs(runs, size)` runs -> packs of at most `size` runs with equal keys
+- `train_pack(runs, out_dirs, ...)` train a pack; each run's status.json, in order
+- `PackForward`            the stacked (vmap) or one-by-one forward of a pack's models
+
+Modes (status.json's "pack": {"runs": [...], "mode": ...}): "vmap" (the batched model),
+"loop" (each model in turn: used with dropout, whose masks must follow each run's own
+seed, or when a model cannot be vmapped, e.g. a custom CUDA kernel without a batching
+rule), "single" (a pack of one). ICL_PACK_MODE=loop forces "loop".
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.func import functional_call
+
+from icl.training.errors import RunError
+
+# Train settings packed runs may differ in: each run has its own optimizer and clipping.
+PER_RUN_TRAIN = ("lr", "clip", "weight_decay")
+MODE_ENV = "ICL_PACK_MODE"
+
+
+def pack_key(run: dict) -> str:
+    """What runs of one pack share: model, task and every train setting but PER_RUN_TRAIN."""
+    train = {k: v for k, v in run["train"].items() if k not in PER_RUN_TRAIN}
+    return json.dumps({"model_config": run["model_config"], "task_config": run["task_config"],
+                       "train": train}, sort_keys=True)
+
+
+def check_pack(runs: list[dict]) -> None:
+    if not runs:
+        raise RunError("a pack needs at least one run")
+    ids = [r["id"] for r in runs]
+    if len(set(ids)) != len(ids):
+        raise RunError(f"a pack lists a run twice: {', '.join(ids)}")
+    first = pack_key(runs[0])
+    for run in runs[1:]:
+        if pack_key(run) != first:
+            differ = [part for part in ("model_config", "task_config", "train")
+                      if json.loads(pack_key(run))[part] != json.loads(first)[part]]
+            raise RunError(f"runs {runs[0]['id']} and {run['id']} cannot be packed: their "
+                           f"{' and '.join(differ)} differ (only seed, {', '.join(PER_RUN_TRAIN)} may)")
+
+
+def group_runs(runs: list[dict], size: int) -> list[list[dict]]:
+    """Packs of at most `size` runs with equal pack keys, in a stable order (by key, then run id)."""
+    if size < 1:
+        raise RunError(f"pack size must be >= 1, got {size}")
+    by_key: dict[str, list[dict]] = {}
+    for run in sorted(runs, key=lambda r: r["id"]):
+        by_key.setdefault(pack_key(run), []).append(run)
+    packs = []
+    for key in sorted(by_key):
+        same = by_key[key]
+        packs.extend(same[i:i + size] for i in range(0, len(same), size))
+    return packs
+
+
+def train_pack(runs: list[dict], out_dirs: list[Path], *, max_steps: int | None = None,
+               device: str | None = None, progress: bool = True,
+               model_factory: Callable | None = None) -> list[dict]:
+    """Train `runs` together, run i into out_dirs[i] (resuming each from its checkpoint)."""
+    from icl.training.train import train_members
+
+    check_pack(runs)
+    if len(out_dirs) != len(runs):
+        raise RunError(f"{len(runs)} runs but {len(out_dirs)} output folders")
+    return train_members(runs, [Path(d) for d in out_dirs], max_steps=max_steps, device=device,
+                         progress=progress, model_factory=model_factory)
+
+
+class PackForward:
+    """Outputs of K models on their K input batches: one vmapped call over stacked weights, or a loop."""
+
+    def __init__(self, models: list[torch.nn.Module], dropout: float):
+        if len(models) == 1:
+            self.mode = "single"
+        elif dropout > 0 or os.environ.get(MODE_ENV, "") == "loop":
+            self.mode = "loop"  # dropout masks must come from each run's own seed
+        else:
+            self.mode = "vmap"
+        # A weightless copy of the architecture: functional_call fills in each run's weights.
+        self.base = copy.deepcopy(models[0]).to("meta") if self.mode == "vmap" else None
+
+    def __call__(self, models: list[torch.nn.Module], inputs: list[torch.Tensor],
+                 dropout_seeds: list[int] | None) -> list[torch.Tensor]:
+        if self.mode == "vmap":
+            try:
+                return list(self._vmapped(models, inputs).unbind(0))
+            except Exception as error:  # noqa: BLE001 - any failure: the loop computes the same
+                first_line = (str(error).strip().splitlines() or [""])[0][:200]
+                print(f"pack: vmap unavailable for this model ({type(error).__name__}: {first_line}); "
+                      f"training the {len(models)} runs one after the other", file=sys.stderr)
+                self.mode, self.base = "loop", None
+        outputs = []
+        for i, (model, x) in enumerate(zip(models, inputs)):
+            if dropout_seeds is not None:
+                torch.manual_seed(dropout_seeds[i])  # the run's own dropout stream, as when alone
+            outputs.append(model(x))
+        return outputs
+
+    def _vmapped(self, models, inputs) -> torch.Tensor:
+        # Stacking inside autograd: each run's gradient flows back to its own parameters.
+        named = [dict(m.named_parameters()) for m in models]
+        params = {name: torch.stack([n[name] for n in named]) for name in named[0]}
+        named_buffers = [dict(m.named_buffers()) for m in models]
+        buffers = {name: torch.stack([n[name] for n in named_buffers]) for name in named_buffers[0]}
+
+        def one(p, b, x):
+            return functional_call(self.base, (p, b), (x,))
+        with warnings.catch_warnings():
+            # CPU attention has no batching rule yet: vmap loops over it (correct, slower).
+            warnings.filterwarnings("ignore", message=".*have not yet implemented the batching rule")
+            return torch.vmap(one, randomness="different")(params, buffers, torch.stack(inputs))
