@@ -1,0 +1,232 @@
+"""Packed training: runs that differ in seed, learning rate or clipping train as one batched model
+and each follows the curve of the same run trained alone, with the same files."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from icl.training.errors import RunError
+from icl.training.pack import PackForward, check_pack, group_runs, pack_key, train_pack
+from icl.training.train import train_run
+
+from test_training import assert_same_weights, load_weights, make_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def member(run_id: str, seed: int = 0, dropout: float = 0.0, bias: bool = False, **train) -> dict:
+    """make_run's tiny model as a pack member. Biases off: an attention key bias has a zero
+    gradient (softmax ignores a shift shared by all keys), and Adam turns its float rounding
+    noise into lr-sized steps that differ between any two summation orders; without biases
+    every weight can be compared tightly."""
+    run = make_run(**train)
+    run["id"], run["seed"] = run_id, seed
+    run["model_config"].update(dropout=dropout, bias=bias)
+    return run
+
+
+def metrics(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_curve(packed: Path, alone: Path, exact: bool = False) -> None:
+    """Same logged steps and sizes; losses, gradient norms and final weights equal (fp32 tolerance)."""
+    a, b = metrics(packed), metrics(alone)
+    assert [(m["step"], m["dims"], m["points"], m["lr"]) for m in a] == \
+        [(m["step"], m["dims"], m["points"], m["lr"]) for m in b]
+    for x, y in zip(a, b):
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-4, abs=1e-6)
+        assert x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-4, abs=1e-6)
+    wa, wb = load_weights(packed), load_weights(alone)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        if exact:
+            assert torch.equal(wa[name], wb[name]), name
+        else:
+            torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def train_alone(runs: list[dict], root: Path) -> None:
+    for run in runs:
+        assert train_run(copy.deepcopy(run), root / "alone" / run["id"], progress=False)["state"] == "done"
+
+
+# -- equivalence with lone runs -------------------------------------------------------------
+
+@pytest.mark.parametrize("layers", ["A A", "M M"])
+def test_packed_runs_follow_their_lone_curves(tmp_path, layers):
+    runs = [member("00000000000a", seed=0), member("00000000000b", seed=1),
+            member("00000000000c", seed=0, lr=3e-3),
+            member("00000000000d", seed=2, clip=0.05)]  # clipped every step: clipping is per run
+    for run in runs:
+        run["model_config"]["layers"] = layers
+        if layers == "M M":
+            run["model_config"]["positions"] = "none"
+    statuses = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
+    train_alone(runs, tmp_path)
+    for run, status in zip(runs, statuses):
+        assert status["state"] == "done" and status["step"] == 24
+        assert status["pack"] == {"runs": [r["id"] for r in runs], "mode": "vmap"}
+        assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"])
+    # the clipped run really was clipped, and the seeds and learning rates mattered
+    clipped = metrics(tmp_path / "pack" / "00000000000d")
+    assert all(m["grad_norm"] > 0.05 for m in clipped)
+    w = {r["id"]: load_weights(tmp_path / "pack" / r["id"]) for r in runs}
+    for a, b in [("00000000000a", "00000000000b"), ("00000000000a", "00000000000c")]:
+        assert any(not torch.allclose(w[a][k], w[b][k]) for k in w[a])
+
+
+def test_packed_outputs_have_the_lone_layout(tmp_path):
+    runs = [member("00000000000a"), member("00000000000b", seed=1)]
+    packed = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
+    alone = train_run(runs[0], tmp_path / "alone", progress=False)
+    folder = tmp_path / "pack" / "00000000000a"
+    assert set(os.listdir(folder)) == set(os.listdir(tmp_path / "alone"))
+    assert set(packed[0]) == set(alone) | {"pack"}
+    assert json.loads((folder / "status.json").read_text()) == packed[0]
+    assert "pack" not in alone  # an unpacked run's status is as before
+    pc = torch.load(folder / "checkpoint.pt", weights_only=True)
+    ac = torch.load(tmp_path / "alone" / "checkpoint.pt", weights_only=True)
+    assert pc.keys() == ac.keys() and pc["step"] == ac["step"] == 24
+    assert pc["optimizer"]["param_groups"][0].keys() == ac["optimizer"]["param_groups"][0].keys()
+    # training again is a no-op: every member is done
+    assert train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False) == packed
+
+
+def test_dropout_packs_loop_with_each_runs_own_masks(tmp_path):
+    runs = [member("00000000000a", dropout=0.1), member("00000000000b", seed=1, dropout=0.1)]
+    statuses = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
+    train_alone(runs, tmp_path)
+    for run, status in zip(runs, statuses):
+        assert status["pack"]["mode"] == "loop"
+        assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"], exact=True)
+
+
+def test_forced_loop_mode_matches_vmap(tmp_path, monkeypatch):
+    runs = [member("00000000000a"), member("00000000000b", seed=1)]
+    train_pack(runs, [tmp_path / "vmap" / r["id"] for r in runs], progress=False)
+    monkeypatch.setenv("ICL_PACK_MODE", "loop")
+    statuses = train_pack(runs, [tmp_path / "loop" / r["id"] for r in runs], progress=False)
+    assert [s["pack"]["mode"] for s in statuses] == ["loop", "loop"]
+    for run in runs:
+        assert_same_curve(tmp_path / "vmap" / run["id"], tmp_path / "loop" / run["id"])
+
+
+def test_a_model_vmap_cannot_run_falls_back_to_the_loop(capsys):
+    class NoVmap(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(3))
+
+        def forward(self, x):
+            if (x * self.w).sum() > 0:  # data-dependent control flow: vmap refuses it
+                return x * self.w
+            return x
+
+    models = [NoVmap(), NoVmap()]
+    forward = PackForward(models, dropout=0.0)
+    assert forward.mode == "vmap"
+    out = forward(models, [torch.ones(2, 3), -torch.ones(2, 3)], None)
+    assert forward.mode == "loop" and torch.equal(out[0], torch.ones(2, 3))
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("pack: vmap unavailable") and "\n" not in message
+
+
+# -- divergence and resume ------------------------------------------------------------------
+
+def test_one_diverging_run_stops_alone(tmp_path):
+    runs = [member("00000000000a", steps=40, checkpoint_every=100),
+            member("00000000000b", lr=1e30, steps=40, checkpoint_every=100),
+            member("00000000000c", seed=1, steps=40, checkpoint_every=100)]
+    statuses = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
+    assert [s["state"] for s in statuses] == ["done", "diverged", "done"]
+    bad = tmp_path / "pack" / "00000000000b"
+    assert "diverged" in statuses[1]["message"] and 0 <= statuses[1]["step"] < 40
+    assert not (bad / "model.pt").exists() and not (bad / "checkpoint.pt").exists()
+    lone_bad = train_run(runs[1], tmp_path / "alone_bad", progress=False)
+    assert lone_bad["step"] == statuses[1]["step"] and lone_bad["message"] == statuses[1]["message"]
+    train_alone([runs[0], runs[2]], tmp_path)
+    for run in (runs[0], runs[2]):
+        assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"])
+
+
+def test_members_resume_from_different_steps(tmp_path):
+    """A pack whose runs were checkpointed at different steps (or trained alone) takes each
+    up from its own checkpoint and ends on its lone curve."""
+    runs = [member("00000000000a"), member("00000000000b", seed=1), member("00000000000c", seed=2)]
+    dirs = [tmp_path / "pack" / r["id"] for r in runs]
+    train_run(runs[0], dirs[0], max_steps=16, progress=False)
+    train_run(runs[1], dirs[1], max_steps=8, progress=False)
+    statuses = train_pack(runs, dirs, progress=False)
+    assert [s["resumed_from"] for s in statuses] == [16, 8, 0]
+    train_alone(runs, tmp_path)
+    for run, folder in zip(runs, dirs):
+        assert_same_curve(folder, tmp_path / "alone" / run["id"])
+        assert [m["step"] for m in metrics(folder)] == [4, 8, 12, 16, 20, 24]
+
+
+def test_killed_pack_resumes_exactly(tmp_path):
+    runs = [member("00000000000a", steps=400, checkpoint_every=10, log_every=3),
+            member("00000000000b", seed=1, lr=2e-3, steps=400, checkpoint_every=10, log_every=3)]
+    (tmp_path / "runs.json").write_text(json.dumps(runs))
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "icl.training.pack", str(tmp_path / "runs.json"),
+                             "--runs-dir", str(killed), "--quiet"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (killed / "00000000000b" / "checkpoint.pt").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(killed.glob("*/status.json")), "the pack finished before it was killed"
+
+    dirs = [killed / r["id"] for r in runs]
+    resumed = train_pack(runs, dirs, progress=False)
+    assert all(s["state"] == "done" and s["resumed_from"] >= 10 for s in resumed)
+    whole = [tmp_path / "whole" / r["id"] for r in runs]
+    train_pack(runs, whole, progress=False)
+    for a, b in zip(whole, dirs):
+        assert_same_weights(load_weights(a), load_weights(b))
+        assert [m["step"] for m in metrics(b)] == list(range(3, 401, 3))
+
+
+# -- which runs may share a pack ------------------------------------------------------------
+
+def test_only_seed_lr_clip_and_weight_decay_may_differ():
+    base = member("00000000000a")
+    others = [member("00000000000b", seed=3, lr=1e-2, clip=1.0, weight_decay=0.1)]
+    check_pack([base, *others])
+    wider = member("00000000000c")
+    wider["model_config"]["width"] = 32
+    longer = member("00000000000d", steps=48)
+    with pytest.raises(RunError, match="cannot be packed: their model_config differ"):
+        check_pack([base, wider])
+    with pytest.raises(RunError, match="cannot be packed: their train differ"):
+        check_pack([base, longer])
+    with pytest.raises(RunError, match="twice"):
+        check_pack([base, base])
+    assert pack_key(base) == pack_key(others[0]) != pack_key(wider)
+
+
+def test_group_runs_packs_compatible_runs():
+    runs = [member(f"00000000000{i}", seed=i) for i in range(5)]
+    wider = member("0000000000ff")
+    wider["model_config"]["width"] = 32
+    packs = group_runs([wider, *reversed(runs)], size=2)
+    assert sorted(len(p) for p in packs) == [1, 1, 2, 2]
+    assert {r["id"] for p in packs for r in p} == {r["id"] for r in runs} | {"0000000000ff"}
+    assert all(len({pack_key(r) for r in p}) == 1 for p in packs)
+    assert group_runs(runs, size=2) == group_runs(list(reversed(runs)), size=2)  # stable
+    with pytest.raises(RunError, match="pack size"):
+        group_runs(runs, size=0)
