@@ -18,7 +18,7 @@ from icl.compiler.runs import runs_of
 from icl.evaluation.evaluate import evaluate_run
 from icl.report import build_report, plot_task, verdicts, write_report
 from icl.report import table1
-from icl.report.__main__ import main as report_main
+from icl.cli import main as icl_main
 from icl.training import atomic
 from icl.training.train import train_run
 
@@ -70,7 +70,7 @@ def study(tmp_path_factory):
         "versions": {"torch": "x", "python": "y", "icl": "z"}})
     evaluate_run(diverged, folder, folder / f"eval-{diverged['eval_id']}.json", device="cpu", progress=False)
     runs.append(diverged)
-    return {"root": root, "runs": runs, "runs_dir": runs_dir}
+    return {"root": root, "runs": runs, "runs_dir": runs_dir, "spec": spec}
 
 
 @pytest.fixture(scope="module")
@@ -285,16 +285,15 @@ def test_build_report_without_replot_embeds_the_plots_it_finds(study, tmp_path):
     assert html.count('src="data:image/png;base64,') == 1 and "vector_mqar: no plot" in html
 
 
-def test_module_entry_point(study, tmp_path, capsys):
-    runs_file = tmp_path / "runs.json"
-    runs_file.write_text(json.dumps(study["runs"]))
-    assert report_main([str(runs_file), "--runs-dir", str(study["runs_dir"]), "--task", "vector_mqar",
-                        "--png", str(tmp_path / "m.png")]) == 0
+def test_icl_plot_and_report_commands(study, tmp_path, capsys):
+    spec = str(study["spec"])
+    assert icl_main(["plot", spec, "--runs-dir", str(study["runs_dir"]), "--task", "vector_mqar",
+                     "--out", str(tmp_path / "m.png")]) == 0
     assert (tmp_path / "m.png").exists()
-    assert report_main([str(runs_file), "--runs-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
+    assert icl_main(["report", spec, "--runs-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert report_main([str(runs_file), "--runs-dir", str(study["runs_dir"]), "--task", "nope",
-                        "--png", str(tmp_path / "n.png")]) == 2
+    assert icl_main(["plot", spec, "--runs-dir", str(study["runs_dir"]), "--task", "nope",
+                     "--out", str(tmp_path / "n.png")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 
 

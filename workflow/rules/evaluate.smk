@@ -12,6 +12,9 @@ rule evaluate:
     log:
         f"{RUNS_DIR}/{{run_id}}/eval-{{eval_id}}.log",
     threads: 1
+    resources:
+        # CPU jobs on a cluster, unless the config sends evaluation to CUDA.
+        gpu=1 if config["device"] == "cuda" else 0,
     shell:
         "OMP_NUM_THREADS={threads} icl eval {params.spec} --run {wildcards.run_id} --eval-id {wildcards.eval_id}"
         " --run-dir {params.run_dir} --out {output} {params.device} --no-progress > {log} 2>&1"
