@@ -10,9 +10,7 @@ so a packed run follows the curve of the same run trained alone (equal up to flo
 rounding of the batched matrix products) and leaves exactly the files a lone run
 leaves. A run that diverges stops alone; the others go on.
 
-- `pack_key(run)`          what packed runs must share (JSON text)
-- `check_pack(runs)`       a clear error when runs cannot be packed
-- `group_runs(runs, size)` runs -> packs of at most `size` runs with equal keys
+- `pack_key`, `check_pack`, `group_runs`  which runs may share a pack (grouping.py, torch-free)
 - `train_pack(runs, out_dirs, ...)` train a pack; each run's status.json, in order
 - `PackForward`            the stacked (vmap) or one-by-one forward of a pack's models
 
@@ -35,47 +33,9 @@ import torch
 from torch.func import functional_call
 
 from icl.training.errors import RunError
+from icl.training.grouping import PER_RUN_TRAIN, check_pack, group_runs, pack_key  # noqa: F401 - re-exported
 
-# Train settings packed runs may differ in: each run has its own optimizer and clipping.
-PER_RUN_TRAIN = ("lr", "clip", "weight_decay")
 MODE_ENV = "ICL_PACK_MODE"
-
-
-def pack_key(run: dict) -> str:
-    """What runs of one pack share: model, task and every train setting but PER_RUN_TRAIN."""
-    train = {k: v for k, v in run["train"].items() if k not in PER_RUN_TRAIN}
-    return json.dumps({"model_config": run["model_config"], "task_config": run["task_config"],
-                       "train": train}, sort_keys=True)
-
-
-def check_pack(runs: list[dict]) -> None:
-    if not runs:
-        raise RunError("a pack needs at least one run")
-    ids = [r["id"] for r in runs]
-    if len(set(ids)) != len(ids):
-        raise RunError(f"a pack lists a run twice: {', '.join(ids)}")
-    first = pack_key(runs[0])
-    for run in runs[1:]:
-        if pack_key(run) != first:
-            differ = [part for part in ("model_config", "task_config", "train")
-                      if json.loads(pack_key(run))[part] != json.loads(first)[part]]
-            raise RunError(f"runs {runs[0]['id']} and {run['id']} cannot be packed: their "
-                           f"{' and '.join(differ)} differ (only seed, {', '.join(PER_RUN_TRAIN)} may)")
-
-
-def group_runs(runs: list[dict], size: int) -> list[list[dict]]:
-    """Packs of at most `size` runs with equal pack keys, in a stable order (by key, then run id)."""
-    if size < 1:
-        raise RunError(f"pack size must be >= 1, got {size}")
-    by_key: dict[str, list[dict]] = {}
-    for run in sorted(runs, key=lambda r: r["id"]):
-        by_key.setdefault(pack_key(run), []).append(run)
-    packs = []
-    for key in sorted(by_key):
-        same = by_key[key]
-        packs.extend(same[i:i + size] for i in range(0, len(same), size))
-    return packs
-
 
 def train_pack(runs: list[dict], out_dirs: list[Path], *, max_steps: int | None = None,
                device: str | None = None, progress: bool = True,
