@@ -230,3 +230,85 @@ def test_group_runs_packs_compatible_runs():
     assert group_runs(runs, size=2) == group_runs(list(reversed(runs)), size=2)  # stable
     with pytest.raises(RunError, match="pack size"):
         group_runs(runs, size=0)
+
+
+# -- the pipeline ---------------------------------------------------------------------------
+
+SEEDS = '''
+model mamba { layers = "M*2" width = 16 d_state = 4 }
+model transformer { layers = "A F" width = 16 heads = 2 positions = learned }
+task linear_regression {
+  dims = 3
+  points = 6
+  curriculum {
+    dims { start = 2  interval = 4 }
+    points { start = 4  inc = 2  interval = 4 }
+  }
+}
+experiment linear_regression {
+  models = [mamba, transformer]
+  tasks = [linear_regression]
+  train { steps = 8  batch = 8  lr = 1e-3  checkpoint_every = 4  log_every = 4  seeds = [0, 1, 2] }
+  eval { prompts = 16  bootstrap = 50  batch = 16 }
+}
+'''
+
+
+def snakemake(workdir: Path, spec: Path, *args: str, pack=None) -> tuple[int, str]:
+    config = [f"specs=[{spec}]", f"runs_dir={workdir / 'runs'}", f"results_dir={workdir / 'results'}"]
+    if pack is not None:
+        config.append(f"pack={pack}")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args,
+           "--config", *config]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return done.returncode, done.stdout + done.stderr
+
+
+def train_jobs(output: str, rules: str = "train") -> dict[str, int]:
+    """Jobs of a dry run's 'Job stats' whose rule starts with `rules`: rule -> count
+    ('pack' for every pack rule)."""
+    import re
+
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:")[1]
+    counts: dict[str, int] = {}
+    for name, count in re.findall(rf"^({rules}\w*)\s+(\d+)$", table, re.M):
+        key = "pack" if name.startswith("train_pack_") else name
+        counts[key] = counts.get(key, 0) + int(count)
+    return counts
+
+
+def test_pipeline_packs_only_when_asked(tmp_path):
+    spec = tmp_path / "seeds.icl"
+    spec.write_text(SEEDS)
+    code, out = snakemake(tmp_path, spec, "-n")
+    assert code == 0, out
+    assert train_jobs(out) == {"train": 6}  # smoke scale on CPU: auto packs nothing
+    code, out = snakemake(tmp_path, spec, "-n", pack=2)
+    assert code == 0, out
+    assert train_jobs(out) == {"pack": 2, "train": 2}  # per model: seeds 0+1 packed, seed 2 alone
+    code, out = snakemake(tmp_path, spec, "-n", pack=0)
+    assert code != 0 and "pack" in out
+
+
+@pytest.mark.slow
+def test_packed_pipeline_trains_and_reruns_only_new_runs(tmp_path):
+    spec = tmp_path / "seeds.icl"
+    spec.write_text(SEEDS)
+    code, out = snakemake(tmp_path, spec, "--cores", "2", pack=3)
+    assert code == 0, out[-3000:]
+    statuses = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/status.json")]
+    assert len(statuses) == 6 and all(s["state"] == "done" for s in statuses)
+    assert sorted(len(s["pack"]["runs"]) for s in statuses) == [3] * 6
+    assert (tmp_path / "results" / "report.html").stat().st_size > 0
+    # Already trained runs keep the rule that trained them, whatever the pack setting now.
+    for pack in (3, "off", 2):
+        code, out = snakemake(tmp_path, spec, "-n", pack=pack)
+        assert "Nothing to be done" in out, out[-2000:]
+    # Two more seeds: only they train (packed together per model), and only they are evaluated.
+    spec.write_text(SEEDS.replace("seeds = [0, 1, 2]", "seeds = [0, 1, 2, 3, 4]"))
+    code, out = snakemake(tmp_path, spec, "-n", pack=3)
+    assert train_jobs(out) == {"pack": 2}
+    assert train_jobs(out, "evaluate") == {"evaluate": 4}

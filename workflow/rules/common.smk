@@ -42,3 +42,72 @@ def spec_of(run_id, eval_id=None):
         if run["id"] == run_id and (eval_id is None or run["eval_id"] == eval_id):
             return run["spec"]
     raise ValueError(f"no run {run_id} with evaluation {eval_id} in {SPECS}")
+
+
+# -- packed training -------------------------------------------------------------------------
+# Runs of one spec that differ only in seed, lr, clip or weight decay can train together in
+# one process as one batched model (icl.training.pack): a rule per pack, whose outputs are
+# its runs' status.json files. `pack` in the config: auto (packs of up to AUTO_PACK runs
+# where training has a GPU; none on the CPU smoke scale), off, or a pack size.
+#
+# Re-runs stay incremental: a run already trained keeps the rule that trained it (its
+# status.json names its pack), so editing one run re-packs only runs still to train, and
+# every pack rule has the same shell command with the varying parts derived from its
+# outputs, so Snakemake sees no code or params change for the runs it already has.
+import hashlib
+import json
+
+from icl.training.grouping import group_runs
+
+AUTO_PACK = 4
+
+
+def _pack_size(setting):
+    if setting in ("off", False):  # YAML reads a bare off as false
+        return 1
+    if setting == "auto":
+        return AUTO_PACK if GPUS_PER_TRAIN else 1
+    return int(setting)
+
+
+def pack_rule_name(run_ids):
+    return "train_pack_" + hashlib.sha1(",".join(sorted(run_ids)).encode()).hexdigest()[:12]
+
+
+def _recorded_pack(run_id):
+    """None: not trained yet; []: trained alone; else the runs it was trained with."""
+    try:
+        with open(f"{RUNS_DIR}/{run_id}/status.json", encoding="utf-8") as f:
+            status = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return list((status.get("pack") or {}).get("runs") or [])
+
+
+def plan_packs(runs, size):
+    """{rule name: [run ids]} of the pack rules; runs in none train alone (rule train)."""
+    packs = {}
+    pending = {}
+    for run_id, run in {r["id"]: r for r in runs}.items():
+        recorded = _recorded_pack(run_id)
+        if recorded is None:
+            pending.setdefault(run["spec"], []).append(run)
+        elif recorded:
+            packs.setdefault(pack_rule_name(recorded), []).append(run_id)
+    if size > 1:
+        for spec in sorted(pending):
+            for pack in group_runs(pending[spec], size):
+                if len(pack) > 1:
+                    packs[pack_rule_name([r["id"] for r in pack])] = [r["id"] for r in pack]
+    return packs
+
+
+PACK_SIZE = _pack_size(config.get("pack", "auto"))
+PACKS = plan_packs(RUNS, PACK_SIZE)
+PACKED_IDS = {run_id for ids in PACKS.values() for run_id in ids}
+# rule train makes the status.json of every run no pack rule makes.
+UNPACKED_ID = "|".join(sorted(set(RUN_BY_ID) - PACKED_IDS)) or "(?!)"
+
+
+def run_ids_of(outputs):
+    return [os.path.basename(os.path.dirname(path)) for path in outputs]

@@ -3,6 +3,8 @@
 rule train:
     output:
         f"{RUNS_DIR}/{{run_id}}/status.json",
+    wildcard_constraints:
+        run_id=UNPACKED_ID,
     params:
         spec=lambda wildcards: spec_of(wildcards.run_id),
         out=lambda wildcards: f"{RUNS_DIR}/{wildcards.run_id}",
@@ -17,3 +19,28 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads} icl train {params.spec} --run {wildcards.run_id} --out {params.out}"
         " {params.device} --no-progress > {log} 2>&1"
+
+
+# One job per pack: its runs train side by side in one process, each into its own folder.
+for _name, _ids in PACKS.items():
+
+    rule:
+        name:
+            _name
+        output:
+            [f"{RUNS_DIR}/{run_id}/status.json" for run_id in _ids],
+        params:
+            spec=lambda wildcards, output: spec_of(run_ids_of(output)[0]),
+            runs=lambda wildcards, output: ",".join(run_ids_of(output)),
+            runs_dir=RUNS_DIR,
+            device=DEVICE_OPTION,
+        conda:
+            "../envs/icl.yaml"
+        log:
+            f"{RUNS_DIR}/packs/{_name}.log",
+        threads: 1
+        resources:
+            gpu=GPUS_PER_TRAIN,
+        shell:
+            "OMP_NUM_THREADS={threads} python -m icl.training.pack {params.spec} --runs {params.runs}"
+            " --runs-dir {params.runs_dir} {params.device} --quiet > {log} 2>&1"
