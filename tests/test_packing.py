@@ -312,3 +312,72 @@ def test_packed_pipeline_trains_and_reruns_only_new_runs(tmp_path):
     code, out = snakemake(tmp_path, spec, "-n", pack=3)
     assert train_jobs(out) == {"pack": 2}
     assert train_jobs(out, "evaluate") == {"evaluate": 4}
+
+
+# -- whole-step CUDA graphs -----------------------------------------------------------------
+
+class ReplayOnCpu:
+    """Stands in for a captured CUDA graph on the CPU with a graph's semantics: capturing runs
+    nothing; each replay runs the captured step on the static prompts the fresh ones were copied into."""
+
+    def __init__(self, step_fn, prompts):
+        from icl.training.graphs import _map_tensors
+
+        self.static = [_map_tensors(p, lambda t: t.clone()) for p in prompts]
+        self.step_fn = step_fn
+
+    def replay(self, prompts):
+        from icl.training.graphs import _copy_tensors
+
+        for static, fresh in zip(self.static, prompts):
+            _copy_tensors(static, fresh)
+        return tuple(t.clone() for t in self.step_fn(self.static, False))
+
+
+@pytest.fixture
+def graphs_on_cpu(monkeypatch):
+    from icl.training import graphs
+
+    monkeypatch.setattr(graphs, "wanted", lambda dev, runs: True)
+    monkeypatch.setattr(graphs, "warm_up", lambda step_fn, prompts, dev: step_fn(prompts, False))
+    monkeypatch.setattr(graphs, "CapturedStep", ReplayOnCpu)
+    return graphs
+
+
+def test_graph_steps_recapture_per_curriculum_stage(tmp_path, graphs_on_cpu):
+    runs = [member("00000000000a"), member("00000000000b", seed=1)]
+    graphed = train_pack(runs, [tmp_path / "graph" / r["id"] for r in runs], progress=False)
+    # stages of make_run's curriculum: steps 0-3, 4-7, 8-11, 12-23; 3 eager warm-up steps each
+    assert graphed[0]["cuda_graphs"] == {"on": True, "captures": 4, "replays": 1 + 1 + 1 + 9}
+    train_alone(runs, tmp_path)
+    for run in runs:
+        assert_same_curve(tmp_path / "graph" / run["id"], tmp_path / "alone" / run["id"])
+    lone = train_run(runs[0], tmp_path / "lone_graph", progress=False)
+    assert lone["cuda_graphs"]["captures"] == 4 and "pack" not in lone
+    assert_same_weights(load_weights(tmp_path / "lone_graph"), load_weights(tmp_path / "alone" / runs[0]["id"]))
+
+
+def test_failed_capture_falls_back_with_one_line(tmp_path, graphs_on_cpu, monkeypatch, capsys):
+    def refuse(step_fn, prompts):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+    monkeypatch.setattr(graphs_on_cpu, "CapturedStep", refuse)
+    status = train_run(member("00000000000a"), tmp_path / "a", progress=False)
+    assert status["cuda_graphs"] == {"on": False, "captures": 0, "replays": 0}
+    lines = [line for line in capsys.readouterr().err.splitlines() if "cuda graphs" in line]
+    assert len(lines) == 1 and "capture failed (RuntimeError: operation not permitted" in lines[0]
+    train_run(member("00000000000a"), tmp_path / "b", progress=False)  # graphs off
+    assert_same_weights(load_weights(tmp_path / "a"), load_weights(tmp_path / "b"))
+
+
+@pytest.mark.gpu
+def test_cuda_graph_training_matches_eager(tmp_path, monkeypatch):
+    """On a GPU: a pack and a lone run trained through whole-step graphs follow the eager curves."""
+    runs = [member("00000000000a", device="cuda"), member("00000000000b", seed=1, device="cuda")]
+    monkeypatch.setenv("ICL_CUDA_GRAPHS", "0")
+    for run in runs:
+        train_run(run, tmp_path / "eager" / run["id"], progress=False)
+    monkeypatch.setenv("ICL_CUDA_GRAPHS", "1")
+    statuses = train_pack(runs, [tmp_path / "graph" / r["id"] for r in runs], progress=False)
+    assert statuses[0]["cuda_graphs"] == {"on": True, "captures": 4, "replays": 12}
+    for run in runs:
+        assert_same_curve(tmp_path / "graph" / run["id"], tmp_path / "eager" / run["id"])

@@ -49,7 +49,14 @@ class Stepper:
 
     def __init__(self, dev: torch.device, enabled: bool, label: str):
         self.dev, self.enabled, self.label = dev, enabled, label
+        self.requested = enabled
         self.key, self.graph, self.warm = None, None, 0
+        self.captures, self.replays = 0, 0  # for status.json: were graphs used, how often captured
+
+    def summary(self) -> dict | None:
+        if not self.requested:
+            return None
+        return {"on": self.enabled, "captures": self.captures, "replays": self.replays}
 
     def run(self, key, step_fn: Callable, prompts: list):
         """step_fn(prompts, seed_dropout) -> (losses, norms), device tensors."""
@@ -59,23 +66,29 @@ class Stepper:
             self.key, self.graph, self.warm = key, None, 0
         if self.graph is None and self.warm < WARMUP_STEPS:
             self.warm += 1
-            side = torch.cuda.Stream(self.dev)  # warm-up on a side stream, as capture will run
-            side.wait_stream(torch.cuda.current_stream(self.dev))
-            with torch.cuda.stream(side):
-                out = step_fn(prompts, False)
-            torch.cuda.current_stream(self.dev).wait_stream(side)
-            return out
+            return warm_up(step_fn, prompts, self.dev)
         if self.graph is None:
             try:
                 self.graph = CapturedStep(step_fn, prompts)
+                self.captures += 1
             except Exception as error:  # noqa: BLE001 - any capture failure: train eagerly
                 first_line = (str(error).strip().splitlines() or [""])[0][:200]
                 print(f"cuda graphs off for {self.label}: capture failed ({type(error).__name__}: "
                       f"{first_line}); training eagerly", file=sys.stderr)
                 self.enabled, self.graph = False, None
-                torch.cuda.synchronize(self.dev)
                 return step_fn(prompts, True)
+        self.replays += 1
         return self.graph.replay(prompts)
+
+
+def warm_up(step_fn: Callable, prompts: list, dev: torch.device):
+    """An eager step on a side stream, as the capture will run (PyTorch's recipe for graphs)."""
+    side = torch.cuda.Stream(dev)
+    side.wait_stream(torch.cuda.current_stream(dev))
+    with torch.cuda.stream(side):
+        out = step_fn(prompts, False)
+    torch.cuda.current_stream(dev).wait_stream(side)
+    return out
 
 
 class CapturedStep:

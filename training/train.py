@@ -151,13 +151,13 @@ class _Member:
         torch.manual_seed(stream_seed("init", self.seed))
         self.model, self.task, self.layout = build_for_run(run, model_factory)
         self.model.to(dev)
-        self.optimizer = _make_optimizer(self.model, run["train"], capturable=use_graphs)
+        self.optimizer = _make_optimizer(self.model, run["train"], capturable=use_graphs and dev.type == "cuda")
         self.start, self.window, self.wall_before = 0, [], 0.0
         checkpoint = _load_checkpoint(out_dir / CHECKPOINT, run, dev)
         if checkpoint is not None:
             self.model.load_state_dict(checkpoint["model"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
-            if use_graphs:
+            if use_graphs and dev.type == "cuda":
                 graphs.make_capturable(self.optimizer)
             self.start = int(checkpoint["step"])
             self.window = list(checkpoint["window"])
@@ -203,6 +203,7 @@ def _train(runs, out_dirs, dev, target, planned, progress, model_factory, packed
         m.model.train()
         m.pack = [r["id"] for r in runs] if packed else None
         m.forward = forward
+        m.stepper = stepper
     try:
         for step in range(first, last):
             active = [m for m in members if m.start <= step < m.target and m.status is None]
@@ -326,6 +327,8 @@ def _finish(m: _Member, dev: torch.device, elapsed: float) -> None:
     }
     if m.pack is not None:  # trained side by side with other runs (icl.training.pack)
         m.status["pack"] = {"runs": m.pack, "mode": m.forward.mode}
+    if m.stepper.summary() is not None:  # CUDA graphs asked for (icl.training.graphs)
+        m.status["cuda_graphs"] = m.stepper.summary()
     if not diverged:
         atomic.torch_save(m.out_dir / MODEL, {
             "run_id": run["id"], "step": target,
