@@ -1,0 +1,315 @@
+"""Benchmark of one training step (prompt sampling, forward, backward, clipping, Adam) of the
+study's six architectures at paper size (width 256), batch 64, on one GPU, side by side with
+eager peers built from the packages the study's released code uses.
+
+Implementations (the JSON's `impl`):
+- project        the project's trainer as it runs: whole-step CUDA graph (icl.training.graphs),
+                 packs of K runs as one vmapped model (icl.training.pack), K = 1, 4, 16;
+- project_eager  the same step without graphs (ICL_CUDA_GRAPHS off), K = 1;
+- eager_peer     Transformer: transformers' GPT2Model; Mamba: mamba_ssm's Mamba modules
+                 (pre-norm residual blocks), each with a linear read-in and read-out, eager
+                 PyTorch, torch.optim.Adam; K = 1. The other four architectures have no peer.
+
+ms_per_step is the median over `--repeats` timed blocks of `--steps` steps, divided by the
+block's steps and by K (for a pack: the pack's step time per run). mfu = 3 x forward FLOPs
+(icl.compiler.accounting's flops_per_token x tokens x batch) / time / the device's dense fp32
+peak (training runs in fp32 without TF32). Every prompt has the curriculum's final sizes.
+
+    python benchmarks/train_step.py                        # -> benchmarks/results/train_step.{json,md}
+    python benchmarks/train_step.py --archs transformer --packs 1 --out /tmp/x   # one quick row
+    python benchmarks/train_step.py --device cpu --width 16 --layers-cap 2 --batch 4 --steps 2 \\
+        --repeats 1 --packs 1,2 --out /tmp/cpu   # a check that the script runs (no graphs on CPU)
+
+The peers need `transformers` and `mamba_ssm` (+ einops); one that cannot be imported is
+recorded with its error instead of a time.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHS = ("transformer", "mamba", "s4", "s4_mamba", "standard_hybrid", "mambaformer")
+# Dense fp32 (no tensor cores) peaks, FLOP/s: NVIDIA's data sheets (SXM parts).
+FP32_PEAK = {"H100": 67e12, "H200": 67e12, "A100": 19.5e12}
+
+
+def study_runs(spec: Path, task: str, seed: int = 0) -> dict[str, dict]:
+    """One resolved run per architecture of the paper-scale spec (the given task, the given seed)."""
+    from icl.compiler.runs import runs_of
+
+    runs = {}
+    for run in runs_of([spec]):
+        if run["task"] == task and run["seed"] == seed and run["model"] in ARCHS:
+            runs.setdefault(run["model"], run)
+    return runs
+
+
+def resize(run: dict, width: int | None, layers_cap: int | None, batch: int) -> dict:
+    """The run at another width / fewer layers (CPU checks of this script), at `batch`."""
+    run = copy.deepcopy(run)
+    run["train"]["batch"] = batch
+    if width is not None:
+        run["model_config"]["width"] = width
+        run["model_config"]["heads"] = min(run["model_config"]["heads"], max(1, width // 8))
+        run["model_config"]["headdim"] = min(run["model_config"]["headdim"], width)
+    if layers_cap is not None:
+        run["model_config"]["layers"] = " ".join(run["model_config"]["layers"].split()[:layers_cap])
+    return run
+
+
+def make_pack(run: dict, k: int) -> list[dict]:
+    runs = []
+    for i in range(k):
+        member = copy.deepcopy(run)
+        member["id"], member["seed"] = f"{i:012x}", i
+        runs.append(member)
+    return runs
+
+
+def project_step(runs: list[dict], dev: torch.device, graphs_on: bool):
+    """A step function of the project's trainer for a pack of `runs` at the curriculum's end;
+    returns (step, info) where step() runs one training step of every run."""
+    from icl.training import graphs
+    from icl.training import train as trainer
+    from icl.training.curriculum import sizes_at
+    from icl.training.pack import PackForward
+    from icl.training.seeds import stream_seed
+
+    members = []
+    for run in runs:
+        torch.manual_seed(stream_seed("init", run["seed"]))
+        model, task, _ = trainer.build_for_run(run)
+        model.to(dev).train()
+        optimizer = trainer._make_optimizer(model, run["train"], capturable=graphs_on and dev.type == "cuda")
+        members.append(types.SimpleNamespace(model=model, task=task, optimizer=optimizer,
+                                             clip=float(run["train"]["clip"]), seed=run["seed"]))
+    forward = PackForward([m.model for m in members], float(runs[0]["model_config"].get("dropout", 0.0)))
+    stepper = graphs.Stepper(dev, graphs_on and dev.type == "cuda", label=f"benchmark {runs[0]['model']}")
+    sizes = sizes_at(runs[0]["task_config"], 10 ** 12)
+    batch = int(runs[0]["train"]["batch"])
+    counter = {"step": 0}
+
+    def step():
+        counter["step"] += 1
+        prompts = []
+        for m in members:
+            generator = torch.Generator(device=dev)
+            generator.manual_seed(stream_seed("train", m.seed, counter["step"]))
+            prompts.append(m.task.sample(generator, batch, dims=sizes["dims"], points=sizes["points"]))
+
+        def one_step(prompts_now, seed_dropout):
+            return trainer._step(members, forward, prompts_now, None)
+        return stepper.run(("bench",), one_step, prompts)
+
+    info = lambda: {"pack_mode": forward.mode, "cuda_graphs": stepper.summary()}  # noqa: E731
+    return step, info
+
+
+class ReadInOut(torch.nn.Module):
+    """A peer body between the project's read-in and read-out (the task's token and output sizes)."""
+
+    def __init__(self, body: torch.nn.Module, token_dim: int, out_dim: int, width: int, hidden_states: bool):
+        super().__init__()
+        self.read_in = torch.nn.Linear(token_dim, width)
+        self.body = body
+        self.read_out = torch.nn.Linear(width, out_dim)
+        self.hidden_states = hidden_states
+
+    def forward(self, x):
+        h = self.body(inputs_embeds=self.read_in(x)).last_hidden_state if self.hidden_states \
+            else self.body(self.read_in(x))
+        return self.read_out(h)
+
+
+class MambaStack(torch.nn.Module):
+    """mamba_ssm's Mamba mixers in pre-norm residual blocks, then a final norm."""
+
+    def __init__(self, n_layers: int, width: int, d_state: int, d_conv: int, expand: int):
+        super().__init__()
+        from mamba_ssm.modules.mamba_simple import Mamba
+
+        self.norms = torch.nn.ModuleList(torch.nn.LayerNorm(width) for _ in range(n_layers))
+        self.mixers = torch.nn.ModuleList(Mamba(d_model=width, d_state=d_state, d_conv=d_conv, expand=expand)
+                                          for _ in range(n_layers))
+        self.final = torch.nn.LayerNorm(width)
+
+    def forward(self, x):
+        for norm, mixer in zip(self.norms, self.mixers):
+            x = x + mixer(norm(x))
+        return self.final(x)
+
+
+def peer_step(run: dict, dev: torch.device):
+    """An eager step of the architecture's peer model, or None when it has none."""
+    from icl.tasks import make_task
+    from icl.tasks.catalog import TASKS
+    from icl.training.curriculum import sizes_at
+
+    config, layers = run["model_config"], run["model_config"]["layers"].split()
+    layout = TASKS[run["task_config"]["kind"]].layout(run["task_config"])
+    width = config["width"]
+    if run["model"] == "transformer":
+        from transformers import GPT2Config, GPT2Model
+
+        gpt = GPT2Config(n_embd=width, n_layer=layers.count("A"), n_head=config["heads"],
+                         n_positions=layout.tokens, n_inner=config["mlp_ratio"] * width,
+                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+        model = ReadInOut(GPT2Model(gpt), layout.token_dim, layout.out_dim, width, hidden_states=True)
+    elif run["model"] == "mamba":
+        body = MambaStack(layers.count("M"), width, config["d_state"], config["d_conv"], config["expand"])
+        model = ReadInOut(body, layout.token_dim, layout.out_dim, width, hidden_states=False)
+    else:
+        return None
+    model.to(dev).train()
+    task = make_task(run["task_config"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(run["train"]["lr"]))
+    sizes = sizes_at(run["task_config"], 10 ** 12)
+    batch, clip = int(run["train"]["batch"]), float(run["train"]["clip"])
+    generator = torch.Generator(device=dev)
+    generator.manual_seed(0)
+
+    def step():
+        prompts = task.sample(generator, batch, dims=sizes["dims"], points=sizes["points"])
+        loss = task.loss(prompts.gather(model(prompts.inputs)), prompts)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        return loss.detach()
+    return step
+
+
+def time_steps(step, dev: torch.device, warmup: int, steps: int, repeats: int) -> float:
+    """Median ms per step over `repeats` blocks of `steps` steps, after `warmup` steps."""
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        step()
+    sync()
+    blocks = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        blocks.append((time.perf_counter() - start) * 1000 / steps)
+    return statistics.median(blocks)
+
+
+def device_peak(dev: torch.device) -> float | None:
+    if dev.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(dev)
+    return next((peak for key, peak in FP32_PEAK.items() if key in name), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default=str(ROOT / "specs" / "paper" / "study.icl"))
+    parser.add_argument("--task", default="linear_regression")
+    parser.add_argument("--archs", default=",".join(ARCHS))
+    parser.add_argument("--packs", default="1,4,16", help="pack sizes K of the project's trainer")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--width", type=int, default=None, help="override the spec's width (CPU checks)")
+    parser.add_argument("--layers-cap", type=int, default=None, help="keep the first N layers (CPU checks)")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args(argv)
+
+    dev = torch.device(args.device)
+    device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    peak = device_peak(dev)
+    packs = [int(k) for k in args.packs.split(",") if k]
+    runs = study_runs(Path(args.spec), args.task)
+    records = []
+
+    def record(arch, impl, pack, run, step_fn, extra=None):
+        from icl.compiler.accounting import account
+        from icl.tasks.catalog import TASKS
+
+        base = {"device": device_name, "arch": arch, "impl": impl, "batch": args.batch, "pack": pack,
+                "width": run["model_config"]["width"], "layers": run["model_config"]["layers"]}
+        try:
+            if step_fn is None:
+                raise RuntimeError("no peer for this architecture")
+            ms = time_steps(step_fn, dev, args.warmup, args.steps, args.repeats) / pack
+        except Exception as error:  # noqa: BLE001 - a failed implementation is a row, not a crash
+            records.append({**base, **(extra or {}), "ms_per_step": None, "mfu": None,
+                            "error": f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"})
+            print(f"{arch:16s} {impl:14s} K={pack:<3d} failed: {records[-1]['error']}", flush=True)
+            return
+        layout = TASKS[run["task_config"]["kind"]].layout(run["task_config"])
+        flops = 3 * account(run["model_config"], layout)["flops_per_token"] * layout.tokens * args.batch
+        mfu = flops / (ms / 1000) / peak if peak else None
+        records.append({**base, **(extra() if callable(extra) else extra or {}), "ms_per_step": round(ms, 4),
+                        "mfu": None if mfu is None else round(mfu, 5)})
+        print(f"{arch:16s} {impl:14s} K={pack:<3d} {ms:9.3f} ms/step per run", flush=True)
+
+    for arch in [a for a in args.archs.split(",") if a]:
+        if arch not in runs:
+            print(f"{arch}: no run of task {args.task} in {args.spec}", file=sys.stderr)
+            continue
+        run = resize(runs[arch], args.width, args.layers_cap, args.batch)
+        run["train"]["device"] = args.device
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            try:
+                peer = peer_step(run, dev)
+            except Exception as error:  # noqa: BLE001 - e.g. the peer package is not installed
+                peer = None
+                records.append({"device": device_name, "arch": arch, "impl": "eager_peer", "batch": args.batch,
+                                "pack": 1, "ms_per_step": None, "mfu": None,
+                                "error": f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"})
+                print(f"{arch:16s} eager_peer     unavailable: {records[-1]['error']}", flush=True)
+            if peer is not None:
+                record(arch, "eager_peer", 1, run, peer)
+            step, info = project_step(make_pack(run, 1), dev, graphs_on=False)
+            record(arch, "project_eager", 1, run, step, info)
+            for k in packs:
+                step, info = project_step(make_pack(run, k), dev, graphs_on=True)
+                record(arch, "project", k, run, step, info)
+                del step, info
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_step.json").write_text(json.dumps(records, indent=1) + "\n")
+    (out / "train_step.md").write_text(markdown(records, device_name, peak, args))
+    print(f"wrote {out / 'train_step.json'} and {out / 'train_step.md'}")
+    return 0
+
+
+def markdown(records: list[dict], device_name: str, peak: float | None, args) -> str:
+    lines = [f"# Training step, {device_name}", "",
+             f"Median ms per training step of one run (a pack's step time / K), batch {args.batch}, fp32, "
+             f"prompts at the curriculum's final sizes ({args.task}); mfu against a dense fp32 peak of "
+             f"{peak / 1e12:.1f} TFLOP/s." if peak else
+             f"Median ms per training step of one run (a pack's step time / K), batch {args.batch}, fp32.",
+             "project = whole-step CUDA graph (+ vmapped pack of K runs); project_eager = the same step "
+             "without graphs; eager_peer = transformers GPT2Model / mamba_ssm Mamba, eager.", "",
+             "| arch | impl | K | ms / step / run | mfu | pack mode | note |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in records:
+        ms = "-" if r.get("ms_per_step") is None else f"{r['ms_per_step']:.3f}"
+        mfu = "-" if r.get("mfu") is None else f"{100 * r['mfu']:.1f}%"
+        graphs = r.get("cuda_graphs") or {}
+        note = r.get("error") or ("graphs off (capture failed)" if graphs and not graphs.get("on") else "")
+        lines.append(f"| {r['arch']} | {r['impl']} | {r['pack']} | {ms} | {mfu} | {r.get('pack_mode', '-')} | "
+                     f"{re.sub(r'[|]', '/', note)} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
