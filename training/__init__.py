@@ -1,8 +1,14 @@
-"""Training of one resolved run.
+"""Training of resolved runs, one at a time or several packed into one batched model.
 
 - curriculum.py  Garg et al.'s per-axis curriculum (a pure function of the step)
 - seeds.py       the named random streams (init, train, dropout, eval, bootstrap), disjoint
-- train.py       train_run(run, out_dir, ...): checkpoints, exact resume, divergence stop
+- train.py       train_run(run, out_dir, ...): checkpoints, exact resume, divergence stop;
+                 train_members(runs, out_dirs, ...), the same loop for several runs at once
+- pack.py        train_pack(runs, out_dirs, ...): runs differing in seed/lr/clip as one vmapped
+                 model, each with its own optimizer, clipping, files and divergence stop;
+                 `python -m icl.training.pack SPEC --runs ID,ID --runs-dir DIR` (the pipeline's)
+- grouping.py    which runs may share a pack (torch-free; the pipeline plans its jobs with it)
+- graphs.py      whole-step CUDA graphs (ICL_CUDA_GRAPHS=1 on CUDA), re-captured per curriculum stage
 - atomic.py      tmp + fsync + os.replace writes for every file a run leaves
 - errors.py      RunError, the one-line user error of `icl train` / `icl eval`
 - runfile.py     reading a run's JSON for `python -m icl.training`
