@@ -71,7 +71,8 @@ def _pack_size(setting):
 
 
 def pack_rule_name(run_ids):
-    return "train_pack_" + hashlib.sha1(",".join(sorted(run_ids)).encode()).hexdigest()[:12]
+    digest = hashlib.sha1(",".join(sorted(run_ids)).encode()).hexdigest()
+    return f"train_pack_{digest[:12]}"
 
 
 def _recorded_pack(run_id):
@@ -85,7 +86,7 @@ def _recorded_pack(run_id):
 
 
 def plan_packs(runs, size):
-    """{rule name: [run ids]} of the pack rules; runs in none train alone (rule train)."""
+    """The pack rules to define, {name => run ids}; runs in none train alone (rule train)."""
     packs = {}
     pending = {}
     for run_id, run in {r["id"]: r for r in runs}.items():

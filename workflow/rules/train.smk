@@ -32,7 +32,7 @@ for _name, _ids in PACKS.items():
         params:
             spec=lambda wildcards, output: spec_of(run_ids_of(output)[0]),
             runs=lambda wildcards, output: ",".join(run_ids_of(output)),
-            runs_dir=RUNS_DIR,
+            runs_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
             device=DEVICE_OPTION,
         conda:
             "../envs/icl.yaml"
