@@ -62,6 +62,7 @@ class Stepper:
         """step_fn(prompts, seed_dropout) -> (losses, norms), device tensors."""
         if not self.enabled:
             return step_fn(prompts, True)
+        key = (key, [_signature(p) for p in prompts])  # a graph replays only the shapes it captured
         if key != self.key:
             self.key, self.graph, self.warm = key, None, 0
         if self.graph is None and self.warm < WARMUP_STEPS:
@@ -105,6 +106,12 @@ class CapturedStep:
             _copy_tensors(static, fresh)
         self.graph.replay()
         return tuple(t.clone() for t in self.out)  # the graph overwrites its outputs next step
+
+
+def _signature(prompts) -> list:
+    """Shapes and dtypes of every tensor of a batch of prompts."""
+    tensors = [getattr(prompts, f.name) for f in dataclasses.fields(prompts)] + list(prompts.info.values())
+    return [(tuple(t.shape), t.dtype) for t in tensors if isinstance(t, torch.Tensor)]
 
 
 def _map_tensors(prompts, fn):
