@@ -21,7 +21,30 @@ peak (training runs in fp32 without TF32). Every prompt has the curriculum's fin
         --repeats 1 --packs 1,2 --out /tmp/cpu   # a check that the script runs (no graphs on CPU)
 
 The peers need `transformers` and `mamba_ssm` (+ einops); one that cannot be imported is
-recorded with its error instead of a time.
+recorded with its error instead of a time. `--merge [JSON]` keeps the records of an earlier
+run's JSON (default benchmarks/results/train_step.json) that this run does not redo (same
+device, arch, impl, K).
+
+On the GPU machine (device tool; its Python is 3.12 with torch and triton only). Both peer
+wheel sets do not fit one call's 64 MiB, so two calls, each with its own `carry`:
+.whl/bench holds transformers and its dependencies plus lark and networkx (pip download
+--only-binary=:all: --python-version 3.12), .whl/ the mamba_ssm and einops wheels of
+/work/shared/wheels. SETUP (the same in both calls) installs them and puts the checkout on the
+path as the `icl` package without building it:
+
+    SETUP='python3 -m pip install -q --no-index --no-deps --target /tmp/site $(find .whl -name "*.whl") &&
+      mkdir -p /tmp/pkg/icl && cp icl/*.py /tmp/pkg/icl/ &&
+      for d in dsl compiler blocks kernels tasks training evaluation report;
+      do ln -s $PWD/$d /tmp/pkg/icl/$d; done && export PYTHONPATH=/tmp/pkg:/tmp/site'
+    call 1: carry [".whl/bench"]:
+      $SETUP && python3 benchmarks/train_step.py --archs transformer,s4,s4_mamba,standard_hybrid,mambaformer
+        --out $OUT
+    call 2: carry the mamba_ssm and einops wheels of .whl/ and, of .whl/bench, those of lark,
+            networkx, numpy, regex and tqdm (the project's own imports; 7 paths, about 57 MiB):
+      with call 1's JSON copied to benchmarks/results/train_step.json (what --merge reads):
+      $SETUP && python3 benchmarks/train_step.py --archs mamba --merge --out $OUT
+Then copy $OUT/train_step.{json,md} to benchmarks/results/ (same device in both calls: check the
+JSON's device field; rerun both on one machine otherwise).
 """
 from __future__ import annotations
 
@@ -226,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--merge", default=None, nargs="?", const=str(ROOT / "benchmarks" / "results" / "train_step.json"),
+                        help="keep the records of this earlier JSON that this run does not redo")
     args = parser.parse_args(argv)
 
     dev = torch.device(args.device)
@@ -283,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
                 if dev.type == "cuda":
                     torch.cuda.empty_cache()
 
+    if args.merge and Path(args.merge).exists():
+        redone = {(r["device"], r["arch"], r["impl"], r["pack"]) for r in records}
+        earlier = [r for r in json.loads(Path(args.merge).read_text())
+                   if (r["device"], r["arch"], r["impl"], r["pack"]) not in redone]
+        records = earlier + records
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_step.json").write_text(json.dumps(records, indent=1) + "\n")
