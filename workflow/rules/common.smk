@@ -1,6 +1,10 @@
 # The run table of the selected specs, read once when the workflow is parsed.
 import os.path
 
+# Jobs find `icl` and `python` beside the Python running Snakemake (e.g. .venv/bin), so
+# `.venv/bin/snakemake` works without activating the environment.
+shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
+
 from icl.errors import IclError
 from icl.compiler.runs import runs_of
 
