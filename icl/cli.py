@@ -54,18 +54,21 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("b", metavar="B")
     d.set_defaults(handler=cmd_diff)
 
-    t = sub.add_parser("train", help="train one run of a spec")
-    t.add_argument("spec", metavar="SPEC")
-    t.add_argument("--run", required=True, metavar="ID", help="run id (or a unique prefix)")
-    t.add_argument("--out", required=True, metavar="DIR", help="the run's folder")
+    t = sub.add_parser("train", help="train runs of a spec (several --run: one packed process)")
+    t.add_argument("source", metavar="SOURCE", help="a .icl spec, or a JSON run table (icl runs --json; - for stdin)")
+    t.add_argument("--run", action="append", metavar="ID",
+                   help="run id or unique prefix; repeat to train runs as one pack (default: SOURCE's only run)")
+    where = t.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="DIR", help="the run's folder (one run)")
+    where.add_argument("--runs-dir", metavar="DIR", help="each run trains into DIR/<run id>/")
     t.add_argument("--max-steps", type=int, metavar="N", help="stop after N steps (quick checks)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the spec's device")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(handler=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate one trained run of a spec")
-    e.add_argument("spec", metavar="SPEC")
-    e.add_argument("--run", required=True, metavar="ID", help="run id (or a unique prefix)")
+    e.add_argument("source", metavar="SOURCE", help="a .icl spec, or a JSON run table")
+    e.add_argument("--run", metavar="ID", help="run id or unique prefix (default: SOURCE's only run)")
     e.add_argument("--eval-id", metavar="EID", help="which evaluation settings, when the run has several")
     e.add_argument("--run-dir", required=True, metavar="DIR", help="the trained run's folder")
     e.add_argument("--out", required=True, metavar="FILE", help="where to write the evaluation JSON")
@@ -150,33 +153,35 @@ def cmd_diff(args) -> int:
     return 0
 
 
-def _find_run(spec: str, prefix: str, eval_id: str | None = None) -> dict:
-    runs = _runs([spec])
-    hits = {r["id"]: r for r in runs
-            if r["id"].startswith(prefix) and (eval_id is None or r["eval_id"] == eval_id)}
-    if not hits:
-        raise IclError(f"{spec} has no run with id '{prefix}'", "list them with: icl check " + spec)
-    if len(hits) > 1:
-        raise IclError(f"run id '{prefix}' is ambiguous in {spec}: " + ", ".join(sorted(hits)))
-    return next(iter(hits.values()))
-
-
 def cmd_train(args) -> int:
-    run = _find_run(args.spec, args.run)
-    from icl.training.train import train_run
+    from icl.training.runfile import load_runs
 
-    status = train_run(run, Path(args.out), max_steps=args.max_steps, device=args.device,
-                       progress=not args.no_progress)
-    if status.get("state") == "diverged":
-        print(f"{args.out}: run {run['id']} diverged at step {status.get('step')}: {status.get('message')}",
+    runs = load_runs(args.source, args.run)
+    if args.out is not None and len(runs) > 1:
+        raise IclError("--out is the folder of one run; give --runs-dir DIR to train several")
+    folders = [Path(args.out)] if args.out else [Path(args.runs_dir) / r["id"] for r in runs]
+    progress = not args.no_progress
+    if len(runs) == 1:
+        from icl.training.train import train_run
+
+        statuses = [train_run(runs[0], folders[0], max_steps=args.max_steps, device=args.device,
+                              progress=progress)]
+    else:
+        from icl.training.pack import train_pack
+
+        statuses = train_pack(runs, folders, max_steps=args.max_steps, device=args.device, progress=progress)
+    for run, folder, status in zip(runs, folders, statuses):
+        # A diverged run is a result, not an error: the rest of the study goes on (exit 0).
+        print(f"{folder}: run {run['id']} {status['state']} at step {status['step']}: {status['message']}",
               file=sys.stderr)
     return 0
 
 
 def cmd_eval(args) -> int:
-    run = _find_run(args.spec, args.run, args.eval_id)
     from icl.evaluation.evaluate import evaluate_run
+    from icl.training.runfile import load_runs
 
+    (run,) = load_runs(args.source, [args.run] if args.run else None, args.eval_id)
     evaluate_run(run, Path(args.run_dir), Path(args.out), device=args.device, prompts=args.prompts,
                  progress=not args.no_progress)
     return 0

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from icl.training.errors import RunError
-from icl.training.pack import PackForward, check_pack, group_runs, pack_key, train_pack
+from icl.training.grouping import check_pack, group_runs, pack_key
+from icl.training.pack import PackForward, train_pack
 from icl.training.train import train_run
 
 from test_training import assert_same_weights, load_weights, make_run
@@ -179,8 +180,9 @@ def test_killed_pack_resumes_exactly(tmp_path):
             member("00000000000b", seed=1, lr=2e-3, steps=400, checkpoint_every=10, log_every=3)]
     (tmp_path / "runs.json").write_text(json.dumps(runs))
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "icl.training.pack", str(tmp_path / "runs.json"),
-                             "--runs-dir", str(killed), "--quiet"], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "icl.cli", "train", str(tmp_path / "runs.json"),
+                             "--run", "00000000000a", "--run", "00000000000b",
+                             "--runs-dir", str(killed), "--no-progress"], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not (killed / "00000000000b" / "checkpoint.pt").exists():

@@ -151,8 +151,8 @@ def test_resume_after_kill_9_gives_identical_weights(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps(run))
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONHASHSEED="0")
-    proc = subprocess.Popen([sys.executable, "-m", "icl.training", str(tmp_path / "run.json"),
-                             "--out", str(killed), "--quiet"], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "icl.cli", "train", str(tmp_path / "run.json"),
+                             "--out", str(killed), "--no-progress"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not (killed / "checkpoint.pt").exists():
@@ -207,11 +207,11 @@ def test_nan_at_a_known_step_stops_there(tmp_path):
     assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 6 - 6 % 2
     # the CLI entry point exits 0 on a diverged run, so the rest of a study goes on
     (tmp_path / "run.json").write_text(json.dumps(make_run(lr=1e30, steps=20)))
-    done = subprocess.run([sys.executable, "-m", "icl.training", str(tmp_path / "run.json"),
-                           "--out", str(tmp_path / "cli"), "--quiet"], cwd=REPO, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "icl.cli", "train", str(tmp_path / "run.json"),
+                           "--out", str(tmp_path / "cli"), "--no-progress"], cwd=REPO, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr
-    assert "diverged" in done.stdout
+    assert "diverged" in done.stderr
 
 
 # -- atomic writes and user errors -----------------------------------------------------
@@ -251,7 +251,7 @@ def test_user_errors_are_one_line(tmp_path):
     other["id"] = "ffffffffffff"
     with pytest.raises(RunError, match="belongs to run 0123456789ab"):
         train_run(other, tmp_path / "b", progress=False)
-    bad = subprocess.run([sys.executable, "-m", "icl.training", str(tmp_path / "missing.json"),
+    bad = subprocess.run([sys.executable, "-m", "icl.cli", "train", str(tmp_path / "missing.json"),
                           "--out", str(tmp_path / "c")], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.strip().startswith("error: cannot read run file") and "\n" not in bad.stderr.strip()

@@ -6,7 +6,7 @@
                  train_members(runs, out_dirs, ...), the same loop for several runs at once
 - pack.py        train_pack(runs, out_dirs, ...): runs differing in seed/lr/clip as one vmapped
                  model, each with its own optimizer, clipping, files and divergence stop;
-                 `python -m icl.training.pack SPEC --runs ID,ID --runs-dir DIR` (the pipeline's)
+                 `icl train SPEC --run ID --run ID --runs-dir DIR` (the pipeline's)
 - grouping.py    which runs may share a pack (torch-free; the pipeline plans its jobs with it)
 - graphs.py      whole-step CUDA graphs (ICL_CUDA_GRAPHS=1 on CUDA), re-captured per curriculum stage
 - atomic.py      tmp + fsync + os.replace writes for every file a run leaves

@@ -22,7 +22,6 @@ rule), "single" (a pack of one). ICL_PACK_MODE=loop forces "loop".
 from __future__ import annotations
 
 import copy
-import json
 import os
 import sys
 import warnings
@@ -33,7 +32,7 @@ import torch
 from torch.func import functional_call
 
 from icl.training.errors import RunError
-from icl.training.grouping import PER_RUN_TRAIN, check_pack, group_runs, pack_key  # noqa: F401 - re-exported
+from icl.training.grouping import check_pack
 
 MODE_ENV = "ICL_PACK_MODE"
 
@@ -93,60 +92,3 @@ class PackForward:
             # CPU attention has no batching rule yet: vmap loops over it (correct, slower).
             warnings.filterwarnings("ignore", message=".*have not yet implemented the batching rule")
             return torch.vmap(one, randomness="different")(params, buffers, torch.stack(inputs))
-
-
-def load_runs(source: str, run_ids: list[str] | None) -> list[dict]:
-    """Runs from a spec (.icl, resolved by the compiler) or a JSON list of resolved runs, picked by id."""
-    if source.endswith(".icl"):
-        from icl.compiler.runs import runs_of
-
-        runs = runs_of([source])
-    else:
-        from icl.training.runfile import load_run
-
-        if run_ids is None:
-            try:
-                data = json.loads(Path(source).read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as error:
-                raise RunError(f"cannot read run file {source}: {error}") from None
-            run_ids = [r.get("id") for r in (data if isinstance(data, list) else [data]) if isinstance(r, dict)]
-        return [load_run(source, run_id) for run_id in run_ids]
-    if run_ids is None:
-        return runs
-    by_id = {r["id"]: r for r in runs}
-    missing = [i for i in run_ids if i not in by_id]
-    if missing:
-        raise RunError(f"{source} has no run with id {', '.join(missing)}")
-    return [by_id[i] for i in run_ids]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m icl.training.pack SOURCE --runs-dir DIR [--runs ID,ID,...]`: train runs as one pack,
-    run ID into DIR/ID/ (the pipeline's packed training jobs)."""
-    import argparse
-
-    from icl.errors import IclError
-
-    parser = argparse.ArgumentParser(prog="python -m icl.training.pack", description=main.__doc__.splitlines()[0])
-    parser.add_argument("source", help="a spec (.icl) or a JSON file of resolved runs")
-    parser.add_argument("--runs", default=None, help="comma-separated run ids (default: all of SOURCE's)")
-    parser.add_argument("--runs-dir", required=True, help="each run trains into RUNS_DIR/<run id>/")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after N steps (quick checks)")
-    parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default: the runs'")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    try:
-        ids = [i for i in args.runs.split(",") if i] if args.runs else None
-        runs = load_runs(args.source, ids)
-        statuses = train_pack(runs, [Path(args.runs_dir) / r["id"] for r in runs], max_steps=args.max_steps,
-                              device=args.device, progress=not args.quiet)
-    except IclError as error:
-        print(error, file=sys.stderr)
-        return 2
-    for run, status in zip(runs, statuses):
-        print(f"run {run['id']}: {status['state']} at step {status['step']}: {status['message']}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,9 @@
-"""Read a resolved run (one JSON object, as `icl runs --json` prints them) for the module entry points."""
+"""The runs a training or evaluation command works on: from a spec, or from a JSON run table.
+
+`icl train` and `icl eval` take either a `.icl` spec (resolved by the compiler) or
+a JSON file of resolved runs as `icl runs --json` prints them ("-" reads stdin), and
+pick runs by id or unique id prefix.
+"""
 from __future__ import annotations
 
 import json
@@ -10,8 +15,34 @@ from icl.training.errors import RunError
 REQUIRED = ("id", "model_config", "task_config", "train")
 
 
-def load_run(source: str, run_id: str | None = None) -> dict:
-    """A run from a JSON file ("-" = stdin) holding one run or a list of runs (picked by `run_id`)."""
+def load_runs(source: str, run_ids: list[str] | None = None, eval_id: str | None = None) -> list[dict]:
+    """The runs of `source` named by `run_ids` (ids or unique prefixes; None: a source of one run)."""
+    runs = _from_spec(source) if str(source).endswith(".icl") else _from_json(source)
+    if eval_id is not None:
+        runs = [r for r in runs if r.get("eval_id") == eval_id]
+    if run_ids is None:
+        if len(runs) != 1:
+            raise RunError(f"{source} holds {len(runs)} runs; pick one with --run ID")
+        return runs
+    return [_pick(runs, prefix, source) for prefix in run_ids]
+
+
+def _pick(runs: list[dict], prefix: str, source: str) -> dict:
+    hits = {r["id"]: r for r in runs if str(r.get("id", "")).startswith(prefix)}
+    if not hits:
+        raise RunError(f"{source} has no run with id '{prefix}'", "list them with: icl check SPEC")
+    if len(hits) > 1:
+        raise RunError(f"run id '{prefix}' is ambiguous in {source}: " + ", ".join(sorted(hits)))
+    return next(iter(hits.values()))
+
+
+def _from_spec(source: str) -> list[dict]:
+    from icl.compiler.runs import runs_of
+
+    return runs_of([source])
+
+
+def _from_json(source: str) -> list[dict]:
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as error:
@@ -21,14 +52,8 @@ def load_run(source: str, run_id: str | None = None) -> dict:
     except json.JSONDecodeError as error:
         raise RunError(f"{source}:{error.lineno}:{error.colno}: not valid JSON: {error.msg}") from None
     runs = data if isinstance(data, list) else [data]
-    if run_id is not None:
-        runs = [r for r in runs if isinstance(r, dict) and r.get("id") == run_id]
-        if not runs:
-            raise RunError(f"{source} has no run with id {run_id}")
-    if len(runs) != 1:
-        raise RunError(f"{source} holds {len(runs)} runs; pick one with --run ID")
-    run = runs[0]
-    missing = [k for k in REQUIRED if not isinstance(run, dict) or k not in run]
-    if missing:
-        raise RunError(f"{source}: the run lacks {', '.join(missing)}")
-    return run
+    for run in runs:
+        missing = [k for k in REQUIRED if not isinstance(run, dict) or k not in run]
+        if missing:
+            raise RunError(f"{source}: a run lacks {', '.join(missing)} (write it with icl runs --json)")
+    return runs

@@ -31,7 +31,7 @@ for _name, _ids in PACKS.items():
             [f"{RUNS_DIR}/{run_id}/status.json" for run_id in _ids],
         params:
             spec=lambda wildcards, output: spec_of(run_ids_of(output)[0]),
-            runs=lambda wildcards, output: ",".join(run_ids_of(output)),
+            runs=lambda wildcards, output: " ".join(f"--run {i}" for i in run_ids_of(output)),
             runs_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
             device=DEVICE_OPTION,
         conda:
@@ -42,5 +42,5 @@ for _name, _ids in PACKS.items():
         resources:
             gpu=GPUS_PER_TRAIN,
         shell:
-            "OMP_NUM_THREADS={threads} python -m icl.training.pack {params.spec} --runs {params.runs}"
-            " --runs-dir {params.runs_dir} {params.device} --quiet > {log} 2>&1"
+            "OMP_NUM_THREADS={threads} icl train {params.spec} {params.runs}"
+            " --runs-dir {params.runs_dir} {params.device} --no-progress > {log} 2>&1"
