@@ -1,8 +1,6 @@
 """Bad specs: each gives one positioned error with the exact line, column and message."""
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 

@@ -19,6 +19,7 @@ from icl.training.grouping import check_pack, group_runs, pack_key
 from icl.training.pack import PackForward, train_pack
 from icl.training.train import train_run
 
+from conftest import TINY, snakemake
 from test_training import assert_same_weights, load_weights, make_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -236,34 +237,12 @@ def test_group_runs_packs_compatible_runs():
 
 # -- the pipeline ---------------------------------------------------------------------------
 
-SEEDS = '''
-model mamba { layers = "M*2" width = 16 d_state = 4 }
-model transformer { layers = "A F" width = 16 heads = 2 positions = learned }
-task linear_regression {
-  dims = 3
-  points = 6
-  curriculum {
-    dims { start = 2  interval = 4 }
-    points { start = 4  inc = 2  interval = 4 }
-  }
-}
-experiment linear_regression {
-  models = [mamba, transformer]
-  tasks = [linear_regression]
-  train { steps = 8  batch = 8  lr = 1e-3  checkpoint_every = 4  log_every = 4  seeds = [0, 1, 2] }
-  eval { prompts = 16  bootstrap = 50  batch = 16 }
-}
-'''
+# The tiny study's linear regression, three seeds.
+SEEDS = TINY.split("experiment sparse_parity")[0].replace("log_every = 4 }", "log_every = 4  seeds = [0, 1, 2] }")
 
 
-def snakemake(workdir: Path, spec: Path, *args: str, pack=None) -> tuple[int, str]:
-    config = [f"specs=[{spec}]", f"runs_dir={workdir / 'runs'}", f"results_dir={workdir / 'results'}"]
-    if pack is not None:
-        config.append(f"pack={pack}")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args,
-           "--config", *config]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+def packing_snakemake(workdir: Path, spec: Path, *args: str, pack=None) -> tuple[int, str]:
+    done = snakemake(workdir, spec, *args, config=() if pack is None else (f"pack={pack}",))
     return done.returncode, done.stdout + done.stderr
 
 
@@ -285,13 +264,13 @@ def train_jobs(output: str, rules: str = "train") -> dict[str, int]:
 def test_pipeline_packs_only_when_asked(tmp_path):
     spec = tmp_path / "seeds.icl"
     spec.write_text(SEEDS)
-    code, out = snakemake(tmp_path, spec, "-n")
+    code, out = packing_snakemake(tmp_path, spec, "-n")
     assert code == 0, out
     assert train_jobs(out) == {"train": 6}  # smoke scale on CPU: auto packs nothing
-    code, out = snakemake(tmp_path, spec, "-n", pack=2)
+    code, out = packing_snakemake(tmp_path, spec, "-n", pack=2)
     assert code == 0, out
     assert train_jobs(out) == {"pack": 2, "train": 2}  # per model: seeds 0+1 packed, seed 2 alone
-    code, out = snakemake(tmp_path, spec, "-n", pack=0)
+    code, out = packing_snakemake(tmp_path, spec, "-n", pack=0)
     assert code != 0 and "pack" in out
 
 
@@ -299,7 +278,7 @@ def test_pipeline_packs_only_when_asked(tmp_path):
 def test_packed_pipeline_trains_and_reruns_only_new_runs(tmp_path):
     spec = tmp_path / "seeds.icl"
     spec.write_text(SEEDS)
-    code, out = snakemake(tmp_path, spec, "--cores", "2", pack=3)
+    code, out = packing_snakemake(tmp_path, spec, "--cores", "2", pack=3)
     assert code == 0, out[-3000:]
     statuses = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/status.json")]
     assert len(statuses) == 6 and all(s["state"] == "done" for s in statuses)
@@ -307,11 +286,11 @@ def test_packed_pipeline_trains_and_reruns_only_new_runs(tmp_path):
     assert (tmp_path / "results" / "report.html").stat().st_size > 0
     # Already trained runs keep the rule that trained them, whatever the pack setting now.
     for pack in (3, "off", 2):
-        code, out = snakemake(tmp_path, spec, "-n", pack=pack)
+        code, out = packing_snakemake(tmp_path, spec, "-n", pack=pack)
         assert "Nothing to be done" in out, out[-2000:]
     # Two more seeds: only they train (packed together per model), and only they are evaluated.
     spec.write_text(SEEDS.replace("seeds = [0, 1, 2]", "seeds = [0, 1, 2, 3, 4]"))
-    code, out = snakemake(tmp_path, spec, "-n", pack=3)
+    code, out = packing_snakemake(tmp_path, spec, "-n", pack=3)
     assert train_jobs(out) == {"pack": 2}
     assert train_jobs(out, "evaluate") == {"evaluate": 4}
 

@@ -27,7 +27,7 @@ import torch
 from icl.compiler.runs import runs_of
 
 from conftest import ROOT
-from test_pipeline import TINY, job_counts
+from conftest import TINY, job_counts
 
 pytestmark = pytest.mark.slow
 
