@@ -96,6 +96,19 @@ def _set_column(tile, offs_t, n, column):
 
 
 @triton.jit
+def _channel_vectors(bias_ptr, D_ptr, offs_d, mask_d, HAS_BIAS: tl.constexpr, HAS_D: tl.constexpr,
+                     BLOCK_D: tl.constexpr):
+    """delta_bias and the D skip of a block of channels (zeros where not given), in fp32."""
+    bias = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    d_skip = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_D:
+        d_skip = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    return bias, d_skip
+
+
+@triton.jit
 def _scan_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
                          out_ptr, states_ptr, dim, length, n_chunks,
                          HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
@@ -109,12 +122,7 @@ def _scan_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
     offs_t = tl.arange(0, T)
     mask_d = offs_d < dim
     mask_dn = mask_d[:, None] & (offs_t[None, :] < N)
-    bias = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    d_skip = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_D:
-        d_skip = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    bias, d_skip = _channel_vectors(bias_ptr, D_ptr, offs_d, mask_d, HAS_BIAS, HAS_D, BLOCK_D)
     # A in log2 units so that exp(delta A) is one exp2.
     a_tile = tl.load(A_ptr + offs_d[:, None] * N + offs_t[None, :], mask=mask_dn,
                      other=0.0).to(tl.float32) * 1.4426950408889634
@@ -159,12 +167,7 @@ def _scan_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, b
     offs_t = tl.arange(0, T)
     mask_d = offs_d < dim
     mask_dn = mask_d[:, None] & (offs_t[None, :] < N)
-    bias = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    d_skip = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_D:
-        d_skip = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    bias, d_skip = _channel_vectors(bias_ptr, D_ptr, offs_d, mask_d, HAS_BIAS, HAS_D, BLOCK_D)
     dn_offsets = offs_d[:, None] * N + offs_t[None, :]
     a_tile = tl.load(A_ptr + dn_offsets, mask=mask_dn, other=0.0).to(tl.float32)
     rows = pid_b * dim * length + offs_d[:, None] * length
