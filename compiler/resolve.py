@@ -99,7 +99,8 @@ def load(path: str | Path) -> Program:
 
 class _Loader:
     def __init__(self) -> None:
-        self.files: dict[str, SpecFile] = {}
+        self.files: dict[str, SpecFile] = {}     # by the path as written (what errors show)
+        self.seen: dict[Path, str] = {}          # resolved path -> that written path
         self.decls: dict[tuple[str, str], Section] = {}
 
     def error(self, pos: Pos | None, message: str, hint: str | None = None) -> SpecError:
@@ -111,14 +112,17 @@ class _Loader:
     # -- files and imports -------------------------------------------------
     def read(self, path: str, at: Pos | None) -> SpecFile:
         key = str(Path(path))
-        if key in self.files:
-            return self.files[key]
+        # One file reached by two spellings (a/../b.icl, b.icl) is one file.
+        resolved = Path(path).resolve()
+        if resolved in self.seen:
+            return self.files[self.seen[resolved]]
         where = None
         if at is not None:
             src = self.files[at.file].line(at.line)
             where = Where(at.file, at.line, at.col, src)
         spec = parse(read_source(key, where), key)
         self.files[key] = spec
+        self.seen[resolved] = key
         for item in spec.items:
             if isinstance(item, Import):
                 target = Path(key).parent / item.path

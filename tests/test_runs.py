@@ -107,3 +107,13 @@ def test_imports_resolve_relative_to_the_importing_file(tmp_path):
                                         'experiment e { models = [m] tasks = [decision_tree] }\n')
     (run,) = runs_of([tmp_path / "study.icl"])
     assert run["layers"] == "S" and run["task_config"]["depth"] == 4
+
+
+def test_a_file_imported_twice_by_different_paths_is_loaded_once(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "models.icl").write_text('model m { layers = "M" width = 8 }\n')
+    (tmp_path / "lib" / "more.icl").write_text('import "models.icl"\n')
+    (tmp_path / "study.icl").write_text('import "lib/models.icl"\nimport "lib/../lib/more.icl"\n'
+                                        'experiment e { models = [m] tasks = [sparse_parity] }\n')
+    (run,) = runs_of([tmp_path / "study.icl"])
+    assert run["model"] == "m"
