@@ -48,16 +48,17 @@ def changes(a: dict, b: dict) -> list[str]:
 
 
 def diff_runs(a: list[dict], b: list[dict]) -> RunDiff:
-    before = {_key(r): r for r in a}
-    after = {_key(r): r for r in b}
     result = RunDiff()
+    # A run whose id and evaluation are in both specs is unchanged, whatever its sweep label says.
+    same = {(r["id"], r["eval_id"]) for r in a} & {(r["id"], r["eval_id"]) for r in b}
+    result.unchanged = len({r["id"] + r["eval_id"] for r in b if (r["id"], r["eval_id"]) in same})
+    before = {_key(r): r for r in a if (r["id"], r["eval_id"]) not in same}
+    after = {_key(r): r for r in b if (r["id"], r["eval_id"]) not in same}
     for key, run in after.items():
         if key not in before:
             result.added.append(run)
-        elif (before[key]["id"], before[key]["eval_id"]) != (run["id"], run["eval_id"]):
-            result.changed.append((before[key], run, changes(before[key], run)))
         else:
-            result.unchanged += 1
+            result.changed.append((before[key], run, changes(before[key], run)))
     result.removed = [run for key, run in before.items() if key not in after]
     return result
 

@@ -36,17 +36,22 @@ TRAIN_PARAMS: tuple[Param, ...] = (
     Param("weight_decay", "float", 0.0, min=0.0, max=10.0),
     Param("clip", "float", None, min=1e-9, max=1e9, doc="gradient-norm clip (default: the task's)"),
     Param("seeds", "list[int]", (0,), min=0, max=2**31 - 1, doc="one run per seed"),
-    Param("checkpoint_every", "int", 1000, min=1, max=10**10, doc="steps between checkpoints"),
-    Param("log_every", "int", 100, min=1, max=10**10, doc="steps between metric lines"),
+    # How to run, not what to compute: left out of run ids (TRAIN_HOW_KEYS), so never swept.
+    Param("checkpoint_every", "int", 1000, min=1, max=10**10, doc="steps between checkpoints",
+          sweepable=False),
+    Param("log_every", "int", 100, min=1, max=10**10, doc="steps between metric lines", sweepable=False),
     Param("backend", "choice", "auto", choices=("auto", "triton", "reference"),
-          doc="selective-scan kernel (auto: Triton on CUDA, reference on CPU)"),
-    Param("device", "choice", "auto", choices=("auto", "cpu", "cuda")),
+          doc="selective-scan kernel (auto: Triton on CUDA, reference on CPU)", sweepable=False),
+    Param("device", "choice", "auto", choices=("auto", "cpu", "cuda"), sweepable=False),
 )
 
+# Evaluation settings do not sweep: one evaluation per trained run and eval block.
 EVAL_PARAMS: tuple[Param, ...] = (
-    Param("prompts", "int", 1280, min=1, max=10**8, doc="fresh prompts, seeds disjoint from training's"),
-    Param("bootstrap", "int", 1000, min=1, max=10**6, doc="bootstrap resamples for the 5%/95% band"),
-    Param("batch", "int", 256, min=1, max=10**6, doc="prompts per forward pass"),
+    Param("prompts", "int", 1280, min=1, max=10**8, doc="fresh prompts, seeds disjoint from training's",
+          sweepable=False),
+    Param("bootstrap", "int", 1000, min=1, max=10**6, doc="bootstrap resamples for the 5%/95% band",
+          sweepable=False),
+    Param("batch", "int", 256, min=1, max=10**6, doc="prompts per forward pass", sweepable=False),
     Param("variants", "list[ref]", ("all",), doc="named variants of the task (all: every one it has)"),
     Param("baselines", "list[ref]", ("auto",), doc="classical baselines (auto: all that apply)"),
     Param("noise_sigmas", "list[float]", (0.1, 0.25, 0.5, 1.0, 2.0, 5.0), min=0.0, max=1e6,
@@ -338,8 +343,8 @@ class _Loader:
             checked = self.check(axes.get(axis, []) or [Section(axis, None, None, ())], CURRICULUM_PARAMS,
                                  f"curriculum axis '{axis}'")
             limit = task.values[axis]
-            if isinstance(limit, Sweep):
-                limit = max(limit.values)
+            if isinstance(limit, Sweep):  # an explicit curriculum must fit every swept size
+                limit = min(limit.values)
             values = {
                 "start": checked.values["start"] if checked.values["start"] is not None else min(default.start, limit),
                 "end": checked.values["end"] if checked.values["end"] is not None else limit,
@@ -390,9 +395,6 @@ class _Loader:
         task_names = tuple(sorted(set(tasks) | set(TASKS)))
         checked = self.check(chain, params, "experiment", ("train", "eval"),
                              choices={"models": tuple(models), "tasks": task_names})
-        for key in ("models", "tasks"):
-            if not checked.values[key]:
-                raise self.error(checked.where[key], f"experiment '{section.name}' lists no {key}")
         checked.sub["train"] = self.nested_preset("train", chain)
         checked.sub["eval"] = self.nested_preset("eval", chain)
         for variant in checked.sub["eval"].values["variants"]:

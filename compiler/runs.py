@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from icl.blocks.catalog import BLOCK_OPTIONS, MODEL_OPTIONS
+from icl.blocks.catalog import MODEL_OPTIONS, options_used
 from icl.compiler import accounting
 from icl.compiler.resolve import TRAIN_HOW_KEYS, Checked, Program, load
 from icl.compiler.values import Sweep
@@ -116,7 +116,9 @@ def _task_config(task: Checked, values: dict[str, Any]) -> dict[str, Any]:
 
 def _model_config(program: Program, model: Checked, values: dict[str, Any], layout) -> dict[str, Any]:
     config = {p.name: values[p.name] for p in MODEL_OPTIONS if p.name != "params"}
-    config.update({name: values[name] for name in BLOCK_OPTIONS})
+    # Only the options some block of the layer string reads: an inherited option no block
+    # reads cannot change the weights, so it must not change the run id either.
+    config.update({name: values[name] for name in sorted(options_used(set(config["layers"].split())))})
     budget = values["params"]
     if budget is not None:
         width = accounting.solve_width(config, layout, budget)
@@ -124,7 +126,7 @@ def _model_config(program: Program, model: Checked, values: dict[str, Any], layo
             raise program.error(model.where["params"], accounting.budget_error(config, layout, budget),
                                 "change the budget or give width directly")
         config["width"] = width
-    if config["dt_rank"] is None:
+    if config.get("dt_rank", 0) is None:
         config["dt_rank"] = math.ceil(config["width"] / 16)
     for key, message in accounting.check_model(config, layout):
         pos = model.where.get(key) or model.where.get("layers") or model.pos

@@ -34,15 +34,27 @@ def check_value(param: Param, node: Value, choices: tuple[str, ...] | None = Non
     if param.is_list:
         items = node.items if isinstance(node, List) else (node,)
         item_type = param.type[len("list["):-1]
-        return tuple(_scalar(param, item_type, item, choices) for item in items)
+        if not items:
+            raise BadValue(f"'{param.name}' is an empty list", "give at least one value", node)
+        return _distinct(param, items, tuple(_scalar(param, item_type, item, choices) for item in items))
     if isinstance(node, List):
         if not param.sweepable:
             raise BadValue(f"'{param.name}' takes one value, not a list", node=node)
         if not node.items:
             raise BadValue(f"empty sweep for '{param.name}'", "give at least one value", node)
-        values = tuple(_scalar(param, param.type, item, choices) for item in node.items)
+        values = _distinct(param, node.items, tuple(_scalar(param, param.type, item, choices)
+                                                     for item in node.items))
         return values[0] if len(values) == 1 else Sweep(values)
     return _scalar(param, param.type, node, choices)
+
+
+def _distinct(param: Param, nodes, values: tuple) -> tuple:
+    """A value listed twice (1e-4 and 0.0001 too) would silently collapse two runs into one."""
+    for i, value in enumerate(values):
+        if value in values[:i]:
+            raise BadValue(f"'{param.name}' lists {format_value(nodes[i])} twice", "remove the repeat",
+                           nodes[i])
+    return values
 
 
 def _scalar(param: Param, type_: str, node: Value, choices: tuple[str, ...] | None) -> Any:

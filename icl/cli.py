@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     except IclError as e:
         print(str(e), file=sys.stderr)
         return 2
+    except OSError as e:  # a path the user gave cannot be read or written
+        where = f": {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

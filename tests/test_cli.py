@@ -72,7 +72,7 @@ def test_diff_reports_added_removed_and_changed(tmp_path):
     b = tmp_path / "b.icl"
     a.write_text('model m { layers = "M*2" width = 8 }\nmodel n { layers = "S" width = 8 }\n'
                  'experiment e { models = [m, n] tasks = [linear_regression] }\n')
-    b.write_text('model m { layers = "M*3" width = 8 }\nmodel k { layers = "S" width = 8 }\n'
+    b.write_text('model m { layers = "M*3" width = 8 }\nmodel k { layers = "S" width = 16 }\n'
                  'experiment e { models = [m, k] tasks = [linear_regression] }\n')
     out = icl("diff", str(a), str(b))
     assert out.returncode == 0, out.stderr
@@ -84,3 +84,23 @@ def test_unknown_run_id_is_a_clear_error(tmp_path):
     out = icl("train", PAPER, "--run", "zzzz", "--out", str(tmp_path / "r"))
     assert out.returncode == 2 and "has no run with id 'zzzz'" in out.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_diff_keeps_a_run_whose_id_is_unchanged(tmp_path):
+    a = tmp_path / "a.icl"
+    b = tmp_path / "b.icl"
+    a.write_text('model m { layers = "M" width = 8 }\n'
+                 'experiment e { models = [m] tasks = [sparse_parity] train { lr = 1e-4 } }\n')
+    b.write_text(a.read_text().replace("lr = 1e-4", "lr = [1e-4, 2e-4]"))
+    out = icl("diff", str(a), str(b))
+    assert "1 added, 0 removed, 0 changed, 1 unchanged" in out.stdout
+
+
+def test_unwritable_output_is_one_line_error(tmp_path):
+    spec = tmp_path / "s.icl"
+    spec.write_text('model m { layers = "M" width = 8 }\n'
+                    'experiment e { models = [m] tasks = [sparse_parity] train { steps = 1 } }\n')
+    (tmp_path / "file").write_text("")
+    out = icl("train", str(spec), "--out", str(tmp_path / "file" / "run"), "--no-progress")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().startswith("error: ") and "\n" not in out.stderr.strip()

@@ -11,6 +11,18 @@ M = 'model m { layers = "M*2" width = 32 }\n'
 E = 'experiment e { models = [m] tasks = [linear_regression] }\n'
 
 BAD_SPECS = [
+    ('eval setting swept',
+     M + 'experiment e { models = [m] tasks = [linear_regression] eval { prompts = [100, 200] } }\n',
+     2, 74, "'prompts' takes one value, not a list"),
+    ('how-to-run setting swept',
+     M + 'experiment e { models = [m] tasks = [linear_regression] train { device = [cpu, cuda] } }\n',
+     2, 74, "'device' takes one value, not a list"),
+    ('seed listed twice',
+     M + 'experiment e { models = [m] tasks = [linear_regression] train { seeds = [0, 0] } }\n',
+     2, 77, "'seeds' lists 0 twice"),
+    ('empty seeds',
+     M + 'experiment e { models = [m] tasks = [linear_regression] train { seeds = [] } }\n',
+     2, 73, "'seeds' is an empty list"),
     ('syntax: missing value',
      'model m { width = }\n',
      1, 19, "unexpected symbol '}'"),
@@ -115,7 +127,7 @@ BAD_SPECS = [
      2, 38, "unknown 'linear_regresion' for 'tasks'"),
     ('empty model list',
      'model m { layers = "M*2" width = 32 }\nexperiment e { models = [] tasks = [linear_regression] }\n',
-     2, 25, "experiment 'e' lists no models"),
+     2, 25, "'models' is an empty list"),
     ('missing import',
      'import "nope.icl"\nmodel m { layers = "M*2" width = 32 }\n',
      1, 1, 'no such file: {dir}/nope.icl'),

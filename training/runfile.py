@@ -20,6 +20,8 @@ def load_runs(source: str, run_ids: list[str] | None = None, eval_id: str | None
     runs = _from_spec(source) if str(source).endswith(".icl") else _from_json(source)
     if eval_id is not None:
         runs = [r for r in runs if r.get("eval_id") == eval_id]
+        if not runs:
+            raise RunError(f"{source} has no run with evaluation id '{eval_id}'")
     if run_ids is None:
         if len(runs) != 1:
             raise RunError(f"{source} holds {len(runs)} runs; pick one with --run ID")
@@ -28,6 +30,8 @@ def load_runs(source: str, run_ids: list[str] | None = None, eval_id: str | None
 
 
 def _pick(runs: list[dict], prefix: str, source: str) -> dict:
+    if not prefix:
+        raise RunError("--run needs a run id (or a prefix of one)")
     hits = {r["id"]: r for r in runs if str(r.get("id", "")).startswith(prefix)}
     if not hits:
         raise RunError(f"{source} has no run with id '{prefix}'", "list them with: icl check SPEC")

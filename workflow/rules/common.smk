@@ -29,6 +29,8 @@ try:
 except IclError as error:
     sys.exit(str(error))  # the spec's own positioned message, no traceback
 
+if not RUNS:
+    sys.exit("error: the specs " + ", ".join(SPECS) + " define no runs (no experiment in them)")
 RUN_BY_ID = {run["id"]: run for run in RUNS}
 TASKS = sorted({run["task"] for run in RUNS})
 
