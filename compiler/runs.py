@@ -63,6 +63,8 @@ def _runs_of_cell(program: Program, experiment: str, model: Checked, task: Check
         train_values = _pick(train.values, chosen, "train")
         task_config = _task_config(task, task_values)
         kind = TASKS[task_config["kind"]]
+        for key, message in kind.constraints(task_config):
+            raise program.error(_where_chosen(task, key, task_config.get(key)), message)
         layout = kind.layout(task_config)
         model_config = _model_config(program, model, model_values, layout)
         account = accounting.account(model_config, layout)
@@ -129,9 +131,18 @@ def _model_config(program: Program, model: Checked, values: dict[str, Any], layo
     if config.get("dt_rank", 0) is None:
         config["dt_rank"] = math.ceil(config["width"] / 16)
     for key, message in accounting.check_model(config, layout):
-        pos = model.where.get(key) or model.where.get("layers") or model.pos
+        pos = _where_chosen(model, key, config.get(key)) if key in model.where else \
+            model.where.get("layers") or model.pos
         raise program.error(pos, message)
     return config
+
+
+def _where_chosen(section: Checked, key: str, value: Any):
+    """Where `key` was written; for a sweep, where this run's value of it was written."""
+    swept = section.values.get(key)
+    if isinstance(swept, Sweep) and value in swept.values and key in section.item_where:
+        return section.item_where[key][swept.values.index(value)]
+    return section.where.get(key) or section.pos
 
 
 def _eval_config(values: dict[str, Any], task_variants: tuple[str, ...]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Defaults are the study's (../shared/paper.md); a spec overrides any of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from icl.compiler.schema import Param
 
@@ -45,6 +46,8 @@ class TaskKind:
     out: str = "scalar"            # "scalar" | "vector" (d dims) | "tokens" (vocab logits)
     lr: float = 1e-4               # the released config's learning rate (used by specs/paper)
     clip: float = 10.0
+    # Constraints between parameters, checked at `icl check` time: config -> [(key, message)].
+    constraints: Callable[[dict], list[tuple[str, str]]] = lambda config: []
 
     def layout(self, config: dict) -> "Layout":
         """Prompt shape for a resolved task config (its final, largest curriculum stage)."""
@@ -86,6 +89,25 @@ def _points(default: int) -> Param:
                  doc="in-context examples per prompt (the curriculum's end)")
 
 
+def _k_fits_active_dims(config: dict) -> list[tuple[str, str]]:
+    """k coordinates are drawn among the active ones, from the curriculum's first stage on."""
+    first = config.get("curriculum", {}).get("dims", {}).get("start", config["dims"])
+    if config["k"] > first:
+        return [("k", f"k={config['k']} does not fit in the {first} active dimensions "
+                      f"{'at the curriculum start' if first < config['dims'] else 'of the task'}")]
+    return []
+
+
+def _token_mqar_fits(config: dict) -> list[tuple[str, str]]:
+    vocab, pairs, seq_len = config["vocab"], config["pairs"], config["seq_len"]
+    if vocab // 2 - 1 < pairs:
+        return [("vocab", f"vocab={vocab} has {vocab // 2 - 1} key tokens, fewer than pairs={pairs}")]
+    if seq_len < 4 * pairs:
+        return [("seq_len", f"seq_len={seq_len} is too short for {pairs} pairs and their queries "
+                            f"(needs at least {4 * pairs})")]
+    return []
+
+
 _NOISE = Param("noise", "float", 0.0, min=0.0, max=100.0, doc="std of Gaussian noise added to y")
 _GARG = ("skewed_covariance", "scaled_x", "scaled_y", "orthogonal_subspace")
 _OUTLIER_VARIANTS = ("no_outliers", "fixed_outliers")
@@ -100,7 +122,8 @@ TASKS: dict[str, TaskKind] = {t.name: t for t in (
              "linear regression whose w has k non-zero coordinates among the active ones",
              (_dims(20), _points(41), _NOISE,
               Param("k", "int", 3, min=1, max=4096, doc="non-zero coordinates of w")),
-             {"dims": _DIMS_5_20, "points": Axis(11, 41, 2, 2000)}, variants=("scaled_x",)),
+             {"dims": _DIMS_5_20, "points": Axis(11, 41, 2, 2000)}, variants=("scaled_x",),
+             constraints=_k_fits_active_dims),
     TaskKind("relu_2nn_regression", "icl.tasks.relu_2nn:Relu2nnRegression",
              "y = sqrt(2/h) W2.ReLU(W1 x), entries N(0, 1)",
              (_dims(20), _points(101), Param("hidden", "int", 100, min=1, max=100_000)),
@@ -120,7 +143,8 @@ TASKS: dict[str, TaskKind] = {t.name: t for t in (
              variants=_OUTLIER_VARIANTS),
     TaskKind("sparse_parity", "icl.tasks.parity:SparseParity",
              "x uniform in {-1, 1}^d, y = product of k coordinates chosen per prompt",
-             (_dims(10), _points(140), Param("k", "int", 2, min=1, max=64)), lr=4e-4),
+             (_dims(10), _points(140), Param("k", "int", 2, min=1, max=64)), lr=4e-4,
+             constraints=_k_fits_active_dims),
     TaskKind("chain_of_thought", "icl.tasks.chain_of_thought:ChainOfThought",
              "2-layer ReLU net; each example is x, hidden features s, y (Li et al. 2023)",
              (_dims(10), _points(101), Param("hidden", "int", 4, min=1, max=4096)),
@@ -136,5 +160,5 @@ TASKS: dict[str, TaskKind] = {t.name: t for t in (
              (Param("vocab", "int", 256, min=4, max=1_000_000),
               Param("pairs", "int", 8, min=1, max=100_000),
               Param("seq_len", "int", 64, min=2, max=1_000_000)),
-             out="tokens", lr=1e-3, clip=1.0),
+             out="tokens", lr=1e-3, clip=1.0, constraints=_token_mqar_fits),
 )}

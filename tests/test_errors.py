@@ -11,6 +11,19 @@ M = 'model m { layers = "M*2" width = 32 }\n'
 E = 'experiment e { models = [m] tasks = [linear_regression] }\n'
 
 BAD_SPECS = [
+    ('k larger than the dims',
+     'task sparse_parity { dims = 3 k = 5 }\n' + M + 'experiment e { models = [m] tasks = [sparse_parity] }\n',
+     1, 35, "k=5 does not fit in the 3 active dimensions of the task"),
+    ('k larger than the curriculum start',
+     'task sparse_linear_regression { k = 10 }\n' + M +
+     'experiment e { models = [m] tasks = [sparse_linear_regression] }\n',
+     1, 37, "k=10 does not fit in the 5 active dimensions at the curriculum start"),
+    ('bad swept value is pointed at',
+     'model m { layers = "A" width = 30 heads = [4, 5] }\n' + E,
+     1, 44, "heads=4 does not divide width=30 (try width 32 or heads dividing 30)"),
+    ('token mqar too short',
+     'task token_mqar { seq_len = 2 }\n' + M + 'experiment e { models = [m] tasks = [token_mqar] }\n',
+     1, 29, "seq_len=2 is too short for 8 pairs and their queries (needs at least 32)"),
     ('eval setting swept',
      M + 'experiment e { models = [m] tasks = [linear_regression] eval { prompts = [100, 200] } }\n',
      2, 74, "'prompts' takes one value, not a list"),
