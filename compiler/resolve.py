@@ -255,6 +255,13 @@ class _Loader:
             found += here
         return found
 
+    def unnamed(self, section: Section, hint: str | None = None) -> None:
+        """Nested sections other than train/eval take neither a name nor `extends`."""
+        if section.name is not None:
+            raise self.error(section.name_pos, f"'{section.kind}' here takes no name", hint)
+        if section.base is not None:
+            raise self.error(section.base_pos, f"'{section.kind}' here cannot extend anything", hint)
+
     # -- models ------------------------------------------------------------
     def model(self, section: Section) -> Checked:
         chain = self.chain(section)
@@ -302,16 +309,19 @@ class _Loader:
     def task(self, section: Section) -> Checked:
         chain = self.chain(section)
         kind_param = Param("kind", "choice", None, choices=tuple(TASKS), sweepable=False)
-        kind_name = None
+        root = chain[0]
+        kind_name = root.base if root.base in TASKS else None
         for s in chain:  # the kind decides which keys exist, so find it first
             for a in s.assignments():
                 if a.key == "kind":
-                    kind_name = self.value(kind_param, a, None)
-        root = chain[0]
+                    value = self.value(kind_param, a, None)
+                    if kind_name is not None and value != kind_name:
+                        raise self.error(a.value.pos, f"task '{section.name}' is a {kind_name}; "
+                                                      f"its kind cannot change to {value}",
+                                         "declare a new task instead of extending this one")
+                    kind_name = value
         if kind_name is None:
-            if root.base in TASKS:
-                kind_name = root.base
-            elif section.name in TASKS:
+            if section.name in TASKS:
                 kind_name = section.name
             else:
                 raise self.error(section.name_pos, f"task '{section.name}' does not say which task it is",
@@ -329,6 +339,8 @@ class _Loader:
         out = Checked("curriculum", None, sections[-1].pos if sections else None)
         axes: dict[str, list[Section]] = {}
         for s in sections:
+            self.unnamed(s)
+            here: set[str] = set()
             for entry in s.entries:
                 if isinstance(entry, Assignment):
                     raise self.error(entry.pos, f"unknown key '{entry.key}' in curriculum",
@@ -338,6 +350,10 @@ class _Loader:
                     hint = ("axes of this task: " + ", ".join(axes_known)) if axes_known \
                         else f"{kind_name} has fixed sizes and no curriculum"
                     raise self.error(entry.pos, f"unknown curriculum axis '{entry.kind}' for {kind_name}", hint)
+                self.unnamed(entry)
+                if entry.kind in here:
+                    raise self.error(entry.pos, f"duplicate curriculum axis '{entry.kind}'")
+                here.add(entry.kind)
                 axes.setdefault(entry.kind, []).append(entry)
         for axis, default in kind.curriculum.items():
             checked = self.check(axes.get(axis, []) or [Section(axis, None, None, ())], CURRICULUM_PARAMS,

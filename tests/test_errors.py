@@ -11,6 +11,15 @@ M = 'model m { layers = "M*2" width = 32 }\n'
 E = 'experiment e { models = [m] tasks = [linear_regression] }\n'
 
 BAD_SPECS = [
+    ('task kind changed by extends',
+     'task t extends linear_regression { kind = sparse_linear_regression }\n',
+     1, 43, "task 't' is a linear_regression; its kind cannot change to sparse_linear_regression"),
+    ('curriculum axis twice',
+     'task linear_regression { curriculum { dims { start = 2 } dims { start = 3 } } }\n',
+     1, 58, "duplicate curriculum axis 'dims'"),
+    ('named curriculum axis',
+     'task linear_regression { curriculum { dims junk extends x { start = 6 } } }\n',
+     1, 44, "'dims' here takes no name"),
     ('k larger than the dims',
      'task sparse_parity { dims = 3 k = 5 }\n' + M + 'experiment e { models = [m] tasks = [sparse_parity] }\n',
      1, 35, "k=5 does not fit in the 3 active dimensions of the task"),
