@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -66,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--out", metavar="DIR", help="the run's folder (one run)")
     where.add_argument("--runs-dir", metavar="DIR", help="each run trains into DIR/<run id>/")
     t.add_argument("--max-steps", type=int, metavar="N", help="stop after N steps (quick checks)")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the spec's device")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=os.environ.get("ICL_DEVICE") or None,
+                   help="override the spec's device (default: $ICL_DEVICE)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(handler=cmd_train)
 
@@ -77,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--run-dir", required=True, metavar="DIR", help="the trained run's folder")
     e.add_argument("--out", required=True, metavar="FILE", help="where to write the evaluation JSON")
     e.add_argument("--prompts", type=int, metavar="N", help="override the number of prompts")
-    e.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    e.add_argument("--device", choices=("auto", "cpu", "cuda"), default=os.environ.get("ICL_DEVICE") or None,
+                   help="override the spec's device (default: $ICL_DEVICE)")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(handler=cmd_eval)
     pl = sub.add_parser("plot", help="the ICL-curve figure of one task (pipeline step)")

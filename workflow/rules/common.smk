@@ -21,8 +21,10 @@ RUNS_DIR = os.path.normpath(config["runs_dir"])
 RESULTS = os.path.normpath(config["results_dir"] or f"results/{config['scale']}")
 # Scales whose training needs a GPU: the scheduler (SLURM profile) asks for one.
 GPUS_PER_TRAIN = 0 if config["scale"] == "smoke" and config["device"] != "cuda" else 1
-# `--device X` for icl train/eval when the config overrides the specs' device.
-DEVICE_OPTION = f"--device {config['device']}" if config["device"] else ""
+# The config's device reaches icl train/eval through ICL_DEVICE, not a rule parameter, so
+# switching devices re-runs nothing already trained or evaluated.
+if config["device"]:
+    shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH" ICL_DEVICE={config["device"]}; ')
 
 try:
     RUNS = runs_of(SPECS)

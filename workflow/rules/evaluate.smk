@@ -6,7 +6,6 @@ rule evaluate:
     params:
         spec=lambda wildcards: spec_of(wildcards.run_id, wildcards.eval_id),
         run_dir=lambda wildcards: f"{RUNS_DIR}/{wildcards.run_id}",
-        device=DEVICE_OPTION,
     conda:
         "../envs/icl.yaml"
     log:
@@ -17,4 +16,4 @@ rule evaluate:
         gpu=1 if config["device"] == "cuda" else 0,
     shell:
         "OMP_NUM_THREADS={threads} icl eval {params.spec} --run {wildcards.run_id} --eval-id {wildcards.eval_id}"
-        " --run-dir {params.run_dir} --out {output} {params.device} --no-progress > {log} 2>&1"
+        " --run-dir {params.run_dir} --out {output} --no-progress > {log} 2>&1"

@@ -8,7 +8,6 @@ rule train:
     params:
         spec=lambda wildcards: spec_of(wildcards.run_id),
         out=lambda wildcards: f"{RUNS_DIR}/{wildcards.run_id}",
-        device=DEVICE_OPTION,
     conda:
         "../envs/icl.yaml"
     log:
@@ -18,7 +17,7 @@ rule train:
         gpu=GPUS_PER_TRAIN,
     shell:
         "OMP_NUM_THREADS={threads} icl train {params.spec} --run {wildcards.run_id} --out {params.out}"
-        " {params.device} --no-progress > {log} 2>&1"
+        " --no-progress > {log} 2>&1"
 
 
 # One job per pack: its runs train side by side in one process, each into its own folder.
@@ -33,7 +32,6 @@ for _name, _ids in PACKS.items():
             spec=lambda wildcards, output: spec_of(run_ids_of(output)[0]),
             runs=lambda wildcards, output: " ".join(f"--run {i}" for i in run_ids_of(output)),
             runs_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
-            device=DEVICE_OPTION,
         conda:
             "../envs/icl.yaml"
         log:
@@ -41,6 +39,10 @@ for _name, _ids in PACKS.items():
         threads: 1
         resources:
             gpu=GPUS_PER_TRAIN,
+            # The runs train side by side in one process: about one run's time, more memory.
+            # (The profile's set-resources cannot name these generated rules.)
+            runtime=180,
+            mem_mb=8000,
         shell:
             "OMP_NUM_THREADS={threads} icl train {params.spec} {params.runs}"
-            " --runs-dir {params.runs_dir} {params.device} --no-progress > {log} 2>&1"
+            " --runs-dir {params.runs_dir} --no-progress > {log} 2>&1"
