@@ -422,7 +422,24 @@ class _Loader:
                 raise self.error(checked.sub["eval"].where["variants"],
                                  f"unknown evaluation variant '{variant}' for the tasks of '{section.name}'",
                                  did_you_mean(variant, valid))
+        self.check_baselines(checked, tasks)
         return checked
+
+    def check_baselines(self, experiment: Checked, tasks: dict[str, Checked]) -> None:
+        """Named baselines must exist and apply to every task of the experiment."""
+        evaluation = experiment.sub["eval"]
+        named = [b for b in evaluation.values["baselines"] if b != "auto"]
+        if not named:
+            return  # the default needs no check (and keeps `icl check` free of torch)
+        from icl.evaluation.baselines import check_baseline
+
+        kinds = {tasks[t].values["kind"] if t in tasks else t for t in experiment.values["tasks"]}
+        for name in named:
+            for kind in sorted(kinds):
+                try:
+                    check_baseline(name, kind)
+                except ValueError as error:
+                    raise self.error(evaluation.where["baselines"], str(error)) from None
 
 
 def _inside(pos: Pos, offset: int) -> Pos:

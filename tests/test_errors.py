@@ -11,6 +11,11 @@ M = 'model m { layers = "M*2" width = 32 }\n'
 E = 'experiment e { models = [m] tasks = [linear_regression] }\n'
 
 BAD_SPECS = [
+    ('unknown baseline',
+     M + 'experiment e { models = [m] tasks = [sparse_parity] eval { baselines = [bogus] } }\n',
+     2, 72, "unknown baseline 'bogus'; known: zero, least_squares, knn_3, averaging, lasso_1, lasso_0.1, "
+            "lasso_0.01, lasso_0.001, lasso_0.0001, nn_gd, tree_depth_4, tree_unlimited, gradient_boosting, "
+            "gf2_solver"),
     ('task kind changed by extends',
      'task t extends linear_regression { kind = sparse_linear_regression }\n',
      1, 43, "task 't' is a linear_regression; its kind cannot change to sparse_linear_regression"),
