@@ -87,14 +87,14 @@ class Program:
     tasks: dict[str, Checked]
     experiments: dict[str, Checked]  # of the root file only; imported experiments serve `extends`
 
-    def where(self, pos: Pos | None) -> Where:
-        if pos is None:
-            return Where(self.path, 1, 1)
-        spec = self.files.get(pos.file)
-        return Where(pos.file, pos.line, pos.col, spec.line(pos.line) if spec else "")
-
     def error(self, pos: Pos | None, message: str, hint: str | None = None) -> SpecError:
-        return SpecError(self.where(pos), message, hint)
+        return _error(self.files, pos or Pos(self.path, 1, 1), message, hint)
+
+
+def _error(files: dict[str, SpecFile], pos: Pos, message: str, hint: str | None) -> SpecError:
+    """A SpecError at `pos`, with the source line when the file is loaded."""
+    spec = files.get(pos.file)
+    return SpecError(Where(pos.file, pos.line, pos.col, spec.line(pos.line) if spec else ""), message, hint)
 
 
 def load(path: str | Path) -> Program:
@@ -109,10 +109,7 @@ class _Loader:
         self.decls: dict[tuple[str, str], Section] = {}
 
     def error(self, pos: Pos | None, message: str, hint: str | None = None) -> SpecError:
-        if pos is None:
-            return SpecError(Where("<unknown>", 1, 1), message, hint)
-        spec = self.files.get(pos.file)
-        return SpecError(Where(pos.file, pos.line, pos.col, spec.line(pos.line) if spec else ""), message, hint)
+        return _error(self.files, pos or Pos("<unknown>", 1, 1), message, hint)
 
     # -- files and imports -------------------------------------------------
     def read(self, path: str, at: Pos | None) -> SpecFile:

@@ -3,7 +3,10 @@ import os.path
 
 # Jobs find `icl` and `python` beside the Python running Snakemake (e.g. .venv/bin), so
 # `.venv/bin/snakemake` works without activating the environment.
-shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
+# The config's device reaches icl train/eval through ICL_DEVICE, not a rule parameter, so
+# switching devices re-runs nothing already trained or evaluated.
+_device = f" ICL_DEVICE={config['device']}" if config["device"] else ""
+shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"{_device}; ')
 
 from icl.errors import IclError
 from icl.compiler.runs import runs_of
@@ -21,10 +24,6 @@ RUNS_DIR = os.path.normpath(config["runs_dir"])
 RESULTS = os.path.normpath(config["results_dir"] or f"results/{config['scale']}")
 # Scales whose training needs a GPU: the scheduler (SLURM profile) asks for one.
 GPUS_PER_TRAIN = 0 if config["scale"] == "smoke" and config["device"] != "cuda" else 1
-# The config's device reaches icl train/eval through ICL_DEVICE, not a rule parameter, so
-# switching devices re-runs nothing already trained or evaluated.
-if config["device"]:
-    shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH" ICL_DEVICE={config["device"]}; ')
 
 try:
     RUNS = runs_of(SPECS)
