@@ -13,7 +13,8 @@ Implementations (the JSON's `impl`):
 ms_per_step is the median over `--repeats` timed blocks of `--steps` steps, divided by the
 block's steps and by K (for a pack: the pack's step time per run). mfu = 3 x forward FLOPs
 (icl.compiler.accounting's flops_per_token x tokens x batch) / time / the device's dense fp32
-peak (training runs in fp32 without TF32). Every prompt has the curriculum's final sizes.
+peak of the row's precision (train.precision: fp32 on the CUDA cores, TF32 or bf16 on the tensor
+cores). Every prompt has the curriculum's final sizes.
 
     python benchmarks/train_step.py                        # -> benchmarks/results/train_step.{json,md}
     python benchmarks/train_step.py --archs transformer --packs 1 --out /tmp/x   # one quick row
@@ -60,20 +61,25 @@ from pathlib import Path
 
 import torch
 
+from icl.training.precision import matmul_precision
+
 ROOT = Path(__file__).resolve().parents[1]
 ARCHS = ("transformer", "mamba", "s4", "s4_mamba", "standard_hybrid", "mambaformer")
-# Dense fp32 (no tensor cores) peaks, FLOP/s: NVIDIA's data sheets (SXM parts).
-FP32_PEAK = {"H100": 67e12, "H200": 67e12, "A100": 19.5e12}
+# Dense peaks by precision, FLOP/s (no sparsity): NVIDIA's data sheets (SXM parts).
+PEAKS = {"H100": {"fp32": 67e12, "tf32": 494.7e12, "bf16": 989.4e12},
+         "H200": {"fp32": 67e12, "tf32": 494.7e12, "bf16": 989.4e12},
+         "A100": {"fp32": 19.5e12, "tf32": 156e12, "bf16": 312e12}}
 
 
-def study_runs(spec: Path, task: str, seed: int = 0) -> dict[str, dict]:
-    """One resolved run per architecture of the paper-scale spec (the given task, the given seed)."""
+def study_runs(spec: Path, tasks: str, seed: int = 0) -> dict[tuple[str, str], dict]:
+    """One resolved run per (architecture, task) of the spec, for the given tasks ("all": every
+    task of the spec) and seed."""
     from icl.compiler.runs import runs_of
 
     runs = {}
     for run in runs_of([spec]):
-        if run["task"] == task and run["seed"] == seed and run["model"] in ARCHS:
-            runs.setdefault(run["model"], run)
+        if (tasks == "all" or run["task"] in tasks.split(",")) and run["seed"] == seed and run["model"] in ARCHS:
+            runs.setdefault((run["model"], run["task"]), run)
     return runs
 
 
@@ -83,8 +89,10 @@ def resize(run: dict, width: int | None, layers_cap: int | None, batch: int) -> 
     run["train"]["batch"] = batch
     if width is not None:
         run["model_config"]["width"] = width
-        run["model_config"]["heads"] = min(run["model_config"]["heads"], max(1, width // 8))
-        run["model_config"]["headdim"] = min(run["model_config"]["headdim"], width)
+        if "heads" in run["model_config"]:
+            run["model_config"]["heads"] = min(run["model_config"]["heads"], max(1, width // 8))
+        if "headdim" in run["model_config"]:
+            run["model_config"]["headdim"] = min(run["model_config"]["headdim"], width)
     if layers_cap is not None:
         run["model_config"]["layers"] = " ".join(run["model_config"]["layers"].split()[:layers_cap])
     return run
@@ -106,6 +114,7 @@ def project_step(runs: list[dict], dev: torch.device, graphs_on: bool):
     from icl.training import train as trainer
     from icl.training.curriculum import sizes_at
     from icl.training.pack import PackForward
+    from icl.training.precision import precision_of
     from icl.training.seeds import stream_seed
 
     members = []
@@ -116,7 +125,8 @@ def project_step(runs: list[dict], dev: torch.device, graphs_on: bool):
         optimizer = trainer._make_optimizer(model, run["train"], capturable=graphs_on and dev.type == "cuda")
         members.append(types.SimpleNamespace(model=model, task=task, optimizer=optimizer,
                                              clip=float(run["train"]["clip"]), seed=run["seed"]))
-    forward = PackForward([m.model for m in members], float(runs[0]["model_config"].get("dropout", 0.0)))
+    forward = PackForward([m.model for m in members], float(runs[0]["model_config"].get("dropout", 0.0)),
+                          precision_of(runs[0]), dev)
     stepper = graphs.Stepper(dev, graphs_on and dev.type == "cuda", label=f"benchmark {runs[0]['model']}")
     sizes = sizes_at(runs[0]["task_config"], 10 ** 12)
     batch = int(runs[0]["train"]["batch"])
@@ -203,13 +213,36 @@ def peer_step(run: dict, dev: torch.device):
 
     def step():
         prompts = task.sample(generator, batch, dims=sizes["dims"], points=sizes["points"])
-        loss = task.loss(prompts.gather(model(prompts.inputs)), prompts)
+        loss = task.loss(prompts.gather(model(prompts.inputs).float()), prompts)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         return loss.detach()
     return step
+
+
+def run_tokens(run: dict) -> int:
+    from icl.tasks.catalog import TASKS
+
+    return TASKS[run["task_config"]["kind"]].layout(run["task_config"]).tokens
+
+
+def profile(step, dev: torch.device, label: str, log: Path, steps: int = 5) -> None:
+    """The GPU time of a few steps by kernel (torch.profiler), appended to `log`."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+    sort = "cuda_time_total" if dev.type == "cuda" else "cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort, row_limit=30, max_name_column_width=70)
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"\n## {label} ({steps} steps)\n{table}\n")
 
 
 def time_steps(step, dev: torch.device, warmup: int, steps: int, repeats: int) -> float:
@@ -228,19 +261,25 @@ def time_steps(step, dev: torch.device, warmup: int, steps: int, repeats: int) -
     return statistics.median(blocks)
 
 
-def device_peak(dev: torch.device) -> float | None:
+def device_peak(dev: torch.device) -> dict[str, float] | None:
     if dev.type != "cuda":
         return None
     name = torch.cuda.get_device_name(dev)
-    return next((peak for key, peak in FP32_PEAK.items() if key in name), None)
+    return next((peaks for key, peaks in PEAKS.items() if key in name), None)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default=str(ROOT / "specs" / "paper" / "study.icl"))
-    parser.add_argument("--task", default="linear_regression")
+    parser.add_argument("--task", default="linear_regression", help="task(s) of the spec: a,b or all")
+    parser.add_argument("--profile", default=None,
+                        help="append a torch.profiler kernel table of each K = 1 graph step to this file")
     parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--packs", default="1,4,16", help="pack sizes K of the project's trainer")
+    parser.add_argument("--precisions", default="tf32,fp32,bf16",
+                        help="train.precision values: the first with every pack size (and the eager "
+                             "rows), the others at K = 1; peers at the first two")
+    parser.add_argument("--impls", default="eager_peer,project_eager,project")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--width", type=int, default=None, help="override the spec's width (CPU checks)")
     parser.add_argument("--layers-cap", type=int, default=None, help="keep the first N layers (CPU checks)")
@@ -257,86 +296,111 @@ def main(argv: list[str] | None = None) -> int:
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     peak = device_peak(dev)
     packs = [int(k) for k in args.packs.split(",") if k]
+    precisions = [p for p in args.precisions.split(",") if p]
+    impls = set(args.impls.split(","))
     runs = study_runs(Path(args.spec), args.task)
+    profile_log = Path(args.profile) if args.profile else None
     records = []
+
+    def base_of(arch, impl, pack, run):
+        return {"device": device_name, "arch": arch, "task": run["task"], "tokens": run_tokens(run),
+                "impl": impl, "batch": args.batch, "pack": pack,
+                "precision": run["train"]["precision"], "width": run["model_config"]["width"],
+                "layers": run["model_config"]["layers"]}
+
+    def fail(arch, impl, pack, run, error):
+        message = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+        records.append({**base_of(arch, impl, pack, run), "ms_per_step": None, "mfu": None, "error": message})
+        print(f"{arch:16s} {impl:14s} K={pack:<3d} {run['train']['precision']} failed: {message}", flush=True)
 
     def record(arch, impl, pack, run, step_fn, extra=None):
         from icl.compiler.accounting import account
         from icl.tasks.catalog import TASKS
 
-        base = {"device": device_name, "arch": arch, "impl": impl, "batch": args.batch, "pack": pack,
-                "width": run["model_config"]["width"], "layers": run["model_config"]["layers"]}
+        base = base_of(arch, impl, pack, run)
         try:
             if step_fn is None:
                 raise RuntimeError("no peer for this architecture")
-            ms = time_steps(step_fn, dev, args.warmup, args.steps, args.repeats) / pack
+            with matmul_precision(run["train"]["precision"], dev):
+                ms = time_steps(step_fn, dev, args.warmup, args.steps, args.repeats) / pack
         except Exception as error:  # noqa: BLE001 - a failed implementation is a row, not a crash
-            records.append({**base, **(extra or {}), "ms_per_step": None, "mfu": None,
-                            "error": f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"})
-            print(f"{arch:16s} {impl:14s} K={pack:<3d} failed: {records[-1]['error']}", flush=True)
+            fail(arch, impl, pack, run, error)
             return
         layout = TASKS[run["task_config"]["kind"]].layout(run["task_config"])
         flops = 3 * account(run["model_config"], layout)["flops_per_token"] * layout.tokens * args.batch
-        mfu = flops / (ms / 1000) / peak if peak else None
+        mfu = flops / (ms / 1000) / peak[base["precision"]] if peak else None
         records.append({**base, **(extra() if callable(extra) else extra or {}), "ms_per_step": round(ms, 4),
                         "mfu": None if mfu is None else round(mfu, 5)})
-        print(f"{arch:16s} {impl:14s} K={pack:<3d} {ms:9.3f} ms/step per run", flush=True)
+        print(f"{arch:16s} {run['task']:30s} {impl:14s} K={pack:<3d} {base['precision']} {ms:9.3f} ms/step per run",
+              flush=True)
 
-    for arch in [a for a in args.archs.split(",") if a]:
-        if arch not in runs:
-            print(f"{arch}: no run of task {args.task} in {args.spec}", file=sys.stderr)
-            continue
-        run = resize(runs[arch], args.width, args.layers_cap, args.batch)
-        run["train"]["device"] = args.device
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            try:
-                peer = peer_step(run, dev)
-            except Exception as error:  # noqa: BLE001 - e.g. the peer package is not installed
-                peer = None
-                records.append({"device": device_name, "arch": arch, "impl": "eager_peer", "batch": args.batch,
-                                "pack": 1, "ms_per_step": None, "mfu": None,
-                                "error": f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"})
-                print(f"{arch:16s} eager_peer     unavailable: {records[-1]['error']}", flush=True)
-            if peer is not None:
-                record(arch, "eager_peer", 1, run, peer)
-            step, info = project_step(make_pack(run, 1), dev, graphs_on=False)
-            record(arch, "project_eager", 1, run, step, info)
-            for k in packs:
-                step, info = project_step(make_pack(run, k), dev, graphs_on=True)
-                record(arch, "project", k, run, step, info)
-                del step, info
-                if dev.type == "cuda":
-                    torch.cuda.empty_cache()
-
+    earlier = []
     if args.merge and Path(args.merge).exists():
-        redone = {(r["device"], r["arch"], r["impl"], r["pack"]) for r in records}
-        earlier = [r for r in json.loads(Path(args.merge).read_text())
-                   if (r["device"], r["arch"], r["impl"], r["pack"]) not in redone]
-        records = earlier + records
+        earlier = json.loads(Path(args.merge).read_text())
+
+    cells = [(arch, task) for arch in args.archs.split(",") if arch
+             for (a, task) in sorted(runs) if a == arch]
+    for arch, task in cells:
+        write(records, args, device_name, peak, earlier)  # what is measured so far survives a timeout
+        run = resize(runs[(arch, task)], args.width, args.layers_cap, args.batch)
+        run["train"]["device"] = args.device
+        for i, precision_name in enumerate(precisions):
+            run["train"]["precision"] = precision_name
+            with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+                if i < 2 and "eager_peer" in impls:  # the peers as released (fp32) and at the default precision
+                    try:
+                        peer = peer_step(run, dev)
+                    except Exception as error:  # noqa: BLE001 - e.g. the peer package is not installed
+                        peer = None
+                        fail(arch, "eager_peer", 1, run, error)
+                    if peer is not None:
+                        record(arch, "eager_peer", 1, run, peer)
+                if i == 0 and "project_eager" in impls:
+                    step, info = project_step(make_pack(run, 1), dev, graphs_on=False)
+                    record(arch, "project_eager", 1, run, step, info)
+                if profile_log is not None and i == 0:  # eager: the profiler sees each kernel
+                    with matmul_precision(precision_name, dev):
+                        profile(step, dev, f"{arch} {task} {precision_name}, eager", profile_log)
+                for k in (packs if i == 0 else [1]):
+                    step, info = project_step(make_pack(run, k), dev, graphs_on=True)
+                    record(arch, "project", k, run, step, info)
+                    del step, info
+                    if dev.type == "cuda":
+                        torch.cuda.empty_cache()
+
+    write(records, args, device_name, peak, earlier)
+    print(f"wrote {Path(args.out) / 'train_step.json'} and {Path(args.out) / 'train_step.md'}")
+    return 0
+
+
+def write(records: list[dict], args, device_name: str, peak: dict[str, float] | None, earlier: list[dict]) -> None:
+    """train_step.{json,md} in --out: these records, and those of `earlier` that they do not redo."""
+    key = lambda r: (r["device"], r["arch"], r.get("task"), r["impl"], r["pack"], r.get("precision"))  # noqa: E731
+    redone = {key(r) for r in records}
+    records = [r for r in earlier if key(r) not in redone] + records
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_step.json").write_text(json.dumps(records, indent=1) + "\n")
     (out / "train_step.md").write_text(markdown(records, device_name, peak, args))
-    print(f"wrote {out / 'train_step.json'} and {out / 'train_step.md'}")
-    return 0
 
 
-def markdown(records: list[dict], device_name: str, peak: float | None, args) -> str:
+def markdown(records: list[dict], device_name: str, peak: dict[str, float] | None, args) -> str:
     lines = [f"# Training step, {device_name}", "",
-             f"Median ms per training step of one run (a pack's step time / K), batch {args.batch}, fp32, "
-             f"prompts at the curriculum's final sizes ({args.task}); mfu against a dense fp32 peak of "
-             f"{peak / 1e12:.1f} TFLOP/s." if peak else
+             f"Median ms per training step of one run (a pack's step time / K), batch {args.batch}, "
+             f"prompts at the curriculum's final sizes; mfu against the dense peak of the row's precision ("
+             + ", ".join(f"{name} {value / 1e12:.0f}" for name, value in peak.items()) + " TFLOP/s)." if peak else
              f"Median ms per training step of one run (a pack's step time / K), batch {args.batch}, fp32.",
              "project = whole-step CUDA graph (+ vmapped pack of K runs); project_eager = the same step "
              "without graphs; eager_peer = transformers GPT2Model / mamba_ssm Mamba, eager.", "",
-             "| arch | impl | K | ms / step / run | mfu | pack mode | note |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| arch | task | tokens | impl | precision | K | ms / step / run | mfu | pack mode | note |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in records:
         ms = "-" if r.get("ms_per_step") is None else f"{r['ms_per_step']:.3f}"
         mfu = "-" if r.get("mfu") is None else f"{100 * r['mfu']:.1f}%"
         graphs = r.get("cuda_graphs") or {}
         note = r.get("error") or ("graphs off (capture failed)" if graphs and not graphs.get("on") else "")
-        lines.append(f"| {r['arch']} | {r['impl']} | {r['pack']} | {ms} | {mfu} | {r.get('pack_mode', '-')} | "
+        lines.append(f"| {r['arch']} | {r.get('task', '-')} | {r.get('tokens', '-')} | {r['impl']} | {r.get('precision', 'fp32')} | {r['pack']} | {ms} | {mfu} | "
+                     f"{r.get('pack_mode', '-')} | "
                      f"{re.sub(r'[|]', '/', note)} |")
     return "\n".join(lines) + "\n"
 

@@ -36,6 +36,9 @@ TRAIN_PARAMS: tuple[Param, ...] = (
     Param("weight_decay", "float", 0.0, min=0.0, max=10.0),
     Param("clip", "float", None, min=1e-9, max=1e9, doc="gradient-norm clip (default: the task's)"),
     Param("seeds", "list[int]", (0,), min=0, max=2**31 - 1, doc="one run per seed"),
+    Param("precision", "choice", "tf32", choices=("fp32", "tf32", "bf16"),
+          doc="matrix products on CUDA: fp32, tf32 tensor cores, or a bf16-autocast forward "
+              "(icl.training.precision); the CPU computes in fp32"),
     # How to run, not what to compute: left out of run ids (TRAIN_HOW_KEYS), so never swept.
     Param("checkpoint_every", "int", 1000, min=1, max=10**10, doc="steps between checkpoints",
           sweepable=False),

@@ -29,6 +29,7 @@ from icl.evaluation.bootstrap import bootstrap_bands
 from icl.training import atomic
 from icl.training.curriculum import end_sizes
 from icl.training.errors import RunError
+from icl.training.precision import autocast, matmul_precision, precision_of
 from icl.training.seeds import stream_seed
 from icl.training.train import MODEL, STATUS, build_for_run, resolve_device
 
@@ -81,7 +82,7 @@ def evaluate_run(run: dict, run_dir: Path, out_path: Path, *, device: str | None
     batch = int(eval_config.get("batch", 256))
     if batch < 1:
         raise RunError(f"run {run['id']}: eval.batch must be >= 1, got {batch}")
-    scorer = _Scorer(task, model, sizes, n_prompts, batch, dev, baselines, progress, run["id"])
+    scorer = _Scorer(task, model, sizes, n_prompts, batch, dev, baselines, progress, run["id"], precision_of(run))
 
     result = {**head, "state": "done", "metric": task.metric_name,
               "reports_accuracy": bool(getattr(task, "reports_accuracy", False)),
@@ -107,8 +108,8 @@ def evaluate_run(run: dict, run_dir: Path, out_path: Path, *, device: str | None
 class _Scorer:
     """Draws the evaluation prompts of one variant and scores the model and baselines on them."""
 
-    def __init__(self, task, model, sizes, n_prompts, batch, dev, baselines, progress, run_id):
-        self.task, self.model, self.sizes = task, model, sizes
+    def __init__(self, task, model, sizes, n_prompts, batch, dev, baselines, progress, run_id, precision):
+        self.task, self.model, self.sizes, self.precision = task, model, sizes, precision
         self.n_prompts, self.batch, self.dev = n_prompts, batch, dev
         self.baselines, self.progress, self.run_id = baselines, progress, run_id
 
@@ -137,7 +138,8 @@ class _Scorer:
                                        points=self.sizes["points"], variant=variant)
             keep = min(left, self.batch)
             left -= keep
-            pred = prompts.gather(self.model(prompts.inputs))
+            with matmul_precision(self.precision, self.dev), autocast(self.precision, self.dev):
+                pred = prompts.gather(self.model(prompts.inputs).float())
             model_errors.append(_host(self.task.error(pred, prompts)[:keep]))
             if nearest_value is not None:
                 nearest.append(_host(nearest_value(pred, prompts)[:keep]))

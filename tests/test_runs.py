@@ -117,3 +117,10 @@ def test_a_file_imported_twice_by_different_paths_is_loaded_once(tmp_path):
                                         'experiment e { models = [m] tasks = [sparse_parity] }\n')
     (run,) = runs_of([tmp_path / "study.icl"])
     assert run["model"] == "m"
+
+
+def test_precision_is_part_of_the_run_id(write_spec):
+    tf32 = runs_of([write_spec("a.icl", BASE)])
+    bf16 = runs_of([write_spec("b.icl", BASE.replace("seeds = [0, 1] }", "seeds = [0, 1] precision = bf16 }"))])
+    assert {r["train"]["precision"] for r in tf32} == {"tf32"} and len(tf32) == len(bf16) == 8
+    assert all(x["id"] != y["id"] for x, y in zip(tf32, bf16))

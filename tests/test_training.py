@@ -113,6 +113,14 @@ def test_same_seed_gives_bit_identical_weights(tmp_path):
     assert any(not torch.equal(a[k], c[k]) for k in a)  # the seed matters
 
 
+def test_precision_changes_nothing_on_the_cpu(tmp_path):
+    """tf32 and bf16 only change how a GPU multiplies: on the CPU every run computes in fp32."""
+    train_run(make_run(precision="fp32"), tmp_path / "fp32", progress=False)
+    for name in ("tf32", "bf16"):
+        train_run(make_run(precision=name), tmp_path / name, progress=False)
+        assert_same_weights(load_weights(tmp_path / "fp32"), load_weights(tmp_path / name))
+
+
 def test_outputs_and_status(tmp_path):
     status = train_run(make_run(), tmp_path, progress=False)
     assert set(os.listdir(tmp_path)) == {"checkpoint.pt", "model.pt", "metrics.jsonl", "status.json"}

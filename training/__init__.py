@@ -8,7 +8,8 @@
                  model, each with its own optimizer, clipping, files and divergence stop;
                  `icl train SPEC --run ID --run ID --runs-dir DIR` (the pipeline's)
 - grouping.py    which runs may share a pack (torch-free; the pipeline plans its jobs with it)
-- graphs.py      whole-step CUDA graphs (ICL_CUDA_GRAPHS=1 on CUDA), re-captured per curriculum stage
+- graphs.py      whole-step CUDA graphs (on CUDA by default), re-captured per curriculum stage
+- precision.py   fp32 | tf32 | bf16 products on CUDA (train.precision)
 - atomic.py      tmp + fsync + os.replace writes for every file a run leaves
 - errors.py      RunError, the one-line user error of `icl train` / `icl eval`
 - runfile.py     reading a run's JSON for `python -m icl.training`

@@ -30,11 +30,17 @@ from typing import Callable
 
 import torch
 from torch.func import functional_call
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from icl.training import precision
 from icl.training.errors import RunError
 from icl.training.grouping import check_pack
 
 MODE_ENV = "ICL_PACK_MODE"
+# Attention inside vmap: the memory-efficient CUDA kernel's backward rejects the strides vmap
+# gives its saved log-sum-exp (measured on an H100, torch 2.11); the plain-ops kernel is
+# correct there and cheap at the study's prompt lengths (a few hundred tokens).
+VMAP_ATTENTION = [SDPBackend.MATH]
 
 def train_pack(runs: list[dict], out_dirs: list[Path], *, max_steps: int | None = None,
                device: str | None = None, progress: bool = True,
@@ -52,7 +58,10 @@ def train_pack(runs: list[dict], out_dirs: list[Path], *, max_steps: int | None 
 class PackForward:
     """Outputs of K models on their K input batches: one vmapped call over stacked weights, or a loop."""
 
-    def __init__(self, models: list[torch.nn.Module], dropout: float):
+    def __init__(self, models: list[torch.nn.Module], dropout: float, precision_name: str = "fp32",
+                 device: torch.device | None = None):
+        # The run's precision (icl.training.precision): products and autocast; outputs come back fp32.
+        self.precision, self.device = precision_name, device or torch.device("cpu")
         if len(models) == 1:
             self.mode = "single"
         elif dropout > 0 or os.environ.get(MODE_ENV, "") == "loop":
@@ -64,6 +73,14 @@ class PackForward:
 
     def __call__(self, models: list[torch.nn.Module], inputs: list[torch.Tensor],
                  dropout_seeds: list[int] | None) -> list[torch.Tensor]:
+        with precision.autocast(self.precision, self.device):
+            return [out.float() for out in self._outputs(models, inputs, dropout_seeds)]
+
+    def matmul_precision(self):
+        """The context of the step's products, forward and backward (TF32 unless fp32, on CUDA)."""
+        return precision.matmul_precision(self.precision, self.device)
+
+    def _outputs(self, models, inputs, dropout_seeds) -> list[torch.Tensor]:
         if self.mode == "vmap":
             try:
                 return list(self._vmapped(models, inputs).unbind(0))
@@ -88,7 +105,7 @@ class PackForward:
 
         def one(p, b, x):
             return functional_call(self.base, (p, b), (x,))
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), sdpa_kernel(VMAP_ATTENTION):
             # CPU attention has no batching rule yet: vmap loops over it (correct, slower).
             warnings.filterwarnings("ignore", message=".*have not yet implemented the batching rule")
             return torch.vmap(one, randomness="different")(params, buffers, torch.stack(inputs))

@@ -35,6 +35,7 @@ from icl.training import atomic
 from icl.training.curriculum import sizes_at
 from icl.training.errors import RunError
 from icl.training import graphs
+from icl.training.precision import precision_of
 from icl.training.seeds import stream_seed
 
 CHECKPOINT = "checkpoint.pt"
@@ -191,7 +192,7 @@ def _train(runs, out_dirs, dev, target, planned, progress, model_factory, packed
     checkpoint_every = max(1, int(train.get("checkpoint_every", 1000)))
     task_config = runs[0]["task_config"]
     dropout = float(runs[0]["model_config"].get("dropout", 0.0))
-    forward = pack.PackForward([m.model for m in members], dropout)
+    forward = pack.PackForward([m.model for m in members], dropout, precision_of(runs[0]), dev)
     stepper = graphs.Stepper(dev, use_graphs, label=" ".join(r["id"] for r in runs))
 
     first = min(m.start for m in members)
@@ -245,12 +246,13 @@ def _step(active, forward, prompts, dropout_seeds):
     """Forward, backward, per-run clipping and optimizer steps of the active runs; no host sync.
 
     Returns each run's loss and gradient norm as (K,) device tensors."""
-    outputs = forward([m.model for m in active], [p.inputs for p in prompts], dropout_seeds)
-    losses = [m.task.loss(p.gather(out), p) for m, p, out in zip(active, prompts, outputs)]
-    for m in active:
-        m.optimizer.zero_grad(set_to_none=True)
-    # Runs share no weights, so the gradient of the sum is each run's own gradient.
-    (losses[0] if len(losses) == 1 else torch.stack(losses).sum()).backward()
+    with forward.matmul_precision():  # the model's products only, not the prompts' sampling
+        outputs = forward([m.model for m in active], [p.inputs for p in prompts], dropout_seeds)
+        losses = [m.task.loss(p.gather(out), p) for m, p, out in zip(active, prompts, outputs)]
+        for m in active:
+            m.optimizer.zero_grad(set_to_none=True)
+        # Runs share no weights, so the gradient of the sum is each run's own gradient.
+        (losses[0] if len(losses) == 1 else torch.stack(losses).sum()).backward()
     norms = []
     for m in active:  # clipping per run, over its own gradient only
         norms.append(torch.nn.utils.clip_grad_norm_(m.model.parameters(), m.clip))

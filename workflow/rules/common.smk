@@ -54,8 +54,8 @@ def spec_of(run_id, eval_id=None):
 # -- packed training -------------------------------------------------------------------------
 # Runs of one spec that differ only in seed, lr, clip or weight decay can train together in
 # one process as one batched model (icl.training.pack): a rule per pack, whose outputs are
-# its runs' status.json files. `pack` in the config: auto (packs of up to AUTO_PACK runs
-# where training has a GPU; none on the CPU smoke scale), off, or a pack size.
+# its runs' status.json files. `pack` in the config: auto (packs of up to AUTO_PACK runs:
+# none, for now, see below), off, or a pack size.
 #
 # Re-runs stay incremental: a run already trained keeps the rule that trained it (its
 # status.json names its pack), so editing one run re-packs only runs still to train, and
@@ -66,14 +66,18 @@ import json
 
 from icl.training.grouping import group_runs
 
-AUTO_PACK = 4
+# auto packs nothing for now. Measured on an H100 (benchmarks/results/train_step.md): inside
+# vmap, attention must use the plain-ops kernel, which makes packed attention models slower
+# than lone runs, and Mamba's Triton scan has no batching rule (its packs run the models one
+# after another); only attention- and Mamba-free models (S4) gained, by 2-24 %. pack=N packs.
+AUTO_PACK = 1
 
 
 def _pack_size(setting):
     if setting in ("off", False):  # YAML reads a bare off as false
         return 1
     if setting == "auto":
-        return AUTO_PACK if GPUS_PER_TRAIN else 1
+        return AUTO_PACK
     return int(setting)
 
 

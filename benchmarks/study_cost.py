@@ -1,0 +1,89 @@
+"""GPU-hours of a study's training, from measured step times (benchmarks/train_step.py's JSON).
+
+Each run costs its planned steps x the measured ms per step of its (architecture, task) at the
+curriculum's final sizes (an upper bound: early curriculum stages are shorter prompts). Over
+G GPUs the runs are scheduled longest first onto the least-loaded GPU; the wall time is
+that schedule's makespan, never less than the longest single run.
+
+    python benchmarks/study_cost.py --spec specs/reduced/study.icl \\
+        --steps benchmarks/results/train_step_reduced.json --out benchmarks/results/study_cost_reduced.md
+
+Torch-free: it needs only the compiler (the run table) and the JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import sys
+from pathlib import Path
+
+
+def step_times(records: list[dict], precision: str) -> dict[tuple[str, str], float]:
+    """ms per step of a lone run (project, K = 1) by (arch, task)."""
+    return {(r["arch"], r["task"]): r["ms_per_step"] for r in records
+            if r.get("impl") == "project" and r.get("pack") == 1 and r.get("ms_per_step") is not None
+            and r.get("precision", "fp32") == precision and r.get("task")}
+
+
+def run_hours(runs: list[dict], times: dict[tuple[str, str], float]) -> list[tuple[dict, float]]:
+    missing = sorted({(r["model"], r["task"]) for r in runs} - set(times))
+    if missing:
+        raise SystemExit("error: no measured step time for " + ", ".join(f"{a} on {t}" for a, t in missing)
+                         + "; run benchmarks/train_step.py with --spec and --task all first")
+    return [(r, int(r["train"]["steps"]) * times[(r["model"], r["task"])] / 1000 / 3600) for r in runs]
+
+
+def makespan(hours: list[float], gpus: int) -> float:
+    """Wall hours of the longest-first schedule of the runs on `gpus` GPUs."""
+    loads = [0.0] * gpus
+    heapq.heapify(loads)
+    for h in sorted(hours, reverse=True):
+        heapq.heappush(loads, heapq.heappop(loads) + h)
+    return max(loads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", required=True, type=Path)
+    parser.add_argument("--steps", required=True, type=Path, help="train_step JSON with per-task rows")
+    parser.add_argument("--precision", default="tf32")
+    parser.add_argument("--gpus", default="1,2,4,8")
+    parser.add_argument("--out", type=Path, default=None, help="write the Markdown here (else stdout)")
+    args = parser.parse_args(argv)
+
+    from icl.compiler.runs import runs_of
+
+    records = json.loads(args.steps.read_text())
+    devices = sorted({r["device"] for r in records})
+    costs = run_hours(runs_of([args.spec]), step_times(records, args.precision))
+    total = sum(h for _, h in costs)
+    by_cell: dict[tuple[str, str], list[float]] = {}
+    for run, h in costs:
+        by_cell.setdefault((run["model"], run["task"]), []).append(h)
+
+    lines = [f"# Training cost of {args.spec}", "",
+             f"From measured step times ({args.steps.name}, {', '.join(devices)}, precision {args.precision}, "
+             "one run per process, prompts at the curriculum's final sizes: an upper bound).", "",
+             f"**{len(costs)} runs, {total:.2f} GPU-hours** on one GPU.", "",
+             "| GPUs | wall hours (longest-first schedule) |", "| --- | --- |"]
+    for g in (int(x) for x in args.gpus.split(",") if x):
+        lines.append(f"| {g} | {makespan([h for _, h in costs], g):.2f} |")
+    lines += ["", "| architecture | task | runs | steps per run | ms per step | GPU-hours |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    times = step_times(records, args.precision)
+    steps = {(r["model"], r["task"]): int(r["train"]["steps"]) for r, _ in costs}
+    for cell, hours in sorted(by_cell.items(), key=lambda kv: -sum(kv[1])):
+        lines.append(f"| {cell[0]} | {cell[1]} | {len(hours)} | {steps[cell]:,} | {times[cell]:.2f} | "
+                     f"{sum(hours):.2f} |")
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        args.out.write_text(text)
+        print(f"wrote {args.out}: {total:.2f} GPU-hours")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
