@@ -81,6 +81,5 @@ class MambaMixer(nn.Module):
                            z=z.transpose(1, 2), delta_bias=self.dt_proj.bias.float(),
                            delta_softplus=True, return_last_state=return_state, backend=self.backend)
         y, state = y if return_state else (y, None)
-        # The Triton scan's y (B, E, L) is (B, L, E) in memory: out_proj reads its transpose as is.
         out = self.out_proj(y.transpose(1, 2))
         return (out, state) if return_state else out

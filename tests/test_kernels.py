@@ -217,7 +217,14 @@ def test_triton_reads_and_writes_strided_views(poisoned_buffers, batch, dim, len
                          kernels.selective_scan_ref, inputs, config=config)
     assert not over_tolerance(errors, dtype), errors
     (out,) = outputs
-    assert out.shape == (batch, dim, length) and out.transpose(1, 2).is_contiguous()
+    # The output in u's memory order: as_block_views passes u (batch, L, dim) in memory.
+    assert out.shape == (batch, dim, length) and out.stride() == (length * dim, 1, dim)
+
+
+def test_triton_output_of_a_contiguous_u_is_contiguous(poisoned_buffers):
+    inputs = make_scan_inputs(2, 6, 9, 4, device=DEVICE)
+    out = poisoned_buffers.selective_scan_triton(**inputs, delta_softplus=True, config=(8, 16, 2))
+    assert out.is_contiguous()
 
 
 def test_triton_gradient_buffers_follow_input_layout(poisoned_buffers):
