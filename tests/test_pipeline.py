@@ -98,6 +98,17 @@ def test_bad_spec_stops_the_pipeline_with_its_positioned_error(smoke_copy):
     assert f"{models}:14:3: error: unknown key 'd_stat' in model" in out.stderr + out.stdout
 
 
+def test_experiments_config_runs_one_chunk_of_the_study(smoke_copy):
+    workdir, specs = smoke_copy
+    study = specs / "study.icl"
+    out = snakemake(workdir, study, "-n", config=("experiments=[sparse_parity]",))
+    assert out.returncode == 0, out.stderr
+    assert job_counts(out.stdout + out.stderr) == {"train": 6, "evaluate": 6, "plot": 1, "report": 1, "all": 1}
+    out = snakemake(workdir, study, "-n", config=("experiments=sparse_party",))
+    assert out.returncode != 0
+    assert f"error: config experiments: no experiment 'sparse_party' in {study}" in out.stdout + out.stderr
+
+
 def test_config_schema_rejects_unknown_scale(smoke_copy):
     workdir, specs = smoke_copy
     out = snakemake(workdir, specs / "study.icl", "-n", config=("scale=huge",))

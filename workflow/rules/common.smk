@@ -32,6 +32,18 @@ except IclError as error:
 
 if not RUNS:
     sys.exit("error: the specs " + ", ".join(SPECS) + " define no runs (no experiment in them)")
+
+# `experiments` narrows the pipeline to some experiments (a study run in chunks, e.g. one
+# GPU session each); the report still lists every run of the specs, the others as missing.
+_wanted = config.get("experiments") or []
+_wanted = [_wanted] if isinstance(_wanted, str) else list(_wanted)
+_unknown = sorted(set(_wanted) - {run["experiment"] for run in RUNS})
+if _unknown:
+    sys.exit(f"error: config experiments: no experiment {', '.join(map(repr, _unknown))} in "
+             + ", ".join(SPECS) + "; the specs have: "
+             + ", ".join(sorted({run["experiment"] for run in RUNS})))
+if _wanted:
+    RUNS = [run for run in RUNS if run["experiment"] in _wanted]
 RUN_BY_ID = {run["id"]: run for run in RUNS}
 TASKS = sorted({run["task"] for run in RUNS})
 
