@@ -24,28 +24,21 @@ cores). Every prompt has the curriculum's final sizes.
 The peers need `transformers` and `mamba_ssm` (+ einops); one that cannot be imported is
 recorded with its error instead of a time. `--merge [JSON]` keeps the records of an earlier
 run's JSON (default benchmarks/results/train_step.json) that this run does not redo (same
-device, arch, impl, K).
+device, arch, task, impl, K, precision).
 
-On the GPU machine (device tool; its Python is 3.12 with torch and triton only). Both peer
-wheel sets do not fit one call's 64 MiB, so two calls, each with its own `carry`:
-.whl/bench holds transformers and its dependencies plus lark and networkx (pip download
---only-binary=:all: --python-version 3.12), .whl/ the mamba_ssm and einops wheels of
-/work/shared/wheels. SETUP (the same in both calls) installs them and puts the checkout on the
-path as the `icl` package without building it:
+On the GPU machine of the device tool (Python 3.12 with torch, triton, transformers, einops):
+carry the mamba_ssm wheel of /work/shared/wheels and lark's wheel in a git-ignored folder,
+install them with `pip install --no-index --no-deps --target /tmp/site`, and put the checkout
+itself on the path (`export PYTHONPATH=$PWD:/tmp/site`: icl/__init__.py finds its subpackages
+in the checkout). Then
 
-    SETUP='python3 -m pip install -q --no-index --no-deps --target /tmp/site $(find .whl -name "*.whl") &&
-      mkdir -p /tmp/pkg/icl && cp icl/*.py /tmp/pkg/icl/ &&
-      for d in dsl compiler blocks kernels tasks training evaluation report;
-      do ln -s $PWD/$d /tmp/pkg/icl/$d; done && export PYTHONPATH=/tmp/pkg:/tmp/site'
-    call 1: carry [".whl/bench"]:
-      $SETUP && python3 benchmarks/train_step.py --archs transformer,s4,s4_mamba,standard_hybrid,mambaformer
-        --out $OUT
-    call 2: carry the mamba_ssm and einops wheels of .whl/ and, of .whl/bench, those of lark,
-            networkx, numpy, regex and tqdm (the project's own imports; 7 paths, about 57 MiB):
-      with call 1's JSON copied to benchmarks/results/train_step.json (what --merge reads):
-      $SETUP && python3 benchmarks/train_step.py --archs mamba --merge --out $OUT
-Then copy $OUT/train_step.{json,md} to benchmarks/results/ (same device in both calls: check the
-JSON's device field; rerun both on one machine otherwise).
+    python3 benchmarks/train_step.py --out $OUT                       # paper size, linear regression
+    python3 benchmarks/train_step.py --task all --impls project --packs 1 --precisions tf32 --out $OUT
+    python3 benchmarks/train_step.py --spec specs/reduced/study.icl --task all --impls project \
+        --packs 1,2 --precisions tf32 --out $OUT                      # the reduced study's cells
+    python3 benchmarks/study_cost.py --spec specs/reduced/study.icl --steps $OUT/train_step.json
+
+and copy $OUT/train_step.{json,md} to benchmarks/results/.
 """
 from __future__ import annotations
 
