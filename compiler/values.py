@@ -92,9 +92,12 @@ def _scalar(param: Param, type_: str, node: Value, choices: tuple[str, ...] | No
             raise BadValue(f"'{param.name}' must be a name, got {_kind(node)} {written}",
                               did_you_mean("", options) if options else None, node)
         name = node.name if isinstance(node, Word) else node.value
-        if options and name not in options:
+        # Choices given by the caller restrict even when empty (nothing of the kind declared,
+        # often a lost import); a parameter's own empty choices mean any name.
+        if (choices is not None or options) and name not in options:
             what = "unknown" if type_ == "ref" else "invalid value"
-            raise BadValue(f"{what} '{name}' for '{param.name}'", did_you_mean(name, options), node)
+            hint = did_you_mean(name, options) if options else "none is declared here; is an import missing?"
+            raise BadValue(f"{what} '{name}' for '{param.name}'", hint, node)
         return name
     raise AssertionError(type_)
 

@@ -11,6 +11,9 @@ M = 'model m { layers = "M*2" width = 32 }\n'
 E = 'experiment e { models = [m] tasks = [linear_regression] }\n'
 
 BAD_SPECS = [
+    ('experiment names a model with none declared (an import lost)',
+     'experiment e { models = [transformer] tasks = [linear_regression] }\n',
+     1, 26, "unknown 'transformer' for 'models'"),
     ('unknown baseline',
      M + 'experiment e { models = [m] tasks = [sparse_parity] eval { baselines = [bogus] } }\n',
      2, 72, "unknown baseline 'bogus'; known: zero, least_squares, knn_3, averaging, lasso_1, lasso_0.1, "
