@@ -16,7 +16,10 @@ from typing import Iterator
 
 import torch
 
-DEFAULT = "tf32"  # as compiler/resolve.py's train parameter
+from icl.compiler.resolve import TRAIN_PARAMS
+
+# The train parameter's own default: a hand-written run table may leave the key out.
+DEFAULT = next(p.default for p in TRAIN_PARAMS if p.name == "precision")
 
 
 def precision_of(run: dict) -> str:
