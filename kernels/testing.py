@@ -73,3 +73,13 @@ def over_tolerance(errors, dtype):
     table = TOLERANCES[dtype]
     limits = {k: table["out"] if k == "out" else table["state"] if k == "state" else table["grad"] for k in errors}
     return {k: (v, limits[k]) for k, v in errors.items() if not v <= limits[k]}
+
+
+def poison_buffers(monkeypatch, kernel_module):
+    """Make every buffer the kernels must fill (kernel_module.new_buffer) start as NaN, so
+    memory a kernel leaves unwritten fails the comparisons."""
+    allocate = kernel_module.new_buffer
+
+    def nan_buffer(*args, **kwargs):
+        return allocate(*args, **kwargs).fill_(float("nan"))
+    monkeypatch.setattr(kernel_module, "new_buffer", nan_buffer)

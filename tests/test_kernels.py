@@ -11,7 +11,7 @@ import torch
 
 import icl.kernels as kernels
 from icl.kernels import dispatch
-from icl.kernels.testing import make_scan_inputs, over_tolerance, scan_errors
+from icl.kernels.testing import make_scan_inputs, over_tolerance, poison_buffers, scan_errors
 
 KERNEL_MODULE = "icl.kernels.selective_scan_triton"
 ON_GPU = torch.cuda.is_available()
@@ -47,11 +47,7 @@ def triton_scan():
 @pytest.fixture
 def poisoned_buffers(monkeypatch, triton_scan):
     """Every buffer the kernels must fill starts as NaN, so unwritten memory fails the checks."""
-    allocate = triton_scan.new_buffer
-
-    def nan_buffer(*args, **kwargs):
-        return allocate(*args, **kwargs).fill_(float("nan"))
-    monkeypatch.setattr(triton_scan, "new_buffer", nan_buffer)
+    poison_buffers(monkeypatch, triton_scan)
     return triton_scan
 
 

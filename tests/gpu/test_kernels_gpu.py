@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import icl.kernels as kernels
-from icl.kernels.testing import make_scan_inputs, over_tolerance, rel_err, scan_errors
+from icl.kernels.testing import make_scan_inputs, over_tolerance, poison_buffers, rel_err, scan_errors
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -16,10 +16,7 @@ DEVICE = "cuda"
 @pytest.fixture(autouse=True)
 def poisoned_buffers(monkeypatch):
     from icl.kernels import selective_scan_triton
-
-    def nan_buffer(shape, dtype, device):
-        return torch.full(shape, float("nan"), dtype=dtype, device=device)
-    monkeypatch.setattr(selective_scan_triton, "new_buffer", nan_buffer)
+    poison_buffers(monkeypatch, selective_scan_triton)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
