@@ -7,7 +7,9 @@ table1.best_configs): the line is the mean over its seeds, the band runs from th
 lowest 5% to the highest 95% bootstrap bound of those seeds (one seed: the
 evaluation's own band). The classical baselines, scored on the same prompts, are
 dashed (of the Lasso family only the best alpha, to keep the plot readable). The
-y axis turns logarithmic when the errors span more than two decades. A task with
+y axis fits the architectures' curves: a baseline that leaves that range (least squares
+near the interpolation threshold, n = d) runs off the top, and the axis turns
+logarithmic when the curves shown span more than two decades. A task with
 evaluation variants (Garg's shifted distributions, outlier placements, MQAR query
 noise) gets a row of smaller panels under the main one, in the same PNG file, so
 the pipeline has one plot per task.
@@ -35,6 +37,7 @@ DPI = 120
 LOG_SPAN = 100.0          # max/min of the plotted errors above which the y axis is logarithmic
 LOG_FLOOR = 1e-4          # a log axis shows at most 4 decades below the largest error: exact
                           # solvers (least squares) reach 1e-15, which would squash every model
+TOP_OVER_MODELS = 1.5     # the y axis ends this far above the architectures' highest error
 VARIANT_COLUMNS = 2
 
 # Fixed colours for the study's architectures, so every plot of a report agrees.
@@ -122,7 +125,7 @@ def _quantized(image) -> bytes:
 def _panel(ax, lines: dict[str, list[dict]], reference: dict | None, variant: str | None,
            colours: dict, metric: str | None, legend: bool) -> None:
     """Curves of every architecture (and the reference evaluation's baselines) on one axis."""
-    plotted = []
+    plotted, baselines = [], []
     single = reference is not None and len(_part(reference, variant).get("positions") or []) == 1
     if single:
         _bars(ax, lines, reference, variant, colours)
@@ -147,9 +150,9 @@ def _panel(ax, lines: dict[str, list[dict]], reference: dict | None, variant: st
                 ok = np.isfinite(mean)
                 ax.plot(x[ok], mean[ok], ls="--", lw=1.2, label=name,
                         color=BASELINE_COLOURS[i % len(BASELINE_COLOURS)])
-                plotted.append(mean)
+                baselines.append(mean)
         ax.set_xlabel("in-context examples", fontsize=8)
-        _maybe_log(ax, plotted)
+        _fit_y_axis(ax, plotted, baselines)
     if metric:
         ax.set_ylabel("\n".join(textwrap.wrap(metric, 38)), fontsize=8)
     ax.tick_params(labelsize=7)
@@ -270,13 +273,25 @@ def _variant_groups(done: list[dict]) -> dict[str, list[str]]:
     return groups
 
 
-def _maybe_log(ax, curves: list[np.ndarray]) -> None:
-    values = np.concatenate([c[np.isfinite(c)] for c in curves]) if curves else np.array([])
-    positive = values[values > 0]
-    if positive.size and positive.max() / positive.min() > LOG_SPAN:
+def _fit_y_axis(ax, models: list[np.ndarray], baselines: list[np.ndarray]) -> None:
+    """Fit the y axis to the architectures' curves (all curves when none is drawn); baselines
+    above that range are cut off, and a span of more than LOG_SPAN turns the axis logarithmic."""
+    def positive(curves):
+        values = np.concatenate([c[np.isfinite(c)] for c in curves]) if curves else np.array([])
+        return values[values > 0]
+
+    everything = positive(models + baselines)
+    if not everything.size:
+        return
+    focus = positive(models) if positive(models).size else everything
+    top = focus.max() * TOP_OVER_MODELS
+    shown = everything[everything <= top]
+    low = max(shown.min(), top * LOG_FLOOR)
+    if top / low > LOG_SPAN:
         ax.set_yscale("log")
-        top = positive.max()
-        ax.set_ylim(max(positive.min(), top * LOG_FLOOR) / 1.5, top * 1.5)
+        ax.set_ylim(low / 1.5, top)
+    else:
+        ax.set_ylim(0.0, top)
 
 
 def _colours(models: list[str]) -> dict[str, str]:

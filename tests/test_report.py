@@ -304,3 +304,22 @@ def test_layer_strings_are_folded_back_into_repeats():
     assert compact_layers(" ".join(["M"] * 24)) == "M*24"
     assert compact_layers("A F A F") == "(A F)*2"
     assert compact_layers("A F M") == "A F M" and compact_layers("S") == "S"
+
+
+def test_y_axis_fits_the_models_not_a_baseline_that_explodes():
+    from matplotlib.figure import Figure
+    from icl.report.plots import TOP_OVER_MODELS, _fit_y_axis
+    import numpy as np
+
+    models = [np.array([1.0, 0.9, 0.8, 0.7])]
+    # least squares at the interpolation threshold (n = d) peaks far above every model
+    spike = np.array([1.2, 5e4, 3.0, 0.9])
+    ax = Figure().add_subplot()
+    _fit_y_axis(ax, models, [spike])
+    assert ax.get_yscale() == "linear" and ax.get_ylim() == (0.0, 1.0 * TOP_OVER_MODELS)
+
+    # an exact solver reaching 1e-15 makes the axis logarithmic, floored 4 decades down
+    ax = Figure().add_subplot()
+    _fit_y_axis(ax, [np.array([1.0, 0.1, 0.01])], [np.array([1.0, 1e-15, 1e-15])])
+    low, high = ax.get_ylim()
+    assert ax.get_yscale() == "log" and high == 1.5 and 1e-5 < low < 1e-3
