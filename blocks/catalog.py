@@ -56,19 +56,25 @@ class BlockKind:
     module: str                # "icl.blocks.attention:CausalSelfAttention", imported lazily
     doc: str
     residual: bool = True      # wrapped as x + block(norm(x))
+    # Whether models of these blocks train faster packed (torch.func.vmap over K runs) than
+    # one run at a time on a GPU; the pipeline's pack=auto packs only such models. Measured on
+    # an H100 (benchmarks/results/train_step*.md): S4 and S4-Mamba packs of 2 were 2-24 %
+    # faster per run; attention inside vmap needs the plain-ops kernel (packs 7-65 % slower)
+    # and the Triton selective scan has no batching rule (Mamba packs run one model at a time).
+    packs_well: bool = False
 
 
 BLOCKS: dict[str, BlockKind] = {b.token: b for b in (
     BlockKind("A", "attention", ("heads", "bias"), "icl.blocks.attention:CausalSelfAttention",
               "causal multi-head self-attention (scaled_dot_product_attention)"),
     BlockKind("F", "mlp", ("mlp_ratio", "bias"), "icl.blocks.mlp:MLP",
-              "MLP: Linear(D, r*D), GELU, Linear(r*D, D)"),
+              "MLP: Linear(D, r*D), GELU, Linear(r*D, D)", packs_well=True),
     BlockKind("M", "mamba", ("d_state", "d_conv", "expand", "dt_rank", "dt_min", "dt_max"),
               "icl.blocks.mamba:MambaMixer", "Mamba-1 mixer with a selective scan"),
     BlockKind("S", "s4", ("d_state",), "icl.blocks.s4d:S4Block",
-              "S4 block: S4D convolution, GELU, 1x1 conv to 2D, GLU"),
+              "S4 block: S4D convolution, GELU, 1x1 conv to 2D, GLU", packs_well=True),
     BlockKind("SM", "s4_mamba", ("d_state", "d_conv", "expand"), "icl.blocks.s4_mamba:S4MambaMixer",
-              "Mamba mixer whose selective scan is replaced by an S4D convolution"),
+              "Mamba mixer whose selective scan is replaced by an S4D convolution", packs_well=True),
     BlockKind("M2", "mamba2", ("d_state", "d_conv", "expand", "headdim", "dt_min", "dt_max"),
               "icl.blocks.mamba2:Mamba2Mixer", "Mamba-2 mixer (SSD, scalar A per head)"),
 )}

@@ -274,6 +274,17 @@ def test_pipeline_packs_only_when_asked(tmp_path):
     assert code != 0 and "pack" in out
 
 
+def test_auto_packs_on_a_gpu_only_models_that_pack_well(tmp_path):
+    # An S4 model packs well (catalog: packs_well); Mamba's and attention's blocks do not.
+    spec = tmp_path / "seeds.icl"
+    spec.write_text('model s4 { layers = "S F" width = 16 d_state = 4 }\n'
+                    + SEEDS.replace("models = [mamba, transformer]", "models = [mamba, transformer, s4]"))
+    for device, expected in (("cuda", {"pack": 1, "train": 7}), ("cpu", {"train": 9})):
+        done = snakemake(tmp_path, spec, "-n", config=(f"device={device}",))
+        assert done.returncode == 0, done.stderr
+        assert train_jobs(done.stdout + done.stderr) == expected, device  # s4 seeds 0+1 packed on cuda
+
+
 @pytest.mark.slow
 def test_packed_pipeline_trains_and_reruns_only_new_runs(tmp_path):
     spec = tmp_path / "seeds.icl"

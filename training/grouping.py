@@ -6,11 +6,13 @@ train settings in PER_RUN_TRAIN, since every run of a pack has its own optimizer
 - `pack_key(run)`          what packed runs must share (JSON text)
 - `check_pack(runs)`       a clear one-line error when runs cannot be packed
 - `group_runs(runs, size)` runs -> packs of at most `size` runs with equal keys, stable order
+- `packs_well(run)`        whether the run's model trains faster packed (pipeline's pack=auto)
 """
 from __future__ import annotations
 
 import json
 
+from icl.blocks.catalog import BLOCKS
 from icl.training.errors import RunError
 
 # Train settings packed runs may differ in: each run has its own optimizer and clipping.
@@ -51,3 +53,8 @@ def group_runs(runs: list[dict], size: int) -> list[list[dict]]:
         same = by_key[key]
         packs.extend(same[i:i + size] for i in range(0, len(same), size))
     return packs
+
+
+def packs_well(run: dict) -> bool:
+    """Whether every block of the run's model packs well (catalog.BlockKind.packs_well)."""
+    return all(BLOCKS[token].packs_well for token in run["layers"].split())

@@ -66,8 +66,8 @@ def spec_of(run_id, eval_id=None):
 # -- packed training -------------------------------------------------------------------------
 # Runs of one spec that differ only in seed, lr, clip or weight decay can train together in
 # one process as one batched model (icl.training.pack): a rule per pack, whose outputs are
-# its runs' status.json files. `pack` in the config: auto (packs of up to AUTO_PACK runs:
-# none, for now, see below), off, or a pack size.
+# its runs' status.json files. `pack` in the config: auto (on a GPU, packs of up to AUTO_PACK
+# runs whose blocks pack well, see below), off, or a pack size (any runs that can be packed).
 #
 # Re-runs stay incremental: a run already trained keeps the rule that trained it (its
 # status.json names its pack), so editing one run re-packs only runs still to train, and
@@ -76,21 +76,25 @@ def spec_of(run_id, eval_id=None):
 import hashlib
 import json
 
-from icl.training.grouping import group_runs
+from icl.training.grouping import group_runs, packs_well
 
-# auto packs nothing for now. Measured on an H100 (benchmarks/results/train_step.md): inside
-# vmap, attention must use the plain-ops kernel, which makes packed attention models slower
-# than lone runs, and Mamba's Triton scan has no batching rule (its packs run the models one
-# after another); only attention- and Mamba-free models (S4) gained, by 2-24 %. pack=N packs.
-AUTO_PACK = 1
+# auto packs only models whose every block trains faster packed (catalog's packs_well: S4,
+# S4-Mamba, MLP), and only where training runs on a GPU. Measured on an H100
+# (benchmarks/results/train_step*.md): packs of 2 such models were 2-24 % faster per run,
+# while attention inside vmap needs the plain-ops kernel (packs slower) and Mamba's Triton
+# scan has no batching rule (its packs run the models one after another, no gain). On a CPU
+# nothing was measured, so nothing is packed unless asked.
+AUTO_PACK = 2
+TRAINS_ON_GPU = config["device"] == "cuda" or (config["device"] != "cpu" and config["scale"] != "smoke")
 
 
-def _pack_size(setting):
+def _pack_plan(setting):
+    """(pack size, which runs may be packed) for the config's `pack` setting."""
     if setting in ("off", False):  # YAML reads a bare off as false
-        return 1
+        return 1, None
     if setting == "auto":
-        return AUTO_PACK
-    return int(setting)
+        return (AUTO_PACK if TRAINS_ON_GPU else 1), packs_well
+    return int(setting), None
 
 
 def pack_rule_name(run_ids):
@@ -108,13 +112,14 @@ def _recorded_pack(run_id):
     return list((status.get("pack") or {}).get("runs") or [])
 
 
-def plan_packs(runs, size):
-    """The pack rules to define, {name => run ids}; runs in none train alone (rule train)."""
+def plan_packs(runs, size, eligible=None):
+    """The pack rules to define, {name => run ids}; runs in none train alone (rule train).
+    `eligible(run)`: which runs still to train may be packed (None: all)."""
     packs = {}
     pending = {}
     for run_id, run in {r["id"]: r for r in runs}.items():
         recorded = _recorded_pack(run_id)
-        if recorded is None:
+        if recorded is None and (eligible is None or eligible(run)):
             pending.setdefault(run["spec"], []).append(run)
         elif recorded:
             packs.setdefault(pack_rule_name(recorded), []).append(run_id)
@@ -126,8 +131,8 @@ def plan_packs(runs, size):
     return packs
 
 
-PACK_SIZE = _pack_size(config.get("pack", "auto"))
-PACKS = plan_packs(RUNS, PACK_SIZE)
+PACK_SIZE, PACK_ELIGIBLE = _pack_plan(config.get("pack", "auto"))
+PACKS = plan_packs(RUNS, PACK_SIZE, PACK_ELIGIBLE)
 PACKED_IDS = {run_id for ids in PACKS.values() for run_id in ids}
 # rule train makes the status.json of every run no pack rule makes.
 UNPACKED_ID = "|".join(sorted(set(RUN_BY_ID) - PACKED_IDS)) or "(?!)"
