@@ -6,6 +6,9 @@ Implementations (the JSON's `impl`):
 - project        the project's trainer as it runs: whole-step CUDA graph (icl.training.graphs),
                  packs of K runs as one vmapped model (icl.training.pack), K = 1, 4, 16;
 - project_eager  the same step without graphs (ICL_CUDA_GRAPHS off), K = 1;
+- project_compiled  the project's step with graphs, its model under torch.compile (inductor
+                 fuses the elementwise work between the matrix products), K = 1; opt-in
+                 (`--impls`), an experiment: the trainer does not compile;
 - eager_peer     Transformer: transformers' GPT2Model; Mamba: mamba_ssm's Mamba modules
                  (pre-norm residual blocks), each with a linear read-in and read-out, eager
                  PyTorch, torch.optim.Adam; K = 1. The other four architectures have no peer.
@@ -100,9 +103,10 @@ def make_pack(run: dict, k: int) -> list[dict]:
     return runs
 
 
-def project_step(runs: list[dict], dev: torch.device, graphs_on: bool):
+def project_step(runs: list[dict], dev: torch.device, graphs_on: bool, compiled: bool = False):
     """A step function of the project's trainer for a pack of `runs` at the curriculum's end;
-    returns (step, info) where step() runs one training step of every run."""
+    returns (step, info) where step() runs one training step of every run. `compiled`: each
+    model under torch.compile (compiled during the graph's warm-up steps, before capture)."""
     from icl.training import graphs
     from icl.training import train as trainer
     from icl.training.curriculum import sizes_at
@@ -116,6 +120,8 @@ def project_step(runs: list[dict], dev: torch.device, graphs_on: bool):
         model, task, _ = trainer.build_for_run(run)
         model.to(dev).train()
         optimizer = trainer._make_optimizer(model, run["train"], capturable=graphs_on and dev.type == "cuda")
+        if compiled:
+            model = torch.compile(model)  # same parameters, so the optimizer above still holds them
         members.append(types.SimpleNamespace(model=model, task=task, optimizer=optimizer,
                                              clip=float(run["train"]["clip"]), seed=run["seed"]))
     forward = PackForward([m.model for m in members], float(runs[0]["model_config"].get("dropout", 0.0)),
@@ -272,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precisions", default="tf32,fp32,bf16",
                         help="train.precision values: the first with every pack size (and the eager "
                              "rows), the others at K = 1; peers at the first two")
-    parser.add_argument("--impls", default="eager_peer,project_eager,project")
+    parser.add_argument("--impls", default="eager_peer,project_eager,project",
+                        help="of eager_peer, project_eager, project, project_compiled")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--width", type=int, default=None, help="override the spec's width (CPU checks)")
     parser.add_argument("--layers-cap", type=int, default=None, help="keep the first N layers (CPU checks)")
@@ -351,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
                 if i == 0 and "project_eager" in impls:
                     step, info = project_step(make_pack(run, 1), dev, graphs_on=False)
                     record(arch, "project_eager", 1, run, step, info)
+                if "project_compiled" in impls:
+                    step, info = project_step(make_pack(run, 1), dev, graphs_on=True, compiled=True)
+                    record(arch, "project_compiled", 1, run, step, info)
+                    del step, info
                 if profile_log is not None and i == 0:  # eager: the profiler sees each kernel
                     with matmul_precision(precision_name, dev):
                         profile(step, dev, f"{arch} {task} {precision_name}, eager", profile_log)
@@ -384,7 +395,8 @@ def markdown(records: list[dict], device_name: str, peak: dict[str, float] | Non
              + ", ".join(f"{name} {value / 1e12:.0f}" for name, value in peak.items()) + " TFLOP/s)." if peak else
              f"Median ms per training step of one run (a pack's step time / K), batch {args.batch}, fp32.",
              "project = whole-step CUDA graph (+ vmapped pack of K runs); project_eager = the same step "
-             "without graphs; eager_peer = transformers GPT2Model / mamba_ssm Mamba, eager.", "",
+             "without graphs; project_compiled = project with the model under torch.compile; "
+             "eager_peer = transformers GPT2Model / mamba_ssm Mamba, eager.", "",
              "| arch | task | tokens | impl | precision | K | ms / step / run | mfu | pack mode | note |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in records:
