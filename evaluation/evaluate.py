@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 
 import icl
+from icl.evaluation.baseline_cache import BaselineCache
 from icl.evaluation.bootstrap import bootstrap_bands
 from icl.training import atomic
 from icl.training.curriculum import end_sizes
@@ -44,8 +45,10 @@ def eval_seeds(prompts: int, batch: int) -> list[int]:
 
 def evaluate_run(run: dict, run_dir: Path, out_path: Path, *, device: str | None = None,
                  prompts: int | None = None, progress: bool = True,
-                 model_factory: Callable | None = None) -> dict:
-    """Evaluate the model trained in `run_dir`; writes and returns the evaluation dict."""
+                 model_factory: Callable | None = None, baseline_cache: Path | None = None) -> dict:
+    """Evaluate the model trained in `run_dir`; writes and returns the evaluation dict.
+    `baseline_cache`: a folder where baselines' errors are kept for the evaluations of other
+    runs on the same prompts (evaluation/baseline_cache.py); None computes them here."""
     run_dir, out_path = Path(run_dir), Path(out_path)
     started = time.perf_counter()
     eval_config = run.get("eval", {})
@@ -82,7 +85,9 @@ def evaluate_run(run: dict, run_dir: Path, out_path: Path, *, device: str | None
     batch = int(eval_config.get("batch", 256))
     if batch < 1:
         raise RunError(f"run {run['id']}: eval.batch must be >= 1, got {batch}")
-    scorer = _Scorer(task, model, sizes, n_prompts, batch, dev, baselines, progress, run["id"], precision_of(run))
+    cache = BaselineCache(baseline_cache, task, run["task_config"], sizes, n_prompts, batch, dev)
+    scorer = _Scorer(task, model, sizes, n_prompts, batch, dev, baselines, cache, progress, run["id"],
+                     precision_of(run))
 
     result = {**head, "state": "done", "metric": task.metric_name,
               "reports_accuracy": bool(getattr(task, "reports_accuracy", False)),
@@ -108,10 +113,11 @@ def evaluate_run(run: dict, run_dir: Path, out_path: Path, *, device: str | None
 class _Scorer:
     """Draws the evaluation prompts of one variant and scores the model and baselines on them."""
 
-    def __init__(self, task, model, sizes, n_prompts, batch, dev, baselines, progress, run_id, precision):
+    def __init__(self, task, model, sizes, n_prompts, batch, dev, baselines, cache, progress, run_id,
+                 precision):
         self.task, self.model, self.sizes, self.precision = task, model, sizes, precision
         self.n_prompts, self.batch, self.dev = n_prompts, batch, dev
-        self.baselines, self.progress, self.run_id = baselines, progress, run_id
+        self.baselines, self.cache, self.progress, self.run_id = baselines, cache, progress, run_id
 
     @torch.no_grad()
     def score(self, variant) -> dict:
@@ -122,7 +128,8 @@ class _Scorer:
         drawn whole and cut, so its prompts do not depend on how many are asked for. A
         baseline with a `max_prompts` cap scores the first prompts until it has that many."""
         model_errors, query_index, nearest = [], [], []
-        base_errors = {name: [] for name in self.baselines}
+        cached = {name: self.cache.load(variant, name) for name in self.baselines}
+        base_errors = {name: [] for name in self.baselines if cached[name] is None}
         nearest_value = getattr(self.task, "nearest_value_error", None)
         bar = None
         if self.progress:
@@ -145,7 +152,8 @@ class _Scorer:
                 nearest.append(_host(nearest_value(pred, prompts)[:keep]))
             if "query_index" in prompts.info:
                 query_index.append(prompts.info["query_index"][:keep].cpu())
-            for name, baseline in self.baselines.items():
+            for name in base_errors:
+                baseline = self.baselines[name]
                 have = sum(e.shape[0] for e in base_errors[name])
                 want = min(keep, _baseline_cap(baseline, self.n_prompts) - have)
                 if want <= 0:
@@ -157,8 +165,12 @@ class _Scorer:
                 bar.update(keep)
         if bar is not None:
             bar.close()
+        computed = {n: torch.cat(e) for n, e in base_errors.items() if e}
+        for name, errors in computed.items():
+            self.cache.save(variant, name, errors)
+        scored = {n: cached[n] if cached[n] is not None else computed.get(n) for n in self.baselines}
         return {"model": torch.cat(model_errors),
-                "baselines": {n: torch.cat(e) for n, e in base_errors.items() if e},
+                "baselines": {n: e for n, e in scored.items() if e is not None},
                 "query_index": torch.cat(query_index) if query_index else None,
                 "nearest_value": torch.cat(nearest) if nearest else None}
 

@@ -114,6 +114,31 @@ def test_evaluation_file(trained, tmp_path):
     assert not list(out.parent.glob(".*.tmp"))
 
 
+def test_baseline_errors_are_shared_through_the_cache(trained, tmp_path, monkeypatch):
+    run, folder = trained
+    cache = tmp_path / "baselines"
+    first = evaluate_run(run, folder, tmp_path / "a.json", progress=False, baseline_cache=cache)
+    files = sorted(cache.glob("*.pt"))
+    assert len(files) == len(first["baselines"]) * (1 + len(first["variants"]))  # per baseline and variant
+
+    # A second evaluation on the same prompts computes no baseline: it reads them all.
+    from icl.evaluation import baselines as registry
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a cached baseline was computed again")
+    for name in first["baselines"]:
+        monkeypatch.setattr(type(registry.BASELINES[name]), "predict", must_not_run)
+    second = evaluate_run(run, folder, tmp_path / "b.json", progress=False, baseline_cache=cache)
+    assert second["baselines"] == first["baselines"] and second["summary"] == first["summary"]
+    assert {k: v["baselines"] for k, v in second["variants"].items()} == \
+        {k: v["baselines"] for k, v in first["variants"].items()}
+
+    # Other prompts (another count) are another key: not read from the files above.
+    monkeypatch.undo()
+    evaluate_run(run, folder, tmp_path / "c.json", progress=False, baseline_cache=cache, prompts=64)
+    assert len(sorted(cache.glob("*.pt"))) == 2 * len(files)
+
+
 def test_capped_baselines_record_their_prompt_count(tmp_path):
     run = make_run(steps=2)
     run["task_config"] = {"kind": "decision_tree", "dims": 3, "points": 6, "depth": 2, "curriculum": {}}

@@ -1,0 +1,71 @@
+"""Baseline errors shared by every evaluation scored on the same prompts.
+
+Evaluation prompts do not depend on the run (evaluate.py: fixed seeds per chunk), so every
+model of a task with the same evaluation settings meets the same prompts, and the classical
+baselines' errors on them are the same for all of them. Some are slow (gradient boosting
+on decision trees: about 2 minutes of a 2-minute evaluation on the GPU machine), so the
+first evaluation stores each baseline's per-prompt errors and the others load them.
+
+One file per (prompts, baseline): `<folder>/<key>.pt`, written atomically, holding the
+errors tensor and the key's fields. The key covers all that decides the errors: the task's
+settings and end sizes, the variant, the number of prompts and the chunk size, the device
+type that draws the prompts (CPU and CUDA generators differ), the baseline's name, and the
+source of the code that samples and scores (the task's module, the baselines, the seeds),
+so an edited task or baseline never reads an old file.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+from pathlib import Path
+
+import torch
+
+from icl.training import atomic
+
+# Modules whose code decides the prompts or a baseline's predictions, beside the task's classes'.
+_CODE_MODULES = ("icl.evaluation.baselines", "icl.training.seeds")
+
+
+class BaselineCache:
+    """load(variant, name) -> errors or None; save(variant, name, errors). folder None: no cache."""
+
+    def __init__(self, folder: Path | None, task, task_config: dict, sizes: dict, n_prompts: int,
+                 batch: int, device: torch.device):
+        self.folder = None if folder is None else Path(folder)
+        self.common = {"task_config": task_config, "sizes": sizes, "prompts": n_prompts,
+                       "batch": batch, "device": torch.device(device).type, "torch": torch.__version__,
+                       "code": _code_digest([c.__module__ for c in type(task).__mro__] + list(_CODE_MODULES))}
+
+    def load(self, variant: str | None, name: str) -> torch.Tensor | None:
+        if self.folder is None:
+            return None
+        key = self._key(variant, name)
+        try:
+            saved = torch.load(self._path(key), map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError):  # absent, or unreadable: compute it again
+            return None
+        return saved["errors"] if saved.get("key") == key else None
+
+    def save(self, variant: str | None, name: str, errors: torch.Tensor) -> None:
+        if self.folder is not None:
+            key = self._key(variant, name)
+            atomic.torch_save(self._path(key), {"key": key, "errors": errors.contiguous()})
+
+    def _key(self, variant, name) -> str:
+        return json.dumps({**self.common, "variant": variant, "baseline": name}, sort_keys=True)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
+
+
+def _code_digest(module_names: list[str]) -> str:
+    digest = hashlib.sha1()
+    for name in sorted(set(module_names) - {"builtins"}):
+        try:
+            digest.update(inspect.getsource(importlib.import_module(name)).encode())
+        except (OSError, TypeError):  # no source (e.g. a frozen install): the name at least
+            digest.update(name.encode())
+    return digest.hexdigest()[:16]
