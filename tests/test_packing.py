@@ -73,8 +73,9 @@ def test_packed_runs_follow_their_lone_curves(tmp_path, layers):
     for run in runs:
         run["model_config"]["layers"] = layers
         if "A" not in layers.split():
-            # as in the study's SSM models; also, an FFT convolution's rounding leaks a little
-            # gradient to positions a causal model never sees, which Adam amplifies
+            # as in the study's SSM models; also, the last token's position embedding has a true
+            # gradient of zero (no loss term sees it), but an FFT convolution's rounding leaks
+            # a little to it, which Adam turns into lr-sized steps that differ packed and alone
             run["model_config"]["positions"] = "none"
     statuses = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
     train_alone(runs, tmp_path)
