@@ -13,6 +13,11 @@ from pathlib import Path
 
 from icl.errors import IclError
 
+# The specs `icl train` and `icl eval` read when no SOURCE is given (set by the pipeline).
+SPECS_ENV = "ICL_SPECS"
+SOURCE_HELP = (f"a .icl spec, or a JSON run table (icl runs --json; - for stdin); default: "
+               f"the specs in ${SPECS_ENV} ({os.pathsep}-separated)")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -60,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     d.set_defaults(handler=cmd_diff)
 
     t = sub.add_parser("train", help="train runs of a spec (several --run: one packed process)")
-    t.add_argument("source", metavar="SOURCE", help="a .icl spec, or a JSON run table (icl runs --json; - for stdin)")
+    t.add_argument("source", metavar="SOURCE", nargs="?", help=SOURCE_HELP)
     t.add_argument("--run", action="append", metavar="ID",
                    help="run id or unique prefix; repeat to train runs as one pack (default: SOURCE's only run)")
     where = t.add_mutually_exclusive_group(required=True)
@@ -73,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     t.set_defaults(handler=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate one trained run of a spec")
-    e.add_argument("source", metavar="SOURCE", help="a .icl spec, or a JSON run table")
+    e.add_argument("source", metavar="SOURCE", nargs="?", help=SOURCE_HELP)
     e.add_argument("--run", metavar="ID", help="run id or unique prefix (default: SOURCE's only run)")
     e.add_argument("--eval-id", metavar="EID", help="which evaluation settings, when the run has several")
     e.add_argument("--run-dir", required=True, metavar="DIR", help="the trained run's folder")
@@ -163,10 +168,21 @@ def cmd_diff(args) -> int:
     return 0
 
 
+def _run_source(args) -> str | list[str]:
+    """SOURCE, else the specs in $ICL_SPECS (the pipeline's: a study's spec paths are where
+    to find a run, not what it is, so they reach jobs outside the rules' tracked params)."""
+    if args.source:
+        return args.source
+    specs = [p for p in os.environ.get(SPECS_ENV, "").split(os.pathsep) if p]
+    if not specs:
+        raise IclError(f"icl {args.command}: give SOURCE (a .icl spec or a JSON run table) or set {SPECS_ENV}")
+    return specs
+
+
 def cmd_train(args) -> int:
     from icl.training.runfile import load_runs
 
-    runs = load_runs(args.source, args.run)
+    runs = load_runs(_run_source(args), args.run)
     if args.out is not None and len(runs) > 1:
         raise IclError("--out is the folder of one run; give --runs-dir DIR to train several")
     folders = [Path(args.out)] if args.out else [Path(args.runs_dir) / r["id"] for r in runs]
@@ -191,7 +207,7 @@ def cmd_eval(args) -> int:
     from icl.evaluation.evaluate import evaluate_run
     from icl.training.runfile import load_runs
 
-    (run,) = load_runs(args.source, [args.run] if args.run else None, args.eval_id)
+    (run,) = load_runs(_run_source(args), [args.run] if args.run else None, args.eval_id)
     cache = args.baseline_cache or Path(args.run_dir).resolve().parent / "baselines"
     evaluate_run(run, Path(args.run_dir), Path(args.out), device=args.device, prompts=args.prompts,
                  progress=not args.no_progress, baseline_cache=None if cache == "off" else Path(cache))

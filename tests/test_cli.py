@@ -11,9 +11,9 @@ from conftest import ROOT
 PAPER = str(ROOT / "specs" / "paper" / "study.icl")
 
 
-def icl(*args, cwd=None):
+def icl(*args, cwd=None, env=None):
     return subprocess.run([sys.executable, "-m", "icl.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
 
 def test_check_lists_the_paper_matrix():
@@ -83,6 +83,17 @@ def test_diff_reports_added_removed_and_changed(tmp_path):
 def test_unknown_run_id_is_a_clear_error(tmp_path):
     out = icl("train", PAPER, "--run", "zzzz", "--out", str(tmp_path / "r"))
     assert out.returncode == 2 and "has no run with id 'zzzz'" in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_without_source_train_and_eval_read_the_specs_in_icl_specs(tmp_path):
+    out = icl("train", "--run", "zzzz", "--out", str(tmp_path / "r"), env={"ICL_SPECS": ""})
+    assert out.returncode == 2
+    assert "icl train: give SOURCE (a .icl spec or a JSON run table) or set ICL_SPECS" in out.stderr
+    smoke = str(ROOT / "specs" / "smoke" / "study.icl")
+    out = icl("train", "--run", "zzzz", "--out", str(tmp_path / "r"),
+              env={"ICL_SPECS": os.pathsep.join([PAPER, smoke])})
+    assert out.returncode == 2 and f"{PAPER}, {smoke} has no run with id 'zzzz'" in out.stderr
     assert not (tmp_path / "r").exists()
 
 

@@ -89,6 +89,18 @@ def test_eval_edit_reevaluates_without_retraining(smoke_copy):
     assert job_counts(out.stdout + out.stderr) == {"evaluate": 54, "plot": 9, "report": 1, "all": 1}
 
 
+def test_renaming_a_spec_file_retrains_and_reevaluates_nothing(smoke_copy):
+    workdir, specs = smoke_copy
+    pretend_built(workdir, specs / "study.icl")
+    renamed = specs / "renamed.icl"
+    (specs / "study.icl").rename(renamed)
+    out = snakemake(workdir, renamed, "-n")
+    assert out.returncode == 0, out.stderr
+    # the plots and the report name their specs; the runs are named by their ids alone
+    counts = job_counts(out.stdout + out.stderr)
+    assert counts == {"plot": 9, "report": 1, "all": 1}, counts
+
+
 def test_bad_spec_stops_the_pipeline_with_its_positioned_error(smoke_copy):
     workdir, specs = smoke_copy
     models = specs / "models.icl"

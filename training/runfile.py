@@ -1,6 +1,6 @@
 """The runs a training or evaluation command works on: from a spec, or from a JSON run table.
 
-`icl train` and `icl eval` take either a `.icl` spec (resolved by the compiler) or
+`icl train` and `icl eval` take either `.icl` specs (resolved by the compiler) or
 a JSON file of resolved runs as `icl runs --json` prints them ("-" reads stdin), and
 pick runs by id or unique id prefix.
 """
@@ -15,9 +15,18 @@ from icl.training.errors import RunError
 REQUIRED = ("id", "model_config", "task_config", "train")
 
 
-def load_runs(source: str, run_ids: list[str] | None = None, eval_id: str | None = None) -> list[dict]:
-    """The runs of `source` named by `run_ids` (ids or unique prefixes; None: a source of one run)."""
-    runs = _from_spec(source) if str(source).endswith(".icl") else _from_json(source)
+def load_runs(source: str | list[str], run_ids: list[str] | None = None,
+              eval_id: str | None = None) -> list[dict]:
+    """The runs of `source` named by `run_ids` (ids or unique prefixes; None: a source of one run).
+    `source`: a JSON run table, or one or more .icl specs (a study's specs resolve together)."""
+    sources = [source] if isinstance(source, (str, Path)) else list(source)
+    if all(str(s).endswith(".icl") for s in sources):
+        runs = _from_specs(sources)
+    elif len(sources) == 1:
+        runs = _from_json(sources[0])
+    else:
+        raise RunError("several sources must all be .icl specs: " + ", ".join(map(str, sources)))
+    source = ", ".join(map(str, sources))
     if eval_id is not None:
         runs = [r for r in runs if r.get("eval_id") == eval_id]
         if not runs:
@@ -40,10 +49,10 @@ def _pick(runs: list[dict], prefix: str, source: str) -> dict:
     return next(iter(hits.values()))
 
 
-def _from_spec(source: str) -> list[dict]:
+def _from_specs(sources: list[str]) -> list[dict]:
     from icl.compiler.runs import runs_of
 
-    return runs_of([source])
+    return runs_of(sources)
 
 
 def _from_json(source: str) -> list[dict]:

@@ -1,12 +1,6 @@
 # The run table of the selected specs, read once when the workflow is parsed.
 import os.path
-
-# Jobs find `icl` and `python` beside the Python running Snakemake (e.g. .venv/bin), so
-# `.venv/bin/snakemake` works without activating the environment.
-# The config's device reaches icl train/eval through ICL_DEVICE, not a rule parameter, so
-# switching devices re-runs nothing already trained or evaluated.
-_device = f" ICL_DEVICE={config['device']}" if config["device"] else ""
-shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"{_device}; ')
+import shlex
 
 from icl.errors import IclError
 from icl.compiler.runs import runs_of
@@ -21,6 +15,17 @@ def _spec_path(scale):
 SCALE_SPECS = {scale: [_spec_path(scale)] for scale in ("smoke", "reduced", "paper")}
 SPECS = list(config["specs"]) or SCALE_SPECS[config["scale"]]
 RUNS_DIR = os.path.normpath(config["runs_dir"])
+
+# Jobs find `icl` and `python` beside the Python running Snakemake (e.g. .venv/bin), so
+# `.venv/bin/snakemake` works without activating the environment.
+# The config's device and the specs' paths reach icl train/eval through ICL_DEVICE and
+# ICL_SPECS, not rule parameters: a run is named by its id, and where it runs or which file
+# defines it is not what it is, so switching devices or renaming or moving a spec file
+# re-runs nothing already trained or evaluated.
+_device = f" ICL_DEVICE={config['device']}" if config["device"] else ""
+shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"{_device}'
+             f' ICL_SPECS={shlex.quote(os.pathsep.join(SPECS))}; ')
+
 RESULTS = os.path.normpath(config["results_dir"] or f"results/{config['scale']}")
 # Scales whose training needs a GPU: the scheduler (SLURM profile) asks for one.
 GPUS_PER_TRAIN = 0 if config["scale"] == "smoke" and config["device"] != "cuda" else 1
@@ -54,13 +59,6 @@ def eval_path(run):
 
 def evals_of(task):
     return sorted({eval_path(r) for r in RUNS if r["task"] == task})
-
-
-def spec_of(run_id, eval_id=None):
-    for run in RUNS:
-        if run["id"] == run_id and (eval_id is None or run["eval_id"] == eval_id):
-            return run["spec"]
-    raise ValueError(f"no run {run_id} with evaluation {eval_id} in {SPECS}")
 
 
 # -- packed training -------------------------------------------------------------------------

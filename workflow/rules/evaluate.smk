@@ -4,7 +4,6 @@ rule evaluate:
     output:
         f"{RUNS_DIR}/{{run_id}}/eval-{{eval_id}}.json",
     params:
-        spec=lambda wildcards: spec_of(wildcards.run_id, wildcards.eval_id),
         run_dir=lambda wildcards: f"{RUNS_DIR}/{wildcards.run_id}",
     conda:
         "../envs/icl.yaml"
@@ -15,5 +14,5 @@ rule evaluate:
         # CPU jobs on a cluster, unless the config sends evaluation to CUDA.
         gpu=1 if config["device"] == "cuda" else 0,
     shell:
-        "OMP_NUM_THREADS={threads} icl eval {params.spec} --run {wildcards.run_id} --eval-id {wildcards.eval_id}"
+        "OMP_NUM_THREADS={threads} icl eval --run {wildcards.run_id} --eval-id {wildcards.eval_id}"
         " --run-dir {params.run_dir} --out {output} --no-progress > {log} 2>&1"

@@ -6,7 +6,6 @@ rule train:
     wildcard_constraints:
         run_id=UNPACKED_ID,
     params:
-        spec=lambda wildcards: spec_of(wildcards.run_id),
         out=lambda wildcards: f"{RUNS_DIR}/{wildcards.run_id}",
     conda:
         "../envs/icl.yaml"
@@ -16,7 +15,7 @@ rule train:
     resources:
         gpu=GPUS_PER_TRAIN,
     shell:
-        "OMP_NUM_THREADS={threads} icl train {params.spec} --run {wildcards.run_id} --out {params.out}"
+        "OMP_NUM_THREADS={threads} icl train --run {wildcards.run_id} --out {params.out}"
         " --no-progress > {log} 2>&1"
 
 
@@ -29,7 +28,6 @@ for _name, _ids in PACKS.items():
         output:
             [f"{RUNS_DIR}/{run_id}/status.json" for run_id in _ids],
         params:
-            spec=lambda wildcards, output: spec_of(run_ids_of(output)[0]),
             runs=lambda wildcards, output: " ".join(f"--run {i}" for i in run_ids_of(output)),
             runs_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
         conda:
@@ -44,5 +42,5 @@ for _name, _ids in PACKS.items():
             runtime=180,
             mem_mb=8000,
         shell:
-            "OMP_NUM_THREADS={threads} icl train {params.spec} {params.runs}"
+            "OMP_NUM_THREADS={threads} icl train {params.runs}"
             " --runs-dir {params.runs_dir} --no-progress > {log} 2>&1"
