@@ -19,6 +19,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -50,9 +51,15 @@ class BaselineCache:
         return saved["errors"] if saved.get("key") == key else None
 
     def save(self, variant: str | None, name: str, errors: torch.Tensor) -> None:
-        if self.folder is not None:
-            key = self._key(variant, name)
+        if self.folder is None:
+            return
+        key = self._key(variant, name)
+        try:
             atomic.torch_save(self._path(key), {"key": key, "errors": errors.contiguous()})
+        except OSError as error:  # the cache only saves time: the evaluation goes on without it
+            print(f"warning: baseline cache {self.folder}: cannot write ({error.strerror}); "
+                  "evaluations compute their baselines", file=sys.stderr)
+            self.folder = None
 
     def _key(self, variant, name) -> str:
         return json.dumps({**self.common, "variant": variant, "baseline": name}, sort_keys=True)

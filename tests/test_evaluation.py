@@ -139,6 +139,16 @@ def test_baseline_errors_are_shared_through_the_cache(trained, tmp_path, monkeyp
     assert len(sorted(cache.glob("*.pt"))) == 2 * len(files)
 
 
+def test_an_unwritable_baseline_cache_warns_and_the_evaluation_goes_on(trained, tmp_path, capsys):
+    run, folder = trained
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")   # the cache folder cannot be made under a file
+    result = evaluate_run(run, folder, tmp_path / "eval.json", progress=False,
+                          baseline_cache=blocked / "baselines")
+    assert result["state"] == "done" and result["baselines"]
+    assert "warning: baseline cache" in capsys.readouterr().err
+
+
 def test_capped_baselines_record_their_prompt_count(tmp_path):
     run = make_run(steps=2)
     run["task_config"] = {"kind": "decision_tree", "dims": 3, "points": 6, "depth": 2, "curriculum": {}}
