@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", default=str(ROOT / "specs" / "paper" / "study.icl"))
     parser.add_argument("--task", default="linear_regression", help="task(s) of the spec: a,b or all")
     parser.add_argument("--profile", default=None,
-                        help="append a torch.profiler kernel table of each K = 1 graph step to this file")
+                        help="append a torch.profiler kernel table of each K = 1 eager step (impl project_eager) to this file")
     parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--packs", default="1,4,16", help="pack sizes K of the project's trainer")
     parser.add_argument("--precisions", default="tf32,fp32,bf16",
@@ -358,13 +358,13 @@ def main(argv: list[str] | None = None) -> int:
                 if i == 0 and "project_eager" in impls:
                     step, info = project_step(make_pack(run, 1), dev, graphs_on=False)
                     record(arch, "project_eager", 1, run, step, info)
+                    if profile_log is not None:  # eager: the profiler sees each kernel
+                        with matmul_precision(precision_name, dev):
+                            profile(step, dev, f"{arch} {task} {precision_name}, eager", profile_log)
                 if "project_compiled" in impls:
                     step, info = project_step(make_pack(run, 1), dev, graphs_on=True, compiled=True)
                     record(arch, "project_compiled", 1, run, step, info)
                     del step, info
-                if profile_log is not None and i == 0:  # eager: the profiler sees each kernel
-                    with matmul_precision(precision_name, dev):
-                        profile(step, dev, f"{arch} {task} {precision_name}, eager", profile_log)
                 for k in (packs if i == 0 else [1]):
                     step, info = project_step(make_pack(run, k), dev, graphs_on=True)
                     record(arch, "project", k, run, step, info)

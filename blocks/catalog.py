@@ -59,8 +59,9 @@ class BlockKind:
     # Whether models of these blocks train faster packed (torch.func.vmap over K runs) than
     # one run at a time on a GPU; the pipeline's pack=auto packs only such models. Measured on
     # an H100 (benchmarks/results/train_step*.md): S4 and S4-Mamba packs of 2 were 2-24 %
-    # faster per run; attention inside vmap needs the plain-ops kernel (packs 7-65 % slower)
-    # and the Triton selective scan has no batching rule (Mamba packs run one model at a time).
+    # faster per run at reduced scale; attention inside vmap needs the plain-ops kernel (packs
+    # 7-65 % slower) and the Triton selective scan has no batching rule (Mamba packs run one
+    # model at a time). The MLP was not measured apart, so it is not claimed.
     packs_well: bool = False
 
 
@@ -68,7 +69,7 @@ BLOCKS: dict[str, BlockKind] = {b.token: b for b in (
     BlockKind("A", "attention", ("heads", "bias"), "icl.blocks.attention:CausalSelfAttention",
               "causal multi-head self-attention (scaled_dot_product_attention)"),
     BlockKind("F", "mlp", ("mlp_ratio", "bias"), "icl.blocks.mlp:MLP",
-              "MLP: Linear(D, r*D), GELU, Linear(r*D, D)", packs_well=True),
+              "MLP: Linear(D, r*D), GELU, Linear(r*D, D)"),
     BlockKind("M", "mamba", ("d_state", "d_conv", "expand", "dt_rank", "dt_min", "dt_max"),
               "icl.blocks.mamba:MambaMixer", "Mamba-1 mixer with a selective scan"),
     BlockKind("S", "s4", ("d_state",), "icl.blocks.s4d:S4Block",

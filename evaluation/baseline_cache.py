@@ -9,9 +9,10 @@ first evaluation stores each baseline's per-prompt errors and the others load th
 One file per (prompts, baseline): `<folder>/<key>.pt`, written atomically, holding the
 errors tensor and the key's fields. The key covers all that decides the errors: the task's
 settings and end sizes, the variant, the number of prompts and the chunk size, the device
-type that draws the prompts (CPU and CUDA generators differ), the baseline's name, and the
-source of the code that samples and scores (the task's module, the baselines, the seeds),
-so an edited task or baseline never reads an old file.
+type that draws the prompts (CPU and CUDA generators differ), the baseline's name, the
+torch and scikit-learn versions, and the source of the code that samples and scores (the
+task's classes, the baselines, the seeds, the evaluation's chunks and caps), so an edited
+task, baseline or evaluation never reads an old file.
 """
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ import torch
 
 from icl.training import atomic
 
-# Modules whose code decides the prompts or a baseline's predictions, beside the task's classes'.
-_CODE_MODULES = ("icl.evaluation.baselines", "icl.training.seeds")
+# Modules whose code decides the prompts or a baseline's predictions, beside the task's classes':
+# the baselines, the seeds, and the evaluation's prompt chunks, seed and caps.
+_CODE_MODULES = ("icl.evaluation.baselines", "icl.training.seeds", "icl.evaluation.evaluate")
 
 
 class BaselineCache:
@@ -38,6 +40,7 @@ class BaselineCache:
         self.folder = None if folder is None else Path(folder)
         self.common = {"task_config": task_config, "sizes": sizes, "prompts": n_prompts,
                        "batch": batch, "device": torch.device(device).type, "torch": torch.__version__,
+                       "sklearn": _version("sklearn"),
                        "code": _code_digest([c.__module__ for c in type(task).__mro__] + list(_CODE_MODULES))}
 
     def load(self, variant: str | None, name: str) -> torch.Tensor | None:
@@ -46,7 +49,7 @@ class BaselineCache:
         key = self._key(variant, name)
         try:
             saved = torch.load(self._path(key), map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError):  # absent, or unreadable: compute it again
+        except Exception:  # noqa: BLE001 - absent or unreadable: the cache only saves time
             return None
         return saved["errors"] if saved.get("key") == key else None
 
@@ -66,6 +69,13 @@ class BaselineCache:
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.import_module(package).__version__
+    except ImportError:
+        return None
 
 
 def _code_digest(module_names: list[str]) -> str:

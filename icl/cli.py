@@ -87,8 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default=os.environ.get("ICL_DEVICE") or None,
                    help="override the spec's device (default: $ICL_DEVICE)")
     e.add_argument("--baseline-cache", metavar="DIR",
-                   help="where baselines' errors are shared between the runs evaluated on the same "
-                        "prompts (default: a 'baselines' folder beside the run's folder; 'off': none)")
+                   help="a folder where baselines' errors are kept for the other runs evaluated on the "
+                        "same prompts (the pipeline's: RUNS_DIR/baselines; default: none)")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(handler=cmd_eval)
     pl = sub.add_parser("plot", help="the ICL-curve figure of one task (pipeline step)")
@@ -208,9 +208,9 @@ def cmd_eval(args) -> int:
     from icl.training.runfile import load_runs
 
     (run,) = load_runs(_run_source(args), [args.run] if args.run else None, args.eval_id)
-    cache = args.baseline_cache or Path(args.run_dir).resolve().parent / "baselines"
     evaluate_run(run, Path(args.run_dir), Path(args.out), device=args.device, prompts=args.prompts,
-                 progress=not args.no_progress, baseline_cache=None if cache == "off" else Path(cache))
+                 progress=not args.no_progress,
+                 baseline_cache=Path(args.baseline_cache) if args.baseline_cache else None)
     return 0
 
 

@@ -140,7 +140,7 @@ def _panel(ax, lines: dict[str, list[dict]], reference: dict | None, variant: st
             style = {"marker": "o", "ms": 3} if ok.sum() < 0.5 * len(ok) else {}
             ax.plot(x[ok], mean[ok], color=colours[model], lw=1.8, label=model, **style)
             ax.fill_between(x[ok], lo[ok], hi[ok], color=colours[model], alpha=0.18, lw=0)
-            plotted.append(mean)
+            plotted.extend([mean, hi])  # the axis holds the bands too
         if reference is not None:
             for i, (name, base) in enumerate(_baselines(_part(reference, variant)).items()):
                 x = np.asarray(_part(reference, variant)["positions"], dtype=float)

@@ -281,7 +281,7 @@ def test_pipeline_packs_only_when_asked(tmp_path):
 def test_auto_packs_on_a_gpu_only_models_that_pack_well(tmp_path):
     # An S4 model packs well (catalog: packs_well); Mamba's and attention's blocks do not.
     spec = tmp_path / "seeds.icl"
-    spec.write_text('model s4 { layers = "S F" width = 16 d_state = 4 }\n'
+    spec.write_text('model s4 { layers = "S S" width = 16 d_state = 4 }\n'
                     + SEEDS.replace("models = [mamba, transformer]", "models = [mamba, transformer, s4]"))
     for device, expected in (("cuda", {"pack": 1, "train": 7}), ("cpu", {"train": 9})):
         done = snakemake(tmp_path, spec, "-n", config=(f"device={device}",))

@@ -14,6 +14,9 @@ def _spec_path(scale):
 
 SCALE_SPECS = {scale: [_spec_path(scale)] for scale in ("smoke", "reduced", "paper")}
 SPECS = list(config["specs"]) or SCALE_SPECS[config["scale"]]
+for _spec in SPECS:  # jobs get the specs as one os.pathsep-joined ICL_SPECS
+    if os.pathsep in _spec:
+        sys.exit(f"error: config specs: {_spec!r} contains {os.pathsep!r}; rename or move the file")
 RUNS_DIR = os.path.normpath(config["runs_dir"])
 
 # Jobs find `icl` and `python` beside the Python running Snakemake (e.g. .venv/bin), so
@@ -27,8 +30,10 @@ shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"{_device}'
              f' ICL_SPECS={shlex.quote(os.pathsep.join(SPECS))}; ')
 
 RESULTS = os.path.normpath(config["results_dir"] or f"results/{config['scale']}")
-# Scales whose training needs a GPU: the scheduler (SLURM profile) asks for one.
-GPUS_PER_TRAIN = 0 if config["scale"] == "smoke" and config["device"] != "cuda" else 1
+# Whether training runs on a GPU: config device=cuda, or any scale but smoke unless the config
+# says cpu. The scheduler (SLURM profile) asks for a GPU per training job, and pack=auto packs.
+TRAINS_ON_GPU = config["device"] == "cuda" or (config["device"] != "cpu" and config["scale"] != "smoke")
+GPUS_PER_TRAIN = 1 if TRAINS_ON_GPU else 0
 
 try:
     RUNS = runs_of(SPECS)
@@ -77,13 +82,13 @@ import json
 from icl.training.grouping import group_runs, packs_well
 
 # auto packs only models whose every block trains faster packed (catalog's packs_well: S4,
-# S4-Mamba, MLP), and only where training runs on a GPU. Measured on an H100
-# (benchmarks/results/train_step*.md): packs of 2 such models were 2-24 % faster per run,
-# while attention inside vmap needs the plain-ops kernel (packs slower) and Mamba's Triton
-# scan has no batching rule (its packs run the models one after another, no gain). On a CPU
-# nothing was measured, so nothing is packed unless asked.
+# S4-Mamba), and only where training runs on a GPU. Measured on an H100
+# (benchmarks/results/train_step_reduced.md, train_step.md): at reduced scale, packs of 2
+# were 2-24 % faster per run; at paper scale, packs of 4 and 16 went from 5 % slower to 10 %
+# faster. Attention inside vmap needs the plain-ops kernel (packs up to 65 % slower) and
+# Mamba's Triton scan has no batching rule (its packs run the models one after another, no
+# gain). On a CPU nothing was measured, so nothing is packed unless asked.
 AUTO_PACK = 2
-TRAINS_ON_GPU = config["device"] == "cuda" or (config["device"] != "cpu" and config["scale"] != "smoke")
 
 
 def _pack_plan(setting):

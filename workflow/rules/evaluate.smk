@@ -5,6 +5,8 @@ rule evaluate:
         f"{RUNS_DIR}/{{run_id}}/eval-{{eval_id}}.json",
     params:
         run_dir=lambda wildcards: f"{RUNS_DIR}/{wildcards.run_id}",
+        # every run of a task evaluated on the same prompts shares their baselines' errors
+        baselines=f"{RUNS_DIR}/baselines",
     conda:
         "../envs/icl.yaml"
     log:
@@ -15,4 +17,5 @@ rule evaluate:
         gpu=1 if config["device"] == "cuda" else 0,
     shell:
         "OMP_NUM_THREADS={threads} icl eval --run {wildcards.run_id} --eval-id {wildcards.eval_id}"
-        " --run-dir {params.run_dir} --out {output} --no-progress > {log} 2>&1"
+        " --run-dir {params.run_dir} --baseline-cache {params.baselines} --out {output} --no-progress"
+        " > {log} 2>&1"
