@@ -166,6 +166,8 @@ def test_tiny_study_end_to_end(tmp_path):
             assert cell["verdict"] in ("check", "gap", "fails") and cell["seeds"] == 1
     # Every rule left a log.
     assert list((tmp_path / "runs").glob("*/train.log")) and (results / "logs" / "report.log").exists()
+    # The evaluations shared their baselines' errors (zero and least squares on linear regression).
+    assert list((tmp_path / "runs" / "baselines").glob("*.pt"))
     # Nothing left to do.
     again = snakemake(tmp_path, spec, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
