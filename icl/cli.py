@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     except IclError as e:
         print(str(e), file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `icl runs --json | head` (before OSError, of which it is one)
+        return 0
     except OSError as e:  # a path the user gave cannot be read or written
         where = f": {e.filename}" if e.filename else ""
         print(f"error: {e.strerror or e}{where}", file=sys.stderr)
@@ -37,8 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `icl runs --json | head`
-        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", required=True, metavar="PNG")
     pl.set_defaults(handler=cmd_plot)
 
+    st = sub.add_parser("status", help="where a study stands: each run evaluated, trained, in progress or not started")
+    st.add_argument("files", nargs="+", metavar="SPEC")
+    st.add_argument("--runs-dir", default="runs", metavar="DIR", help="the pipeline's runs folder (default: runs)")
+    st.add_argument("--json", action="store_true", help="one JSON object per run instead of the table")
+    st.set_defaults(handler=cmd_status)
     rp = sub.add_parser("report", help="the HTML and Markdown report and table1.json (pipeline step)")
     rp.add_argument("files", nargs="+", metavar="SPEC")
     rp.add_argument("--runs-dir", required=True, metavar="DIR")
@@ -158,6 +163,22 @@ def cmd_runs(args) -> int:
     else:
         for r in runs:
             print(r["id"], r["experiment"], r["model"], r["task"], r["seed"])
+    return 0
+
+
+def cmd_status(args) -> int:
+    from icl.report.progress import render_progress, study_progress, summary
+
+    runs = _runs(args.files)
+    if not Path(args.runs_dir).is_dir():
+        print(f"warning: no runs folder {args.runs_dir}; nothing has been trained there yet", file=sys.stderr)
+    rows = study_progress(runs, Path(args.runs_dir))
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        print(summary(rows), file=sys.stderr)
+    else:
+        print(render_progress(rows))
     return 0
 
 

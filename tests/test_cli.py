@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from conftest import ROOT, TINY
 
 PAPER = str(ROOT / "specs" / "paper" / "study.icl")
 
@@ -125,3 +125,35 @@ def test_subpackages_import_from_a_checkout_without_the_editable_install(tmp_pat
     out = subprocess.run([sys.executable, "-c", code, str(ROOT)], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(ROOT / "compiler" / "runs.py")
+
+
+def test_status_tells_each_runs_state_from_its_folder(tmp_path):
+    from icl.compiler.runs import runs_of
+
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(TINY.replace("log_every = 4 }", "log_every = 4  seeds = [0, 1] }"))
+    runs = runs_of([spec])
+    assert len(runs) == 8
+    runs_dir = tmp_path / "runs"
+    evaluated, trained, diverged, running = (runs_dir / r["id"] for r in runs[:4])
+    for folder in (evaluated, trained, diverged, running):
+        folder.mkdir(parents=True)
+    (evaluated / f"eval-{runs[0]['eval_id']}.json").write_text("{}")
+    (evaluated / "status.json").write_text(json.dumps({"state": "done", "step": 8}))
+    (trained / "status.json").write_text(json.dumps({"state": "done", "step": 8}))
+    (diverged / "status.json").write_text(json.dumps({"state": "diverged", "step": 3}))
+    (running / "metrics.jsonl").write_text('{"step": 4, "loss": 1.0}\n{"step": 8, "lo')  # cut by a kill
+
+    out = icl("status", str(spec), "--runs-dir", str(runs_dir), "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["id"]: r for r in json.loads(out.stdout)}
+    assert [rows[r["id"]]["state"] for r in runs] == \
+        ["evaluated", "trained", "diverged", "in progress"] + ["not started"] * (len(runs) - 4)
+    assert rows[runs[3]["id"]]["step"] == 4
+    # every tiny run plans 8 steps: 4 left of the one in progress, 8 of each not started
+    assert "8 runs: 1 evaluated, 1 trained, 1 diverged, 1 in progress, 4 not started; " \
+        "36 training steps left" in out.stderr
+
+    text = icl("status", str(spec), "--runs-dir", str(runs_dir))
+    assert text.returncode == 0 and "in progress" in text.stdout and "4 / 8" in text.stdout
+

@@ -1,0 +1,90 @@
+"""Where a study stands: each run's state from its folder, for `icl status`.
+
+    study_progress(run_table, runs_dir) -> rows   # one dict per run
+    render_progress(rows) -> str                   # a table per experiment and a summary line
+
+A run is, from its folder (training/train.py and evaluation/evaluate.py write these):
+- evaluated     eval-{eval_id}.json exists
+- trained       status.json says done (not evaluated yet)
+- diverged      status.json says diverged
+- in progress   no status.json, but logged steps (metrics.jsonl): a job running now, or one
+                killed that resumes from its checkpoint
+- not started   nothing yet
+
+Reads only small JSON files (no torch), so it is quick on a study of thousands of runs.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+STATES = ("evaluated", "trained", "diverged", "in progress", "not started")
+
+
+def study_progress(run_table: list[dict], runs_dir: Path) -> list[dict]:
+    """One row per run: id, experiment, model, task, seed, state, step, steps."""
+    runs_dir = Path(runs_dir)
+    rows = []
+    for run in run_table:
+        folder = runs_dir / run["id"]
+        steps = int(run.get("train", {}).get("steps") or 0)
+        status = _read_json(folder / "status.json")
+        if (folder / f"eval-{run.get('eval_id')}.json").exists():
+            state, step = "evaluated", (status or {}).get("step", steps)
+        elif status is not None and status.get("state") in ("done", "diverged"):
+            state = "trained" if status["state"] == "done" else "diverged"
+            step = status.get("step")
+        else:
+            step = _last_logged_step(folder / "metrics.jsonl")
+            state = "in progress" if step else "not started"
+        rows.append({"id": run["id"], "experiment": run.get("experiment"), "model": run.get("model"),
+                     "task": run.get("task"), "seed": run.get("seed"), "sweep": run.get("sweep") or {},
+                     "state": state, "step": step or 0, "steps": steps})
+    return rows
+
+
+def render_progress(rows: list[dict]) -> str:
+    """Runs by experiment (id, model, seed, sweep, state, steps), then a summary line."""
+    lines = []
+    table = [("experiment", "id", "model", "seed", "sweep", "state", "steps")]
+    for r in rows:
+        sweep = " ".join(f"{k}={v}" for k, v in r["sweep"].items()) or "-"
+        done = f"{r['step']:,} / {r['steps']:,}" if r["state"] != "not started" else f"0 / {r['steps']:,}"
+        table.append((str(r["experiment"]), r["id"], str(r["model"]), str(r["seed"]), sweep, r["state"], done))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    previous = None
+    for row in table:
+        if previous is not None and row[0] != previous and previous != "experiment":
+            lines.append("")
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        previous = row[0]
+    lines.append("")
+    lines.append(summary(rows))
+    return "\n".join(lines)
+
+
+def summary(rows: list[dict]) -> str:
+    counts = {state: sum(1 for r in rows if r["state"] == state) for state in STATES}
+    left = sum(max(0, r["steps"] - r["step"]) for r in rows if r["state"] in ("in progress", "not started"))
+    parts = [f"{n} {state}" for state, n in counts.items() if n]
+    return f"{len(rows)} runs: " + ", ".join(parts) + f"; {left:,} training steps left"
+
+
+def _last_logged_step(path: Path) -> int:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return 0
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by a killed job
+    return 0
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
