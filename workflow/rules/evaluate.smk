@@ -12,6 +12,9 @@ rule evaluate:
     log:
         f"{RUNS_DIR}/{{run_id}}/eval-{{eval_id}}.log",
     threads: 1
+    # a trained run is evaluated before another training starts: a pipeline that is stopped
+    # keeps more finished results
+    priority: 1
     resources:
         # CPU jobs on a cluster, unless the config sends evaluation to CUDA.
         gpu=1 if config["device"] == "cuda" else 0,
