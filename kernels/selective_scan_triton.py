@@ -147,7 +147,7 @@ def _channel_vectors(bias_ptr, D_ptr, offs_d, mask_d, HAS_BIAS: tl.constexpr, HA
 
 @triton.jit
 def _scan_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
-                         out_ptr, states_ptr, dim, length, n_chunks,
+                         out_ptr, states_ptr, dim, length, n_chunks, rows_per_group,
                          # (batch, channel or n, time) strides of each (batch, dim or N, L) tensor
                          su_b, su_d, su_t, sdt_b, sdt_d, sdt_t, sz_b, sz_d, sz_t, so_b, so_d, so_t,
                          sB_b, sB_n, sB_t, sC_b, sC_n, sC_t,
@@ -162,7 +162,12 @@ def _scan_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
     offs_t = tl.arange(0, T)
     mask_d = offs_d < dim
     mask_dn = mask_d[:, None] & (offs_t[None, :] < N)
-    bias, d_skip = _channel_vectors(bias_ptr, D_ptr, offs_d, mask_d, HAS_BIAS, HAS_D, BLOCK_D)
+    # The per-channel parameters (A, D, delta_bias) of this row's group: one group per model
+    # when a pack of models runs as one batch (the vmap rule below), else one for all rows.
+    group = pid_b // rows_per_group
+    A_ptr += group * dim * N
+    bias, d_skip = _channel_vectors(bias_ptr + group * dim, D_ptr + group * dim, offs_d, mask_d,
+                                    HAS_BIAS, HAS_D, BLOCK_D)
     # A in log2 units so that exp(delta A) is one exp2.
     a_tile = tl.load(A_ptr + offs_d[:, None] * N + offs_t[None, :], mask=mask_dn,
                      other=0.0).to(tl.float32) * 1.4426950408889634
@@ -203,7 +208,7 @@ def _scan_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
 def _scan_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
                           states_ptr, dout_ptr, dlast_ptr,
                           du_ptr, ddelta_ptr, dz_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, dbias_ptr,
-                          dim, length, n_chunks,
+                          dim, length, n_chunks, rows_per_group,
                           # (batch, channel or n, time) strides of each (batch, dim or N, L) tensor
                           su_b, su_d, su_t, sdt_b, sdt_d, sdt_t, sz_b, sz_d, sz_t,
                           sdo_b, sdo_d, sdo_t, sdu_b, sdu_d, sdu_t, sddt_b, sddt_d, sddt_t,
@@ -218,7 +223,12 @@ def _scan_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, b
     offs_t = tl.arange(0, T)
     mask_d = offs_d < dim
     mask_dn = mask_d[:, None] & (offs_t[None, :] < N)
-    bias, d_skip = _channel_vectors(bias_ptr, D_ptr, offs_d, mask_d, HAS_BIAS, HAS_D, BLOCK_D)
+    # The per-channel parameters (A, D, delta_bias) of this row's group: one group per model
+    # when a pack of models runs as one batch (the vmap rule below), else one for all rows.
+    group = pid_b // rows_per_group
+    A_ptr += group * dim * N
+    bias, d_skip = _channel_vectors(bias_ptr + group * dim, D_ptr + group * dim, offs_d, mask_d,
+                                    HAS_BIAS, HAS_D, BLOCK_D)
     dn_offsets = offs_d[:, None] * N + offs_t[None, :]
     a_tile = tl.load(A_ptr + dn_offsets, mask=mask_dn, other=0.0).to(tl.float32)
     u_rows = _rows(pid_b, offs_d, su_b, su_d)
@@ -312,13 +322,24 @@ def launch_config(dim: int, length: int, n_state: int) -> tuple[int, int, int]:
     return 8, chunk, 1
 
 
+def _launch(u: torch.Tensor, n_state: int, config) -> tuple[int, int, int, int]:
+    """(BLOCK_D, T, num_warps, number of chunks) of a call."""
+    _, dim, length = u.shape
+    block_d, chunk, num_warps = config or launch_config(dim, length, n_state)
+    return block_d, chunk, num_warps, max(1, triton.cdiv(length, chunk))
+
+
 class SelectiveScanTriton(torch.autograd.Function):
+    """The scan with grouped per-channel parameters: A (G, dim, N), D and delta_bias (G, dim)
+    (or None), where group g serves the batch rows [g R, (g + 1) R), R = batch / G. G is 1 for
+    one model; a vmapped pack of K models runs as one launch with K groups (see `vmap`).
+    Returns (out, final state, chunk-start states); the last is for the backward only."""
+
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, config):
+    def forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, config):
         batch, dim, length = u.shape
-        n_state = A.shape[1]
-        block_d, chunk, num_warps = config or launch_config(dim, length, n_state)
-        n_chunks = max(1, triton.cdiv(length, chunk))
+        groups, _, n_state = A.shape
+        block_d, chunk, num_warps, n_chunks = _launch(u, n_state, config)
         # u, delta, z, B and C go in with their strides (views, no copies); the small
         # per-channel parameters are indexed as dense arrays.
         A = A.contiguous()
@@ -332,21 +353,32 @@ class SelectiveScanTriton(torch.autograd.Function):
         _scan_forward_kernel[grid](
             u, delta, A, B, C, D if D is not None else u, z if z is not None else u,
             delta_bias if delta_bias is not None else u, out, states, dim, length, n_chunks,
+            batch // groups,
             *_strides(u), *_strides(delta), *_strides(z), *_strides(out), *_strides(B), *_strides(C),
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=bool(delta_softplus), BLOCK_D=block_d, N=n_state, T=chunk, num_warps=num_warps)
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
-        ctx.delta_softplus = bool(delta_softplus)
-        ctx.launch = (block_d, chunk, num_warps, n_chunks)
-        ctx.set_materialize_grads(False)
-        return out, states[:, -1]
+        return out, states[:, -1], states
 
     @staticmethod
-    def backward(ctx, dout, dlast):
+    def setup_context(ctx, inputs, output):
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, config = inputs
+        ctx.mark_non_differentiable(output[2])
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, output[2])
+        ctx.delta_softplus = bool(delta_softplus)
+        ctx.launch = _launch(u, A.shape[2], config)
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx, dout, dlast, _dstates):
         u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
         block_d, chunk, num_warps, n_chunks = ctx.launch
         batch, dim, length = u.shape
-        n_state = A.shape[1]
+        groups, _, n_state = A.shape
+        # The kernel indexes the parameters as dense arrays (the saved ones are the inputs, which
+        # under vmap may be expanded views).
+        A_dense = A.contiguous()
+        D_dense = D.contiguous() if D is not None else None
+        bias_dense = delta_bias.contiguous() if delta_bias is not None else None
         # Either gradient may be None when only the other output was used. dout goes in with
         # its strides; the gradients of u, delta, z, B and C are laid out in memory as their
         # inputs (packed when an input is not dense), so the views they flow back through
@@ -364,20 +396,42 @@ class SelectiveScanTriton(torch.autograd.Function):
         dbias_rows = new_buffer((batch, dim), torch.float32, u.device)
         grid = (triton.cdiv(dim, block_d), batch)
         _scan_backward_kernel[grid](
-            u, delta, A, B, C, D if D is not None else u, z if z is not None else u,
-            delta_bias if delta_bias is not None else u, states, dout,
+            u, delta, A_dense, B, C, D_dense if D is not None else u, z if z is not None else u,
+            bias_dense if delta_bias is not None else u, states, dout,
             dlast if dlast is not None else states,
             du, ddelta, dz if dz is not None else du, dB, dC, dA_rows, dD_rows, dbias_rows,
-            dim, length, n_chunks,
+            dim, length, n_chunks, batch // groups,
             *_strides(u), *_strides(delta), *_strides(z), *_strides(dout), *_strides(du),
             *_strides(ddelta), *_strides(dz), *_strides(B), *_strides(C), *_strides(dB), *_strides(dC),
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=ctx.delta_softplus, HAS_DLAST=dlast is not None,
             BLOCK_D=block_d, N=n_state, T=chunk, num_warps=num_warps)
-        dA = dA_rows.sum(0).to(A.dtype)
-        dD = dD_rows.sum(0).to(D.dtype) if D is not None else None
-        dbias = dbias_rows.sum(0).to(delta_bias.dtype) if delta_bias is not None else None
-        return du, ddelta, dA, dB.to(B.dtype), dC.to(C.dtype), dD, dz, dbias, None, None
+
+        def group_sums(rows, like):  # per-row partial sums -> one gradient per group
+            return rows.unflatten(0, (groups, -1)).sum(1).to(like.dtype) if like is not None else None
+
+        return (du, ddelta, group_sums(dA_rows, A), dB.to(B.dtype), dC.to(C.dtype),
+                group_sums(dD_rows, D), dz, group_sums(dbias_rows, delta_bias), None, None)
+
+    @staticmethod
+    def vmap(info, in_dims, u, delta, A, B, C, D, z, delta_bias, delta_softplus, config):
+        """K models at once (torch.vmap over a pack): their batches become one batch of K B
+        rows and their parameters K groups, so a pack is one launch, not K."""
+        models = info.batch_size
+
+        def stacked(t, dim):  # (K, *t's shape): t's K slices, or K views of an unbatched t
+            if t is None:
+                return None
+            return t.movedim(dim, 0) if dim is not None else t.expand(models, *t.shape)
+
+        def folded(t, dim):  # the model axis merged into the leading (batch or group) axis
+            t = stacked(t, dim)
+            return t.flatten(0, 1) if t is not None else None
+
+        args = [folded(t, dim) for t, dim in zip((u, delta, A, B, C, D, z, delta_bias), in_dims)]
+        out, last, states = SelectiveScanTriton.apply(*args, delta_softplus, config)
+        return (out.unflatten(0, (models, -1)), last.unflatten(0, (models, -1)),
+                states.unflatten(0, (models, -1))), (0, 0, 0)
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -392,6 +446,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         raise ValueError(f"selective_scan (triton): N={n_state} must be a power of two, at most 256")
     if config is not None and config[1] < n_state:
         raise ValueError(f"selective_scan (triton): chunk T={config[1]} must be at least N={n_state}")
-    out, last_state = SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
-                                                delta_softplus, config)
+    # One parameter group: the Function's grouped layout with G = 1.
+    out, last_state, _ = SelectiveScanTriton.apply(
+        u, delta, A[None], B, C, D[None] if D is not None else None, z,
+        delta_bias[None] if delta_bias is not None else None, delta_softplus, config)
     return (out, last_state) if return_last_state else out

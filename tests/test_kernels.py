@@ -259,3 +259,56 @@ def test_mamba_block_with_triton_matches_reference(poisoned_buffers):
     for name, ours, ref in zip(["out", "state"] + [n for n, _ in block.named_parameters()],
                                results["triton"], results["reference"]):
         torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("batched", ["all", "activations"], ids=["per-model-parameters", "shared-parameters"])
+def test_triton_under_vmap_matches_one_call_per_model(poisoned_buffers, batched):
+    """torch.vmap over the Triton scan (a pack of K models: one launch, the models' parameters
+    as groups) gives every model the output, final state and gradients of its own call."""
+    triton_scan = poisoned_buffers
+    models, shared = 3, ("A", "D", "delta_bias") if batched == "activations" else ()
+    per_model = [make_scan_inputs(2, 12, 21, 4, device=DEVICE, seed=k) for k in range(3)]
+    leaves = {name: (per_model[0][name] if name in shared else torch.stack([m[name] for m in per_model]))
+              .clone().requires_grad_() for name in per_model[0]}
+    weights = [torch.randn(2, 12, 21, device=DEVICE), torch.randn(2, 12, 4, device=DEVICE)]
+
+    def scan(u, delta, A, B, C, D, z, delta_bias):
+        return triton_scan.selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True,
+                                                 return_last_state=True, config=(8, 16, 2))
+
+    in_dims = tuple(None if name in shared else 0 for name in leaves)
+    out, last = torch.vmap(scan, in_dims=in_dims)(*leaves.values())
+    loss = (out * weights[0]).sum() + (last * weights[1]).sum()
+    grads = torch.autograd.grad(loss, list(leaves.values()))
+    shared_sums = {name: 0 for name in shared}
+    for k in range(models):
+        one = {name: (t if name in shared else t[k]).detach().clone().requires_grad_() for name, t in leaves.items()}
+        out_k, last_k = scan(*one.values())
+        torch.testing.assert_close(out[k], out_k, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(last[k], last_k, rtol=1e-5, atol=1e-5)
+        grads_k = torch.autograd.grad((out_k * weights[0]).sum() + (last_k * weights[1]).sum(), list(one.values()))
+        for name, grad, grad_k in zip(leaves, grads, grads_k):
+            if name in shared:  # shared by the models: its gradient is the sum of theirs
+                shared_sums[name] = shared_sums[name] + grad_k
+            else:
+                torch.testing.assert_close(grad[k], grad_k, rtol=1e-4, atol=1e-4, msg=f"model {k}: d{name}")
+    for name, grad in zip(leaves, grads):
+        if name in shared:
+            torch.testing.assert_close(grad, shared_sums[name], rtol=1e-4, atol=1e-4, msg=f"d{name}")
+
+
+def test_mamba_pack_with_triton_vmaps_and_follows_lone_runs(poisoned_buffers, tmp_path):
+    """Mamba models with the Triton scan pack as one vmapped model (the scan's batching rule),
+    and each packed run follows its lone curve."""
+    from test_packing import assert_same_curve, member, train_alone
+    from icl.training.pack import train_pack
+
+    runs = [member("00000000000a", seed=0, backend="triton", steps=4, batch=4, device=DEVICE, precision="fp32"),
+            member("00000000000b", seed=1, backend="triton", steps=4, batch=4, lr=3e-3, device=DEVICE, precision="fp32")]
+    for run in runs:
+        run["model_config"].update(layers="M M", positions="none")
+    statuses = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
+    train_alone(runs, tmp_path)
+    for run, status in zip(runs, statuses):
+        assert status["pack"]["mode"] == "vmap" and status["backend"] == "triton"
+        assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"])
