@@ -146,6 +146,34 @@ def _channel_vectors(bias_ptr, D_ptr, offs_d, mask_d, HAS_BIAS: tl.constexpr, HA
 
 
 @triton.jit
+def _program_block(A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS: tl.constexpr,
+                   HAS_D: tl.constexpr, BLOCK_D: tl.constexpr, N: tl.constexpr, T: tl.constexpr):
+    """This program's batch row (int64), channel and time offsets, masks, and the per-channel
+    parameters of the row's group: A as a (BLOCK_D, T) tile (natural units), delta_bias, D.
+    One group per model when a pack of models runs as one batch (SelectiveScanTriton.vmap),
+    else one for all rows."""
+    pid_b = tl.program_id(1).to(tl.int64)
+    offs_d = tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_t = tl.arange(0, T)
+    mask_d = offs_d < dim
+    mask_dn = mask_d[:, None] & (offs_t[None, :] < N)
+    dn_offsets = offs_d[:, None] * N + offs_t[None, :]
+    group = pid_b // rows_per_group
+    a_tile = tl.load(A_ptr + group * dim * N + dn_offsets, mask=mask_dn, other=0.0).to(tl.float32)
+    bias, d_skip = _channel_vectors(bias_ptr + group * dim, D_ptr + group * dim, offs_d, mask_d,
+                                    HAS_BIAS, HAS_D, BLOCK_D)
+    return pid_b, offs_d, offs_t, mask_d, mask_dn, dn_offsets, a_tile, bias, d_skip
+
+
+@triton.jit
+def _input_rows(pid_b, offs_d, su_b, su_d, sdt_b, sdt_d, sz_b, sz_d, sB_b, sC_b):
+    """Row offsets of u, delta and z in batch row pid_b, and of B and C, whose time row is the
+    same for every channel (broadcast (BLOCK_D, T) tiles)."""
+    return (_rows(pid_b, offs_d, su_b, su_d), _rows(pid_b, offs_d, sdt_b, sdt_d),
+            _rows(pid_b, offs_d, sz_b, sz_d), _rows(pid_b, offs_d, sB_b, 0), _rows(pid_b, offs_d, sC_b, 0))
+
+
+@triton.jit
 def _scan_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
                          out_ptr, states_ptr, dim, length, n_chunks, rows_per_group,
                          # (batch, channel or n, time) strides of each (batch, dim or N, L) tensor
@@ -156,29 +184,13 @@ def _scan_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                          T: tl.constexpr):
     # The state index n is a loop, not a tile axis: every tile is (BLOCK_D, T), laid out like
     # the coalesced loads, so the scan along T runs mostly inside each thread.
-    pid_b = tl.program_id(1).to(tl.int64)
-    pid_d = tl.program_id(0)
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_t = tl.arange(0, T)
-    mask_d = offs_d < dim
-    mask_dn = mask_d[:, None] & (offs_t[None, :] < N)
-    # The per-channel parameters (A, D, delta_bias) of this row's group: one group per model
-    # when a pack of models runs as one batch (the vmap rule below), else one for all rows.
-    group = pid_b // rows_per_group
-    A_ptr += group * dim * N
-    bias, d_skip = _channel_vectors(bias_ptr + group * dim, D_ptr + group * dim, offs_d, mask_d,
-                                    HAS_BIAS, HAS_D, BLOCK_D)
-    # A in log2 units so that exp(delta A) is one exp2.
-    a_tile = tl.load(A_ptr + offs_d[:, None] * N + offs_t[None, :], mask=mask_dn,
-                     other=0.0).to(tl.float32) * 1.4426950408889634
-    u_rows = _rows(pid_b, offs_d, su_b, su_d)
-    delta_rows = _rows(pid_b, offs_d, sdt_b, sdt_d)
-    z_rows = _rows(pid_b, offs_d, sz_b, sz_d)
+    pid_b, offs_d, offs_t, mask_d, mask_dn, dn_offsets, a_tile, bias, d_skip = _program_block(
+        A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS, HAS_D, BLOCK_D, N, T)
+    a_tile = a_tile * 1.4426950408889634  # A in log2 units so that exp(delta A) is one exp2
+    u_rows, delta_rows, z_rows, b_rows, c_rows = _input_rows(pid_b, offs_d, su_b, su_d, sdt_b, sdt_d,
+                                                             sz_b, sz_d, sB_b, sC_b)
     out_rows = _rows(pid_b, offs_d, so_b, so_d)
-    # B_n and C_n tiles: the same time row for every channel.
-    b_rows = _rows(pid_b, offs_d, sB_b, 0)
-    c_rows = _rows(pid_b, offs_d, sC_b, 0)
-    state_rows = (pid_b * n_chunks * dim + offs_d[:, None]) * N + offs_t[None, :]
+    state_rows = pid_b * n_chunks * dim * N + dn_offsets
     x = tl.zeros((BLOCK_D, T), tl.float32)
     for c in range(n_chunks):
         t = c * T + offs_t
@@ -217,29 +229,14 @@ def _scan_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, b
                           HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                           SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
                           BLOCK_D: tl.constexpr, N: tl.constexpr, T: tl.constexpr):
-    pid_b = tl.program_id(1).to(tl.int64)
-    pid_d = tl.program_id(0)
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_t = tl.arange(0, T)
-    mask_d = offs_d < dim
-    mask_dn = mask_d[:, None] & (offs_t[None, :] < N)
-    # The per-channel parameters (A, D, delta_bias) of this row's group: one group per model
-    # when a pack of models runs as one batch (the vmap rule below), else one for all rows.
-    group = pid_b // rows_per_group
-    A_ptr += group * dim * N
-    bias, d_skip = _channel_vectors(bias_ptr + group * dim, D_ptr + group * dim, offs_d, mask_d,
-                                    HAS_BIAS, HAS_D, BLOCK_D)
-    dn_offsets = offs_d[:, None] * N + offs_t[None, :]
-    a_tile = tl.load(A_ptr + dn_offsets, mask=mask_dn, other=0.0).to(tl.float32)
-    u_rows = _rows(pid_b, offs_d, su_b, su_d)
-    delta_rows = _rows(pid_b, offs_d, sdt_b, sdt_d)
-    z_rows = _rows(pid_b, offs_d, sz_b, sz_d)
+    pid_b, offs_d, offs_t, mask_d, mask_dn, dn_offsets, a_tile, bias, d_skip = _program_block(
+        A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS, HAS_D, BLOCK_D, N, T)
+    u_rows, delta_rows, z_rows, b_rows, c_rows = _input_rows(pid_b, offs_d, su_b, su_d, sdt_b, sdt_d,
+                                                             sz_b, sz_d, sB_b, sC_b)
     dout_rows = _rows(pid_b, offs_d, sdo_b, sdo_d)
     du_rows = _rows(pid_b, offs_d, sdu_b, sdu_d)
     ddelta_rows = _rows(pid_b, offs_d, sddt_b, sddt_d)
     dz_rows = _rows(pid_b, offs_d, sdz_b, sdz_d)
-    b_rows = _rows(pid_b, offs_d, sB_b, 0)
-    c_rows = _rows(pid_b, offs_d, sC_b, 0)
     state_rows = pid_b * n_chunks * dim * N + dn_offsets
     # carry[:, n] = a_{t+1} h_{t+1} at the first step after the chunk (dL/d final state at the end).
     carry = tl.zeros((BLOCK_D, T), tl.float32)
