@@ -39,6 +39,8 @@ LOG_FLOOR = 1e-4          # a log axis shows at most 4 decades below the largest
                           # solvers (least squares) reach 1e-15, which would squash every model
 TOP_OVER_MODELS = 1.5     # the y axis ends this far above the architectures' highest error
 VARIANT_COLUMNS = 2
+TITLE_CHARS = 90          # a main title longer than this breaks into lines: a 9 pt line of 90
+                          # characters fits over the main axes of a WIDTH_IN figure (104 did not)
 
 # Fixed colours for the study's architectures, so every plot of a report agrees.
 MODEL_COLOURS = {"transformer": "#1f77b4", "mamba": "#d62728", "s4": "#2ca02c",
@@ -79,11 +81,11 @@ def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
     metric = done[0].get("metric", "error") if done else "error"
     seeds = sorted({len(v) for v in lines.values()})
     single = bool(done) and len(done[0].get("positions") or []) == 1
-    title = f"{task}: error at the read-out" if single else f"{task}: in-context learning curve"
+    title = [f"{task}: error at the read-out" if single else f"{task}: in-context learning curve"]
     if seeds:
-        title += f" (best sweep point per architecture; {'/'.join(map(str, seeds))} seed(s))"
+        title.append(f"(best sweep point per architecture; {'/'.join(map(str, seeds))} seed(s))")
     _panel(main, lines, done[0] if done else None, None, colours, metric, legend=True)
-    main.set_title(title, fontsize=9)
+    main.set_title(_title_lines(title), fontsize=9)
     if not lines:
         main.text(0.5, 0.5, "no finished evaluation", ha="center", va="center",
                   transform=main.transAxes, color="#b00020")
@@ -100,6 +102,15 @@ def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
         ax.set_title(label, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _title_lines(parts: list[str]) -> str:
+    """The parts on one line if it has at most TITLE_CHARS characters, else each part on
+    lines of its own, wrapped at TITLE_CHARS."""
+    line = " ".join(parts)
+    if len(line) <= TITLE_CHARS:
+        return line
+    return "\n".join(wrapped for part in parts for wrapped in textwrap.wrap(part, TITLE_CHARS))
 
 
 def _png_bytes(fig: Figure) -> bytes:

@@ -273,6 +273,22 @@ def test_plot_task_with_diverged_and_single_readout(study, tmp_path):
     assert plot_task(only_diverged, study["runs"], tmp_path / "c.png").exists()
 
 
+def test_a_long_plot_title_stays_inside_the_figure(study):
+    from icl.report.plots import _task_figure
+
+    # the title of orthogonal_outlier_regression with seeds 1/2 ran off the right edge
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.5), (1e-3, 0.4)], "s4": [(1e-3, 0.3)]})
+    for task in ("orthogonal_outlier_regression", "orthogonal_outlier_regression_at_half_the_dimensions"):
+        for item in runs + evals:
+            item["task"] = task
+        fig = _task_figure(evals, runs)
+        fig.canvas.draw()
+        title = fig.axes[0].title
+        assert "1/2 seed(s)" in title.get_text()
+        box, page = title.get_window_extent(fig.canvas.get_renderer()), fig.bbox
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+
+
 def test_build_report_without_replot_embeds_the_plots_it_finds(study, tmp_path):
     plots = tmp_path / "plots"
     plots.mkdir()
