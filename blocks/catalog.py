@@ -61,9 +61,10 @@ class BlockKind:
     # an H100 (benchmarks/results/train_step*.md): S4 and S4-Mamba packs of 2 were 2-24 %
     # faster per run at reduced scale; attention inside vmap needs the plain-ops kernel (packs
     # 7-65 % slower). Mamba packs are one vmapped model (the Triton scan's batching rule runs
-    # a pack as one launch) but barely faster: 0-2 % per run for packs of 2, 10-13 % for 4 at
-    # reduced scale, 5 % for 16 at paper size; the scan's arithmetic, not its launches, sets
-    # the time. The MLP was not measured apart, so it is not claimed.
+    # a pack as one launch) but barely faster per run: -2 to +2 % for packs of 2 and 10-12 %
+    # for 4 at reduced scale; at paper size 2 % slower for 4, 5 % faster for 16. The scan's
+    # arithmetic, not its launches, sets the time. The MLP was not measured apart, so it is
+    # not claimed.
     packs_well: bool = False
 
 

@@ -336,6 +336,9 @@ class SelectiveScanTriton(torch.autograd.Function):
     def forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, config):
         batch, dim, length = u.shape
         groups, _, n_state = A.shape
+        if batch % groups or any(t is not None and t.shape[0] != groups for t in (D, delta_bias)):
+            raise ValueError(f"selective_scan (triton): {batch} batch rows do not split into the "
+                             f"{groups} parameter groups of A, D and delta_bias")
         block_d, chunk, num_warps, n_chunks = _launch(u, n_state, config)
         # u, delta, z, B and C go in with their strides (views, no copies); the small
         # per-channel parameters are indexed as dense arrays.
@@ -368,6 +371,10 @@ class SelectiveScanTriton(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout, dlast, _dstates):
         u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
+        if torch._C._functorch.is_functorch_wrapped_tensor(u):
+            # torch.func.grad / vjp / jacrev: the kernels cannot read functorch's wrapped tensors
+            raise NotImplementedError("selective_scan (triton): torch.func.grad, vjp and jacrev are not "
+                                      "supported; use torch.autograd, or backend='reference'")
         block_d, chunk, num_warps, n_chunks = ctx.launch
         batch, dim, length = u.shape
         groups, _, n_state = A.shape
@@ -416,6 +423,8 @@ class SelectiveScanTriton(torch.autograd.Function):
         rows and their parameters K groups, so a pack is one launch, not K."""
         models = info.batch_size
 
+        # An unbatched activation (u, delta, z, B, C) is copied K times by the flatten below;
+        # a pack stacks every model's activations, so only parameters come unbatched.
         def stacked(t, dim):  # (K, *t's shape): t's K slices, or K views of an unbatched t
             if t is None:
                 return None

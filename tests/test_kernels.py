@@ -261,40 +261,67 @@ def test_mamba_block_with_triton_matches_reference(poisoned_buffers):
         torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
 
 
-@pytest.mark.parametrize("batched", ["all", "activations"], ids=["per-model-parameters", "shared-parameters"])
-def test_triton_under_vmap_matches_one_call_per_model(poisoned_buffers, batched):
+VMAP_CASES = {
+    # name: (parameters shared by the models (unbatched), make_scan_inputs options, u's model axis)
+    "per-model-parameters": ((), {}, 0),
+    "shared-parameters": (("A", "D", "delta_bias"), {}, 0),
+    "no-optional-inputs-u-axis-1": ((), dict(with_z=False, with_d=False, with_bias=False), 1),
+}
+
+
+@pytest.mark.parametrize("case", list(VMAP_CASES))
+def test_triton_under_vmap_matches_one_call_per_model(poisoned_buffers, case):
     """torch.vmap over the Triton scan (a pack of K models: one launch, the models' parameters
     as groups) gives every model the output, final state and gradients of its own call."""
     triton_scan = poisoned_buffers
-    models, shared = 3, ("A", "D", "delta_bias") if batched == "activations" else ()
-    per_model = [make_scan_inputs(2, 12, 21, 4, device=DEVICE, seed=k) for k in range(3)]
-    leaves = {name: (per_model[0][name] if name in shared else torch.stack([m[name] for m in per_model]))
-              .clone().requires_grad_() for name in per_model[0]}
+    shared, options, u_axis = VMAP_CASES[case]
+    models = 3
+    per_model = [make_scan_inputs(2, 12, 21, 4, device=DEVICE, seed=k, **options) for k in range(models)]
+    names = [name for name in per_model[0] if per_model[0][name] is not None]
+    axes = {name: None if name in shared else (u_axis if name == "u" else 0) for name in names}
+    leaves = {name: (per_model[0][name] if name in shared else torch.stack([m[name] for m in per_model], axes[name]))
+              .clone().requires_grad_() for name in names}
     weights = [torch.randn(2, 12, 21, device=DEVICE), torch.randn(2, 12, 4, device=DEVICE)]
 
-    def scan(u, delta, A, B, C, D, z, delta_bias):
-        return triton_scan.selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True,
-                                                 return_last_state=True, config=(8, 16, 2))
+    def scan(**inputs):
+        return triton_scan.selective_scan_triton(**inputs, delta_softplus=True, return_last_state=True,
+                                                 config=(8, 16, 2))
 
-    in_dims = tuple(None if name in shared else 0 for name in leaves)
-    out, last = torch.vmap(scan, in_dims=in_dims)(*leaves.values())
+    def scan_positional(*tensors):
+        return scan(**dict(zip(names, tensors)))
+
+    def model_slice(name, t, k):
+        return t if name in shared else t.select(axes[name], k)
+
+    out, last = torch.vmap(scan_positional, in_dims=tuple(axes.values()))(*leaves.values())
     loss = (out * weights[0]).sum() + (last * weights[1]).sum()
-    grads = torch.autograd.grad(loss, list(leaves.values()))
+    grads = dict(zip(names, torch.autograd.grad(loss, list(leaves.values()))))
     shared_sums = {name: 0 for name in shared}
     for k in range(models):
-        one = {name: (t if name in shared else t[k]).detach().clone().requires_grad_() for name, t in leaves.items()}
-        out_k, last_k = scan(*one.values())
+        one = {name: model_slice(name, t, k).detach().clone().requires_grad_() for name, t in leaves.items()}
+        out_k, last_k = scan(**one)
         torch.testing.assert_close(out[k], out_k, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(last[k], last_k, rtol=1e-5, atol=1e-5)
         grads_k = torch.autograd.grad((out_k * weights[0]).sum() + (last_k * weights[1]).sum(), list(one.values()))
-        for name, grad, grad_k in zip(leaves, grads, grads_k):
+        for name, grad_k in zip(names, grads_k):
             if name in shared:  # shared by the models: its gradient is the sum of theirs
                 shared_sums[name] = shared_sums[name] + grad_k
             else:
-                torch.testing.assert_close(grad[k], grad_k, rtol=1e-4, atol=1e-4, msg=f"model {k}: d{name}")
-    for name, grad in zip(leaves, grads):
-        if name in shared:
-            torch.testing.assert_close(grad, shared_sums[name], rtol=1e-4, atol=1e-4, msg=f"d{name}")
+                torch.testing.assert_close(model_slice(name, grads[name], k), grad_k, rtol=1e-4, atol=1e-4,
+                                           msg=f"model {k}: d{name}")
+    for name in shared:
+        torch.testing.assert_close(grads[name], shared_sums[name], rtol=1e-4, atol=1e-4, msg=f"d{name}")
+
+
+def test_triton_rejects_function_transforms_of_its_backward(poisoned_buffers):
+    """torch.func.grad would hand the raw kernels wrapped tensors: a clear error instead."""
+    inputs = make_scan_inputs(1, 4, 5, 4, device=DEVICE)
+
+    def loss(u):
+        return poisoned_buffers.selective_scan_triton(**dict(inputs, u=u), config=(4, 16, 2)).sum()
+
+    with pytest.raises(NotImplementedError, match="torch.func.grad"):
+        torch.func.grad(loss)(inputs["u"])
 
 
 def test_mamba_pack_with_triton_vmaps_and_follows_lone_runs(poisoned_buffers, tmp_path):
