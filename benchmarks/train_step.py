@@ -382,6 +382,9 @@ def write(records: list[dict], args, device_name: str, peak: dict[str, float] | 
     key = lambda r: (r["device"], r["arch"], r.get("task"), r["impl"], r["pack"], r.get("precision"))  # noqa: E731
     redone = {key(r) for r in records}
     records = [r for r in earlier if key(r) not in redone] + records
+    # grouped by architecture (the study's order) and task; a redone row stays in its group
+    rank = {arch: i for i, arch in enumerate(ARCHS)}
+    records.sort(key=lambda r: (rank.get(r["arch"], len(rank)), r.get("task") or ""))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_step.json").write_text(json.dumps(records, indent=1) + "\n")
