@@ -326,9 +326,15 @@ def _launch(u: torch.Tensor, n_state: int, config) -> tuple[int, int, int, int]:
     return block_d, chunk, num_warps, max(1, triton.cdiv(length, chunk))
 
 
+def _grouped(A, D, delta_bias):
+    """The grouped parameters (A (G, dim, N), D and delta_bias (G, dim) or None) as dense
+    arrays, the layout the kernels index (a no-op for the usual contiguous parameters)."""
+    return tuple(t.contiguous() if t is not None else None for t in (A, D, delta_bias))
+
+
 class SelectiveScanTriton(torch.autograd.Function):
-    """The scan with grouped per-channel parameters: A (G, dim, N), D and delta_bias (G, dim)
-    (or None), where group g serves the batch rows [g R, (g + 1) R), R = batch / G. G is 1 for
+    """The scan with grouped, dense per-channel parameters: A (G, dim, N), D and delta_bias
+    (G, dim) (or None), where group g serves the batch rows [g R, (g + 1) R), R = batch / G. G is 1 for
     one model; a vmapped pack of K models runs as one launch with K groups (see `vmap`).
     Returns (out, final state, chunk-start states); the last is for the backward only."""
 
@@ -340,11 +346,8 @@ class SelectiveScanTriton(torch.autograd.Function):
             raise ValueError(f"selective_scan (triton): {batch} batch rows do not split into the "
                              f"{groups} parameter groups of A, D and delta_bias")
         block_d, chunk, num_warps, n_chunks = _launch(u, n_state, config)
-        # u, delta, z, B and C go in with their strides (views, no copies); the small
-        # per-channel parameters are indexed as dense arrays.
-        A = A.contiguous()
-        D = D.contiguous() if D is not None else None
-        delta_bias = delta_bias.contiguous() if delta_bias is not None else None
+        # u, delta, z, B and C go in with their strides (views, no copies); the callers pass
+        # the small per-channel parameters dense (`_grouped`), as the kernels index them.
         # The output in u's memory order: time-major for a (batch, dim, L) u, which keeps its
         # stores coalesced (a (batch, L, dim) output cost 25 % of the L = 80 fwd+bwd on an H100).
         out = new_buffer((batch, dim, length), u.dtype, u.device, strides=dense_strides(u))
@@ -378,11 +381,6 @@ class SelectiveScanTriton(torch.autograd.Function):
         block_d, chunk, num_warps, n_chunks = ctx.launch
         batch, dim, length = u.shape
         groups, _, n_state = A.shape
-        # The kernel indexes the parameters as dense arrays (the saved ones are the inputs, which
-        # under vmap may be expanded views).
-        A_dense = A.contiguous()
-        D_dense = D.contiguous() if D is not None else None
-        bias_dense = delta_bias.contiguous() if delta_bias is not None else None
         # Either gradient may be None when only the other output was used. dout goes in with
         # its strides; the gradients of u, delta, z, B and C are laid out in memory as their
         # inputs (packed when an input is not dense), so the views they flow back through
@@ -400,8 +398,8 @@ class SelectiveScanTriton(torch.autograd.Function):
         dbias_rows = new_buffer((batch, dim), torch.float32, u.device)
         grid = (triton.cdiv(dim, block_d), batch)
         _scan_backward_kernel[grid](
-            u, delta, A_dense, B, C, D_dense if D is not None else u, z if z is not None else u,
-            bias_dense if delta_bias is not None else u, states, dout,
+            u, delta, A, B, C, D if D is not None else u, z if z is not None else u,
+            delta_bias if delta_bias is not None else u, states, dout,
             dlast if dlast is not None else states,
             du, ddelta, dz if dz is not None else du, dB, dC, dA_rows, dD_rows, dbias_rows,
             dim, length, n_chunks, batch // groups,
@@ -434,8 +432,11 @@ class SelectiveScanTriton(torch.autograd.Function):
             t = stacked(t, dim)
             return t.flatten(0, 1) if t is not None else None
 
-        args = [folded(t, dim) for t, dim in zip((u, delta, A, B, C, D, z, delta_bias), in_dims)]
-        out, last, states = SelectiveScanTriton.apply(*args, delta_softplus, config)
+        u, delta, A, B, C, D, z, delta_bias = (
+            folded(t, dim) for t, dim in zip((u, delta, A, B, C, D, z, delta_bias), in_dims))
+        A, D, delta_bias = _grouped(A, D, delta_bias)
+        out, last, states = SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
+                                                      delta_softplus, config)
         return (out.unflatten(0, (models, -1)), last.unflatten(0, (models, -1)),
                 states.unflatten(0, (models, -1))), (0, 0, 0)
 
@@ -453,7 +454,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     if config is not None and config[1] < n_state:
         raise ValueError(f"selective_scan (triton): chunk T={config[1]} must be at least N={n_state}")
     # One parameter group: the Function's grouped layout with G = 1.
-    out, last_state, _ = SelectiveScanTriton.apply(
-        u, delta, A[None], B, C, D[None] if D is not None else None, z,
-        delta_bias[None] if delta_bias is not None else None, delta_softplus, config)
+    A, D, delta_bias = _grouped(*(t[None] if t is not None else None for t in (A, D, delta_bias)))
+    out, last_state, _ = SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
+                                                   delta_softplus, config)
     return (out, last_state) if return_last_state else out
