@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from icl.compiler.runs import runs_of
+from icl.training.train import MODEL
 
 from conftest import ROOT, TINY, job_counts, snakemake
 
@@ -171,3 +172,35 @@ def test_tiny_study_end_to_end(tmp_path):
     # Nothing left to do.
     again = snakemake(tmp_path, spec, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_committed_results_in_a_fresh_clone_are_not_reevaluated(smoke_copy):
+    """A clone gives files checkout-order times and no Snakemake records: a status.json newer
+    than its evaluation must not ask for an evaluation when the weights are not there (they
+    are not committed); plots and the report are redrawn from the evaluations."""
+    workdir, specs = smoke_copy
+    study = specs / "study.icl"
+    runs = runs_of([study])
+    for r in runs:  # evaluations first, then every status.json: the wrong order for mtimes
+        path = workdir / "runs" / r["id"] / f"eval-{r['eval_id']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    time.sleep(0.05)
+    for r in runs:
+        (workdir / "runs" / r["id"] / "status.json").write_text("{}")
+    assert not (workdir / ".snakemake").exists()
+    out = snakemake(workdir, study, "-n")
+    assert out.returncode == 0, out.stderr
+    counts = job_counts(out.stdout + out.stderr)
+    assert "train" not in counts and "evaluate" not in counts, counts
+    assert counts.get("report") == 1  # the report is still drawn, from the evaluations
+
+    # Where the weights are here, a training that runs in this invocation (here forced) is
+    # evaluated again.
+    run_dir = workdir / "runs" / runs[0]["id"]
+    (run_dir / MODEL).write_text("{}")
+    status = run_dir / "status.json"
+    out = snakemake(workdir, study, "-n", "--forcerun", str(status))
+    assert out.returncode == 0, out.stderr
+    counts = job_counts(out.stdout + out.stderr)
+    assert counts.get("evaluate") == 1 and sum(v for k, v in counts.items() if k.startswith("train")) == 1, counts

@@ -1,6 +1,17 @@
+def trained_run(wildcards):
+    """The run's status.json; ancient() when its weights are not here.
+
+    Without the weights (model.pt, training.train.MODEL) an evaluation cannot be redone, so
+    one that exists is final: in a clone of committed results, whose files get checkout-order
+    times, a status.json newer than its evaluation must not ask for one. With the weights
+    here, a newer status.json or a training run in this invocation re-evaluates as usual."""
+    status = f"{RUNS_DIR}/{wildcards.run_id}/status.json"
+    return status if os.path.exists(f"{RUNS_DIR}/{wildcards.run_id}/model.pt") else ancient(status)
+
+
 rule evaluate:
     input:
-        f"{RUNS_DIR}/{{run_id}}/status.json",
+        trained_run,
     output:
         f"{RUNS_DIR}/{{run_id}}/eval-{{eval_id}}.json",
     params:
