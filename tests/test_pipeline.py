@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -204,3 +207,38 @@ def test_committed_results_in_a_fresh_clone_are_not_reevaluated(smoke_copy):
     assert out.returncode == 0, out.stderr
     counts = job_counts(out.stdout + out.stderr)
     assert counts.get("evaluate") == 1 and sum(v for k, v in counts.items() if k.startswith("train")) == 1, counts
+
+
+@pytest.mark.slow
+def test_detached_study_goes_on_after_its_command_and_stops_with_its_jobs(tmp_path):
+    """workflow/scripts/detached_study.sh: start returns while the pipeline trains, stop ends
+    the pipeline and its jobs (SIGTERM to Snakemake alone would let them finish), and a later
+    start resumes and finishes the study."""
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(TINY)
+    runs = tmp_path / "runs"
+    script = ROOT / "workflow" / "scripts" / "detached_study.sh"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def detached(*args):
+        return subprocess.run(["bash", str(script), *map(str, args)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    pipeline = ("--cores", "2", "--config", f"specs=[{spec}]", f"results_dir={tmp_path / 'results'}")
+    out = detached("start", runs, *pipeline)
+    assert out.returncode == 0 and "started" in out.stdout, out.stdout + out.stderr
+    pid = int((runs / "detached.pid").read_text())
+    out = detached("stop", runs)
+    assert out.returncode == 0 and "stopped" in out.stdout, out.stdout + out.stderr
+    with pytest.raises(ProcessLookupError):  # no process of the pipeline's group is left
+        os.killpg(pid, 0)
+
+    out = detached("start", runs, *pipeline)
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = detached("wait", runs, 500)
+    assert "finished" in out.stdout, out.stdout + out.stderr
+    assert (tmp_path / "results" / "report.html").stat().st_size > 0
+    out = detached("pack", runs, tmp_path / "small.tgz")
+    names = subprocess.run(["tar", "tzf", str(tmp_path / "small.tgz")], capture_output=True,
+                           text=True).stdout.split()
+    assert any(n.endswith("status.json") for n in names) and not any(n.endswith(".pt") for n in names)
