@@ -50,11 +50,15 @@ def assert_same_curve(packed: Path, alone: Path, exact: bool = False) -> None:
         assert x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-4, abs=1e-6)
     wa, wb = load_weights(packed), load_weights(alone)
     assert wa.keys() == wb.keys()
+    # Adam's steps are lr-sized, so the rounding of another summation order (a batched FFT, a
+    # vmapped matmul) reaches the weights in proportion to lr: 1e-5 at lr 1e-3. Seen: an S4D
+    # A_imag 1.07e-5 apart at lr 3e-3 on one CPU; a packing bug moves weights by whole steps.
+    atol = max(1e-5, 1e-2 * b[-1]["lr"])
     for name in wa:
         if exact:
             assert torch.equal(wa[name], wb[name]), name
         else:
-            torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=1e-5, msg=name)
+            torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=atol, msg=name)
 
 
 def train_alone(runs: list[dict], root: Path) -> None:
