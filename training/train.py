@@ -34,7 +34,7 @@ import icl
 from icl.training import atomic
 from icl.training.curriculum import sizes_at
 from icl.training.errors import RunError
-from icl.training import graphs
+from icl.training import gpu_slots, graphs
 from icl.training.precision import precision_of
 from icl.training.seeds import stream_seed
 
@@ -45,16 +45,22 @@ STATUS = "status.json"
 
 
 def resolve_device(requested: str | None) -> torch.device:
-    """"auto" (or None) = cuda when available, else cpu; a clear error for unusable devices."""
+    """"auto" (or None) = cuda when available, else cpu; a clear error for unusable devices.
+
+    A `cuda` without an index, with several GPUs visible, is this process's least busy GPU
+    (icl.training.gpu_slots), made the current device; `cuda:N` is taken as given."""
     name = (requested or "auto").strip()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise RunError(f"unknown device {name!r}; use auto, cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RunError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            device = torch.device(name)
+        except (RuntimeError, ValueError):
+            raise RunError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RunError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
+    if device.type == "cuda" and device.index is None:
+        device = gpu_slots.cuda_device()
     return device
 
 
