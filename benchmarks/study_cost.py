@@ -8,6 +8,10 @@ that schedule's makespan, never less than the longest single run.
     python benchmarks/study_cost.py --spec specs/reduced/study.icl \\
         --steps benchmarks/results/train_step_reduced.json --out benchmarks/results/study_cost_reduced.md
 
+With --runs-dir, only what is still to train there: each run's steps left as `icl status`
+counts them (none once trained; an unfinished run from its last logged step, which assumes
+its checkpoint is still there).
+
 Torch-free: it needs only the compiler (the run table) and the JSON.
 """
 from __future__ import annotations
@@ -26,12 +30,25 @@ def step_times(records: list[dict], precision: str) -> dict[tuple[str, str], flo
             and r.get("precision", "fp32") == precision and r.get("task")}
 
 
-def run_hours(runs: list[dict], times: dict[tuple[str, str], float]) -> list[tuple[dict, float]]:
+def run_hours(runs: list[dict], times: dict[tuple[str, str], float],
+              steps_left: dict[str, int] | None = None) -> list[tuple[dict, float]]:
+    """(run, GPU-hours) of each run: its planned steps, or its steps_left[id] where given."""
     missing = sorted({(r["model"], r["task"]) for r in runs} - set(times))
     if missing:
         raise SystemExit("error: no measured step time for " + ", ".join(f"{a} on {t}" for a, t in missing)
                          + "; run benchmarks/train_step.py with --spec and --task all first")
-    return [(r, int(r["train"]["steps"]) * times[(r["model"], r["task"])] / 1000 / 3600) for r in runs]
+    steps = {r["id"]: int(r["train"]["steps"]) for r in runs}
+    if steps_left is not None:
+        steps = {i: steps_left[i] for i in steps}
+    return [(r, steps[r["id"]] * times[(r["model"], r["task"])] / 1000 / 3600) for r in runs]
+
+
+def steps_left(runs: list[dict], runs_dir: Path) -> dict[str, int]:
+    """run id -> training steps still to run in runs_dir, as `icl status` counts them."""
+    from icl.report.progress import study_progress
+
+    return {row["id"]: max(0, row["steps"] - row["step"]) if row["state"] in ("in progress", "not started") else 0
+            for row in study_progress(runs, runs_dir)}
 
 
 def makespan(hours: list[float], gpus: int) -> float:
@@ -50,19 +67,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="tf32")
     parser.add_argument("--gpus", default="1,2,4,8")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown here (else stdout)")
+    parser.add_argument("--runs-dir", type=Path, default=None,
+                        help="count only the steps still to train in this runs folder")
     args = parser.parse_args(argv)
 
     from icl.compiler.runs import runs_of
 
     records = json.loads(args.steps.read_text())
     devices = sorted({r["device"] for r in records})
-    costs = run_hours(runs_of([args.spec]), step_times(records, args.precision))
+    runs = runs_of([args.spec])
+    left = steps_left(runs, args.runs_dir) if args.runs_dir else None
+    if left is not None:
+        runs = [r for r in runs if left[r["id"]] > 0]
+    costs = run_hours(runs, step_times(records, args.precision), left)
     total = sum(h for _, h in costs)
     by_cell: dict[tuple[str, str], list[float]] = {}
     for run, h in costs:
         by_cell.setdefault((run["model"], run["task"]), []).append(h)
 
-    lines = [f"# Training cost of {args.spec}", "",
+    title = f"# Training cost of {args.spec}"
+    if left is not None:
+        title += f": what is still to train in {args.runs_dir}"
+    lines = [title, "",
              f"From measured step times ({args.steps.name}, {', '.join(devices)}, precision {args.precision}, "
              "one run per process, prompts at the curriculum's final sizes: an upper bound).", "",
              f"**{len(costs)} runs, {total:.2f} GPU-hours** on one GPU.", "",
@@ -72,10 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "| architecture | task | runs | steps per run | ms per step | GPU-hours |",
               "| --- | --- | --- | --- | --- | --- |"]
     times = step_times(records, args.precision)
-    steps = {(r["model"], r["task"]): int(r["train"]["steps"]) for r, _ in costs}
+    steps: dict[tuple[str, str], int] = {}
+    for r, _ in costs:
+        cell = (r["model"], r["task"])
+        steps[cell] = steps.get(cell, 0) + (left[r["id"]] if left is not None else int(r["train"]["steps"]))
     for cell, hours in sorted(by_cell.items(), key=lambda kv: -sum(kv[1])):
-        lines.append(f"| {cell[0]} | {cell[1]} | {len(hours)} | {steps[cell]:,} | {times[cell]:.2f} | "
-                     f"{sum(hours):.2f} |")
+        lines.append(f"| {cell[0]} | {cell[1]} | {len(hours)} | {steps[cell] // len(hours):,} | "
+                     f"{times[cell]:.2f} | {sum(hours):.2f} |")
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.write_text(text)

@@ -1,0 +1,42 @@
+"""benchmarks/study_cost.py: GPU-hours from measured step times, of a whole study or of what is
+still to train in a runs folder."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+from icl.compiler.runs import runs_of
+
+from conftest import ROOT, TINY
+
+_spec = importlib.util.spec_from_file_location("study_cost", ROOT / "benchmarks" / "study_cost.py")
+study_cost = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(study_cost)
+
+
+def test_runs_dir_counts_only_what_is_still_to_train(tmp_path, capsys):
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(TINY)
+    runs = runs_of([spec])  # 4 runs of 8 steps: mamba and transformer on two tasks
+    ms = {"mamba": 3600.0, "transformer": 1800.0}  # x 1000 below: 1 h and 0.5 h a step
+    records = [{"impl": "project", "pack": 1, "precision": "tf32", "arch": a, "task": r["task"],
+                "ms_per_step": ms[a] * 1000, "device": "test GPU"} for r in runs for a in ms]
+    steps = tmp_path / "steps.json"
+    steps.write_text(json.dumps(records))
+    evaluated, in_progress = runs[0], runs[1]
+    (tmp_path / "runs" / evaluated["id"]).mkdir(parents=True)
+    (tmp_path / "runs" / evaluated["id"] / f"eval-{evaluated['eval_id']}.json").write_text("{}")
+    (tmp_path / "runs" / in_progress["id"]).mkdir(parents=True)
+    (tmp_path / "runs" / in_progress["id"] / "metrics.jsonl").write_text(json.dumps({"step": 6}) + "\n")
+
+    hours = {r["id"]: 8 * ms[r["model"]] / 3600 for r in runs}
+    assert study_cost.main(["--spec", str(spec), "--steps", str(steps), "--gpus", "1"]) == 0
+    whole = capsys.readouterr().out
+    assert f"**4 runs, {sum(hours.values()):.2f} GPU-hours**" in whole
+
+    assert study_cost.main(["--spec", str(spec), "--steps", str(steps), "--gpus", "1",
+                            "--runs-dir", str(tmp_path / "runs")]) == 0
+    left = capsys.readouterr().out
+    expected = hours[runs[2]["id"]] + hours[runs[3]["id"]] + hours[in_progress["id"]] * 2 / 8
+    assert "what is still to train in" in left
+    assert f"**3 runs, {expected:.2f} GPU-hours**" in left
