@@ -73,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from icl.compiler.runs import runs_of
 
-    records = json.loads(args.steps.read_text())
+    if args.runs_dir is not None and not args.runs_dir.is_dir():
+        raise SystemExit(f"error: --runs-dir {args.runs_dir}: no such folder")
+    try:
+        records = json.loads(args.steps.read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: --steps {args.steps}: {getattr(error, 'strerror', None) or error}")
     devices = sorted({r["device"] for r in records})
     runs = runs_of([args.spec])
     left = steps_left(runs, args.runs_dir) if args.runs_dir else None
