@@ -184,13 +184,13 @@ def test_committed_results_in_a_fresh_clone_are_not_reevaluated(smoke_copy):
     workdir, specs = smoke_copy
     study = specs / "study.icl"
     runs = runs_of([study])
-    for r in runs:  # evaluations first, then every status.json: the wrong order for mtimes
-        path = workdir / "runs" / r["id"] / f"eval-{r['eval_id']}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("{}")
-    time.sleep(0.05)
-    for r in runs:
-        (workdir / "runs" / r["id"] / "status.json").write_text("{}")
+    for r in runs:  # every status.json an hour newer than its evaluation: a stale look
+        folder = workdir / "runs" / r["id"]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"eval-{r['eval_id']}.json").write_text("{}")
+        (folder / "status.json").write_text("{}")
+        now = time.time()
+        os.utime(folder / f"eval-{r['eval_id']}.json", (now - 3600, now - 3600))
     assert not (workdir / ".snakemake").exists()
     out = snakemake(workdir, study, "-n")
     assert out.returncode == 0, out.stderr
@@ -198,15 +198,20 @@ def test_committed_results_in_a_fresh_clone_are_not_reevaluated(smoke_copy):
     assert "train" not in counts and "evaluate" not in counts, counts
     assert counts.get("report") == 1  # the report is still drawn, from the evaluations
 
-    # Where the weights are here, a training that runs in this invocation (here forced) is
-    # evaluated again.
-    run_dir = workdir / "runs" / runs[0]["id"]
-    (run_dir / MODEL).write_text("{}")
-    status = run_dir / "status.json"
-    out = snakemake(workdir, study, "-n", "--forcerun", str(status))
+    # A training forced in this invocation is evaluated again, weights here or not.
+    status = workdir / "runs" / runs[0]["id"] / "status.json"
+    for forced in (str(status), "train"):
+        out = snakemake(workdir, study, "-n", "--forcerun", forced)
+        assert out.returncode == 0, out.stderr
+        counts = job_counts(out.stdout + out.stderr)
+        trained = sum(v for k, v in counts.items() if k.startswith("train"))
+        assert counts.get("evaluate") == trained and trained >= 1, (forced, counts)
+
+    # With the weights here, a status.json newer than the evaluation re-evaluates, as usual.
+    (status.parent / MODEL).write_text("{}")
+    out = snakemake(workdir, study, "-n")
     assert out.returncode == 0, out.stderr
-    counts = job_counts(out.stdout + out.stderr)
-    assert counts.get("evaluate") == 1 and sum(v for k, v in counts.items() if k.startswith("train")) == 1, counts
+    assert job_counts(out.stdout + out.stderr).get("evaluate") == 1
 
 
 @pytest.mark.slow

@@ -1,12 +1,21 @@
 def trained_run(wildcards):
-    """The run's status.json; ancient() when its weights are not here.
+    """The run's status.json; ancient() when its weights are not here and it is not retrained.
 
     Without the weights (model.pt, training.train.MODEL) an evaluation cannot be redone, so
     one that exists is final: in a clone of committed results, whose files get checkout-order
     times, a status.json newer than its evaluation must not ask for one. With the weights
-    here, a newer status.json or a training run in this invocation re-evaluates as usual."""
+    here, or a training forced in this invocation, a newer status.json re-evaluates as usual."""
     status = f"{RUNS_DIR}/{wildcards.run_id}/status.json"
-    return status if os.path.exists(f"{RUNS_DIR}/{wildcards.run_id}/model.pt") else ancient(status)
+    if os.path.exists(f"{RUNS_DIR}/{wildcards.run_id}/model.pt") or _training_forced(status):
+        return status
+    return ancient(status)
+
+
+def _training_forced(status):
+    """--forcerun names a training rule (train, a pack) or this status.json."""
+    forced = set(workflow.dag_settings.forcerun)
+    return (bool(forced & {"train", *PACKS})
+            or os.path.abspath(status) in {os.path.abspath(f) for f in forced})
 
 
 rule evaluate:
