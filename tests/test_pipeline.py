@@ -233,6 +233,10 @@ def test_detached_study_goes_on_after_its_command_and_stops_with_its_jobs(tmp_pa
     out = detached("start", runs, *pipeline)
     assert out.returncode == 0 and "started" in out.stdout, out.stdout + out.stderr
     pid = int((runs / "detached.pid").read_text())
+    for _ in range(120):  # stop it mid-training, once a training job has started
+        if list(runs.glob("*/train.log")):
+            break
+        time.sleep(0.5)
     out = detached("stop", runs)
     assert out.returncode == 0 and "stopped" in out.stdout, out.stdout + out.stderr
     with pytest.raises(ProcessLookupError):  # no process of the pipeline's group is left
@@ -241,7 +245,7 @@ def test_detached_study_goes_on_after_its_command_and_stops_with_its_jobs(tmp_pa
     out = detached("start", runs, *pipeline)
     assert out.returncode == 0, out.stdout + out.stderr
     out = detached("wait", runs, 500)
-    assert "finished" in out.stdout, out.stdout + out.stderr
+    assert "finished" in out.stdout and "(100%) done" in out.stdout, out.stdout + out.stderr
     assert (tmp_path / "results" / "report.html").stat().st_size > 0
     out = detached("pack", runs, tmp_path / "small.tgz")
     names = subprocess.run(["tar", "tzf", str(tmp_path / "small.tgz")], capture_output=True,

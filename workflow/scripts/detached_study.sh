@@ -10,13 +10,13 @@
 #   workflow/scripts/detached_study.sh pack RUNS_DIR TARBALL   # every file but the weights
 #
 # start runs `snakemake ARGS... --config runs_dir=RUNS_DIR` in a new process session
-# (setsid), its log in RUNS_DIR/detached.log; wait prints where the study stands
-# (`icl status` of specs/$ICL_SCALE/study.icl, ICL_SCALE=reduced unless set). Why `stop` exists:
-# SIGTERM to Snakemake alone lets it finish its running jobs (and start no evaluations),
-# so stop ends the whole process group; killed trainings resume from their checkpoints.
+# (setsid), its log in RUNS_DIR/detached.log; wait prints Snakemake's last progress line
+# (`icl status SPEC --runs-dir RUNS_DIR` tells run by run). Why `stop` exists: SIGTERM to
+# Snakemake alone lets it finish its running jobs (and start no evaluations), so stop ends
+# the whole process group; killed trainings resume from their checkpoints.
 set -uo pipefail
 
-usage() { sed -n '6,9p' "$0" >&2; exit 2; }
+usage() { grep '^#   workflow/scripts/detached_study.sh' "$0" | cut -c3- >&2; exit 2; }
 [ $# -ge 2 ] || usage
 cmd=$1 runs=$2
 shift 2
@@ -24,11 +24,15 @@ pidfile="$runs/detached.pid"
 log="$runs/detached.log"
 here=$(cd "$(dirname "$0")/../.." && pwd)
 
-running() { [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+# The recorded pid is still our Snakemake: not a zombie (empty cmdline), not a reused pid.
+running() { [ -s "$pidfile" ] && grep -qs snakemake "/proc/$(cat "$pidfile")/cmdline"; }
 
+# Snakemake's own progress line ("12 of 40 steps (30%) done"), then how it ended, if it has.
 status() {
-  icl status "$here/specs/${ICL_SCALE:-reduced}/study.icl" --runs-dir "$runs" 2>&1 | tail -3
-  tail -n 3 "$log" 2>/dev/null
+  grep -E 'steps \([0-9]+%\) done' "$log" 2>/dev/null | tail -n 1
+  if grep -qs "Exiting because a job execution failed\|Error in rule\|WorkflowError" "$log"; then
+    echo "failed: see $log"
+  fi
 }
 
 case "$cmd" in
@@ -39,9 +43,11 @@ start)
   args=() joined=0
   for a in "$@"; do
     args+=("$a")
-    if [ "$a" = --config ] && [ $joined = 0 ]; then args+=("runs_dir=$runs"); joined=1; fi
+    if { [ "$a" = --config ] || [ "$a" = -C ]; } && [ $joined = 0 ]; then args+=("runs_dir=$runs"); joined=1; fi
   done
   [ $joined = 1 ] || args+=(--config "runs_dir=$runs")
+  # a pipeline killed by `stop` may have left Snakemake's lock behind; nothing runs now
+  snakemake -s "$here/Snakefile" "${args[@]}" --unlock > /dev/null 2>&1
   setsid snakemake -s "$here/Snakefile" "${args[@]}" > "$log" 2>&1 < /dev/null &
   echo $! > "$pidfile"
   for _ in $(seq 5); do running || break; sleep 1; done  # a config error ends it at once
@@ -57,15 +63,19 @@ wait)
   [ $# -eq 1 ] || usage
   end=$((SECONDS + $1))
   while running && [ $SECONDS -lt "$end" ]; do sleep 10; done
-  running && echo "still running" || echo "finished"
+  if running; then echo "still running"; else echo "finished"; fi
   status
   ;;
 stop)
-  if running; then
-    # setsid made the pipeline a process-group leader: its pid is the group's id
-    kill -TERM -- "-$(cat "$pidfile")"
-    for _ in $(seq 30); do running || break; sleep 1; done
-    running && kill -KILL -- "-$(cat "$pidfile")"
+  # setsid made the pipeline a process-group leader: its pid is the group's id. Wait for
+  # the whole group (its jobs, which may outlive Snakemake), not only Snakemake.
+  pgid=$(cat "$pidfile" 2>/dev/null)
+  group() { [ -n "$pgid" ] && kill -0 -- "-$pgid" 2>/dev/null; }
+  if running || group; then
+    kill -TERM -- "-$pgid" 2>/dev/null
+    for _ in $(seq 30); do group || break; sleep 1; done
+    group && kill -KILL -- "-$pgid" 2>/dev/null
+    for _ in $(seq 10); do group || break; sleep 1; done
     echo "stopped"
   else
     echo "not running"
@@ -73,7 +83,8 @@ stop)
   ;;
 pack)
   [ $# -eq 1 ] || usage
-  tar czf "$1" -C "$runs" --exclude='*.pt' --exclude=detached.pid .
+  # not the weights, nor the temporaries of files being written (training/atomic.py)
+  tar czf "$1" -C "$runs" --exclude='*.pt' --exclude='.*.tmp' --exclude=detached.pid . || exit 1
   echo "$1: $(du -h "$1" | cut -f1)"
   ;;
 *)
