@@ -45,10 +45,9 @@ def run_hours(runs: list[dict], times: dict[tuple[str, str], float],
 
 def steps_left(runs: list[dict], runs_dir: Path) -> dict[str, int]:
     """run id -> training steps still to run in runs_dir, as `icl status` counts them."""
-    from icl.report.progress import study_progress
+    from icl.report import progress
 
-    return {row["id"]: max(0, row["steps"] - row["step"]) if row["state"] in ("in progress", "not started") else 0
-            for row in study_progress(runs, runs_dir)}
+    return {row["id"]: progress.steps_left(row) for row in progress.study_progress(runs, runs_dir)}
 
 
 def makespan(hours: list[float], gpus: int) -> float:

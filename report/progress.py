@@ -63,9 +63,15 @@ def render_progress(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def steps_left(row: dict) -> int:
+    """Training steps a run still needs (an unfinished one from its last logged step, which
+    assumes its checkpoint is still there); none once trained or diverged."""
+    return max(0, row["steps"] - row["step"]) if row["state"] in ("in progress", "not started") else 0
+
+
 def summary(rows: list[dict]) -> str:
     counts = {state: sum(1 for r in rows if r["state"] == state) for state in STATES}
-    left = sum(max(0, r["steps"] - r["step"]) for r in rows if r["state"] in ("in progress", "not started"))
+    left = sum(steps_left(r) for r in rows)
     parts = [f"{n} {state}" for state, n in counts.items() if n]
     return f"{len(rows)} runs: " + ", ".join(parts) + f"; {left:,} training steps left"
 

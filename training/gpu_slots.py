@@ -4,7 +4,9 @@ Snakemake's local executor starts several jobs at once (`--resources gpu=N`) but
 GPU ids, so a plain `cuda` would put them all on GPU 0. Each job instead claims a slot file
 `<lock dir>/<GPU key>.<j>.lock` with an exclusive flock, held for the life of the process:
 the OS drops flocks when a process ends, even under kill -9, so no lock is ever stale.
-Under SLURM a job sees one GPU (CUDA_VISIBLE_DEVICES) and nothing is claimed.
+A job that sees one GPU (CUDA_VISIBLE_DEVICES, e.g. a SLURM job of one GPU) claims nothing;
+one that sees several takes one of them the same way. "Least busy" counts icl jobs (of this
+user, through the lock folder), not GPU load: an evaluation weighs as much as a training.
 
 The core (`claim_gpu`) needs no torch and no GPU; `cuda_device()` is the hook that
 icl.training.train.resolve_device calls for a `cuda`/`auto` device without an index.
