@@ -154,6 +154,8 @@ def test_failed_training_leaves_no_complete_output_and_a_rerun_finishes(tmp_path
 
 @pytest.mark.slow
 def test_tiny_study_end_to_end(tmp_path):
+    tmp_path = tmp_path / "my study"  # every path the rules' commands take holds a space
+    tmp_path.mkdir()
     spec = tmp_path / "tiny.icl"
     spec.write_text(TINY)
     out = snakemake(tmp_path, spec, "--cores", "2")

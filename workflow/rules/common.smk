@@ -18,6 +18,9 @@ for _spec in SPECS:  # jobs get the specs as one os.pathsep-joined ICL_SPECS
     if os.pathsep in _spec:
         sys.exit(f"error: config specs: {_spec!r} contains {os.pathsep!r}; rename or move the file")
 RUNS_DIR = os.path.normpath(config["runs_dir"])
+# The specs as shell words for the plot and report commands (paths may hold spaces; every
+# other path in the rules' commands is quoted with :q).
+SPECS_ARGS = " ".join(shlex.quote(spec) for spec in SPECS)
 
 # Jobs find `icl` and `python` beside the Python running Snakemake (e.g. .venv/bin), so
 # `.venv/bin/snakemake` works without activating the environment.

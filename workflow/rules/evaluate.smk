@@ -40,5 +40,5 @@ rule evaluate:
         gpu=1 if config["device"] == "cuda" else 0,
     shell:
         "OMP_NUM_THREADS={threads} icl eval --run {wildcards.run_id} --eval-id {wildcards.eval_id}"
-        " --run-dir {params.run_dir} --baseline-cache {params.baselines} --out {output} --no-progress"
-        " > {log} 2>&1"
+        " --run-dir {params.run_dir:q} --baseline-cache {params.baselines:q} --out {output:q} --no-progress"
+        " > {log:q} 2>&1"

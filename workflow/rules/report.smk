@@ -5,15 +5,15 @@ rule plot:
     output:
         f"{RESULTS}/plots/{{task}}.png",
     params:
-        specs=" ".join(SPECS),
+        specs=SPECS_ARGS,
         runs_dir=RUNS_DIR,
     conda:
         "../envs/icl.yaml"
     log:
         f"{RESULTS}/logs/plot-{{task}}.log",
     shell:
-        "icl plot {params.specs} --task {wildcards.task} --runs-dir {params.runs_dir}"
-        " --out {output} > {log} 2>&1"
+        "icl plot {params.specs} --task {wildcards.task} --runs-dir {params.runs_dir:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -25,7 +25,7 @@ rule report:
         markdown=f"{RESULTS}/report.md",
         table=f"{RESULTS}/table1.json",
     params:
-        specs=" ".join(SPECS),
+        specs=SPECS_ARGS,
         title=f"ICL study ({config['scale']} scale)",
         # runs/<id>/eval-<eid>.json -> runs
         runs_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.evals[0])),
@@ -35,5 +35,5 @@ rule report:
     log:
         f"{RESULTS}/logs/report.log",
     shell:
-        "icl report {params.specs} --runs-dir {params.runs_dir} --out {params.results} --title '{params.title}'"
-        " > {log} 2>&1"
+        "icl report {params.specs} --runs-dir {params.runs_dir:q} --out {params.results:q} --title {params.title:q}"
+        " > {log:q} 2>&1"

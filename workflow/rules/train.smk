@@ -15,8 +15,8 @@ rule train:
     resources:
         gpu=GPUS_PER_TRAIN,
     shell:
-        "OMP_NUM_THREADS={threads} icl train --run {wildcards.run_id} --out {params.out}"
-        " --no-progress > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} icl train --run {wildcards.run_id} --out {params.out:q}"
+        " --no-progress > {log:q} 2>&1"
 
 
 # One job per pack: its runs train side by side in one process, each into its own folder.
@@ -43,4 +43,4 @@ for _name, _ids in PACKS.items():
             mem_mb=8000,
         shell:
             "OMP_NUM_THREADS={threads} icl train {params.runs}"
-            " --runs-dir {params.runs_dir} --no-progress > {log} 2>&1"
+            " --runs-dir {params.runs_dir:q} --no-progress > {log:q} 2>&1"
