@@ -8,7 +8,8 @@ A run is, from its folder (training/train.py and evaluation/evaluate.py write th
 - trained       status.json says done (not evaluated yet)
 - diverged      status.json says diverged
 - in progress   no status.json, but logged steps (metrics.jsonl): a job running now, or one
-                killed that resumes from its checkpoint
+                killed that resumes from its checkpoint; told apart by how long ago it last
+                logged against its logging interval, with the time left at its last speed
 - not started   nothing yet
 
 Reads only small JSON files (no torch), so it is quick on a study of thousands of runs.
@@ -16,31 +17,62 @@ Reads only small JSON files (no torch), so it is quick on a study of thousands o
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 STATES = ("evaluated", "trained", "diverged", "in progress", "not started")
 
 
-def study_progress(run_table: list[dict], runs_dir: Path) -> list[dict]:
-    """One row per run: id, experiment, model, task, seed, state, step, steps."""
+def study_progress(run_table: list[dict], runs_dir: Path, now: float | None = None) -> list[dict]:
+    """One row per run: id, experiment, model, task, seed, state, step, steps; a run in progress
+    also has steps_per_s (its last logged speed, or None), logged_s_ago and log_every."""
     runs_dir = Path(runs_dir)
+    now = time.time() if now is None else now
     rows = []
     for run in run_table:
         folder = runs_dir / run["id"]
         steps = int(run.get("train", {}).get("steps") or 0)
         status = _read_json(folder / "status.json")
+        extra = {}
         if (folder / f"eval-{run.get('eval_id')}.json").exists():
             state, step = "evaluated", (status or {}).get("step", steps)
         elif status is not None and status.get("state") in ("done", "diverged"):
             state = "trained" if status["state"] == "done" else "diverged"
             step = status.get("step")
         else:
-            step = _last_logged_step(folder / "metrics.jsonl")
+            last = _last_logged(folder / "metrics.jsonl")
+            step = int(last.get("step") or 0)
             state = "in progress" if step else "not started"
+            if step:
+                rate = last.get("steps_per_s")
+                extra = {"steps_per_s": float(rate) if isinstance(rate, (int, float)) and rate > 0 else None,
+                         "logged_s_ago": max(0.0, now - (folder / "metrics.jsonl").stat().st_mtime),
+                         "log_every": int(run.get("train", {}).get("log_every") or 100)}
         rows.append({"id": run["id"], "experiment": run.get("experiment"), "model": run.get("model"),
                      "task": run.get("task"), "seed": run.get("seed"), "sweep": run.get("sweep") or {},
-                     "state": state, "step": step or 0, "steps": steps})
+                     "state": state, "step": step or 0, "steps": steps, **extra})
     return rows
+
+
+def in_progress_note(row: dict) -> str:
+    """For a run in progress: the time left at its last speed while it logs on schedule, else
+    how long ago it last logged (a job killed, or one waiting to resume)."""
+    rate, ago = row.get("steps_per_s"), row.get("logged_s_ago")
+    if ago is None:
+        return ""
+    # on schedule: within three logging intervals at its speed (at least two minutes)
+    if rate and ago <= max(120.0, 3 * row["log_every"] / rate):
+        return f"~{_duration(max(0, row['steps'] - row['step']) / rate)} left at {rate:,.0f} steps/s"
+    return f"last logged {_duration(ago)} ago"
+
+
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    if minutes < 1:
+        return f"{seconds:.0f} s"
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.1f} h"
 
 
 def render_progress(rows: list[dict]) -> str:
@@ -50,6 +82,8 @@ def render_progress(rows: list[dict]) -> str:
     for r in rows:
         sweep = " ".join(f"{k}={v}" for k, v in r["sweep"].items()) or "-"
         done = f"{r['step']:,} / {r['steps']:,}" if r["state"] != "not started" else f"0 / {r['steps']:,}"
+        if r["state"] == "in progress" and in_progress_note(r):
+            done += f" ({in_progress_note(r)})"
         table.append((str(r["experiment"]), r["id"], str(r["model"]), str(r["seed"]), sweep, r["state"], done))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     previous = None
@@ -76,17 +110,20 @@ def summary(rows: list[dict]) -> str:
     return f"{len(rows)} runs: " + ", ".join(parts) + f"; {left:,} training steps left"
 
 
-def _last_logged_step(path: Path) -> int:
+def _last_logged(path: Path) -> dict:
+    """The last whole line of a metrics.jsonl ({} if none)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
-        return 0
+        return {}
     for line in reversed(lines):
         try:
-            return int(json.loads(line)["step"])
+            record = json.loads(line)
+            int(record["step"])
+            return record
         except (ValueError, KeyError, TypeError):
             continue  # a line cut by a killed job
-    return 0
+    return {}
 
 
 def _read_json(path: Path) -> dict | None:

@@ -157,3 +157,31 @@ def test_status_tells_each_runs_state_from_its_folder(tmp_path):
     text = icl("status", str(spec), "--runs-dir", str(runs_dir))
     assert text.returncode == 0 and "in progress" in text.stdout and "4 / 8" in text.stdout
 
+
+def test_status_tells_a_running_job_from_a_stopped_one(tmp_path):
+    """A run in progress that logs on schedule gets the time left at its last speed; one whose
+    metrics.jsonl has not moved for several logging intervals says when it last logged."""
+    import os
+
+    from icl.compiler.runs import runs_of
+    from icl.report.progress import in_progress_note, render_progress, study_progress
+
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(TINY.replace("steps = 8 ", "steps = 50000 "))
+    run = runs_of([spec])[0]  # log_every = 4
+    folder = tmp_path / "runs" / run["id"]
+    folder.mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text('{"step": 20000, "steps_per_s": 40.0}\n')
+    os.utime(folder / "metrics.jsonl", (1000.0, 1000.0))
+
+    (row,) = study_progress([run], tmp_path / "runs", now=1010.0)
+    assert (row["state"], row["step"], row["steps_per_s"], row["logged_s_ago"]) == ("in progress", 20000, 40.0, 10.0)
+    assert in_progress_note(row) == "~12 min left at 40 steps/s"  # 30,000 steps / 40 per s = 12.5 min
+    assert "20,000 / 50,000 (~12 min left at 40 steps/s)" in render_progress([row])
+
+    (row,) = study_progress([run], tmp_path / "runs", now=1000.0 + 3600)
+    assert in_progress_note(row) == "last logged 60 min ago"
+    (folder / "metrics.jsonl").write_text('{"step": 20000}\n')  # no speed logged: no estimate
+    (row,) = study_progress([run], tmp_path / "runs", now=os.path.getmtime(folder / "metrics.jsonl") + 30)
+    assert in_progress_note(row) == "last logged 30 s ago"
+
