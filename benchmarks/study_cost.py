@@ -37,10 +37,12 @@ def run_hours(runs: list[dict], times: dict[tuple[str, str], float],
     if missing:
         raise SystemExit("error: no measured step time for " + ", ".join(f"{a} on {t}" for a, t in missing)
                          + "; run benchmarks/train_step.py with --spec and --task all first")
-    steps = {r["id"]: int(r["train"]["steps"]) for r in runs}
-    if steps_left is not None:
-        steps = {i: steps_left[i] for i in steps}
-    return [(r, steps[r["id"]] * times[(r["model"], r["task"])] / 1000 / 3600) for r in runs]
+    return [(r, _steps(r, steps_left) * times[(r["model"], r["task"])] / 1000 / 3600) for r in runs]
+
+
+def _steps(run: dict, steps_left: dict[str, int] | None) -> int:
+    """The run's steps to cost: all it plans, or what is left of them where steps_left is given."""
+    return steps_left[run["id"]] if steps_left is not None else int(run["train"]["steps"])
 
 
 def steps_left(runs: list[dict], runs_dir: Path) -> dict[str, int]:
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     steps: dict[tuple[str, str], int] = {}
     for r, _ in costs:
         cell = (r["model"], r["task"])
-        steps[cell] = steps.get(cell, 0) + (left[r["id"]] if left is not None else int(r["train"]["steps"]))
+        steps[cell] = steps.get(cell, 0) + _steps(r, left)
     for cell, hours in sorted(by_cell.items(), key=lambda kv: -sum(kv[1])):
         lines.append(f"| {cell[0]} | {cell[1]} | {len(hours)} | {steps[cell] // len(hours):,} | "
                      f"{times[cell]:.2f} | {sum(hours):.2f} |")

@@ -82,8 +82,9 @@ def render_progress(rows: list[dict]) -> str:
     for r in rows:
         sweep = " ".join(f"{k}={v}" for k, v in r["sweep"].items()) or "-"
         done = f"{r['step']:,} / {r['steps']:,}" if r["state"] != "not started" else f"0 / {r['steps']:,}"
-        if r["state"] == "in progress" and in_progress_note(r):
-            done += f" ({in_progress_note(r)})"
+        note = in_progress_note(r) if r["state"] == "in progress" else ""
+        if note:
+            done += f" ({note})"
         table.append((str(r["experiment"]), r["id"], str(r["model"]), str(r["seed"]), sweep, r["state"], done))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     previous = None
