@@ -253,3 +253,15 @@ def test_detached_study_goes_on_after_its_command_and_stops_with_its_jobs(tmp_pa
     names = subprocess.run(["tar", "tzf", str(tmp_path / "small.tgz")], capture_output=True,
                            text=True).stdout.split()
     assert any(n.endswith("status.json") for n in names) and not any(n.endswith(".pt") for n in names)
+
+    # Where only the package is installed (pip install --target: no `snakemake` script on the
+    # PATH), start runs its module; here the study is done, so it ends at once.
+    bare = tmp_path / "bare-bin"
+    bare.mkdir()
+    (bare / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bare / "python3").chmod(0o755)
+    env["PATH"] = os.pathsep.join([str(bare), "/usr/bin", "/bin"])
+    assert subprocess.run(["bash", "-c", "command -v snakemake"], env=env).returncode != 0
+    out = detached("start", runs, *pipeline)
+    assert out.returncode == 0 and "finished" in out.stdout, out.stdout + out.stderr
+    assert "Nothing to be done" in (runs / "detached.log").read_text()

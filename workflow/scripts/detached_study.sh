@@ -23,6 +23,8 @@ shift 2
 pidfile="$runs/detached.pid"
 log="$runs/detached.log"
 here=$(cd "$(dirname "$0")/../.." && pwd)
+# Snakemake's script, or its module where only the package is installed (pip --target)
+if command -v snakemake > /dev/null; then snakemake=(snakemake); else snakemake=(python3 -m snakemake); fi
 
 # The recorded pid is still our Snakemake: not a zombie (empty cmdline), not a reused pid.
 running() { [ -s "$pidfile" ] && grep -qs snakemake "/proc/$(cat "$pidfile")/cmdline"; }
@@ -47,8 +49,8 @@ start)
   done
   [ $joined = 1 ] || args+=(--config "runs_dir=$runs")
   # a pipeline killed by `stop` may have left Snakemake's lock behind; nothing runs now
-  snakemake -s "$here/Snakefile" "${args[@]}" --unlock > /dev/null 2>&1
-  setsid snakemake -s "$here/Snakefile" "${args[@]}" > "$log" 2>&1 < /dev/null &
+  "${snakemake[@]}" -s "$here/Snakefile" "${args[@]}" --unlock > /dev/null 2>&1
+  setsid "${snakemake[@]}" -s "$here/Snakefile" "${args[@]}" > "$log" 2>&1 < /dev/null &
   echo $! > "$pidfile"
   for _ in $(seq 5); do running || break; sleep 1; done  # a config error ends it at once
   if running; then
