@@ -30,6 +30,9 @@ MODEL_OPTIONS: tuple[Param, ...] = (
     Param("dropout", "float", 0.0, min=0.0, max=0.9, doc="dropout on block outputs"),
     Param("init_std", "float", 0.02, min=0.0, max=1.0,
           doc="std of the normal init of linear and embedding weights"),
+    Param("positions_init_std", "float", None, min=0.0, max=10.0,
+          doc="std of the normal init of the position table (positions = learned; default "
+              "init_std). The study's released Standard Hybrid keeps PyTorch's N(0, 1)"),
 )
 
 # Options read by blocks; declared once, shared by every block kind that names them.

@@ -33,6 +33,7 @@ class LearnedPositions(nn.Module):
     def __init__(self, tokens: int, width: int, init_std: float):
         super().__init__()
         self.table = nn.Embedding(tokens, width)
+        self.init_std = init_std
         nn.init.normal_(self.table.weight, std=init_std)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -185,6 +185,9 @@ def check_model(model_config: dict, layout) -> list[tuple[str, str]]:
     if {"S", "SM"} & set(tokens) and o["d_state"] % 2:
         errors.append(("d_state", f"d_state={o['d_state']} must be even for S4D blocks "
                                   "(S / SM): its complex modes come in conjugate pairs"))
+    if model_config.get("positions_init_std") is not None and model_option(model_config, "positions") != "learned":
+        errors.append(("positions_init_std", "positions_init_std sets the init of the position table, "
+                                             "but this model has none (positions = none)"))
     if "dt_min" in used and o["dt_min"] > o["dt_max"]:
         errors.append(("dt_min", f"dt_min={o['dt_min']} is larger than dt_max={o['dt_max']}"))
     if width is not None:

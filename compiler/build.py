@@ -32,7 +32,8 @@ def build_from_graph(g: nx.DiGraph, backend: str | None = None):
                      width, init_std)
     positions = None
     if "positions" in g:
-        positions = LearnedPositions(g.nodes["positions"]["options"]["tokens"], width, init_std)
+        options = g.nodes["positions"]["options"]
+        positions = LearnedPositions(options["tokens"], width, options["init_std"])
     layers = []
     for node in layer_nodes(g):
         token, options = g.nodes[node]["kind"], g.nodes[node]["options"]
@@ -63,7 +64,8 @@ def graph_of(model) -> nx.DiGraph:
     chain = ["read_in"]
     if model.positions is not None:
         g.add_node("positions", kind="positions", params=count(model.positions),
-                   options={"tokens": model.positions.table.num_embeddings})
+                   options={"tokens": model.positions.table.num_embeddings,
+                            "init_std": model.positions.init_std})
         chain.append("positions")
     for i, layer in enumerate(model.layers):
         g.add_node(f"layer{i}", kind=layer.token, index=i, options=dict(layer.options), params=count(layer))

@@ -27,7 +27,10 @@ def model_graph(model_config: dict, layout) -> nx.DiGraph:
                options={"token_dim": layout.token_dim, "vocab": layout.vocab})
     chain = ["read_in"]
     if model_option(model_config, "positions") == "learned":
-        g.add_node("positions", kind="positions", params=io["positions"], options={"tokens": layout.tokens})
+        std = model_option(model_config, "positions_init_std")
+        std = model_option(model_config, "init_std") if std is None else std
+        g.add_node("positions", kind="positions", params=io["positions"],
+                   options={"tokens": layout.tokens, "init_std": std})
         chain.append("positions")
     for i, token in enumerate(tokens):
         options = block_options(model_config, token, width)

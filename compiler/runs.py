@@ -134,6 +134,10 @@ def _model_config(program: Program, model: Checked, values: dict[str, Any], layo
         pos = _where_chosen(model, key, config.get(key)) if key in model.where else \
             model.where.get("layers") or model.pos
         raise program.error(pos, message)
+    # The position table's std is recorded only where it changes the weights (a std other than
+    # init_std), so the runs from before this option existed keep their ids.
+    if config["positions_init_std"] in (None, config["init_std"]):
+        del config["positions_init_std"]
     return config
 
 

@@ -71,7 +71,7 @@ def test_graph_has_a_node_per_block_with_resolved_options():
     assert g.nodes["layer0"]["options"] == {"d_state": 16, "d_conv": 4, "expand": 2, "dt_rank": 2,
                                             "dt_min": 0.001, "dt_max": 0.1}
     assert g.nodes["layer1"]["options"] == {"heads": 4, "bias": True}
-    assert g.nodes["positions"]["options"] == {"tokens": SMALL.tokens}
+    assert g.nodes["positions"]["options"] == {"tokens": SMALL.tokens, "init_std": 0.02}
 
 
 @pytest.mark.parametrize("cfg,layout", [
@@ -139,6 +139,16 @@ def test_initialisation_follows_the_study():
         assert abs(weight.std().item() - std) < 0.1 * std
     # GPT-2: residual output projections scaled by 1/sqrt(number of layers)
     assert abs(model.layers[1].block.proj.weight.std().item() - std / 3 ** 0.5) < 0.1 * std
+
+
+def test_position_table_init_has_its_own_std():
+    # The study's released Standard Hybrid keeps PyTorch's N(0, 1) for its position table.
+    torch.manual_seed(0)
+    model = build_model({"layers": "A M", "width": 64, "heads": 4, "positions": "learned",
+                         "positions_init_std": 1.0}, Layout(token_dim=40, out_dim=3, tokens=300))
+    assert abs(model.positions.table.weight.std().item() - 1.0) < 0.05
+    assert abs(model.read_in.map.weight.std().item() - 0.02) < 0.002
+    assert graph_of(model).nodes["positions"]["options"] == {"tokens": 300, "init_std": 1.0}
 
 
 def test_dropout_only_in_training():

@@ -1,9 +1,12 @@
 """Run expansion: the study's matrix, sweeps, seeds, stable content-hashed ids, diff."""
 from __future__ import annotations
 
+import pytest
+
 from icl.compiler.diff import diff_runs
 from icl.compiler.runs import runs_of
 from icl.dsl import format_spec, parse_file
+from icl.errors import IclError
 
 from conftest import ROOT
 
@@ -69,6 +72,23 @@ def test_one_line_edit_changes_exactly_its_runs(write_spec):
     assert not d.added and not d.removed and d.unchanged == 4
     assert {new["model"] for _, new, _ in d.changed} == {"mamba"} and len(d.changed) == 4
     assert all("model_config.layers: M M -> M M M" in what for _, _, what in d.changed)
+
+
+def test_position_init_std_changes_the_id_only_where_it_changes_the_weights(write_spec):
+    learned = BASE.replace("heads = 2 }", "heads = 2 positions = learned }")
+    a = runs_of([write_spec("a.icl", learned)])
+    same = runs_of([write_spec("b.icl", learned.replace("positions = learned", "positions = learned positions_init_std = 0.02"))])
+    other = runs_of([write_spec("c.icl", learned.replace("positions = learned", "positions = learned positions_init_std = 1.0"))])
+    assert [r["id"] for r in a] == [r["id"] for r in same]
+    changed = {new["model"] for old, new in zip(a, other) if old["id"] != new["id"]}
+    assert changed == {"hybrid"}
+    assert all(r["model_config"]["positions_init_std"] == 1.0 for r in other if r["model"] == "hybrid")
+
+
+def test_position_init_std_without_positions_is_an_error(write_spec):
+    spec = write_spec("a.icl", BASE.replace("heads = 2 }", "heads = 2 positions_init_std = 1.0 }"))
+    with pytest.raises(IclError, match=r"a\.icl:3:.*positions_init_std.*positions = none"):
+        runs_of([spec])
 
 
 def test_eval_change_keeps_training_id(write_spec):
