@@ -155,6 +155,7 @@ def _matrix(table: dict, models: list[str]) -> dict:
                 "metric_text": fmt(cell["metric"]), "chance_text": fmt(cell["chance"]),
                 "lr_text": fmt(cell["best_lr"]), "steps_text": _steps_text(cell),
                 "steps_done_text": fmt_int(cell["steps_done"]), "agreement": agreement,
+                "seeds_text": ", ".join("diverged" if v is None else fmt(v) for v in cell["seed_metrics"]),
                 "configs_text": "; ".join(
                     _sweep_point(c) + f": {fmt(c['metric'])} ({c['seeds']} seed(s)"
                     + (f", {c['diverged']} diverged" if c["diverged"] else "") + ")"

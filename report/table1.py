@@ -3,7 +3,8 @@
     verdicts(evals, runs) -> {task: {model: cell}}
 
 A cell holds at least {"verdict", "paper", "metric", "seeds", "best_lr", "steps"}
-(table1.json's contract) and the numbers behind them. The rules, with the constants
+(table1.json's contract) and the numbers behind them: each seed's tail error at the best
+sweep point (`seed_metrics`) and the verdict's arithmetic in one line (`reason`). The rules, with the constants
 below, are also printed in the report (`RULES`):
 
 1. A run's number is its evaluation summary's `model_tail`: the mean error over the
@@ -188,13 +189,15 @@ def _cell(configs: list[dict], chance: float, paper: str | None) -> dict:
             "sweep": {"lr": sorted({c["lr"] for c in configs if c["lr"] is not None})},
             "configs": [{"experiment": c["experiment"], "sweep": c["sweep"], "lr": c["lr"],
                          "steps": c["steps"], **s} for s, c in scored],
-            "best_sweep": None, "note": ""}
+            "best_sweep": None, "note": "", "seed_metrics": [], "reason": ""}
     if not usable:
         cell["note"] = "not evaluated yet" if not configs else "no evaluation has a value"
         return cell
     score, config = min(usable, key=lambda sc: sc[0]["metric"])
     done = [_steps_done(ev) for ev in config["evals"] if not is_diverged(ev)]
     done = [d for d in done if d is not None]
+    by_seed = sorted(config["evals"], key=lambda ev: (ev.get("seed") is None, ev.get("seed")))
+    cell["seed_metrics"] = [tail(ev) for ev in by_seed]   # None: a diverged seed
     cell.update(metric=score["metric"], seeds=score["seeds"], best_lr=config["lr"],
                 steps=config["steps"] if config["steps"] is not None else _steps_planned(config),
                 steps_done=min(done) if done else None, best_sweep=config["sweep"])
@@ -215,14 +218,24 @@ def _judge(cells: dict[str, dict], chance: float) -> None:
         others = [v for m, v in metrics.items() if m != model]
         best_other = min(others) if others else None
         cell["best_other"] = best_other
-        if metric >= FAIL_FRACTION * chance:
+        fail_line = FAIL_FRACTION * chance
+        bar = None if best_other is None else max(CHECK_RATIO * best_other, best_other + CHECK_SLACK * chance)
+        if metric >= fail_line:
             verdict = "fails"
-        elif best_other is None or metric <= max(CHECK_RATIO * best_other,
-                                                 best_other + CHECK_SLACK * chance):
+            reason = f"{_g(metric)} >= {FAIL_FRACTION:g} x chance {_g(chance)} = {_g(fail_line)}"
+        elif bar is None or metric <= bar:
             verdict = "check"
+            reason = (f"{_g(metric)} < {FAIL_FRACTION:g} x chance {_g(chance)} = {_g(fail_line)}, "
+                      + ("alone in its task" if bar is None else
+                         f"<= max({CHECK_RATIO:g} x best other {_g(best_other)}, best other + "
+                         f"{CHECK_SLACK:g} x chance) = {_g(bar)}"))
         else:
             verdict = "gap"
+            reason = (f"{_g(metric)} < {FAIL_FRACTION:g} x chance {_g(chance)} = {_g(fail_line)}, "
+                      f"> max({CHECK_RATIO:g} x best other {_g(best_other)}, best other + "
+                      f"{CHECK_SLACK:g} x chance) = {_g(bar)}")
         cell["verdict"] = verdict
+        cell["reason"] = reason
         cell["agrees"] = None if cell["paper"] is None else verdict == cell["paper"]
 
 
@@ -256,6 +269,10 @@ def _steps_planned(config: dict) -> int | None:
         if planned is not None:
             return int(planned)
     return None
+
+
+def _g(value: float) -> str:
+    return f"{value:.3g}"
 
 
 def _finite(value) -> bool:

@@ -18,6 +18,7 @@ from icl.compiler.runs import runs_of
 from icl.evaluation.evaluate import evaluate_run
 from icl.report import build_report, plot_task, verdicts, write_report
 from icl.report import table1
+from icl.report.render import fmt
 from icl.cli import main as icl_main
 from icl.training import atomic
 from icl.training.train import train_run
@@ -123,6 +124,20 @@ def test_clear_check_gap_and_fails(study):
     assert cells["transformer"]["best_other"] == pytest.approx(0.12)
     assert cells["transformer"]["paper"] == "check" and cells["s4"]["paper"] is None
     assert cells["mambaformer"]["agrees"] is False and cells["transformer"]["agrees"] is True
+
+
+def test_each_cell_shows_its_seeds_and_the_arithmetic_of_its_verdict(study):
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.10), (1e-3, 0.30)], "mamba": [(1e-3, 0.12)],
+                                     "s4": [(1e-3, 0.40), (1e-3, None)], "mambaformer": [(1e-3, 0.80)]})
+    cells = verdicts(evals, runs)["linear_regression"]
+    assert cells["transformer"]["seed_metrics"] == pytest.approx([0.10, 0.30])
+    assert cells["s4"]["seed_metrics"][0] == pytest.approx(0.40) and cells["s4"]["seed_metrics"][1] is None
+    # transformer 0.2 vs best other 0.12: max(1.5 x 0.12, 0.12 + 0.05 x 1) = 0.18 < 0.2 -> gap
+    assert cells["transformer"]["verdict"] == "gap"
+    assert cells["transformer"]["reason"] == ("0.2 < 0.75 x chance 1 = 0.75, > max(1.5 x best other 0.12, "
+                                              "best other + 0.05 x chance) = 0.18")
+    assert cells["mambaformer"]["reason"] == "0.8 >= 0.75 x chance 1 = 0.75"
+    assert cells["mamba"]["reason"].endswith("<= max(1.5 x best other 0.2, best other + 0.05 x chance) = 0.3")
 
 
 def test_fail_threshold_is_relative_to_the_zero_predictor(study):
@@ -237,6 +252,13 @@ def test_report_md_and_plot_files(built):
     md = built["md"].read_text(encoding="utf-8")
     assert "| task | transformer | mamba | s4 |" in md
     assert "fails: metric >= 0.75 x chance." in md and "WARNING:** SMOKE SCALE" in md
+    # cell by cell: each judged cell with its seeds' errors and its verdict's arithmetic
+    table = json.loads(built["json"].read_text())
+    cell = table["linear_regression"]["transformer"]
+    row = (f"| linear_regression | transformer | {table1.SYMBOLS[cell['verdict']]} {cell['verdict']} "
+           f"{fmt(cell['metric'])} | ✓ check: **{'agrees' if cell['agrees'] else 'differs'}** | "
+           f"{fmt(cell['seed_metrics'][0])} | {cell['reason']} |")
+    assert "## Cell by cell" in md and row in md and " x chance " in cell["reason"]
     links = re.findall(r"\]\((plots/[^)]+\.png)\)", md)
     assert sorted(links) == ["plots/linear_regression.png", "plots/vector_mqar.png"]
     for link in links:
