@@ -9,7 +9,7 @@ A run is, from its folder (training/train.py and evaluation/evaluate.py write th
 - diverged      status.json says diverged
 - in progress   no status.json, but logged steps (metrics.jsonl): a job running now, or one
                 killed that resumes from its checkpoint; told apart by how long ago it last
-                logged against its logging interval, with the time left at its last speed
+                logged against its logging interval, with the time left at its recent speed
 - not started   nothing yet
 
 Reads only small JSON files (no torch), so it is quick on a study of thousands of runs.
@@ -21,11 +21,12 @@ import time
 from pathlib import Path
 
 STATES = ("evaluated", "trained", "diverged", "in progress", "not started")
+RECENT_LOGS = 6   # a run's speed: over its last five logging intervals
 
 
 def study_progress(run_table: list[dict], runs_dir: Path, now: float | None = None) -> list[dict]:
     """One row per run: id, experiment, model, task, seed, state, step, steps; a run in progress
-    also has steps_per_s (its last logged speed, or None), logged_s_ago and log_every."""
+    also has steps_per_s (its recent speed, or None), logged_s_ago and log_every."""
     runs_dir = Path(runs_dir)
     now = time.time() if now is None else now
     rows = []
@@ -40,12 +41,11 @@ def study_progress(run_table: list[dict], runs_dir: Path, now: float | None = No
             state = "trained" if status["state"] == "done" else "diverged"
             step = status.get("step")
         else:
-            last = _last_logged(folder / "metrics.jsonl")
-            step = int(last.get("step") or 0)
+            recent = _last_logged(folder / "metrics.jsonl", RECENT_LOGS)
+            step = int(recent[-1].get("step") or 0) if recent else 0
             state = "in progress" if step else "not started"
             if step:
-                rate = last.get("steps_per_s")
-                extra = {"steps_per_s": float(rate) if isinstance(rate, (int, float)) and rate > 0 else None,
+                extra = {"steps_per_s": _recent_rate(recent),
                          "logged_s_ago": max(0.0, now - (folder / "metrics.jsonl").stat().st_mtime),
                          "log_every": int(run.get("train", {}).get("log_every") or 100)}
         rows.append({"id": run["id"], "experiment": run.get("experiment"), "model": run.get("model"),
@@ -111,20 +111,35 @@ def summary(rows: list[dict]) -> str:
     return f"{len(rows)} runs: " + ", ".join(parts) + f"; {left:,} training steps left"
 
 
-def _last_logged(path: Path) -> dict:
-    """The last whole line of a metrics.jsonl ({} if none)."""
+def _recent_rate(records: list[dict]) -> float | None:
+    """Steps per second over the last logged intervals, from their steps and training clock
+    (wall_s); else the last line's own steps_per_s (the mean since its process started, slow to
+    follow a GPU that other jobs join or leave). None if neither is there."""
+    first, last = records[0], records[-1]
+    clock = [r.get("wall_s") for r in (first, last)]
+    if all(isinstance(c, (int, float)) for c in clock) and clock[1] > clock[0] and last["step"] > first["step"]:
+        return (last["step"] - first["step"]) / (clock[1] - clock[0])
+    rate = last.get("steps_per_s")
+    return float(rate) if isinstance(rate, (int, float)) and rate > 0 else None
+
+
+def _last_logged(path: Path, n: int = 1) -> list[dict]:
+    """The last n whole lines of a metrics.jsonl, oldest first ([] if none)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
-        return {}
+        return []
+    records = []
     for line in reversed(lines):
         try:
             record = json.loads(line)
             int(record["step"])
-            return record
         except (ValueError, KeyError, TypeError):
             continue  # a line cut by a killed job
-    return {}
+        records.append(record)
+        if len(records) == n:
+            break
+    return records[::-1]
 
 
 def _read_json(path: Path) -> dict | None:

@@ -181,6 +181,17 @@ def test_status_tells_a_running_job_from_a_stopped_one(tmp_path):
 
     (row,) = study_progress([run], tmp_path / "runs", now=1000.0 + 3600)
     assert in_progress_note(row) == "last logged 60 min ago"
+
+    # The speed is the recent one: a job at 20 steps/s for 1,000 s whose GPU then frees up
+    # (200 steps/s over its last five intervals) logs a mean since start of 24 steps/s.
+    lines = [{"step": 20000, "wall_s": 1000.0, "steps_per_s": 20.0}]
+    lines += [{"step": 20000 + 200 * k, "wall_s": 1000.0 + k, "steps_per_s": (20000 + 200 * k) / (1000 + k)}
+              for k in range(1, 6)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"step": 21')
+    os.utime(folder / "metrics.jsonl", (1000.0, 1000.0))
+    (row,) = study_progress([run], tmp_path / "runs", now=1010.0)
+    assert row["step"] == 21000 and row["steps_per_s"] == 200.0
+    assert in_progress_note(row) == "~2 min left at 200 steps/s"  # 29,000 steps / 200 per s
     (folder / "metrics.jsonl").write_text('{"step": 20000}\n')  # no speed logged: no estimate
     (row,) = study_progress([run], tmp_path / "runs", now=os.path.getmtime(folder / "metrics.jsonl") + 30)
     assert in_progress_note(row) == "last logged 30 s ago"
