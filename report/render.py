@@ -155,7 +155,7 @@ def _matrix(table: dict, models: list[str]) -> dict:
                 "metric_text": fmt(cell["metric"]), "chance_text": fmt(cell["chance"]),
                 "lr_text": fmt(cell["best_lr"]), "steps_text": _steps_text(cell),
                 "steps_done_text": fmt_int(cell["steps_done"]), "agreement": agreement,
-                "seeds_text": ", ".join("diverged" if v is None else fmt(v) for v in cell["seed_metrics"]),
+                "seeds_text": ", ".join(_seed_text(e) for e in cell["seed_metrics"]),
                 "configs_text": "; ".join(
                     _sweep_point(c) + f": {fmt(c['metric'])} ({c['seeds']} seed(s)"
                     + (f", {c['diverged']} diverged" if c["diverged"] else "") + ")"
@@ -163,6 +163,12 @@ def _matrix(table: dict, models: list[str]) -> dict:
             })
         rows.append(row)
     return {"models": models, "rows": rows}
+
+
+def _seed_text(entry: dict) -> str:
+    """'s0 0.475', 's1 diverged', 's1 pending' (not evaluated yet) or 's1 no value'."""
+    label = f"s{entry['seed']}" if entry["seed"] is not None else "s?"
+    return f"{label} {fmt(entry['tail']) if entry['state'] == 'done' else entry['state']}"
 
 
 def _steps_text(cell: dict) -> str:

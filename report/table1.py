@@ -110,7 +110,7 @@ def group(evals: list[dict], runs: list[dict]) -> dict:
             continue   # not an evaluation of a known run: nothing to place
         sweep = run.get("sweep", ev.get("sweep")) or {}
         experiment = run.get("experiment", ev.get("experiment"))
-        key = json.dumps([experiment, sweep], sort_keys=True, default=str)
+        key = config_key(experiment, sweep)
         configs = table.setdefault(task, {}).setdefault(model, {})
         config = configs.setdefault(key, {
             "key": key, "experiment": experiment, "sweep": sweep,
@@ -121,6 +121,11 @@ def group(evals: list[dict], runs: list[dict]) -> dict:
             config["runs"].append(run)
     return {task: {model: list(configs.values()) for model, configs in models.items()}
             for task, models in table.items()}
+
+
+def config_key(experiment, sweep: dict) -> str:
+    """Names one sweep point of one experiment (a cell may have several)."""
+    return json.dumps([experiment, sweep], sort_keys=True, default=str)
 
 
 def is_diverged(ev: dict) -> bool:
@@ -167,19 +172,27 @@ def verdicts(evals: list[dict], runs: list[dict]) -> dict:
     for run in runs:
         grouped.setdefault(run["task"], {}).setdefault(run["model"], [])
     kinds = {r["task"]: r.get("task_config", {}).get("kind") for r in runs}
+    # The seeds each sweep point has in the run table, to show the ones not evaluated yet.
+    planned: dict[tuple[str, str], dict[str, list]] = {}
+    for run in runs:
+        key = config_key(run.get("experiment"), run.get("sweep") or {})
+        planned.setdefault((run["task"], run["model"]), {}).setdefault(key, []).append(run.get("seed"))
     table: dict[str, dict[str, dict]] = {}
     for task in ordered_tasks(grouped, runs):
         models = grouped[task]
         chance = _task_chance(models)
         cells = {}
         for model in ordered_models(models):
-            cells[model] = _cell(models[model], chance, paper_verdict(task, model, kinds.get(task)))
+            cells[model] = _cell(models[model], chance, paper_verdict(task, model, kinds.get(task)),
+                                 planned.get((task, model), {}))
         _judge(cells, chance)
         table[task] = cells
     return table
 
 
-def _cell(configs: list[dict], chance: float, paper: str | None) -> dict:
+def _cell(configs: list[dict], chance: float, paper: str | None,
+          planned_seeds: dict[str, list] | None = None) -> dict:
+    planned_seeds = planned_seeds or {}
     scored = [(score_config(c, chance), c) for c in configs]
     usable = [(s, c) for s, c in scored if s["metric"] is not None]
     cell = {"verdict": None, "paper": paper, "metric": None, "seeds": 0, "best_lr": None,
@@ -196,8 +209,7 @@ def _cell(configs: list[dict], chance: float, paper: str | None) -> dict:
     score, config = min(usable, key=lambda sc: sc[0]["metric"])
     done = [_steps_done(ev) for ev in config["evals"] if not is_diverged(ev)]
     done = [d for d in done if d is not None]
-    by_seed = sorted(config["evals"], key=lambda ev: (ev.get("seed") is None, ev.get("seed")))
-    cell["seed_metrics"] = [tail(ev) for ev in by_seed]   # None: a diverged seed
+    cell["seed_metrics"] = _seed_metrics(config, planned_seeds.get(config["key"], []))
     cell.update(metric=score["metric"], seeds=score["seeds"], best_lr=config["lr"],
                 steps=config["steps"] if config["steps"] is not None else _steps_planned(config),
                 steps_done=min(done) if done else None, best_sweep=config["sweep"])
@@ -220,20 +232,20 @@ def _judge(cells: dict[str, dict], chance: float) -> None:
         cell["best_other"] = best_other
         fail_line = FAIL_FRACTION * chance
         bar = None if best_other is None else max(CHECK_RATIO * best_other, best_other + CHECK_SLACK * chance)
+        m, line = _num_pair(metric, fail_line)
+        below_fail = f"{m} < {FAIL_FRACTION:g} x chance {_num(chance)} = {line}"
         if metric >= fail_line:
             verdict = "fails"
-            reason = f"{_g(metric)} >= {FAIL_FRACTION:g} x chance {_g(chance)} = {_g(fail_line)}"
-        elif bar is None or metric <= bar:
+            reason = f"{m} >= {FAIL_FRACTION:g} x chance {_num(chance)} = {line}"
+        elif bar is None:
             verdict = "check"
-            reason = (f"{_g(metric)} < {FAIL_FRACTION:g} x chance {_g(chance)} = {_g(fail_line)}, "
-                      + ("alone in its task" if bar is None else
-                         f"<= max({CHECK_RATIO:g} x best other {_g(best_other)}, best other + "
-                         f"{CHECK_SLACK:g} x chance) = {_g(bar)}"))
+            alone = "alone in its task" if len(cells) == 1 else "no other architecture evaluated yet"
+            reason = f"{below_fail}; {alone}"
         else:
-            verdict = "gap"
-            reason = (f"{_g(metric)} < {FAIL_FRACTION:g} x chance {_g(chance)} = {_g(fail_line)}, "
-                      f"> max({CHECK_RATIO:g} x best other {_g(best_other)}, best other + "
-                      f"{CHECK_SLACK:g} x chance) = {_g(bar)}")
+            verdict = "check" if metric <= bar else "gap"
+            m, limit = _num_pair(metric, bar)
+            reason = (f"{below_fail}; {m} {'<=' if verdict == 'check' else '>'} max({CHECK_RATIO:g} x best "
+                      f"other {_num(best_other)}, best other + {CHECK_SLACK:g} x chance) = {limit}")
         cell["verdict"] = verdict
         cell["reason"] = reason
         cell["agrees"] = None if cell["paper"] is None else verdict == cell["paper"]
@@ -271,8 +283,33 @@ def _steps_planned(config: dict) -> int | None:
     return None
 
 
-def _g(value: float) -> str:
-    return f"{value:.3g}"
+def _seed_metrics(config: dict, planned: list) -> list[dict]:
+    """Each seed of a sweep point: {"seed", "tail", "state"}, state done, diverged, no value
+    (an evaluation without a finite tail: left out of the score) or pending (in the run
+    table, not evaluated yet); by seed."""
+    entries, seen = [], set()
+    for ev in config["evals"]:
+        value = tail(ev)
+        state = "diverged" if is_diverged(ev) else ("done" if value is not None else "no value")
+        entries.append({"seed": ev.get("seed"), "tail": value, "state": state})
+        seen.add(ev.get("seed"))
+    entries += [{"seed": seed, "tail": None, "state": "pending"} for seed in planned if seed not in seen]
+    return sorted(entries, key=lambda e: (not isinstance(e["seed"], int), e["seed"] if isinstance(e["seed"], int) else 0))
+
+
+def _num(value: float, digits: int = 3) -> str:
+    """A number as the report prints it: `digits` significant digits, scientific when tiny or huge."""
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}"
+
+
+def _num_pair(a: float, b: float) -> tuple[str, str]:
+    """Two numbers with enough digits that unequal values never print alike."""
+    digits = 3
+    while digits < 12 and a != b and _num(a, digits) == _num(b, digits):
+        digits += 1
+    return _num(a, digits), _num(b, digits)
 
 
 def _finite(value) -> bool:

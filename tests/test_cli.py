@@ -183,7 +183,7 @@ def test_status_tells_a_running_job_from_a_stopped_one(tmp_path):
     assert in_progress_note(row) == "last logged 60 min ago"
 
     # The speed is the recent one: a job at 20 steps/s for 1,000 s whose GPU then frees up
-    # (200 steps/s over its last five intervals) logs a mean since start of 24 steps/s.
+    # (200 steps/s over its last five intervals) logs a mean since start of 21 steps/s (21,000 / 1,005 s).
     lines = [{"step": 20000, "wall_s": 1000.0, "steps_per_s": 20.0}]
     lines += [{"step": 20000 + 200 * k, "wall_s": 1000.0 + k, "steps_per_s": (20000 + 200 * k) / (1000 + k)}
               for k in range(1, 6)]

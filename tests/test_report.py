@@ -130,14 +130,34 @@ def test_each_cell_shows_its_seeds_and_the_arithmetic_of_its_verdict(study):
     runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.10), (1e-3, 0.30)], "mamba": [(1e-3, 0.12)],
                                      "s4": [(1e-3, 0.40), (1e-3, None)], "mambaformer": [(1e-3, 0.80)]})
     cells = verdicts(evals, runs)["linear_regression"]
-    assert cells["transformer"]["seed_metrics"] == pytest.approx([0.10, 0.30])
-    assert cells["s4"]["seed_metrics"][0] == pytest.approx(0.40) and cells["s4"]["seed_metrics"][1] is None
+    assert [(e["seed"], e["state"]) for e in cells["transformer"]["seed_metrics"]] == [(0, "done"), (1, "done")]
+    assert [e["tail"] for e in cells["transformer"]["seed_metrics"]] == pytest.approx([0.10, 0.30])
+    assert [(e["tail"], e["state"]) for e in cells["s4"]["seed_metrics"]] == [(0.40, "done"), (None, "diverged")]
     # transformer 0.2 vs best other 0.12: max(1.5 x 0.12, 0.12 + 0.05 x 1) = 0.18 < 0.2 -> gap
     assert cells["transformer"]["verdict"] == "gap"
-    assert cells["transformer"]["reason"] == ("0.2 < 0.75 x chance 1 = 0.75, > max(1.5 x best other 0.12, "
+    assert cells["transformer"]["reason"] == ("0.2 < 0.75 x chance 1 = 0.75; 0.2 > max(1.5 x best other 0.12, "
                                               "best other + 0.05 x chance) = 0.18")
     assert cells["mambaformer"]["reason"] == "0.8 >= 0.75 x chance 1 = 0.75"
-    assert cells["mamba"]["reason"].endswith("<= max(1.5 x best other 0.2, best other + 0.05 x chance) = 0.3")
+    assert cells["mamba"]["reason"].endswith("0.12 <= max(1.5 x best other 0.2, best other + 0.05 x chance) = 0.3")
+
+
+def test_a_verdicts_arithmetic_never_prints_unequal_numbers_alike(study):
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.7496)], "mamba": [(1e-3, 0.2)],
+                                     "s4": [(1e-3, 0.30049)]})
+    cells = verdicts(evals, runs)["linear_regression"]
+    assert cells["transformer"]["reason"].startswith("0.7496 < 0.75 x chance 1 = 0.75;")
+    assert cells["s4"]["reason"].endswith("; 0.3005 > max(1.5 x best other 0.2, best other + 0.05 x chance) = 0.3")
+
+
+def test_seeds_not_evaluated_yet_are_shown_pending_and_a_lone_cell_says_why(study):
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.10), (1e-3, 0.20)], "mamba": [(1e-3, 0.5)]})
+    del evals[1]                  # transformer seed 1 still training
+    del evals[-1]                 # mamba not evaluated at all
+    cells = verdicts(evals, runs)["linear_regression"]
+    assert [(e["seed"], e["state"]) for e in cells["transformer"]["seed_metrics"]] == [(0, "done"), (1, "pending")]
+    assert cells["transformer"]["reason"].endswith("; no other architecture evaluated yet")
+    alone = verdicts(evals[:1], runs[:2])["linear_regression"]["transformer"]
+    assert alone["reason"].endswith("; alone in its task")
 
 
 def test_fail_threshold_is_relative_to_the_zero_predictor(study):
@@ -257,7 +277,7 @@ def test_report_md_and_plot_files(built):
     cell = table["linear_regression"]["transformer"]
     row = (f"| linear_regression | transformer | {table1.SYMBOLS[cell['verdict']]} {cell['verdict']} "
            f"{fmt(cell['metric'])} | ✓ check: **{'agrees' if cell['agrees'] else 'differs'}** | "
-           f"{fmt(cell['seed_metrics'][0])} | {cell['reason']} |")
+           f"s0 {fmt(cell['seed_metrics'][0]['tail'])} | {cell['reason']} |")
     assert "## Cell by cell" in md and row in md and " x chance " in cell["reason"]
     links = re.findall(r"\]\((plots/[^)]+\.png)\)", md)
     assert sorted(links) == ["plots/linear_regression.png", "plots/vector_mqar.png"]
