@@ -315,9 +315,7 @@ def fmt(value) -> str:
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):
             return str(value)
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
-            return f"{value:.2e}"
-        return f"{value:.3g}"
+        return table1.format_number(value)
     return str(value)
 
 

@@ -168,15 +168,14 @@ def best_configs(evals: list[dict], runs: list[dict]) -> dict:
 def verdicts(evals: list[dict], runs: list[dict]) -> dict:
     """Table 1: {task: {model: cell}}, tasks and models in display order (see the module doc)."""
     grouped = group(evals, runs)
-    # Cells with runs but no evaluation yet appear with a null verdict.
-    for run in runs:
-        grouped.setdefault(run["task"], {}).setdefault(run["model"], [])
-    kinds = {r["task"]: r.get("task_config", {}).get("kind") for r in runs}
-    # The seeds each sweep point has in the run table, to show the ones not evaluated yet.
+    # Cells with runs but no evaluation yet appear with a null verdict; the seeds each sweep
+    # point has in the run table show the ones not evaluated yet.
     planned: dict[tuple[str, str], dict[str, list]] = {}
     for run in runs:
+        grouped.setdefault(run["task"], {}).setdefault(run["model"], [])
         key = config_key(run.get("experiment"), run.get("sweep") or {})
         planned.setdefault((run["task"], run["model"]), {}).setdefault(key, []).append(run.get("seed"))
+    kinds = {r["task"]: r.get("task_config", {}).get("kind") for r in runs}
     table: dict[str, dict[str, dict]] = {}
     for task in ordered_tasks(grouped, runs):
         models = grouped[task]
@@ -190,9 +189,8 @@ def verdicts(evals: list[dict], runs: list[dict]) -> dict:
     return table
 
 
-def _cell(configs: list[dict], chance: float, paper: str | None,
-          planned_seeds: dict[str, list] | None = None) -> dict:
-    planned_seeds = planned_seeds or {}
+def _cell(configs: list[dict], chance: float, paper: str | None, planned_seeds: dict[str, list]) -> dict:
+    """One cell; planned_seeds: {config key: the seeds the run table has for it}."""
     scored = [(score_config(c, chance), c) for c in configs]
     usable = [(s, c) for s, c in scored if s["metric"] is not None]
     cell = {"verdict": None, "paper": paper, "metric": None, "seeds": 0, "best_lr": None,
@@ -233,10 +231,10 @@ def _judge(cells: dict[str, dict], chance: float) -> None:
         fail_line = FAIL_FRACTION * chance
         bar = None if best_other is None else max(CHECK_RATIO * best_other, best_other + CHECK_SLACK * chance)
         m, line = _num_pair(metric, fail_line)
-        below_fail = f"{m} < {FAIL_FRACTION:g} x chance {_num(chance)} = {line}"
+        below_fail = f"{m} < {FAIL_FRACTION:g} x chance {format_number(chance)} = {line}"
         if metric >= fail_line:
             verdict = "fails"
-            reason = f"{m} >= {FAIL_FRACTION:g} x chance {_num(chance)} = {line}"
+            reason = f"{m} >= {FAIL_FRACTION:g} x chance {format_number(chance)} = {line}"
         elif bar is None:
             verdict = "check"
             alone = "alone in its task" if len(cells) == 1 else "no other architecture evaluated yet"
@@ -245,7 +243,7 @@ def _judge(cells: dict[str, dict], chance: float) -> None:
             verdict = "check" if metric <= bar else "gap"
             m, limit = _num_pair(metric, bar)
             reason = (f"{below_fail}; {m} {'<=' if verdict == 'check' else '>'} max({CHECK_RATIO:g} x best "
-                      f"other {_num(best_other)}, best other + {CHECK_SLACK:g} x chance) = {limit}")
+                      f"other {format_number(best_other)}, best other + {CHECK_SLACK:g} x chance) = {limit}")
         cell["verdict"] = verdict
         cell["reason"] = reason
         cell["agrees"] = None if cell["paper"] is None else verdict == cell["paper"]
@@ -294,10 +292,10 @@ def _seed_metrics(config: dict, planned: list) -> list[dict]:
         entries.append({"seed": ev.get("seed"), "tail": value, "state": state})
         seen.add(ev.get("seed"))
     entries += [{"seed": seed, "tail": None, "state": "pending"} for seed in planned if seed not in seen]
-    return sorted(entries, key=lambda e: (not isinstance(e["seed"], int), e["seed"] if isinstance(e["seed"], int) else 0))
+    return sorted(entries, key=lambda e: (e["seed"] is None, e["seed"] or 0))
 
 
-def _num(value: float, digits: int = 3) -> str:
+def format_number(value: float, digits: int = 3) -> str:
     """A number as the report prints it: `digits` significant digits, scientific when tiny or huge."""
     if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
         return f"{value:.{digits - 1}e}"
@@ -307,9 +305,9 @@ def _num(value: float, digits: int = 3) -> str:
 def _num_pair(a: float, b: float) -> tuple[str, str]:
     """Two numbers with enough digits that unequal values never print alike."""
     digits = 3
-    while digits < 12 and a != b and _num(a, digits) == _num(b, digits):
+    while digits < 12 and a != b and format_number(a, digits) == format_number(b, digits):
         digits += 1
-    return _num(a, digits), _num(b, digits)
+    return format_number(a, digits), format_number(b, digits)
 
 
 def _finite(value) -> bool:
