@@ -110,7 +110,7 @@ def describe_scale(runs: list[dict], status_of: dict) -> dict:
             "their numbers and verdicts say nothing about the architectures.")
     elif label == "reduced":
         warnings.append(
-            f"Reduced scale: {min(steps):,} to {max(steps):,} steps (the study: {PAPER_STEPS:,}). "
+            f"Reduced scale: {_step_range(steps)} steps (the study: {PAPER_STEPS:,}). "
             "ICL training often sits on a plateau and then drops abruptly, and too high a "
             "learning rate can keep a model there: a 'fails' at this scale means something "
             "only if the runs are long enough and the sweep wide enough.")
@@ -331,6 +331,12 @@ def fmt_seconds(value) -> str:
     if value < 7200:
         return f"{value / 60:.1f} min"
     return f"{value / 3600:.1f} h"
+
+
+def _step_range(steps) -> str:
+    """'20,000 to 50,000', or '20,000' where every run trains as long."""
+    low, high = min(steps), max(steps)
+    return f"{low:,}" if low == high else f"{low:,} to {high:,}"
 
 
 def _join(values) -> str:

@@ -300,6 +300,19 @@ def test_paper_scale_has_no_smoke_warning(study, tmp_path):
     assert "no plot" in html
 
 
+@pytest.mark.parametrize("lengths, said", [((20_000, 20_000), "Reduced scale: 20,000 steps (the study"),
+                                            ((20_000, 50_000), "Reduced scale: 20,000 to 50,000 steps")])
+def test_reduced_scale_note_names_the_training_lengths(study, tmp_path, lengths, said):
+    runs = copy.deepcopy(study["runs"])
+    for i, run in enumerate(runs):
+        run["train"]["steps"] = lengths[i % 2]
+        run["spec"] = "specs/reduced/study.icl"
+    statuses = {r["id"]: json.loads((study["runs_dir"] / r["id"] / "status.json").read_text()) for r in runs}
+    paths = write_report(_evals(study), runs, statuses, {}, tmp_path, "Reduced")
+    md = paths["md"].read_text(encoding="utf-8")
+    assert said in md and "Scale: **reduced**" in md
+
+
 def test_plot_task_with_diverged_and_single_readout(study, tmp_path):
     evals = _evals(study)
     lin = [e for e in evals if e["task"] == "linear_regression"]
