@@ -313,6 +313,15 @@ def test_reduced_scale_note_names_the_training_lengths(study, tmp_path, lengths,
     assert said in md and "Scale: **reduced**" in md
 
 
+def test_one_run_is_not_called_runs(study, tmp_path):
+    runs = [r for r in study["runs"] if r["task"] == "linear_regression"][:1]
+    statuses = {r["id"]: json.loads((study["runs_dir"] / r["id"] / "status.json").read_text()) for r in runs}
+    evals = [e for e in _evals(study) if e["run_id"] == runs[0]["id"]]
+    paths = write_report(evals, runs, statuses, {}, tmp_path, "One")
+    assert "1 run: " in paths["md"].read_text(encoding="utf-8")
+    assert "1 run: " in paths["html"].read_text(encoding="utf-8")
+
+
 def test_plot_task_with_diverged_and_single_readout(study, tmp_path):
     evals = _evals(study)
     lin = [e for e in evals if e["task"] == "linear_regression"]
