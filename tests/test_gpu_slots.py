@@ -30,15 +30,15 @@ survey = gpu_slots._survey
 gpu_slots._survey = lambda *a: (survey(*a), time.sleep(0.05))[0]
 print("ready", flush=True)
 sys.stdin.readline()
-claim = claim_gpu(sys.argv[2].split(","), Path(sys.argv[1]))
+claim = claim_gpu(sys.argv[2].split(","), Path(sys.argv[1]), float(sys.argv[3]))
 print(claim.index, flush=True)
 sys.stdin.read()
 """
 
 
-def start_holders(lock_dir: Path, n: int, keys=KEYS) -> list[subprocess.Popen]:
+def start_holders(lock_dir: Path, n: int, keys=KEYS, work: float = 0.0) -> list[subprocess.Popen]:
     """n holders, started, then told to claim all at once (as Snakemake starts its jobs)."""
-    children = [subprocess.Popen([sys.executable, "-c", HOLDER, str(lock_dir), ",".join(keys)],
+    children = [subprocess.Popen([sys.executable, "-c", HOLDER, str(lock_dir), ",".join(keys), str(work)],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(n)]
     for child in children:
         assert child.stdout.readline() == "ready\n"
@@ -124,6 +124,58 @@ def test_simultaneous_starts_are_balanced(tmp_path):
         stop(children)
 
 
+def test_claims_go_to_the_gpu_with_the_least_work(tmp_path):
+    long = claim_gpu(KEYS, tmp_path, work=50_000)
+    assert (long.index, long.load) == (0, 50_000)
+    short = [claim_gpu(KEYS, tmp_path, work=w) for w in (10_000, 20_000, 15_000)]
+    # GPU 1 takes jobs while its work stays under GPU 0's 50,000: 10k, 30k, then 45k.
+    assert [(c.index, c.holders, c.load) for c in short] == [(1, 1, 10_000), (1, 2, 30_000), (1, 3, 45_000)]
+    assert (tmp_path / "GPU-bbbb.2.lock").read_text() == f"{os.getpid()} 15000\n"
+    after = claim_gpu(KEYS, tmp_path, work=10_000)  # 45k < 50k: GPU 1 again, now 55k
+    assert (after.index, after.load) == (1, 55_000)
+    long.release()  # its work goes with it
+    assert claim_gpu(KEYS, tmp_path, work=1).index == 0
+
+
+def test_the_eighth_sessions_jobs_are_balanced_by_steps(tmp_path):
+    """The eighth session's jobs (steps to go, in start order) on two GPUs: counting jobs put
+    Mamba, MambaFormer and the S4 pair (34.5 lone H100 minutes) on GPU 1 and 19.4 on GPU 0;
+    weighed by steps, 25.9 and 28.0."""
+    jobs = {"hybrid": 50_000, "mamba": 50_000, "mqar s4-mamba rest": 11_800, "mambaformer": 50_000,
+            "s4 pair": 50_000, "probe": 20_000, "parity s4-mamba rest": 18_800}
+    placed = {name: claim_gpu(KEYS, tmp_path, work=w) for name, w in jobs.items()}
+    loads = [sum(jobs[n] for n, c in placed.items() if c.index == g) for g in (0, 1)]
+    assert loads == [130_600, 120_000]
+    assert {n for n, c in placed.items() if c.index == 1} == {"mamba", "mambaformer", "probe"}
+
+
+def test_equal_work_falls_back_to_fewest_jobs(tmp_path):
+    trainings = [claim_gpu(KEYS, tmp_path, work=w) for w in (100, 100)]
+    evaluations = [claim_gpu(KEYS, tmp_path) for _ in range(3)]  # work 0: loads stay equal
+    assert [c.index for c in trainings + evaluations] == [0, 1, 0, 1, 0]
+
+
+def test_a_slot_without_work_counts_as_a_job_of_no_work(tmp_path):
+    """A slot file of an older icl holds only the pid: one more job, no work."""
+    old = claim_gpu(KEYS, tmp_path)
+    old.file.truncate(0), old.file.write("12345\n"), old.file.flush()
+    assert gpu_slots._claimed_work("12345\n") == 0 and gpu_slots._claimed_work("1 nan?") == 0
+    nxt = claim_gpu(KEYS, tmp_path, work=5)
+    assert (nxt.index, nxt.load) == (1, 5)
+    third = claim_gpu(KEYS, tmp_path, work=5)  # GPU 0: 0 work, GPU 1: 5
+    assert (third.index, third.holders, third.load) == (0, 2, 5)
+
+
+def test_another_processes_work_counts(tmp_path):
+    child, = start_holders(tmp_path, 1, work=40_000)
+    try:
+        assert read_index(child) == 0
+        mine = [claim_gpu(KEYS, tmp_path, work=w) for w in (30_000, 15_000, 1)]
+        assert [(c.index, c.load) for c in mine] == [(1, 30_000), (1, 45_000), (0, 40_001)]
+    finally:
+        stop([child])
+
+
 def test_an_unusable_lock_folder_gives_gpu_0_and_a_warning(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -179,6 +231,37 @@ def test_resolve_device_claims_the_least_busy_gpu(fake_gpus, tmp_path, capsys):
     assert capsys.readouterr().err == ""
     assert sorted(p.name for p in (tmp_path / "locks").glob("uuid-*.lock")) == ["uuid-0.0.lock", "uuid-1.0.lock"]
     busy.release()
+
+
+def test_resolve_device_claims_the_gpu_with_the_least_training_left(fake_gpus, tmp_path, capsys):
+    busy = claim_gpu(["uuid-0", "uuid-1"], tmp_path / "locks", work=50_000)
+    other = claim_gpu(["uuid-0", "uuid-1"], tmp_path / "locks", work=60_000)
+    assert (busy.index, other.index) == (0, 1)
+    assert resolve_device("cuda", work=20_000) == torch.device("cuda", 0)
+    assert capsys.readouterr().err == "icl: GPU 0 of 2 (Fake GPU), 2 jobs on it, 70,000 training steps to go on it\n"
+    busy.release(), other.release()
+
+
+def test_training_claims_its_steps_to_go(monkeypatch, tmp_path):
+    """train_run hands resolve_device the steps it has left: all of them, or those after the
+    last logged step of an interrupted run; a pack, those of its furthest-behind run."""
+    from icl.training import train as train_module
+    from tests.test_training import make_run
+    claimed = []
+
+    def fake_resolve(requested, work=0.0):
+        claimed.append(work)
+        return torch.device("cpu")
+    monkeypatch.setattr(train_module, "resolve_device", fake_resolve)
+    run = make_run(steps=24)
+    train_module.train_run(run, tmp_path / "a", max_steps=8, progress=False)
+    train_module.train_run(run, tmp_path / "a", progress=False)   # resumes after step 8
+    assert claimed == [8, 16]
+    second = dict(run, id="0123456789ac", seed=1)
+    train_module.train_members([run, second], [tmp_path / "b", tmp_path / "c"], max_steps=12, progress=False)
+    (tmp_path / "b" / "metrics.jsonl").write_text('{"step": 20}\n')  # b as if logged further
+    train_module.train_members([run, second], [tmp_path / "b", tmp_path / "c"], progress=False)
+    assert claimed[2:] == [12, 12]
 
 
 def test_resolve_device_auto_claims_too(fake_gpus, capsys):

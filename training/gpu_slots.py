@@ -5,8 +5,12 @@ GPU ids, so a plain `cuda` would put them all on GPU 0. Each job instead claims 
 `<lock dir>/<GPU key>.<j>.lock` with an exclusive flock, held for the life of the process:
 the OS drops flocks when a process ends, even under kill -9, so no lock is ever stale.
 A job that sees one GPU (CUDA_VISIBLE_DEVICES, e.g. a SLURM job of one GPU) claims nothing;
-one that sees several takes one of them the same way. "Least busy" counts icl jobs (of this
-user, through the lock folder), not GPU load: an evaluation weighs as much as a training.
+one that sees several takes one of them the same way. "Least busy" is the least work claimed
+by icl jobs (of this user, through the lock folder), not GPU load: each job writes its work
+into its slot file: a training its steps still to go, an evaluation none (0). Counting jobs
+instead put the three longest trainings of a study on one GPU and left the other idle
+(results/reduced/README.md, eighth session); steps are a fair measure within a study, whose
+step times differ by a few times at most. Equal work falls back to the fewest jobs.
 
 The core (`claim_gpu`) needs no torch and no GPU; `cuda_device()` is the hook that
 icl.training.train.resolve_device calls for a `cuda`/`auto` device without an index.
@@ -29,10 +33,12 @@ ENV = "ICL_GPU_LOCK_DIR"
 class GpuClaim:
     """GPU `index` (into the keys given to claim_gpu), held while `file` is open.
 
-    holders: the jobs on that GPU, this one included (0 when nothing could be locked)."""
+    holders: the jobs on that GPU, this one included (0 when nothing could be locked);
+    load: their claimed work, this job's included."""
     index: int
     key: str
     holders: int
+    load: float = 0.0
     file: IO | None = field(default=None, repr=False)
 
     def release(self) -> None:
@@ -55,8 +61,9 @@ def default_lock_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"icl-gpu-locks-{os.getuid()}"
 
 
-def claim_gpu(keys: list[str], lock_dir: Path) -> GpuClaim:
-    """Claim a slot on the key with the fewest current holders (ties: the lowest index).
+def claim_gpu(keys: list[str], lock_dir: Path, work: float = 0.0) -> GpuClaim:
+    """Claim a slot on the key with the least claimed work (ties: fewest holders, then the lowest
+    index), recording `work` (>= 0; a training's steps to go) in the slot for later claims.
 
     keys identify the visible GPUs the same way in every process (their UUIDs), whatever each
     process's CUDA_VISIBLE_DEVICES. An unusable lock_dir gives GPU 0 and a warning, never an error."""
@@ -70,42 +77,53 @@ def claim_gpu(keys: list[str], lock_dir: Path) -> GpuClaim:
         # holders everywhere and pick GPU 0.
         with open(lock_dir / "choose.lock", "a+") as choose:
             fcntl.flock(choose, fcntl.LOCK_EX)
-            counts, free = zip(*(_survey(lock_dir, name) for name in names))
-            index = min(range(len(keys)), key=lambda i: (counts[i], i))
-            held = _take(lock_dir, names[index], free[index])
+            counts, loads, free = zip(*(_survey(lock_dir, name) for name in names))
+            index = min(range(len(keys)), key=lambda i: (loads[i], counts[i], i))
+            held = _take(lock_dir, names[index], free[index], work)
             # the choose lock is released when `choose` closes
-        return GpuClaim(index, keys[index], counts[index] + 1, held)
+        return GpuClaim(index, keys[index], counts[index] + 1, loads[index] + work, held)
     except OSError as error:
         print(f"icl: cannot use GPU lock folder {lock_dir} ({error.strerror or error}); "
               f"taking GPU 0 (set {ENV} to a writable folder)", file=sys.stderr)
-        return GpuClaim(0, keys[0], 0, None)
+        return GpuClaim(0, keys[0], 0, 0.0, None)
 
 
 def _file_name(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", str(key)) or "_"
 
 
-def _survey(lock_dir: Path, name: str) -> tuple[int, int]:
-    """(slot files of `name` locked by others, lowest free slot number)."""
+def _survey(lock_dir: Path, name: str) -> tuple[int, float, int]:
+    """(slot files of `name` locked by others, the work they claim, lowest free slot number)."""
     slots = sorted(int(m.group(1)) for p in lock_dir.glob(f"{name}.*.lock")
                    if (m := re.fullmatch(re.escape(name) + r"\.(\d+)\.lock", p.name)))
-    held, free = 0, None
+    held, load, free = 0, 0.0, None
     for j in slots:
         with open(lock_dir / f"{name}.{j}.lock", "a+") as probe:
             try:
                 fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 held += 1
+                probe.seek(0)
+                load += _claimed_work(probe.read())
                 continue
             fcntl.flock(probe, fcntl.LOCK_UN)  # it was free: leave it so
         if free is None:
             free = j
     if free is None:  # all slots taken: the next number
         free = slots[-1] + 1 if slots else 0
-    return held, free
+    return held, load, free
 
 
-def _take(lock_dir: Path, name: str, slot: int) -> IO:
+def _claimed_work(text: str) -> float:
+    """The work in a slot file ("<pid> <work>"); 0 where it says none (a job of an older icl)."""
+    fields = text.split()
+    try:
+        return max(0.0, float(fields[1]))
+    except (IndexError, ValueError):
+        return 0.0
+
+
+def _take(lock_dir: Path, name: str, slot: int, work: float) -> IO:
     """Lock slot `slot` (or the next free one) and keep the file open: the flock lives as long."""
     while True:
         handle = open(lock_dir / f"{name}.{slot}.lock", "a+")
@@ -116,7 +134,7 @@ def _take(lock_dir: Path, name: str, slot: int) -> IO:
             slot += 1
             continue
         handle.truncate(0)
-        handle.write(f"{os.getpid()}\n")  # who holds it, for a curious `cat`
+        handle.write(f"{os.getpid()} {work:g}\n")  # who holds it and its work (also for a curious `cat`)
         handle.flush()
         return handle
 
@@ -128,9 +146,10 @@ def _take(lock_dir: Path, name: str, slot: int) -> IO:
 _claim: GpuClaim | None = None
 
 
-def cuda_device():
+def cuda_device(work: float = 0.0):
     """torch.device of this process's GPU: cuda:<least busy> when several GPUs are visible
-    (and made the current device), plain `cuda` with one."""
+    (and made the current device), plain `cuda` with one. `work` is claimed with the GPU
+    (see claim_gpu); only the first call of a process claims."""
     import torch
 
     global _claim
@@ -139,11 +158,12 @@ def cuda_device():
         if count < 2:
             return torch.device("cuda")
         keys = [_gpu_key(torch, i) for i in range(count)]
-        _claim = claim_gpu(keys, default_lock_dir())
+        _claim = claim_gpu(keys, default_lock_dir(), work)
         if _claim.file is not None:
             name = torch.cuda.get_device_name(_claim.index)
             jobs = "1 job" if _claim.holders == 1 else f"{_claim.holders} jobs"
-            print(f"icl: GPU {_claim.index} of {count} ({name}), {jobs} on it", file=sys.stderr)
+            load = f", {_claim.load:,.0f} training steps to go on it" if _claim.load else ""
+            print(f"icl: GPU {_claim.index} of {count} ({name}), {jobs} on it{load}", file=sys.stderr)
     # The current device too: CUDA graphs, streams, Triton launches, synchronize() and memory
     # stats without a device argument all use it, and it must be set before any CUDA work.
     torch.cuda.set_device(_claim.index)

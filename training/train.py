@@ -44,11 +44,12 @@ METRICS = "metrics.jsonl"
 STATUS = "status.json"
 
 
-def resolve_device(requested: str | None) -> torch.device:
+def resolve_device(requested: str | None, work: float = 0.0) -> torch.device:
     """"auto" (or None) = cuda when available, else cpu; a clear error for unusable devices.
 
     A `cuda` without an index, with several GPUs visible, is this process's least busy GPU
-    (icl.training.gpu_slots), made the current device; `cuda:N` is taken as given."""
+    (icl.training.gpu_slots; `work`, a training's steps to go, is claimed with it), made the
+    current device; `cuda:N` is taken as given."""
     name = (requested or "auto").strip()
     if name == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -60,7 +61,7 @@ def resolve_device(requested: str | None) -> torch.device:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise RunError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
     if device.type == "cuda" and device.index is None:
-        device = gpu_slots.cuda_device()
+        device = gpu_slots.cuda_device(work)
     return device
 
 
@@ -127,7 +128,9 @@ def train_members(runs: list[dict], out_dirs: list[Path], *, max_steps: int | No
     if not todo:
         return statuses
 
-    dev = resolve_device(device if device is not None else train.get("device", "auto"))
+    # A pack's runs step together: its work is its furthest-behind run's steps to go.
+    work = max(target - _steps_logged(out_dirs[i]) for i in todo)
+    dev = resolve_device(device if device is not None else train.get("device", "auto"), max(work, 0))
     _forget_backend_use()
     rng_devices = [dev] if dev.type == "cuda" else []
     deterministic_before = torch.are_deterministic_algorithms_enabled()
@@ -408,6 +411,13 @@ def _read_metrics(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             continue  # a line cut short by a kill
     return entries
+
+
+def _steps_logged(out_dir: Path) -> int:
+    """The last step in the run's metrics.jsonl (0 for none): at most `checkpoint_every` steps
+    past its checkpoint, where a resumed run starts."""
+    steps = [e.get("step", 0) for e in _read_metrics(out_dir / METRICS) if isinstance(e, dict)]
+    return int(steps[-1]) if steps else 0
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
