@@ -138,15 +138,17 @@ def test_claims_go_to_the_gpu_with_the_least_work(tmp_path):
 
 
 def test_the_eighth_sessions_jobs_are_balanced_by_steps(tmp_path):
-    """The eighth session's jobs (steps to go, in start order) on two GPUs: counting jobs put
-    Mamba, MambaFormer and the S4 pair (34.5 lone H100 minutes) on GPU 1 and 19.4 on GPU 0;
-    weighed by steps, 25.9 and 28.0."""
-    jobs = {"hybrid": 50_000, "mamba": 50_000, "mqar s4-mamba rest": 11_800, "mambaformer": 50_000,
-            "s4 pair": 50_000, "probe": 20_000, "parity s4-mamba rest": 18_800}
-    placed = {name: claim_gpu(KEYS, tmp_path, work=w) for name, w in jobs.items()}
-    loads = [sum(jobs[n] for n, c in placed.items() if c.index == g) for g in (0, 1)]
-    assert loads == [130_600, 120_000]
-    assert {n for n, c in placed.items() if c.index == 1} == {"mamba", "mambaformer", "probe"}
+    """The eighth session's six trainings, in the order they claimed (their first log lines),
+    with their steps to go. Counting jobs, GPU 1 got the S4 pair, Mamba and MambaFormer
+    (150,000 steps, 34.5 lone H100 minutes) and GPU 0 the rest (81,800 steps, 15.2 minutes);
+    weighed by steps, no GPU gets all three long ones."""
+    jobs = {"probe": 20_000, "s4 pair": 50_000, "hybrid": 50_000, "mamba": 50_000,
+            "mqar s4-mamba rest": 11_800, "mambaformer": 50_000}
+    by_count = [claim_gpu(KEYS, tmp_path / "count") for _ in jobs]  # held: kept referenced
+    assert [c.index for c in by_count] == [0, 1, 0, 1, 0, 1]  # what happened
+    placed = {name: claim_gpu(KEYS, tmp_path / "steps", work=w) for name, w in jobs.items()}
+    assert {n for n, c in placed.items() if c.index == 1} == {"s4 pair", "mamba"}
+    assert [sum(jobs[n] for n, c in placed.items() if c.index == g) for g in (0, 1)] == [131_800, 100_000]
 
 
 def test_equal_work_falls_back_to_fewest_jobs(tmp_path):
@@ -174,6 +176,27 @@ def test_another_processes_work_counts(tmp_path):
         assert [(c.index, c.load) for c in mine] == [(1, 30_000), (1, 45_000), (0, 40_001)]
     finally:
         stop([child])
+
+
+def test_a_job_updates_its_work_as_it_trains(tmp_path):
+    first = claim_gpu(KEYS, tmp_path, work=50_000)
+    second = claim_gpu(KEYS, tmp_path, work=40_000)
+    assert (first.index, second.index) == (0, 1)
+    assert claim_gpu(KEYS, tmp_path).index == 1  # 40k left on GPU 1, 50k on GPU 0
+    first.update(10_000)  # GPU 0's job is nearly done now
+    assert (tmp_path / "GPU-aaaa.0.lock").read_text() == f"{os.getpid()} 10000\n"
+    assert (first.work, first.load) == (10_000, 10_000)
+    later = claim_gpu(KEYS, tmp_path, work=30_000)
+    assert (later.index, later.load) == (0, 40_000)
+
+
+def test_update_work_without_a_claim_does_nothing(monkeypatch, tmp_path):
+    monkeypatch.setattr(gpu_slots, "_claim", None)
+    gpu_slots.update_work(5)  # a CPU run or a single visible GPU: nothing claimed
+    monkeypatch.setattr(gpu_slots, "_claim", claim_gpu(KEYS, tmp_path, work=9))
+    gpu_slots.update_work(-3)  # clamped: work is never negative
+    assert (tmp_path / "GPU-aaaa.0.lock").read_text() == f"{os.getpid()} 0\n"
+    gpu_slots._claim.release()
 
 
 def test_an_unusable_lock_folder_gives_gpu_0_and_a_warning(tmp_path, capsys):
@@ -240,28 +263,6 @@ def test_resolve_device_claims_the_gpu_with_the_least_training_left(fake_gpus, t
     assert resolve_device("cuda", work=20_000) == torch.device("cuda", 0)
     assert capsys.readouterr().err == "icl: GPU 0 of 2 (Fake GPU), 2 jobs on it, 70,000 training steps to go on it\n"
     busy.release(), other.release()
-
-
-def test_training_claims_its_steps_to_go(monkeypatch, tmp_path):
-    """train_run hands resolve_device the steps it has left: all of them, or those after the
-    last logged step of an interrupted run; a pack, those of its furthest-behind run."""
-    from icl.training import train as train_module
-    from tests.test_training import make_run
-    claimed = []
-
-    def fake_resolve(requested, work=0.0):
-        claimed.append(work)
-        return torch.device("cpu")
-    monkeypatch.setattr(train_module, "resolve_device", fake_resolve)
-    run = make_run(steps=24)
-    train_module.train_run(run, tmp_path / "a", max_steps=8, progress=False)
-    train_module.train_run(run, tmp_path / "a", progress=False)   # resumes after step 8
-    assert claimed == [8, 16]
-    second = dict(run, id="0123456789ac", seed=1)
-    train_module.train_members([run, second], [tmp_path / "b", tmp_path / "c"], max_steps=12, progress=False)
-    (tmp_path / "b" / "metrics.jsonl").write_text('{"step": 20}\n')  # b as if logged further
-    train_module.train_members([run, second], [tmp_path / "b", tmp_path / "c"], progress=False)
-    assert claimed[2:] == [12, 12]
 
 
 def test_resolve_device_auto_claims_too(fake_gpus, capsys):

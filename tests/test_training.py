@@ -285,3 +285,33 @@ def test_cuda_mamba_run_records_the_triton_backend(tmp_path):
     run["model_config"].update(layers="M M", positions="none")
     status = train_run(run, tmp_path, progress=False)
     assert status["state"] == "done" and status["backend"] == "triton"
+
+
+def test_training_claims_its_steps_to_go_and_updates_them(monkeypatch, tmp_path):
+    """resolve_device gets the steps a training has left (all of them; those after the last
+    logged step of a checkpointed run; a pack's furthest-behind run's) and the GPU slot hears
+    the steps still to go at every log step."""
+    from icl.training import gpu_slots
+    from icl.training import train as train_module
+    from icl.training.train import train_members
+    claimed, updates = [], []
+
+    def fake_resolve(requested, work=0.0):
+        claimed.append(work)
+        return torch.device("cpu")
+    monkeypatch.setattr(train_module, "resolve_device", fake_resolve)
+    monkeypatch.setattr(gpu_slots, "update_work", updates.append)
+    run = make_run(steps=24)  # log every 4, checkpoint every 8
+    train_run(run, tmp_path / "a", max_steps=8, progress=False)
+    assert claimed == [8] and updates == [4, 0]
+    train_run(run, tmp_path / "a", progress=False)  # resumes after step 8
+    assert claimed == [8, 16] and updates[2:] == [12, 8, 4, 0]
+    second = dict(run, id="0123456789ac", seed=1)
+    train_members([run, second], [tmp_path / "b", tmp_path / "c"], max_steps=12, progress=False)
+    (tmp_path / "b" / "metrics.jsonl").write_text('{"step": 20}\n')  # b as if logged further
+    train_members([run, second], [tmp_path / "b", tmp_path / "c"], progress=False)
+    assert claimed[2:] == [12, 12]  # c, 12 steps behind, sets the pack's work
+    (tmp_path / "d").mkdir()  # metrics without a checkpoint: the run starts over
+    (tmp_path / "d" / "metrics.jsonl").write_text('{"step": 20}\n')
+    train_run(run, tmp_path / "d", progress=False)
+    assert claimed[4:] == [24]

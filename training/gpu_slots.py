@@ -7,10 +7,11 @@ the OS drops flocks when a process ends, even under kill -9, so no lock is ever 
 A job that sees one GPU (CUDA_VISIBLE_DEVICES, e.g. a SLURM job of one GPU) claims nothing;
 one that sees several takes one of them the same way. "Least busy" is the least work claimed
 by icl jobs (of this user, through the lock folder), not GPU load: each job writes its work
-into its slot file: a training its steps still to go, an evaluation none (0). Counting jobs
-instead put the three longest trainings of a study on one GPU and left the other idle
-(results/reduced/README.md, eighth session); steps are a fair measure within a study, whose
-step times differ by a few times at most. Equal work falls back to the fewest jobs.
+into its slot file, a training its steps still to go (rewritten at each log step), an
+evaluation none (0). Counting jobs instead put the three longest trainings of a study on one
+GPU and left the other idle (results/reduced/README.md, eighth session). Steps rather than estimated times: under MPS the
+jobs of a GPU advance at about the same steps per second whatever their size (docs/cluster.md).
+Equal work falls back to the fewest jobs.
 
 The core (`claim_gpu`) needs no torch and no GPU; `cuda_device()` is the hook that
 icl.training.train.resolve_device calls for a `cuda`/`auto` device without an index.
@@ -34,12 +35,26 @@ class GpuClaim:
     """GPU `index` (into the keys given to claim_gpu), held while `file` is open.
 
     holders: the jobs on that GPU, this one included (0 when nothing could be locked);
-    load: their claimed work, this job's included."""
+    load: their claimed work when claimed, this job's `work` included."""
     index: int
     key: str
     holders: int
     load: float = 0.0
+    work: float = 0.0
     file: IO | None = field(default=None, repr=False)
+
+    def update(self, work: float) -> None:
+        """Record the job's work now (a training's steps still to go) for later claims."""
+        if self.file is None:
+            return
+        try:
+            with open(Path(self.file.name).parent / "choose.lock", "a+") as choose:
+                fcntl.flock(choose, fcntl.LOCK_EX)  # no survey reads the slot half-written
+                _write_slot(self.file, work)
+        except OSError:
+            pass  # the lock folder went away: the claim stays as it was, training goes on
+        self.load += work - self.work
+        self.work = work
 
     def release(self) -> None:
         if self.file is not None:
@@ -81,11 +96,11 @@ def claim_gpu(keys: list[str], lock_dir: Path, work: float = 0.0) -> GpuClaim:
             index = min(range(len(keys)), key=lambda i: (loads[i], counts[i], i))
             held = _take(lock_dir, names[index], free[index], work)
             # the choose lock is released when `choose` closes
-        return GpuClaim(index, keys[index], counts[index] + 1, loads[index] + work, held)
+        return GpuClaim(index, keys[index], counts[index] + 1, loads[index] + work, work, held)
     except OSError as error:
         print(f"icl: cannot use GPU lock folder {lock_dir} ({error.strerror or error}); "
               f"taking GPU 0 (set {ENV} to a writable folder)", file=sys.stderr)
-        return GpuClaim(0, keys[0], 0, 0.0, None)
+        return GpuClaim(0, keys[0], 0, 0.0, work, None)
 
 
 def _file_name(key: str) -> str:
@@ -133,10 +148,16 @@ def _take(lock_dir: Path, name: str, slot: int, work: float) -> IO:
             handle.close()
             slot += 1
             continue
-        handle.truncate(0)
-        handle.write(f"{os.getpid()} {work:g}\n")  # who holds it and its work (also for a curious `cat`)
-        handle.flush()
+        _write_slot(handle, work)
         return handle
+
+
+def _write_slot(handle: IO, work: float) -> None:
+    """Who holds the slot and its work (read by later claims; also for a curious `cat`)."""
+    handle.seek(0)
+    handle.truncate(0)
+    handle.write(f"{os.getpid()} {work:.0f}\n")
+    handle.flush()
 
 
 # -- the hook: torch from here on ----------------------------------------------------------
@@ -168,6 +189,13 @@ def cuda_device(work: float = 0.0):
     # stats without a device argument all use it, and it must be set before any CUDA work.
     torch.cuda.set_device(_claim.index)
     return torch.device("cuda", _claim.index)
+
+
+def update_work(work: float) -> None:
+    """This process's work now (a training's steps still to go): later jobs of the host weigh
+    its GPU by what is left, not by what was left when it started. Nothing without a claim."""
+    if _claim is not None:
+        _claim.update(max(0.0, work))
 
 
 def _gpu_key(torch, index: int) -> str:

@@ -237,6 +237,8 @@ def _train(runs, out_dirs, dev, target, planned, progress, model_factory, packed
                 _after_step(m, done, sizes, log_every, checkpoint_every, t0, bar, dev)
             if bar is not None and (done % log_every == 0 or done % checkpoint_every == 0):
                 bar.update(done - bar.n)
+            if done % log_every == 0:
+                gpu_slots.update_work(last - done)
             if all(m.status is not None for m in members):
                 break
     finally:
@@ -414,10 +416,13 @@ def _read_metrics(path: Path) -> list[dict]:
 
 
 def _steps_logged(out_dir: Path) -> int:
-    """The last step in the run's metrics.jsonl (0 for none): at most `checkpoint_every` steps
-    past its checkpoint, where a resumed run starts."""
-    steps = [e.get("step", 0) for e in _read_metrics(out_dir / METRICS) if isinstance(e, dict)]
-    return int(steps[-1]) if steps else 0
+    """The last step in the run's metrics.jsonl: at most `checkpoint_every` steps past its
+    checkpoint, where a resumed run starts (without a checkpoint it starts at 0)."""
+    if not (out_dir / CHECKPOINT).exists():
+        return 0
+    steps = [e["step"] for e in _read_metrics(out_dir / METRICS)
+             if isinstance(e, dict) and isinstance(e.get("step"), int)]
+    return steps[-1] if steps else 0
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
