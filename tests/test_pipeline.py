@@ -164,6 +164,8 @@ def test_tiny_study_end_to_end(tmp_path):
     for name in ("report.html", "report.md", "table1.json", "plots/linear_regression.png",
                  "plots/sparse_parity.png"):
         assert (results / name).stat().st_size > 0, name
+    # Not the scale's study: the title names the spec.
+    assert (results / "report.md").read_text().startswith("# ICL study (smoke scale): tiny.icl\n")
     table = json.loads((results / "table1.json").read_text())
     assert set(table) == {"linear_regression", "sparse_parity"}
     for task, row in table.items():

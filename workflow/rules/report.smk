@@ -26,7 +26,7 @@ rule report:
         table=f"{RESULTS}/table1.json",
     params:
         specs=SPECS_ARGS,
-        title=f"ICL study ({config['scale']} scale)",
+        title=REPORT_TITLE,
         # runs/<id>/eval-<eid>.json -> runs
         runs_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.evals[0])),
         results=lambda wildcards, output: os.path.dirname(output.html),
