@@ -6,7 +6,9 @@ Each architecture is drawn at its best configuration (the one Table 1 judges, se
 table1.best_configs): the line is the mean over its seeds, the band runs from the
 lowest 5% to the highest 95% bootstrap bound of those seeds (one seed: the
 evaluation's own band). The classical baselines, scored on the same prompts, are
-dashed (of the Lasso family only the best alpha, to keep the plot readable). The
+dashed (of the Lasso family only the best alpha, to keep the plot readable); errors
+known in closed form (the task catalog's `levels`, e.g. sparse parity's best guess from
+the query alone) are dotted levels on the main panel. The
 y axis fits the architectures' curves: a baseline that leaves that range (least squares
 near the interpolation threshold, n = d) runs off the top, and the axis turns
 logarithmic when the curves shown span more than two decades. A task with
@@ -30,6 +32,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from icl.report import table1
+from icl.tasks.catalog import TASKS
 from icl.training import atomic
 
 WIDTH_IN, MAIN_HEIGHT_IN, VARIANT_HEIGHT_IN = 7.0, 4.5, 2.7
@@ -84,7 +87,8 @@ def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
     title = [f"{task}: error at the read-out" if single else f"{task}: in-context learning curve"]
     if seeds:
         title.append(f"(best sweep point per architecture; {'/'.join(map(str, seeds))} seed(s))")
-    _panel(main, lines, done[0] if done else None, None, colours, metric, legend=True)
+    _panel(main, lines, done[0] if done else None, None, colours, metric, legend=True,
+           levels=_levels(task, runs))
     main.set_title(_title_lines(title), fontsize=9)
     if not lines:
         main.text(0.5, 0.5, "no finished evaluation", ha="center", va="center",
@@ -102,6 +106,15 @@ def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
         ax.set_title(label, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _levels(task: str, runs: list[dict]) -> dict[str, float]:
+    """The task's closed-form levels at its full size (its runs' task config; none without one)."""
+    config = next((r.get("task_config") for r in runs if r.get("task") == task and r.get("task_config")), None)
+    kind = TASKS.get((config or {}).get("kind"))
+    if kind is None:
+        return {}
+    return kind.levels({**{p.name: p.default for p in kind.params}, **config})
 
 
 def _title_lines(parts: list[str]) -> str:
@@ -134,8 +147,9 @@ def _quantized(image) -> bytes:
 # -- panels ----------------------------------------------------------------------------
 
 def _panel(ax, lines: dict[str, list[dict]], reference: dict | None, variant: str | None,
-           colours: dict, metric: str | None, legend: bool) -> None:
-    """Curves of every architecture (and the reference evaluation's baselines) on one axis."""
+           colours: dict, metric: str | None, legend: bool, levels: dict[str, float] | None = None) -> None:
+    """Curves of every architecture (and the reference evaluation's baselines, and `levels`
+    as dotted lines) on one axis."""
     plotted, baselines = [], []
     single = reference is not None and len(_part(reference, variant).get("positions") or []) == 1
     if single:
@@ -162,6 +176,9 @@ def _panel(ax, lines: dict[str, list[dict]], reference: dict | None, variant: st
                 ax.plot(x[ok], mean[ok], ls="--", lw=1.2, label=name,
                         color=BASELINE_COLOURS[i % len(BASELINE_COLOURS)])
                 baselines.append(mean)
+        for name, level in (levels or {}).items():
+            ax.axhline(level, ls=":", lw=1.3, color="#333333", label=f"{name} ({level:.3g})")
+            baselines.append(np.array([level]))
         ax.set_xlabel("in-context examples", fontsize=8)
         _fit_y_axis(ax, plotted, baselines)
     if metric:

@@ -7,6 +7,7 @@ Defaults are the study's (../shared/paper.md); a spec overrides any of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import comb
 from typing import Callable
 
 from icl.compiler.schema import Param
@@ -48,6 +49,9 @@ class TaskKind:
     clip: float = 10.0
     # Constraints between parameters, checked at `icl check` time: config -> [(key, message)].
     constraints: Callable[[dict], list[tuple[str, str]]] = lambda config: []
+    # Errors of guessers known in closed form, drawn as dotted levels in the plots:
+    # config -> {label: error}. They need no prompts, so no evaluation computes them.
+    levels: Callable[[dict], dict[str, float]] = lambda config: {}
 
     def layout(self, config: dict) -> "Layout":
         """Prompt shape for a resolved task config (its final, largest curriculum stage)."""
@@ -98,6 +102,22 @@ def _k_fits_active_dims(config: dict) -> list[tuple[str, str]]:
     return []
 
 
+def _parity_query_only(config: dict) -> dict[str, float]:
+    """The best guess of y from the query x alone, not the prompt: its expected error rate.
+
+    With the k coordinates drawn per prompt, y = +1 given x for the share p of the C(d, k)
+    subsets with an even number of x's -1 coordinates; that share depends only on how many
+    (m) are -1, so the error, E_x min(p, 1 - p) (ties guess +1, as the task's error does),
+    is a sum over m. A model on this level learned the labels' dependence on the query and
+    nothing from the examples (d = 10, k = 2: 0.4453, where chance is 0.5)."""
+    d, k = config["dims"], config["k"]
+    error = 0.0
+    for m in range(d + 1):
+        p = sum(comb(m, j) * comb(d - m, k - j) for j in range(0, k + 1, 2)) / comb(d, k)
+        error += comb(d, m) / 2 ** d * (1.0 - p if p >= 0.5 else p)
+    return {"query-only guess": error}
+
+
 def _token_mqar_fits(config: dict) -> list[tuple[str, str]]:
     vocab, pairs, seq_len = config["vocab"], config["pairs"], config["seq_len"]
     if vocab // 2 - 1 < pairs:
@@ -144,7 +164,7 @@ TASKS: dict[str, TaskKind] = {t.name: t for t in (
     TaskKind("sparse_parity", "icl.tasks.parity:SparseParity",
              "x uniform in {-1, 1}^d, y = product of k coordinates chosen per prompt",
              (_dims(10), _points(140), Param("k", "int", 2, min=1, max=64)), lr=4e-4,
-             constraints=_k_fits_active_dims),
+             constraints=_k_fits_active_dims, levels=_parity_query_only),
     TaskKind("chain_of_thought", "icl.tasks.chain_of_thought:ChainOfThought",
              "2-layer ReLU net; each example is x, hidden features s, y (Li et al. 2023)",
              (_dims(10), _points(101), Param("hidden", "int", 4, min=1, max=4096)),

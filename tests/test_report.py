@@ -353,6 +353,22 @@ def test_a_long_plot_title_stays_inside_the_figure(study):
         assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
 
 
+def test_parity_plot_draws_the_query_only_level(study):
+    from icl.report.plots import _task_figure
+
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.45)], "mamba": [(1e-3, 0.0)]})
+    fig = _task_figure(evals, runs)   # linear regression: no closed-form level
+    assert not [l for l in fig.axes[0].get_lines() if l.get_linestyle() == ":"]
+    for item in runs + evals:
+        item["task"] = "sparse_parity"
+    for run in runs:
+        run["task_config"] = {"kind": "sparse_parity", "dims": 10, "points": 140}   # k: the default, 2
+    fig = _task_figure(evals, runs)
+    dotted = [l for l in fig.axes[0].get_lines() if l.get_linestyle() == ":"]
+    assert [l.get_label() for l in dotted] == ["query-only guess (0.445)"]
+    assert list(dotted[0].get_ydata()) == [0.4453125, 0.4453125]
+
+
 def test_build_report_without_replot_embeds_the_plots_it_finds(study, tmp_path):
     plots = tmp_path / "plots"
     plots.mkdir()

@@ -414,3 +414,24 @@ def test_prompts_head_and_to():
     assert h.inputs.shape[0] == 3 and h.xs.shape[0] == 3 and h.info["w"].shape[0] == 3
     assert torch.equal(h.readout, p.readout)
     assert p.head(None) is p and p.to("cpu").inputs.device.type == "cpu"
+
+
+@pytest.mark.parametrize("dims, k", [(4, 1), (5, 2), (6, 3), (7, 4), (10, 2)])
+def test_parity_query_only_level_matches_enumeration(dims, k):
+    """The catalog's closed form against every x in {-1, 1}^d and every k-subset."""
+    import itertools
+    import math
+
+    from icl.tasks.catalog import TASKS
+
+    subsets = list(itertools.combinations(range(dims), k))
+    error = 0.0
+    for x in itertools.product((-1, 1), repeat=dims):
+        plus = sum(math.prod(x[i] for i in s) == 1 for s in subsets) / len(subsets)
+        guess_plus = plus >= 0.5   # ties guess +1, as SparseParity.error does
+        error += (1 - plus if guess_plus else plus) / 2 ** dims
+    level = TASKS["sparse_parity"].levels({"dims": dims, "k": k})["query-only guess"]
+    assert level == pytest.approx(error, abs=1e-12)
+    if (dims, k) == (10, 2):
+        assert level == pytest.approx(0.4453125, abs=1e-12)   # the Transformer's plateau (0.448)
+    assert TASKS["linear_regression"].levels({"dims": dims}) == {}
