@@ -154,6 +154,13 @@ def account(model_config: dict, layout, width: int | None = None) -> dict[str, i
     return {"params": params, "state_size": state, "flops_per_token": flops}
 
 
+# check_model blames one key per error; these other keys take part in the same error, so a
+# spec error points at whichever of them the model itself writes (a child model that sets
+# positions = none under a parent's positions_init_std is wrong on its own line).
+RELATED_KEYS = {"positions_init_std": ("positions",), "dt_min": ("dt_max",),
+                "heads": ("width",), "headdim": ("expand", "width")}
+
+
 def check_model(model_config: dict, layout) -> list[tuple[str, str]]:
     """Semantic errors of a resolved model for a task, as (option to blame, one-line message).
     The width may be absent (a params budget); width-dependent checks are then skipped."""

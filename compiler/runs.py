@@ -131,14 +131,23 @@ def _model_config(program: Program, model: Checked, values: dict[str, Any], layo
     if config.get("dt_rank", 0) is None:
         config["dt_rank"] = math.ceil(config["width"] / 16)
     for key, message in accounting.check_model(config, layout):
-        pos = _where_chosen(model, key, config.get(key)) if key in model.where else \
-            model.where.get("layers") or model.pos
-        raise program.error(pos, message)
+        raise program.error(_blame(model, key, config), message)
     # The position table's std is recorded only where it changes the weights (a std other than
     # init_std), so the runs from before this option existed keep their ids.
     if config["positions_init_std"] in (None, config["init_std"]):
         del config["positions_init_std"]
     return config
+
+
+def _blame(model: Checked, key: str, config: dict[str, Any]):
+    """Where a model error about `key` points: at `key` or a key taking part in the same error
+    (accounting.RELATED_KEYS), preferring one the model writes itself over an inherited one;
+    the layer string where none was written."""
+    keys = [k for k in (key, *accounting.RELATED_KEYS.get(key, ())) if k in model.where]
+    if not keys:
+        return model.where.get("layers") or model.pos
+    chosen = next((k for k in keys if k in model.local), keys[0])
+    return _where_chosen(model, chosen, config.get(chosen))
 
 
 def _where_chosen(section: Checked, key: str, value: Any):

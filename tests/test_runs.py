@@ -91,6 +91,23 @@ def test_position_init_std_without_positions_is_an_error(write_spec):
         runs_of([spec])
 
 
+@pytest.mark.parametrize("parent, child, line", [
+    # the child's own setting breaks the parent's: the error is on the child's line
+    ("positions = learned positions_init_std = 1.0", "positions = none", 4),
+    ("dt_min = 0.01", "dt_max = 0.001", 4),
+    # the child sets the blamed key itself
+    ("positions = none", "positions_init_std = 1.0", 4),
+    # the child writes neither key: the error stays where the parent wrote it
+    ("positions = none positions_init_std = 1.0", "width = 32", 3),
+])
+def test_a_model_error_points_at_the_line_that_makes_it(write_spec, parent, child, line):
+    spec = write_spec("a.icl", BASE.replace(
+        "model hybrid {", f'model base {{ layers = "M A" width = 16 heads = 2 {parent} }}\n'
+                         f"model hybrid extends base {{ {child} }}\nmodel unused {{"))
+    with pytest.raises(IclError, match=rf"a\.icl:{line}:"):
+        runs_of([spec])
+
+
 def test_eval_change_keeps_training_id(write_spec):
     a = runs_of([write_spec("a.icl", BASE)])
     b = runs_of([write_spec("b.icl", BASE.replace("seeds = [0, 1] }", "seeds = [0, 1] }\n  eval { prompts = 99 }"))])
