@@ -114,7 +114,7 @@ def _levels(task: str, runs: list[dict]) -> dict[str, float]:
     kind = TASKS.get((config or {}).get("kind"))
     if kind is None:
         return {}
-    return kind.levels({**{p.name: p.default for p in kind.params}, **config})
+    return kind.levels(kind.with_defaults(config))
 
 
 def _title_lines(parts: list[str]) -> str:

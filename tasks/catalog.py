@@ -67,6 +67,10 @@ class TaskKind:
         out_dim = dims if self.out == "vector" else 1
         return Layout(token_dim=dims, out_dim=out_dim, tokens=tokens)
 
+    def with_defaults(self, config: dict) -> dict:
+        """`config` with the catalog's default for every parameter it leaves out."""
+        return {**{p.name: p.default for p in self.params}, **config}
+
     def param(self, name: str) -> Param | None:
         for p in self.params:
             if p.name == name:

@@ -19,7 +19,4 @@ def make_task(task_config: dict) -> Task:
     if "kind" not in task_config:
         raise ValueError("task config has no 'kind'")
     kind = task_config["kind"]
-    cls = task_class(kind)
-    config = {p.name: p.default for p in TASKS[kind].params}
-    config.update(task_config)
-    return cls(config)
+    return task_class(kind)(TASKS[kind].with_defaults(task_config))

@@ -9,9 +9,9 @@ one that sees several takes one of them the same way. "Least busy" is the least 
 by icl jobs (of this user, through the lock folder), not GPU load: each job writes its work
 into its slot file, a training its steps still to go (rewritten at each log step), an
 evaluation none (0). Counting jobs instead put the three longest trainings of a study on one
-GPU and left the other idle (results/reduced/README.md, eighth session). Steps rather than estimated times: under MPS the
-jobs of a GPU advance at about the same steps per second whatever their size (docs/cluster.md).
-Equal work falls back to the fewest jobs.
+GPU and left the other idle (results/reduced/README.md, eighth session). Steps rather than
+estimated times: under MPS the jobs of a GPU advance at about the same steps per second
+whatever their size (docs/cluster.md). Equal work falls back to the fewest jobs.
 
 The core (`claim_gpu`) needs no torch and no GPU; `cuda_device()` is the hook that
 icl.training.train.resolve_device calls for a `cuda`/`auto` device without an index.
