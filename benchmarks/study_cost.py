@@ -97,8 +97,24 @@ def main(argv: list[str] | None = None) -> int:
     lines = [title, "",
              f"From measured step times ({args.steps.name}, {', '.join(devices)}, precision {args.precision}, "
              "one run per process, prompts at the curriculum's final sizes: an upper bound).", "",
-             f"**{len(costs)} runs, {total:.2f} GPU-hours** on one GPU.", "",
-             "| GPUs | wall hours (longest-first schedule) |", "| --- | --- |"]
+             f"**{len(costs)} runs, {total:.2f} GPU-hours** on one GPU.", ""]
+    if not costs:
+        lines.append("Nothing left to train: every run has finished." if left is not None
+                     else "The spec has no runs.")
+    else:
+        lines += _tables(args, costs, by_cell, records, left)
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        args.out.write_text(text)
+        print(f"wrote {args.out}: {total:.2f} GPU-hours")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _tables(args, costs, by_cell, records, left) -> list[str]:
+    """The wall-hours table per GPU count, then GPU-hours per (architecture, task)."""
+    lines = ["| GPUs | wall hours (longest-first schedule) |", "| --- | --- |"]
     for g in (int(x) for x in args.gpus.split(",") if x):
         lines.append(f"| {g} | {makespan([h for _, h in costs], g):.2f} |")
     lines += ["", "| architecture | task | runs | steps per run | ms per step | GPU-hours |",
@@ -111,13 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     for cell, hours in sorted(by_cell.items(), key=lambda kv: -sum(kv[1])):
         lines.append(f"| {cell[0]} | {cell[1]} | {len(hours)} | {steps[cell] // len(hours):,} | "
                      f"{times[cell]:.2f} | {sum(hours):.2f} |")
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        args.out.write_text(text)
-        print(f"wrote {args.out}: {total:.2f} GPU-hours")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return lines
 
 
 if __name__ == "__main__":

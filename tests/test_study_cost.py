@@ -40,3 +40,13 @@ def test_runs_dir_counts_only_what_is_still_to_train(tmp_path, capsys):
     expected = hours[runs[2]["id"]] + hours[runs[3]["id"]] + hours[in_progress["id"]] * 2 / 8
     assert "what is still to train in" in left
     assert f"**3 runs, {expected:.2f} GPU-hours**" in left
+
+    for run in runs:  # every run evaluated: no empty tables, a sentence
+        (tmp_path / "runs" / run["id"]).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "runs" / run["id"] / f"eval-{run['eval_id']}.json").write_text("{}")
+    assert study_cost.main(["--spec", str(spec), "--steps", str(steps), "--gpus", "1",
+                            "--runs-dir", str(tmp_path / "runs")]) == 0
+    done = capsys.readouterr().out
+    assert "**0 runs, 0.00 GPU-hours**" in done
+    assert "Nothing left to train: every run has finished." in done
+    assert "| GPUs |" not in done
