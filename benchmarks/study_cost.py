@@ -85,11 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     left = steps_left(runs, args.runs_dir) if args.runs_dir else None
     if left is not None:
         runs = [r for r in runs if left[r["id"]] > 0]
-    costs = run_hours(runs, step_times(records, args.precision), left)
+    times = step_times(records, args.precision)
+    costs = run_hours(runs, times, left)
     total = sum(h for _, h in costs)
-    by_cell: dict[tuple[str, str], list[float]] = {}
-    for run, h in costs:
-        by_cell.setdefault((run["model"], run["task"]), []).append(h)
 
     title = f"# Training cost of {args.spec}"
     if left is not None:
@@ -102,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append("Nothing left to train: every run has finished." if left is not None
                      else "The spec has no runs.")
     else:
-        lines += _tables(args, costs, by_cell, records, left)
+        lines += _tables(costs, times, left, [int(x) for x in args.gpus.split(",") if x])
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.write_text(text)
@@ -112,17 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _tables(args, costs, by_cell, records, left) -> list[str]:
+def _tables(costs: list[tuple[dict, float]], times: dict[tuple[str, str], float],
+            left: dict[str, int] | None, gpus: list[int]) -> list[str]:
     """The wall-hours table per GPU count, then GPU-hours per (architecture, task)."""
     lines = ["| GPUs | wall hours (longest-first schedule) |", "| --- | --- |"]
-    for g in (int(x) for x in args.gpus.split(",") if x):
+    for g in gpus:
         lines.append(f"| {g} | {makespan([h for _, h in costs], g):.2f} |")
     lines += ["", "| architecture | task | runs | steps per run | ms per step | GPU-hours |",
               "| --- | --- | --- | --- | --- | --- |"]
-    times = step_times(records, args.precision)
+    by_cell: dict[tuple[str, str], list[float]] = {}
     steps: dict[tuple[str, str], int] = {}
-    for r, _ in costs:
+    for r, h in costs:
         cell = (r["model"], r["task"])
+        by_cell.setdefault(cell, []).append(h)
         steps[cell] = steps.get(cell, 0) + _steps(r, left)
     for cell, hours in sorted(by_cell.items(), key=lambda kv: -sum(kv[1])):
         lines.append(f"| {cell[0]} | {cell[1]} | {len(hours)} | {steps[cell] // len(hours):,} | "
