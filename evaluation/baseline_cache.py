@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from icl.training import atomic
+from icl import atomic
 
 # Modules whose code decides the prompts or a baseline's predictions, beside the task's classes':
 # the baselines, the seeds, and the evaluation's prompt chunks, seed and caps.

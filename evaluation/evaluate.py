@@ -27,7 +27,7 @@ import torch
 import icl
 from icl.evaluation.baseline_cache import BaselineCache
 from icl.evaluation.bootstrap import bootstrap_bands
-from icl.training import atomic
+from icl import atomic
 from icl.training.curriculum import end_sizes
 from icl.training.errors import RunError
 from icl.training.precision import autocast, matmul_precision, precision_of

@@ -147,7 +147,7 @@ def cmd_fmt(args) -> int:
 
     text = format_spec(parse_file(args.file))
     if args.write:
-        from icl.training.atomic import write_bytes
+        from icl.atomic import write_bytes
 
         write_bytes(Path(args.file), text.encode("utf-8"))
     else:

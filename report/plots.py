@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 
 from icl.report import table1
 from icl.tasks.catalog import TASKS
-from icl.training import atomic
+from icl import atomic
 
 WIDTH_IN, MAIN_HEIGHT_IN, VARIANT_HEIGHT_IN = 7.0, 4.5, 2.7
 DPI = 120

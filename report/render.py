@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 
 from icl.report import table1
-from icl.training import atomic
+from icl import atomic
 
 TEMPLATES = Path(__file__).parent / "templates"
 SMOKE_STEPS = 10_000      # fewer planned steps than this: a pipeline check, not a result

@@ -20,7 +20,7 @@ from icl.report import build_report, plot_task, verdicts, write_report
 from icl.report import table1
 from icl.report.render import fmt
 from icl.cli import main as icl_main
-from icl.training import atomic
+from icl import atomic
 from icl.training.train import train_run
 
 TINY = '''

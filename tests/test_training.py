@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from icl.training import atomic
+from icl import atomic
 from icl.training.curriculum import axis_value, sizes_at
 from icl.training.errors import RunError
 from icl.training.seeds import STREAMS, stream_of, stream_seed

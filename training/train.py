@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 
 import icl
-from icl.training import atomic
+from icl import atomic
 from icl.training.curriculum import sizes_at
 from icl.training.errors import RunError
 from icl.training import gpu_slots, graphs
