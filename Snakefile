@@ -13,6 +13,12 @@ import sys
 
 from snakemake.utils import min_version, validate
 
+try:  # the folders are the package only through pyproject.toml's mapping (an install)
+    import icl.compiler  # noqa: F401
+except ModuleNotFoundError:
+    sys.exit("error: the icl package is not installed for this checkout: run `bash .ci/install` "
+             "(or `pip install -e .`) and call .venv/bin/snakemake")
+
 min_version("8.0")
 
 
