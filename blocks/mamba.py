@@ -42,7 +42,7 @@ class MambaMixer(nn.Module):
     A_log = log(1..N) (S4D-real), D = 1, conv PyTorch's default."""
 
     def __init__(self, width: int, *, d_state: int, d_conv: int, expand: int, dt_rank: int | None,
-                 dt_min: float, dt_max: float, n_layers: int = 1, init_std: float = 0.02):
+                 dt_min: float, dt_max: float, n_layers: int = 1):
         super().__init__()
         inner = expand * width
         dt_rank = math.ceil(width / 16) if dt_rank is None else dt_rank

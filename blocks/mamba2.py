@@ -73,7 +73,7 @@ class Mamba2Mixer(nn.Module):
     A_log = log U(1, 16), D = 1, projections PyTorch's default, out_proj / sqrt(n_layers)."""
 
     def __init__(self, width: int, *, d_state: int, d_conv: int, expand: int, headdim: int,
-                 n_layers: int = 1, init_std: float = 0.02, dt_min: float = 0.001, dt_max: float = 0.1):
+                 n_layers: int = 1, dt_min: float = 0.001, dt_max: float = 0.1):
         super().__init__()
         inner = expand * width
         if inner % headdim != 0:

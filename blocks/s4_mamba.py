@@ -22,8 +22,7 @@ from icl.blocks.s4d import S4DKernel
 class S4MambaMixer(nn.Module):
     """Init: in_proj, conv PyTorch's default; out_proj PyTorch's default / sqrt(n_layers); S4D as s4d.py."""
 
-    def __init__(self, width: int, *, d_state: int, d_conv: int, expand: int, n_layers: int = 1,
-                 init_std: float = 0.02):
+    def __init__(self, width: int, *, d_state: int, d_conv: int, expand: int, n_layers: int = 1):
         super().__init__()
         inner = expand * width
         self.in_proj = nn.Linear(width, 2 * inner, bias=False)

@@ -72,7 +72,7 @@ class S4DKernel(nn.Module):
 class S4Block(nn.Module):
     """S4D over the D channels, GELU, Linear(D, 2D) (the study's 1x1 conv), GLU."""
 
-    def __init__(self, width: int, *, d_state: int, n_layers: int = 1, init_std: float = 0.02):
+    def __init__(self, width: int, *, d_state: int, n_layers: int = 1):
         super().__init__()
         self.s4d = S4DKernel(width, d_state)
         self.output_linear = nn.Linear(width, 2 * width, bias=True)

@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import math
 
-from icl.blocks.catalog import BLOCK_OPTIONS, BLOCKS, MODEL_OPTIONS
+from icl.blocks.catalog import BLOCK_OPTIONS, BLOCKS, MODEL_OPTIONS, block_kind
 
-# Largest causal conv width accepted: Mamba uses 4; fused causal-conv kernels go to 4, and a
-# conv much wider than that stops being a "short" convolution (use attention or an SSM).
-MAX_D_CONV = 16
 # Widths `solve_width` searches.
 MAX_WIDTH = 65536
 BUDGET_TOLERANCE = 0.02
@@ -48,7 +45,7 @@ def model_option(model_config: dict, name: str):
 def block_options(model_config: dict, token: str, width: int | None = None) -> dict:
     """The options block `token` reads, defaults filled in and dt_rank resolved (ceil(D / 16))."""
     options = {}
-    for name in BLOCKS[token].options:
+    for name in block_kind(token).options:
         value = model_config.get(name)
         options[name] = BLOCK_OPTIONS[name].default if value is None else value
     if "dt_rank" in options and options["dt_rank"] is None:
@@ -59,74 +56,6 @@ def block_options(model_config: dict, token: str, width: int | None = None) -> d
 
 def norm_params(norm: str, width: int) -> int:
     return 2 * width if norm == "layernorm" else width
-
-
-def block_params(token: str, width: int, o: dict) -> int:
-    """Parameters of one block (without its pre-norm)."""
-    D = width
-    if token == "A":
-        return 4 * D * D + (4 * D if o["bias"] else 0)
-    if token == "F":
-        hidden = o["mlp_ratio"] * D
-        return 2 * D * hidden + (hidden + D if o["bias"] else 0)
-    if token == "M":
-        E, N, R = o["expand"] * D, o["d_state"], o["dt_rank"]
-        # in_proj 2DE, conv E*(k+1), x_proj E(R+2N), dt_proj RE+E, A_log EN, D E, out_proj ED
-        return 3 * D * E + E * (o["d_conv"] + 1) + E * (R + 2 * N) + R * E + E + E * N + E
-    if token == "S":
-        return s4d_params(D, o["d_state"]) + 2 * D * D + 2 * D
-    if token == "SM":
-        E = o["expand"] * D
-        return 3 * D * E + E * (o["d_conv"] + 1) + s4d_params(E, o["d_state"])
-    if token == "M2":
-        E, N = o["expand"] * D, o["d_state"]
-        H = E // o["headdim"]
-        # in_proj D(2E+2N+H), conv (E+2N)(k+1), dt_bias/A_log/D 3H, gated norm E, out_proj ED
-        return D * (2 * E + 2 * N + H) + (E + 2 * N) * (o["d_conv"] + 1) + 3 * H + E + E * D
-    raise KeyError(f"unknown layer token {token!r}")
-
-
-def s4d_params(channels: int, d_state: int) -> int:
-    """log_dt H, C H*N (N/2 complex), log_A_real and A_imag H*N/2 each, D H."""
-    return 2 * channels + 2 * channels * (d_state // 2) * 2
-
-
-def block_state_size(token: str, width: int, o: dict, tokens: int) -> int:
-    if token == "A":
-        return 2 * width * tokens
-    if token == "F":
-        return 0
-    if token == "S":
-        return width * o["d_state"]
-    return o["expand"] * width * o["d_state"]  # M, SM, M2
-
-
-def fft_conv_flops(channels: int, tokens: int) -> int:
-    """Per token: three real FFTs of size 2T (5/2 n log2 n each, over T tokens), the complex
-    product (6 per bin) and the D skip (2)."""
-    n = 2 * tokens
-    return round(channels * (3 * 2.5 * n * math.log2(n) / tokens + 6 + 2))
-
-
-def block_flops(token: str, width: int, o: dict, tokens: int) -> int:
-    D = width
-    if token == "A":
-        return 2 * 4 * D * D + 2 * D * (tokens + 1)
-    if token == "F":
-        return 2 * 2 * o["mlp_ratio"] * D * D
-    if token == "M":
-        E, N, R = o["expand"] * D, o["d_state"], o["dt_rank"]
-        return 2 * (2 * D * E + E * o["d_conv"] + E * (R + 2 * N) + R * E + E * D) + 6 * E * N
-    if token == "S":
-        return fft_conv_flops(D, tokens) + 2 * D * 2 * D
-    if token == "SM":
-        E = o["expand"] * D
-        return 2 * (2 * D * E + E * o["d_conv"] + E * D) + fft_conv_flops(E, tokens) + E
-    if token == "M2":
-        E, N = o["expand"] * D, o["d_state"]
-        H = E // o["headdim"]
-        return 2 * (D * (2 * E + 2 * N + H) + (E + 2 * N) * o["d_conv"] + E * D) + 6 * E * N
-    raise KeyError(f"unknown layer token {token!r}")
 
 
 def io_params(model_config: dict, layout, width: int) -> dict[str, int]:
@@ -147,10 +76,10 @@ def account(model_config: dict, layout, width: int | None = None) -> dict[str, i
     read_in_flops = 0 if layout.vocab > 0 else 2 * layout.token_dim * width
     flops = read_in_flops + 2 * width * layout.out_dim
     for token in tokens_of(model_config):
-        o = block_options(model_config, token, width)
-        params += norm_params(norm, width) + block_params(token, width, o)
-        state += block_state_size(token, width, o, layout.tokens)
-        flops += block_flops(token, width, o, layout.tokens)
+        kind, o = block_kind(token), block_options(model_config, token, width)
+        params += norm_params(norm, width) + kind.params(width, o)
+        state += kind.state_size(width, o, layout.tokens)
+        flops += kind.flops(width, o, layout.tokens)
     return {"params": params, "state_size": state, "flops_per_token": flops}
 
 
@@ -186,24 +115,14 @@ def check_model(model_config: dict, layout) -> list[tuple[str, str]]:
 
     o = {name: (BLOCK_OPTIONS[name].default if model_config.get(name) is None else model_config[name])
          for name in used}
-    if "d_conv" in used and o["d_conv"] > MAX_D_CONV:
-        errors.append(("d_conv", f"d_conv={o['d_conv']} is wider than {MAX_D_CONV}: the causal conv of "
-                                 "Mamba blocks is a short conv (Mamba uses 4)"))
-    if {"S", "SM"} & set(tokens) and o["d_state"] % 2:
-        errors.append(("d_state", f"d_state={o['d_state']} must be even for S4D blocks "
-                                  "(S / SM): its complex modes come in conjugate pairs"))
+    for token in dict.fromkeys(tokens):  # each kind once, in layer-string order
+        kind = BLOCKS[token]
+        for error in kind.checks(width, {name: o[name] for name in kind.options}):
+            if error not in errors:  # options shared by several kinds (d_conv) are told once
+                errors.append(error)
     if model_config.get("positions_init_std") is not None and model_option(model_config, "positions") != "learned":
         errors.append(("positions_init_std", "positions_init_std sets the init of the position table, "
                                              "but this model has none (positions = none)"))
-    if "dt_min" in used and o["dt_min"] > o["dt_max"]:
-        errors.append(("dt_min", f"dt_min={o['dt_min']} is larger than dt_max={o['dt_max']}"))
-    if width is not None:
-        if "A" in tokens and width % o["heads"]:
-            errors.append(("heads", f"heads={o['heads']} does not divide width={width} "
-                                    f"(try width {_round_up(width, o['heads'])} or heads dividing {width})"))
-        if "M2" in tokens and (o["expand"] * width) % o["headdim"]:
-            errors.append(("headdim", f"headdim={o['headdim']} does not divide expand*width="
-                                      f"{o['expand'] * width} (Mamba-2 heads)"))
     errors += _layout_errors(model_config, layout)
     return errors
 
@@ -223,20 +142,13 @@ def _layout_errors(model_config: dict, layout) -> list[tuple[str, str]]:
     return errors
 
 
-def _round_up(x: int, m: int) -> int:
-    return -(-x // m) * m
-
-
 def width_step(model_config: dict) -> int:
-    """Widths must be multiples of this: heads (attention), headdim / gcd(headdim, expand) (Mamba-2)."""
-    tokens = set(tokens_of(model_config))
-    step = 1  # (options below 1 are reported by check_model; max() keeps the search defined)
-    if "A" in tokens:
-        step = math.lcm(step, max(1, model_option_block(model_config, "heads")))
-    if "M2" in tokens:
-        headdim = max(1, model_option_block(model_config, "headdim"))
-        expand = max(1, model_option_block(model_config, "expand"))
-        step = math.lcm(step, headdim // math.gcd(headdim, expand))
+    """Widths must be multiples of this: the lcm of the blocks' steps (heads for attention)."""
+    step = 1
+    for token in set(tokens_of(model_config)):
+        kind = block_kind(token)
+        options = {name: model_option_block(model_config, name) for name in kind.options}
+        step = math.lcm(step, max(1, kind.width_step(options)))  # options < 1: check_model's to report
     return step
 
 

@@ -9,13 +9,13 @@ import importlib
 
 import networkx as nx
 
-from icl.blocks.catalog import BLOCKS
+from icl.blocks.catalog import block_kind
 from icl.compiler.graph import check_graph, layer_nodes, model_graph
 
 
 def block_class(token: str):
     """The block class of a layer token (catalog's "module:Class", imported here, lazily)."""
-    module, name = BLOCKS[token].module.split(":")
+    module, name = block_kind(token).module.split(":")
     return getattr(importlib.import_module(module), name)
 
 
@@ -37,7 +37,9 @@ def build_from_graph(g: nx.DiGraph, backend: str | None = None):
     layers = []
     for node in layer_nodes(g):
         token, options = g.nodes[node]["kind"], g.nodes[node]["options"]
-        block = block_class(token)(width, n_layers=g.graph["n_layers"], init_std=init_std, **options)
+        # init_std only where the block's init has that knob (catalog: reads_init_std)
+        init = {"init_std": init_std} if block_kind(token).reads_init_std else {}
+        block = block_class(token)(width, n_layers=g.graph["n_layers"], **init, **options)
         layers.append(PreNormResidual(token, options, block, norm, width, g.graph["dropout"]))
     model = ICLModel(read_in, positions, layers, make_norm(norm, width),
                      ReadOut(width, g.nodes["read_out"]["options"]["out_dim"], init_std), graph_attrs=g.graph)

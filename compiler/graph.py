@@ -3,7 +3,7 @@
     read_in -> [positions] -> layer0 -> layer1 -> ... -> final_norm -> read_out
 
 Each node carries `kind` (the layer token for layers, else the part's name), `options` (its
-resolved parameters) and `params` (its exact parameter count, from compiler/accounting.py).
+resolved parameters) and `params` (its exact parameter count, from the catalog entries' formulas).
 Layers are numbered in layer-string order; their node attribute `index` is that position.
 `compiler/build.py` builds the nn.Module from this graph and nothing else.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from icl.blocks.catalog import block_kind
 from icl.compiler import accounting
 from icl.compiler.accounting import block_options, tokens_of, model_option, norm_params
 
@@ -35,7 +36,7 @@ def model_graph(model_config: dict, layout) -> nx.DiGraph:
     for i, token in enumerate(tokens):
         options = block_options(model_config, token, width)
         g.add_node(f"layer{i}", kind=token, index=i, options=options,
-                   params=norm_params(norm, width) + accounting.block_params(token, width, options))
+                   params=norm_params(norm, width) + block_kind(token).params(width, options))
         chain.append(f"layer{i}")
     g.add_node("final_norm", kind="final_norm", params=io["final_norm"], options={})
     g.add_node("read_out", kind="read_out", params=io["read_out"], options={"out_dim": layout.out_dim})

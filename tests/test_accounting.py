@@ -53,7 +53,7 @@ def test_state_size_equals_numel_of_final_state(token):
     """state_size per sequence = the numel of the block's final recurrent state (attention: K and V)."""
     width, batch = 16, 3
     o = accounting.block_options({"heads": 4, "headdim": 8, "d_state": 4}, token, width)
-    counted = accounting.block_state_size(token, width, o, SMALL.tokens)
+    counted = BLOCKS[token].state_size(width, o, SMALL.tokens)
     if token == "A":
         assert counted == 2 * width * SMALL.tokens
         return
@@ -68,9 +68,9 @@ def test_state_size_equals_numel_of_final_state(token):
 def test_flops_count_matmuls_twice():
     """For blocks that are only matmuls, FLOPs per token = 2 x their weight count."""
     o = {"mlp_ratio": 4, "bias": True}
-    assert accounting.block_flops("F", 32, o, 50) == 2 * (2 * 32 * 128)
+    assert BLOCKS["F"].flops(32, o, 50) == 2 * (2 * 32 * 128)
     o = {"heads": 4, "bias": False}
-    assert accounting.block_flops("A", 32, o, 50) == 2 * 4 * 32 * 32 + 2 * 32 * 51
+    assert BLOCKS["A"].flops(32, o, 50) == 2 * 4 * 32 * 32 + 2 * 32 * 51
     # attention grows with the prompt, Mamba does not
     lin = account(config("A", 32, heads=4), Layout(5, 1, 100))["flops_per_token"]
     assert lin > account(config("A", 32, heads=4), Layout(5, 1, 10))["flops_per_token"]
@@ -209,3 +209,22 @@ def test_accounting_is_torch_free():
     code = ("import sys, icl.compiler.accounting as a, icl.compiler.graph as g; "
             "assert 'torch' not in sys.modules, 'accounting imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_unknown_token_is_an_error_not_a_default_formula():
+    with pytest.raises(KeyError, match="unknown layer token 'Q'"):
+        account(config("M Q", 16), SMALL)
+    assert check_model(config("M Q", 16), SMALL) == [("layers", "unknown layer token(s) Q (known: A F M S SM M2)")]
+
+
+@pytest.mark.parametrize("token", sorted(BLOCKS))
+def test_init_std_reaches_exactly_the_blocks_whose_init_reads_it(token):
+    """A block whose catalog init reads init_std changes with it; the others keep their released
+    init whatever init_std says (same seed, same weights)."""
+    cfg = config(token, 16, heads=4, headdim=8, d_state=4)
+    weights = []
+    for std in (0.02, 0.5):
+        torch.manual_seed(0)
+        block = build_model({**cfg, "init_std": std}, SMALL).layers[0].block
+        weights.append(torch.cat([p.detach().flatten() for p in block.parameters()]))
+    assert torch.equal(weights[0], weights[1]) != BLOCKS[token].reads_init_std

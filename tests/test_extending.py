@@ -1,0 +1,92 @@
+"""docs/extending.md's claim: a new layer token is one new file in blocks/ and one catalog entry.
+Done for real, in a copy of the source tree that a fresh interpreter imports as `icl`."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = (ROOT / "docs" / "extending.md").read_text()
+
+# A finder that makes icl.<x> the folder <x>/ of a given tree, as pyproject.toml maps it.
+BOOTSTRAP = """
+import importlib.machinery, importlib.util, sys, tomllib
+from pathlib import Path
+tree = Path(sys.argv[1])
+mapping = tomllib.loads((tree / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+class TreeFinder:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name in mapping:
+            folder = tree / mapping[name]
+            return importlib.util.spec_from_file_location(
+                name, folder / "__init__.py", submodule_search_locations=[str(folder)])
+        return None
+sys.meta_path.insert(0, TreeFinder)
+"""
+
+
+def _code_blocks(doc: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+
+
+def _copy_tree(dest: Path) -> None:
+    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
+    mapping = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    for folder in {Path(f).parts[0] for f in mapping.values()}:
+        shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def test_a_new_token_is_one_file_and_one_catalog_entry(tmp_path):
+    module_code, entry = _code_blocks(DOC)[:2]
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    _copy_tree(tree)
+    (tree / "blocks" / "glu_mlp.py").write_text(module_code)
+    catalog = (tree / "blocks" / "catalog.py").read_text()
+    end = catalog.index("\n)}", catalog.index("BLOCKS: dict[str, BlockKind]"))
+    (tree / "blocks" / "catalog.py").write_text(catalog[:end] + "\n" + entry.rstrip() + catalog[end:])
+    spec = tmp_path / "glu.icl"
+    spec.write_text(textwrap.dedent("""\
+        model glu { layers = "(A G)*2"  width = 32  heads = 4  mlp_ratio = 2 }
+        task linear { kind = linear_regression  dims = 5  points = 11 }
+        train quick { steps = 2  batch = 4  lr = 1e-3  seeds = [0] }
+        eval quick { prompts = 8 }
+        experiment e {
+          models = [glu]
+          tasks = [linear]
+          train extends quick {}
+          eval extends quick {}
+        }
+        """))
+    check = BOOTSTRAP + textwrap.dedent(f"""
+        import torch
+        import icl.blocks.catalog
+        assert icl.blocks.catalog.__file__.startswith(str(tree)), icl.blocks.catalog.__file__
+        from icl.compiler.runs import runs_of
+        from icl.compiler.accounting import account
+        from icl.compiler.build import build_model
+        from icl.tasks.catalog import TASKS
+        [run] = runs_of([{str(spec)!r}])
+        layout = TASKS["linear_regression"].layout(run["task_config"])
+        model = build_model(run["model_config"], layout)
+        counted = account(run["model_config"], layout)["params"]
+        built = sum(p.numel() for p in model.parameters())
+        assert counted == built, (counted, built)
+        assert [type(layer.block).__name__ for layer in model.layers] == ["CausalSelfAttention", "GluMLP"] * 2
+        x = torch.randn(3, layout.tokens, layout.token_dim)
+        assert model(x).shape[:2] == (3, layout.tokens)
+        print("ok", counted)
+        """)
+    out = subprocess.run([sys.executable, "-c", check, str(tree)], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert out.returncode == 0 and out.stdout.startswith("ok"), out.stdout + out.stderr
+    # The unmodified checkout does not know the token: the entry is what makes it work.
+    out = subprocess.run([sys.executable, "-m", "icl.cli", "check", str(spec)], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 2 and "unknown layer token 'G'" in out.stderr, out.stdout + out.stderr
