@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from icl.blocks.stacked import StackedCausalConv, StackedLinear
+
 
 def inverse_softplus(x: Tensor) -> Tensor:
     """y with softplus(y) = x (x > 0)."""
@@ -31,9 +33,27 @@ def init_dt_bias(bias: Tensor, dt_min: float, dt_max: float, floor: float = 1e-4
         bias.copy_(inverse_softplus(torch.exp(log_dt).clamp(min=floor)))
 
 
-def causal_depthwise_conv(x: Tensor, conv: nn.Conv1d) -> Tensor:
-    """x (B, C, L) -> (B, C, L); conv is padded by kernel-1 on both sides, keep the causal part."""
-    return conv(x)[..., : x.shape[-1]]
+def scan_runs(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor,
+              delta_bias: Tensor, return_state: bool, backend: str | None):
+    """The selective scan of K runs, activations (K, B, L, E) and B, C (K, B, L, N), each run with
+    its own A (K, E, N), D and delta_bias (K, E). Returns y (K, B, L, E) [and states (K, B, E, N)].
+    The kernels take one run's parameters per call, so the runs are scanned one after another."""
+    from icl.kernels import selective_scan  # kernels may import triton: keep it off import time
+
+    ys, states = [], []
+    for k in range(x.shape[0]):
+        # Views, not copies, into the scan: it reads any strides. B and C are the exception:
+        # the scan reads them once per state, and strided along L that costs more than these
+        # two small copies (H100: ~4 ms of a 24-layer step).
+        y = selective_scan(x[k].transpose(1, 2), dt[k].transpose(1, 2), A[k],
+                           B[k].transpose(1, 2).contiguous(), C[k].transpose(1, 2).contiguous(), D[k],
+                           z=z[k].transpose(1, 2), delta_bias=delta_bias[k], delta_softplus=True,
+                           return_last_state=return_state, backend=backend)
+        y, state = y if return_state else (y, None)
+        ys.append(y.transpose(1, 2))
+        states.append(state)
+    y = torch.stack(ys)
+    return (y, torch.stack(states)) if return_state else y
 
 
 class MambaMixer(nn.Module):
@@ -48,13 +68,14 @@ class MambaMixer(nn.Module):
         dt_rank = math.ceil(width / 16) if dt_rank is None else dt_rank
         self.width, self.inner, self.d_state, self.dt_rank = width, inner, d_state, dt_rank
         self.backend: str | None = None  # set by ICLModel.set_backend
-        self.in_proj = nn.Linear(width, 2 * inner, bias=False)
-        self.conv1d = nn.Conv1d(inner, inner, d_conv, groups=inner, padding=d_conv - 1, bias=True)
-        self.x_proj = nn.Linear(inner, dt_rank + 2 * d_state, bias=False)
-        self.dt_proj = nn.Linear(dt_rank, inner, bias=True)
-        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(inner, 1))
-        self.D = nn.Parameter(torch.ones(inner))
-        self.out_proj = nn.Linear(inner, width, bias=False)
+        self.in_proj = StackedLinear(width, 2 * inner, bias=False)
+        self.conv1d = StackedCausalConv(inner, d_conv)
+        self.x_proj = StackedLinear(inner, dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = StackedLinear(dt_rank, inner, bias=True)
+        A_log = torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(inner, 1)
+        self.A_log = nn.Parameter(A_log.unsqueeze(0))                 # (K, E, N)
+        self.D = nn.Parameter(torch.ones(1, inner))                   # (K, E)
+        self.out_proj = StackedLinear(inner, width, bias=False)
 
         dt_std = dt_rank ** -0.5
         nn.init.uniform_(self.dt_proj.weight, -dt_std, dt_std)
@@ -63,23 +84,14 @@ class MambaMixer(nn.Module):
             self.out_proj.weight /= math.sqrt(n_layers)
 
     def forward(self, u: Tensor, return_state: bool = False):
-        """u (B, L, D) -> (B, L, D) [and the final scan state (B, E, N) when return_state]."""
-        from icl.kernels import selective_scan  # kernels may import triton: keep it off import time
-
-        # Views, not copies, into the scan: it reads any strides. x and z are split on the last
-        # axis so that their gradients meet in one contiguous (B, L, 2E) buffer for in_proj.
-        x, z = self.in_proj(u).chunk(2, dim=-1)                      # (B, L, E) each
-        x = F.silu(causal_depthwise_conv(x.transpose(1, 2), self.conv1d))  # (B, E, L)
-        dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = dt @ self.dt_proj.weight.t()                            # (B, L, E), bias added in the scan
-        # B and C are the exception: the scan reads them once per state, and strided along L
-        # that costs more than these two small copies (H100: ~4 ms of a 24-layer step).
-        B = B.transpose(1, 2).contiguous()                           # (B, N, L)
-        C = C.transpose(1, 2).contiguous()
+        """u (K, B, L, D) -> (K, B, L, D) [and the final scan states (K, B, E, N) when return_state]."""
+        x, z = self.in_proj(u).chunk(2, dim=-1)                      # (K, B, L, E) each
+        x = F.silu(self.conv1d(x))
+        dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = torch.matmul(dt, self.dt_proj.weight.transpose(1, 2).unsqueeze(1))  # bias: in the scan
         A = -torch.exp(self.A_log.float())
-        y = selective_scan(x, dt.transpose(1, 2), A, B, C, self.D.float(),
-                           z=z.transpose(1, 2), delta_bias=self.dt_proj.bias.float(),
-                           delta_softplus=True, return_last_state=return_state, backend=self.backend)
-        y, state = y if return_state else (y, None)
-        out = self.out_proj(y.transpose(1, 2))
+        out = scan_runs(x, dt, A, B, C, self.D.float(), z, self.dt_proj.bias.float(), return_state,
+                        self.backend)
+        y, state = out if return_state else (out, None)
+        out = self.out_proj(y)
         return (out, state) if return_state else out

@@ -19,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from icl.blocks.mamba import causal_depthwise_conv, init_dt_bias
+from icl.blocks.mamba import init_dt_bias
+from icl.blocks.stacked import StackedCausalConv, StackedLinear, StackedNorm
 
 
 def ssd_ref(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor]:
-    """x (b, l, h, p), dt (b, l, h), A (h,), B, C (b, l, n) -> y (b, l, h, p), final state (b, h, p, n)."""
+    """x (b, l, h, p), dt (b, l, h), A (h,) or one per sequence (b, h), B, C (b, l, n)
+    -> y (b, l, h, p), final state (b, h, p, n)."""
     batch, length, heads, headdim = x.shape
     state = x.new_zeros(batch, heads, headdim, B.shape[-1])
     ys = []
@@ -47,6 +49,7 @@ def ssd_chunked(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: i
     B = B.reshape(batch, n_chunks, chunk, -1)
     C = C.reshape(batch, n_chunks, chunk, -1)
     x_dt = x * dt[..., None]
+    A = A if A.dim() == 1 else A[:, None, None, :]                               # per sequence
     a_cum = torch.cumsum(dt * A, dim=2)                                          # (b, c, q, h)
     # Inside a chunk: y_i = sum_{j<=i} exp(a_cum_i - a_cum_j) (C_i . B_j) dt_j x_j
     diff = a_cum[:, :, :, None, :] - a_cum[:, :, None, :, :]                     # (b, c, q_i, q_j, h)
@@ -79,29 +82,33 @@ class Mamba2Mixer(nn.Module):
         if inner % headdim != 0:
             raise ValueError(f"mamba2: headdim={headdim} does not divide expand*width={inner}")
         self.inner, self.d_state, self.headdim, self.heads = inner, d_state, headdim, inner // headdim
-        self.in_proj = nn.Linear(width, 2 * inner + 2 * d_state + self.heads, bias=False)
-        conv_dim = inner + 2 * d_state
-        self.conv1d = nn.Conv1d(conv_dim, conv_dim, d_conv, groups=conv_dim, padding=d_conv - 1, bias=True)
-        self.dt_bias = nn.Parameter(torch.empty(self.heads))
+        self.in_proj = StackedLinear(width, 2 * inner + 2 * d_state + self.heads, bias=False)
+        self.conv1d = StackedCausalConv(inner + 2 * d_state, d_conv)
+        self.dt_bias = nn.Parameter(torch.empty(1, self.heads))                  # (K, H)
         init_dt_bias(self.dt_bias, dt_min, dt_max)
-        self.A_log = nn.Parameter(torch.log(torch.empty(self.heads).uniform_(1, 16)))
-        self.D = nn.Parameter(torch.ones(self.heads))
-        self.norm = nn.RMSNorm(inner, eps=1e-5)
-        self.out_proj = nn.Linear(inner, width, bias=False)
+        self.A_log = nn.Parameter(torch.log(torch.empty(1, self.heads).uniform_(1, 16)))
+        self.D = nn.Parameter(torch.ones(1, self.heads))
+        self.norm = StackedNorm("rmsnorm", inner)
+        self.out_proj = StackedLinear(inner, width, bias=False)
         with torch.no_grad():
             self.out_proj.weight /= math.sqrt(n_layers)
 
     def forward(self, u: Tensor, return_state: bool = False):
-        """u (B, L, D) -> (B, L, D) [and the final state (B, heads, headdim, N) when return_state]."""
-        batch, length, _ = u.shape
+        """u (K, B, L, D) -> (K, B, L, D) [and the final states (K, B, heads, headdim, N)]."""
+        runs, batch, length, _ = u.shape
         z, xBC, dt = self.in_proj(u).split([self.inner, self.inner + 2 * self.d_state, self.heads], dim=-1)
-        xBC = F.silu(causal_depthwise_conv(xBC.transpose(1, 2), self.conv1d)).transpose(1, 2)
+        xBC = F.silu(self.conv1d(xBC))
         x, B, C = xBC.split([self.inner, self.d_state, self.d_state], dim=-1)
-        dt = F.softplus(dt + self.dt_bias)
-        A = -torch.exp(self.A_log.float())
-        x = x.reshape(batch, length, self.heads, self.headdim)
-        y, state = ssd_chunked(x.float(), dt.float(), A, B.float(), C.float())
-        y = y + x * self.D[:, None]
-        y = y.reshape(batch, length, self.inner).to(u.dtype)
+        dt = F.softplus(dt + self.dt_bias[:, None, None, :])
+        # The runs' sequences as one batch of K*B; A and D follow each sequence's run.
+        A = (-torch.exp(self.A_log.float())).repeat_interleave(batch, dim=0)      # (K*B, H)
+        D = self.D.repeat_interleave(batch, dim=0)[:, None, :, None]
+        x = x.reshape(runs * batch, length, self.heads, self.headdim)
+        y, state = ssd_chunked(x.float(), dt.reshape(runs * batch, length, -1).float(), A,
+                               B.reshape(runs * batch, length, -1).float(),
+                               C.reshape(runs * batch, length, -1).float())
+        y = y + x * D
+        y = y.reshape(runs, batch, length, self.inner).to(u.dtype)
         out = self.out_proj(self.norm(y * F.silu(z)))
+        state = state.reshape(runs, batch, *state.shape[1:])
         return (out, state) if return_state else out

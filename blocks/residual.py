@@ -3,14 +3,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from icl.blocks.stacked import StackedNorm
 
-def make_norm(kind: str, width: int) -> nn.Module:
+
+def make_norm(kind: str, width: int) -> StackedNorm:
     """LayerNorm (weight and bias) or RMSNorm (weight only), eps 1e-5 as GPT-2 and Mamba."""
-    if kind == "layernorm":
-        return nn.LayerNorm(width, eps=1e-5)
-    if kind == "rmsnorm":
-        return nn.RMSNorm(width, eps=1e-5)
-    raise ValueError(f"unknown norm {kind!r} (layernorm | rmsnorm)")
+    return StackedNorm(kind, width)
 
 
 class PreNormResidual(nn.Module):

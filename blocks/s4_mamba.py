@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from icl.blocks.mamba import causal_depthwise_conv
 from icl.blocks.s4d import S4DKernel
+from icl.blocks.stacked import StackedCausalConv, StackedLinear
 
 
 class S4MambaMixer(nn.Module):
@@ -25,16 +25,17 @@ class S4MambaMixer(nn.Module):
     def __init__(self, width: int, *, d_state: int, d_conv: int, expand: int, n_layers: int = 1):
         super().__init__()
         inner = expand * width
-        self.in_proj = nn.Linear(width, 2 * inner, bias=False)
-        self.conv1d = nn.Conv1d(inner, inner, d_conv, groups=inner, padding=d_conv - 1, bias=True)
+        self.in_proj = StackedLinear(width, 2 * inner, bias=False)
+        self.conv1d = StackedCausalConv(inner, d_conv)
         self.s4d = S4DKernel(inner, d_state)
-        self.out_proj = nn.Linear(inner, width, bias=False)
+        self.out_proj = StackedLinear(inner, width, bias=False)
         with torch.no_grad():
             self.out_proj.weight /= math.sqrt(n_layers)
 
     def forward(self, u: Tensor, return_state: bool = False):
-        x, z = self.in_proj(u).transpose(1, 2).chunk(2, dim=1)   # (B, E, L) each
-        x = F.silu(causal_depthwise_conv(x, self.conv1d))
+        """u (K, B, L, D) -> (K, B, L, D) [and the final S4D states (K, B, E, N)]."""
+        x, z = self.in_proj(u).chunk(2, dim=-1)                  # (K, B, L, E) each
+        x = F.silu(self.conv1d(x))
         y = self.s4d(x)
-        out = self.out_proj((y * z).transpose(1, 2))
+        out = self.out_proj(y * z)
         return (out, self.s4d.final_state(x)) if return_state else out

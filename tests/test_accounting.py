@@ -61,7 +61,7 @@ def test_state_size_equals_numel_of_final_state(token):
         assert counted == 0
         return
     block = build_model(config(token, width, heads=4, headdim=8, d_state=4), SMALL).layers[0].block
-    _, state = block(torch.randn(batch, SMALL.tokens, width), return_state=True)
+    _, state = block(torch.randn(1, batch, SMALL.tokens, width), return_state=True)  # one run
     assert state.numel() == batch * counted
 
 

@@ -1,8 +1,13 @@
 """Every block against an independent, straightforward formula or recurrence written here:
-outputs, final states and gradients (of the input and of every parameter), at odd sizes."""
+outputs, final states and gradients (of the input and of every parameter), at odd sizes.
+
+Blocks hold K runs' weights on a leading axis; each check packs two runs with different weights
+and compares run k's outputs with the reference computed from run k's weights alone."""
 from __future__ import annotations
 
 import math
+
+import copy
 
 import pytest
 import torch
@@ -25,19 +30,50 @@ def assert_close(ours, expected, tol=2e-5, what=""):
     assert err <= tol, f"{what}: relative error {err:.2e} > {tol:.0e}"
 
 
-def check_against(module, reference, u, tol=2e-5, state=False):
-    """Compare module(u) with reference(u) (a function of the same parameters): outputs, [states],
-    and gradients of a random projection of the output w.r.t. u and every parameter."""
+def pack_runs(module, runs=2):
+    """The module holding `runs` runs: its own weights, then perturbed copies of them."""
+    with torch.no_grad():
+        for p in module.parameters():
+            extra = [p + 0.1 * (i + 1) * torch.randn_like(p) * p.detach().abs().mean().clamp_min(0.1)
+                     for i in range(runs - 1)]
+            p.data = torch.cat([p.detach()] + extra, dim=0)
+    return module
+
+
+def run_view(module, k):
+    """A copy of `module` whose weights are run k's slices of the packed ones, without the run axis
+    (differentiable: gradients reach the packed parameters). The references read it."""
+    view = copy.copy(module)
+    view.__dict__ = dict(module.__dict__)
+    view._parameters, view._modules = {}, {}
+    for name, p in module._parameters.items():
+        if p is not None:
+            object.__setattr__(view, name, p[k])
+        else:
+            object.__setattr__(view, name, None)
+    for name, child in module._modules.items():
+        object.__setattr__(view, name, run_view(child, k))
+    return view
+
+
+def check_against(module, reference, u, tol=2e-5, state=False, runs=2):
+    """Compare the packed module(u) with reference(run k's view, u[k]) for each run k: outputs,
+    [states], and gradients of a random projection of the output w.r.t. u and every parameter.
+    u: one run's input (B, L, D); each run gets its own draw."""
+    module = pack_runs(module, runs)
     params = [p for p in module.parameters()]
     names = [n for n, _ in module.named_parameters()]
+    u = torch.stack([u] + [torch.randn_like(u) for _ in range(runs - 1)])
     u1, u2 = u.clone().requires_grad_(), u.clone().requires_grad_()
+    refs = [reference(run_view(module, k), u2[k]) for k in range(runs)]
     if state:
         out, st = module(u1, return_state=True)
-        out_ref, st_ref = reference(u2)
+        out_ref = torch.stack([r[0] for r in refs])
+        st_ref = torch.stack([r[1] for r in refs])
         assert st.shape == st_ref.shape
         assert_close(st, st_ref, tol, "final state")
     else:
-        out, out_ref = module(u1), reference(u2)
+        out, out_ref = module(u1), torch.stack(refs)
     assert out.shape == out_ref.shape
     assert_close(out, out_ref, tol, "output")
     g = torch.randn_like(out)
@@ -70,18 +106,18 @@ def test_attention_matches_per_position_softmax(length):
     with torch.no_grad():
         for p in m.parameters():
             p.normal_(0, 0.3)  # nonzero biases too
-    check_against(m, lambda x: attention_reference(m, x), torch.randn(2, length, 12), tol=1e-5)
+    check_against(m, attention_reference, torch.randn(2, length, 12), tol=1e-5)
 
 
 def test_attention_is_causal():
     torch.manual_seed(0)
     m = CausalSelfAttention(8, heads=2, bias=False)
-    x = torch.randn(1, 9, 8)
-    y = m(x)
+    x = torch.randn(1, 1, 9, 8)
+    y = m(x)[0]
     x2 = x.clone()
-    x2[:, 5:] += torch.randn(1, 4, 8)
-    assert torch.allclose(m(x2)[:, :5], y[:, :5], atol=1e-6)
-    assert not torch.allclose(m(x2)[:, 5:], y[:, 5:], atol=1e-3)
+    x2[:, :, 5:] += torch.randn(1, 4, 8)
+    assert torch.allclose(m(x2)[0, :, :5], y[:, :5], atol=1e-6)
+    assert not torch.allclose(m(x2)[0, :, 5:], y[:, 5:], atol=1e-3)
 
 
 def test_attention_without_bias_has_no_bias():
@@ -96,7 +132,7 @@ def test_mlp_matches_formula(length):
     with torch.no_grad():
         m.fc.bias.normal_(); m.proj.bias.normal_()
 
-    def reference(x):
+    def reference(m, x):
         h = x @ m.fc.weight.t() + m.fc.bias
         h = 0.5 * h * (1 + torch.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h ** 3)))
         return h @ m.proj.weight.t() + m.proj.bias
@@ -107,7 +143,7 @@ def test_mlp_matches_formula(length):
 
 # ---------------------------------------------------------------- Mamba
 def causal_conv_reference(x, weight, bias):
-    """x (B, C, L); weight (C, 1, K): y_t = b + sum_k w_k x_{t - (K-1) + k} (zeros before 0)."""
+    """x (B, C, L); weight (C, K): y_t = b + sum_k w_k x_{t - (K-1) + k} (zeros before 0)."""
     B, C, L = x.shape
     K = weight.shape[-1]
     y = bias[None, :, None].expand(B, C, L).clone()
@@ -115,7 +151,7 @@ def causal_conv_reference(x, weight, bias):
         for k in range(K):
             s = t - (K - 1) + k
             if s >= 0:
-                y[:, :, t] = y[:, :, t] + weight[:, 0, k] * x[:, :, s]
+                y[:, :, t] = y[:, :, t] + weight[:, k] * x[:, :, s]
     return y
 
 
@@ -146,7 +182,7 @@ def test_mamba_matches_recurrence(length, backend):
     torch.manual_seed(2)
     m = MambaMixer(12, d_state=5, d_conv=3, expand=2, dt_rank=3, dt_min=0.001, dt_max=0.1)
     m.backend = backend
-    check_against(m, lambda u: mamba_reference(m, u), torch.randn(2, length, 12), tol=2e-5, state=True)
+    check_against(m, mamba_reference, torch.randn(2, length, 12), tol=2e-5, state=True)
 
 
 def test_mamba_init():
@@ -154,7 +190,7 @@ def test_mamba_init():
     assert m.dt_rank == 2
     dt = F.softplus(m.dt_proj.bias)
     assert dt.min() >= 0.001 * 0.999 and dt.max() <= 0.1 * 1.001
-    assert torch.allclose(-torch.exp(m.A_log), -torch.arange(1, 17.0).expand(64, 16))
+    assert torch.allclose(-torch.exp(m.A_log), -torch.arange(1, 17.0).expand(1, 64, 16))
     assert torch.all(m.D == 1)
     # PyTorch's default bound 1/sqrt(fan_in), divided by sqrt(n_layers)
     assert m.out_proj.weight.abs().max() <= 1 / math.sqrt(64) / 3 + 1e-7
@@ -186,13 +222,17 @@ def test_s4d_matches_recurrence(length):
     k = S4DKernel(6, d_state=8)
     with torch.no_grad():  # larger dt so the kernel does not vanish within a few steps
         k.log_dt.uniform_(math.log(0.05), math.log(0.5))
-    check_against(k, lambda u: s4d_reference(k, u), torch.randn(2, 6, length), tol=2e-5, state=True)
+    def reference(k, u):  # the kernel's activations are (B, L, H); the recurrence's (B, H, L)
+        y, state = s4d_reference(k, u.transpose(1, 2))
+        return y.transpose(1, 2), state
+
+    check_against(k, reference, torch.randn(2, length, 6), tol=2e-5, state=True)
 
 
 def test_s4d_init_and_even_state():
     k = S4DKernel(4, d_state=16)
-    assert torch.allclose(torch.exp(k.log_A_real), torch.full((4, 8), 0.5))
-    assert torch.allclose(k.A_imag[0], math.pi * torch.arange(8.0))
+    assert torch.allclose(torch.exp(k.log_A_real), torch.full((1, 4, 8), 0.5))
+    assert torch.allclose(k.A_imag[0, 0], math.pi * torch.arange(8.0))
     dt = torch.exp(k.log_dt)
     assert dt.min() >= 0.001 * 0.999 and dt.max() <= 0.1 * 1.001
     with pytest.raises(ValueError, match="even"):
@@ -204,7 +244,7 @@ def test_s4_block_matches_formula(length):
     torch.manual_seed(4)
     m = S4Block(6, d_state=4)
 
-    def reference(x):
+    def reference(m, x):
         y, state = s4d_reference(m.s4d, x.transpose(1, 2))
         h = F.gelu(y.transpose(1, 2)) @ m.output_linear.weight.t() + m.output_linear.bias
         return h[..., :6] * torch.sigmoid(h[..., 6:]), state
@@ -218,7 +258,7 @@ def test_s4_mamba_matches_recurrence(length):
     m = S4MambaMixer(6, d_state=4, d_conv=4, expand=2)
     assert not hasattr(m, "x_proj") and not hasattr(m, "dt_proj")
 
-    def reference(u):
+    def reference(m, u):
         E = 12
         xz = u @ m.in_proj.weight.t()
         x, z = xz[..., :E], xz[..., E:]
@@ -272,7 +312,7 @@ def test_mamba2_matches_recurrence(length):
     m = Mamba2Mixer(8, d_state=4, d_conv=4, expand=2, headdim=4)
     assert m.heads == 4
 
-    def reference(u):
+    def reference(m, u):
         Bsz, L, _ = u.shape
         E, N, H = 16, 4, 4
         proj = u @ m.in_proj.weight.t()

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from icl.blocks.catalog import BLOCKS
+from icl.blocks.stacked import StackedEmbedding
 from icl.compiler.build import build_from_graph, build_model, graph_of
 from icl.compiler.graph import check_graph, layer_nodes, model_graph, total_params
 from icl.tasks.catalog import Layout
@@ -108,7 +109,7 @@ def test_check_graph_rejects_broken_graphs():
 
 def test_token_task_reads_ids_through_an_embedding_table():
     model = build_model({"layers": "M A", "width": 16, "heads": 2}, TOKENS)
-    assert isinstance(model.read_in.map, torch.nn.Embedding) and model.read_in.map.num_embeddings == 13
+    assert isinstance(model.read_in.map, StackedEmbedding) and model.read_in.map.num_embeddings == 13
     ids = torch.randint(0, 13, (2, 10))
     assert model(ids).shape == (2, 10, 13)
     with pytest.raises(ValueError, match="integer token ids"):
@@ -117,7 +118,7 @@ def test_token_task_reads_ids_through_an_embedding_table():
 
 def test_positions_sized_by_tokens_and_too_long_prompts_are_refused():
     model = build_model({"layers": "A", "width": 8, "heads": 2, "positions": "learned"}, SMALL)
-    assert model.positions.table.weight.shape == (SMALL.tokens, 8)
+    assert model.positions.table.weight.shape == (1, SMALL.tokens, 8)  # (runs, rows, width)
     model(torch.randn(1, SMALL.tokens, 5))
     with pytest.raises(ValueError, match="longer than the position table"):
         model(torch.randn(1, SMALL.tokens + 1, 5))

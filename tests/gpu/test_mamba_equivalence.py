@@ -1,6 +1,7 @@
 """The project's Mamba mixer equals the official one (mamba_ssm.modules.mamba_simple.Mamba).
 
-Same weights loaded into both (the parameter names match); outputs and the gradients of the
+Same weights loaded into both (the parameter names match; ours carry a leading run axis of 1,
+so each official tensor is reshaped to ours); outputs and the gradients of the
 input and of every parameter compared at fp32 tolerance. Needs CUDA and mamba_ssm (the wheel in
 /work/shared/wheels); skipped otherwise. With ICL_GPU_RESULTS set to a file path, a summary
 (device, sizes, max errors) is appended there as JSON lines.
@@ -58,11 +59,12 @@ def test_mamba_mixer_equals_mamba_ssm(backend, batch, length, width, d_state, d_
     with torch.no_grad():
         for p in official.parameters():
             p.add_(0.1 * torch.randn_like(p))
-    ours.load_state_dict(official.state_dict())
+    shapes = {name: p.shape for name, p in ours.named_parameters()}
+    ours.load_state_dict({name: t.reshape(shapes[name]) for name, t in official.state_dict().items()})
 
     u = torch.randn(batch, length, width, device=device)
     u_official, u_ours = u.clone().requires_grad_(), u.clone().requires_grad_()
-    out_official, out_ours = official(u_official), ours(u_ours)
+    out_official, out_ours = official(u_official), ours(u_ours.unsqueeze(0)).squeeze(0)  # one run
     grad_out = torch.randn_like(out_official)
     out_official.backward(grad_out)
     out_ours.backward(grad_out)
@@ -70,7 +72,7 @@ def test_mamba_mixer_equals_mamba_ssm(backend, batch, length, width, d_state, d_
     errors = {"out": compare(out_ours, out_official), "grad_u": compare(u_ours.grad, u_official.grad)}
     official_params = dict(official.named_parameters())
     for name, p in ours.named_parameters():
-        errors[f"grad_{name}"] = compare(p.grad, official_params[name].grad)
+        errors[f"grad_{name}"] = compare(p.grad.reshape(official_params[name].shape), official_params[name].grad)
     record({"test": "mamba_mixer_equals_mamba_ssm", "device": torch.cuda.get_device_name(),
             "torch": torch.__version__, "backend": backend,
             "fast_path": bool(official.use_fast_path and mamba_simple.causal_conv1d_fn is not None),

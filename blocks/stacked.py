@@ -1,0 +1,118 @@
+"""The primitives every block is built from, with a leading run axis K.
+
+A model holds the weights of K independent runs stacked on a first axis: a linear layer's weight
+is (K, out, in) and is applied to activations (K, ..., in) with one batched matmul, a norm's
+weight is (K, D), an embedding table (K, V, D). A lone run is K = 1. Modules are built for one
+run (K = 1) and packed by concatenating the parameters of runs built alone
+(`icl.blocks.model.stack_models`), so a packed run starts from exactly the weights it would have
+alone. Nothing here caches K: it is read from the weights at every call.
+
+Each primitive draws its init as the PyTorch module it replaces would (nn.Linear, nn.LayerNorm,
+nn.Embedding, nn.Conv1d), from the same random stream in the same order, so a K = 1 model has the
+weights an unstacked model of the same seed had.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def runs_of(x: Tensor) -> int:
+    return x.shape[0]
+
+
+class StackedLinear(nn.Module):
+    """y = x W_k^T + b_k for run k: weight (K, out, in), bias (K, out) or None."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.empty(1, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(1, out_features)) if bias else None
+        # nn.Linear's init (kaiming uniform, a = sqrt(5); bias U(+-1/sqrt(fan_in))), drawn on the
+        # run's (out, in) slice so that fan-in is the layer's.
+        with torch.no_grad():
+            nn.init.kaiming_uniform_(self.weight[0], a=math.sqrt(5))
+            if self.bias is not None:
+                bound = 1 / math.sqrt(in_features) if in_features > 0 else 0
+                nn.init.uniform_(self.bias[0], -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (K, ..., in) -> (K, ..., out)."""
+        runs, shape = x.shape[0], x.shape[1:-1]
+        flat = x.reshape(runs, -1, self.in_features)
+        w = self.weight.transpose(1, 2).to(flat.dtype)
+        if self.bias is None:
+            y = torch.bmm(flat, w)
+        else:
+            y = torch.baddbmm(self.bias.to(flat.dtype).unsqueeze(1), flat, w)
+        return y.reshape(runs, *shape, self.out_features)
+
+
+class StackedNorm(nn.Module):
+    """LayerNorm (weight and bias) or RMSNorm (weight only) over the last axis, eps 1e-5 as GPT-2
+    and Mamba, with each run's own affine: weight and bias (K, D)."""
+
+    def __init__(self, kind: str, width: int):
+        super().__init__()
+        if kind not in ("layernorm", "rmsnorm"):
+            raise ValueError(f"unknown norm {kind!r} (layernorm | rmsnorm)")
+        self.kind, self.width, self.eps = kind, width, 1e-5
+        self.weight = nn.Parameter(torch.ones(1, width))
+        self.bias = nn.Parameter(torch.zeros(1, width)) if kind == "layernorm" else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (K, ..., D) -> (K, ..., D)."""
+        affine = (x.shape[0],) + (1,) * (x.dim() - 2) + (self.width,)
+        if self.kind == "layernorm":
+            y = F.layer_norm(x, (self.width,), eps=self.eps)
+            return y * self.weight.view(affine) + self.bias.view(affine)
+        return F.rms_norm(x, (self.width,), eps=self.eps) * self.weight.view(affine)
+
+
+class StackedEmbedding(nn.Module):
+    """Each run's own table: weight (K, V, D), N(0, 1) as nn.Embedding unless re-initialised."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = nn.Parameter(torch.empty(1, num_embeddings, embedding_dim))
+        with torch.no_grad():
+            nn.init.normal_(self.weight[0])
+
+    def forward(self, ids: Tensor) -> Tensor:
+        """ids (K, ...) int -> (K, ..., D): run k looks its ids up in its own table."""
+        runs = ids.shape[0]
+        offsets = torch.arange(runs, device=ids.device).view(runs, *(1,) * (ids.dim() - 1))
+        flat = self.weight.reshape(runs * self.num_embeddings, self.embedding_dim)
+        return F.embedding(ids + offsets * self.num_embeddings, flat)
+
+
+class StackedCausalConv(nn.Module):
+    """Causal depthwise convolution along the token axis of (K, B, L, C) activations, each run
+    with its own taps: weight (K, C, width), bias (K, C). Token t sees tokens t - width + 1 .. t.
+    Init as nn.Conv1d(C, C, width, groups=C)."""
+
+    def __init__(self, channels: int, width: int):
+        super().__init__()
+        self.channels, self.width = channels, width
+        self.weight = nn.Parameter(torch.empty(1, channels, width))
+        self.bias = nn.Parameter(torch.empty(1, channels))
+        with torch.no_grad():  # nn.Conv1d's init: fan_in = width (one input channel per group)
+            nn.init.kaiming_uniform_(self.weight[0].unsqueeze(1), a=math.sqrt(5))
+            bound = 1 / math.sqrt(width)
+            nn.init.uniform_(self.bias[0], -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (K, B, L, C) -> (K, B, L, C): sum over the taps of shifted copies (the convolution
+        is short: Mamba's is 4 wide)."""
+        runs, length = x.shape[0], x.shape[2]
+        padded = F.pad(x, (0, 0, self.width - 1, 0))
+        w = self.weight.to(x.dtype).view(runs, 1, 1, self.channels, self.width)
+        y = self.bias.to(x.dtype).view(runs, 1, 1, self.channels).expand_as(x)
+        for j in range(self.width):
+            y = y + padded[:, :, j:j + length] * w[..., j]
+        return y
