@@ -81,6 +81,14 @@ def test_a_new_token_is_one_file_and_one_catalog_entry(tmp_path):
         assert [type(layer.block).__name__ for layer in model.layers] == ["CausalSelfAttention", "GluMLP"] * 2
         x = torch.randn(3, layout.tokens, layout.token_dim)
         assert model(x).shape[:2] == (3, layout.tokens)
+        from icl.blocks.model import stack_models
+        torch.manual_seed(1)
+        other = build_model(run["model_config"], layout)
+        packed = stack_models([model, other])
+        x2 = torch.randn(2, 3, layout.tokens, layout.token_dim)
+        out = packed(x2)
+        torch.testing.assert_close(out[0], model(x2[0]))
+        torch.testing.assert_close(out[1], other(x2[1]))
         print("ok", counted)
         """)
     out = subprocess.run([sys.executable, "-c", check, str(tree)], capture_output=True, text=True,
