@@ -13,17 +13,20 @@ Top-level sections:
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from icl.blocks.catalog import BLOCK_OPTIONS, BLOCKS, MODEL_OPTIONS, users_of
 from icl.compiler.schema import Param
-from icl.compiler.values import BadValue, Sweep, check_value
-from icl.dsl.ast import Assignment, Import, List, Pos, Section, SpecFile
+from icl.compiler.values import BadValue, Sweep, check_value, first_repeat, repeat_message
+from icl.dsl import limits
+from icl.dsl.ast import Assignment, Import, List, Pos, Section, SpecFile, String
+from icl.dsl.format import format_value
 from icl.dsl.layers import LayerSyntaxError, expand, flat
 from icl.dsl.parse import parse, read_source
-from icl.errors import SpecError, Where, did_you_mean
+from icl.errors import ErrorList, SpecError, Where, did_you_mean
 from icl.tasks.catalog import CURRICULUM_PARAMS, TASKS
 
 TOP_LEVEL = ("model", "task", "train", "eval", "experiment")
@@ -100,41 +103,89 @@ def _error(files: dict[str, SpecFile], pos: Pos, message: str, hint: str | None)
     return SpecError(Where(pos.file, pos.line, pos.col, spec.line(pos.line) if spec else ""), message, hint)
 
 
-def load(path: str | Path) -> Program:
-    """Parse `path` and its imports and check every declaration."""
-    return _Loader().run(str(path))
+def load(path: str | Path, allow_outside: bool | None = None) -> Program:
+    """Parse `path` and its imports and check every declaration; report every independent error.
+
+    Imports stay inside the project folder of `path` (`project_root`) unless `allow_outside`
+    (or $ICL_ALLOW_OUTSIDE=1).
+    """
+    return _Loader(limits.allow_outside(allow_outside)).run(str(path))
+
+
+def project_root(spec: str | Path) -> Path:
+    """The project a spec belongs to: the nearest folder upward from it holding pyproject.toml or
+    .git, else the spec's own folder. Imports may not leave it (issue #22)."""
+    folder = Path(os.path.realpath(spec)).parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / "pyproject.toml").exists() or (candidate / ".git").exists():
+            return candidate
+    return folder
+
+
+def _within(path: str, folder: Path) -> bool:
+    return os.path.commonpath([path, str(folder)]) == str(folder)
 
 
 class _Loader:
-    def __init__(self) -> None:
+    def __init__(self, allow_outside: bool = False) -> None:
         self.files: dict[str, SpecFile] = {}     # by the path as written (what errors show)
-        self.seen: dict[Path, str] = {}          # resolved path -> that written path
+        self.seen: dict[str, str] = {}           # resolved path -> that written path
         self.decls: dict[tuple[str, str], Section] = {}
+        self.allow_outside = allow_outside
+        self.failed: set[tuple[str, str]] = set()  # (name, kind) of declarations that have errors
+        self.root_dir = Path(".")
+        self.errors = ErrorList(limits.MAX_ERRORS)
+
+    def attempt(self, fn, *args):
+        """fn(*args), or None with its errors collected: independent declarations are all checked."""
+        try:
+            return fn(*args)
+        except SpecError as e:
+            self.errors.add(e)
+            return None
 
     def error(self, pos: Pos | None, message: str, hint: str | None = None) -> SpecError:
         return _error(self.files, pos or Pos("<unknown>", 1, 1), message, hint)
 
     # -- files and imports -------------------------------------------------
-    def read(self, path: str, at: Pos | None) -> SpecFile:
+    def read(self, path: str, at: Pos | None, depth: int = 0) -> SpecFile:
+        """Load `path` (imports first, in place) and declare its sections; `at`: the import naming it."""
         key = str(Path(path))
         # One file reached by two spellings (a/../b.icl, b.icl) is one file.
-        resolved = Path(path).resolve()
+        resolved = os.path.realpath(key)
         if resolved in self.seen:
             return self.files[self.seen[resolved]]
         where = None
         if at is not None:
-            src = self.files[at.file].line(at.line)
-            where = Where(at.file, at.line, at.col, src)
+            where = Where(at.file, at.line, at.col, self.files[at.file].line(at.line))
+            if depth > limits.MAX_IMPORT_DEPTH:
+                raise SpecError(where, f"imports nested deeper than the limit of {limits.MAX_IMPORT_DEPTH} files")
+            if len(self.files) >= limits.MAX_FILES:
+                raise SpecError(where, f"more files imported than the limit of {limits.MAX_FILES}")
+            if not self.allow_outside and not _within(resolved, self.root_dir):
+                # Refused before reading: no byte of a file outside the project reaches an error message.
+                raise SpecError(where, f"import {key} is outside the project folder {self.root_dir}",
+                                f"imports stay inside the folder holding the spec's pyproject.toml or .git "
+                                f"(else the spec's own folder); --allow-outside or "
+                                f"{limits.ALLOW_OUTSIDE_ENV}=1 lifts this")
         spec = parse(read_source(key, where), key)
         self.files[key] = spec
         self.seen[resolved] = key
         for item in spec.items:
             if isinstance(item, Import):
-                target = Path(key).parent / item.path
-                self.read(str(target), item.pos)
+                self.attempt(self.import_, key, item, depth)
             else:
-                self.declare(item)
+                self.attempt(self.declare, item)
         return spec
+
+    def import_(self, importer: str, item: Import, depth: int) -> None:
+        """An import names a .icl file, relative to the importing file."""
+        at = Where(item.pos.file, item.pos.line, item.pos.col, self.files[importer].line(item.pos.line))
+        if "\0" in item.path:
+            raise SpecError(at, "the import path holds a NUL byte")
+        if not item.path.endswith(".icl"):
+            raise SpecError(at, f"an import names a .icl file, not {item.path[:80]!r}")
+        self.read(str(Path(importer).parent / item.path), item.pos, depth + 1)
 
     def declare(self, section: Section) -> None:
         if section.kind not in TOP_LEVEL:
@@ -151,41 +202,72 @@ class _Loader:
         self.decls[key] = section
 
     # -- extends -----------------------------------------------------------
-    def chain(self, section: Section, seen: tuple[str, ...] = ()) -> list[Section]:
-        """The sections to merge for `section`, base first and the section itself last."""
-        if section.base is None:
-            return [section]
-        if section.base in seen or section.base == section.name:
-            raise self.error(section.base_pos, f"'{section.name}' extends itself through '{section.base}'",
-                             "remove the cycle of extends")
-        base = self.decls.get((section.kind, section.base))
-        if base is None:
-            names = [n for (k, n) in self.decls if k == section.kind]
-            if section.kind == "task" and section.base in TASKS:
-                return [section]  # extends a registered task kind: that is its kind
-            raise self.error(section.base_pos, f"unknown {section.kind} '{section.base}' in extends",
-                             did_you_mean(section.base, names))
-        return self.chain(base, seen + (section.name or "",)) + [section]
+    def chain(self, section: Section) -> list[Section]:
+        """The sections to merge for `section`, base first and the section itself last (iterative,
+        at most MAX_EXTENDS long)."""
+        chain = [section]
+        seen: set[str] = set()
+        current = section
+        while current.base is not None:
+            if current.base in seen or current.base == current.name:
+                raise self.error(current.base_pos, f"'{current.name}' extends itself through '{current.base}'",
+                                 "remove the cycle of extends")
+            if len(chain) >= limits.MAX_EXTENDS:
+                raise self.error(section.base_pos, f"'{section.name}' extends a chain of more than "
+                                                   f"{limits.MAX_EXTENDS} sections, the limit")
+            base = self.decls.get((current.kind, current.base))
+            if base is None:
+                if current.kind == "task" and current.base in TASKS:
+                    break  # extends a registered task kind: that is its kind
+                names = [n for (k, n) in self.decls if k == current.kind]
+                raise self.error(current.base_pos, f"unknown {current.kind} '{current.base}' in extends",
+                                 did_you_mean(current.base, names))
+            seen.add(current.name or "")
+            chain.append(base)
+            current = base
+        chain.reverse()
+        return chain
 
     def run(self, path: str) -> Program:
+        self.root_dir = project_root(path)
         root = self.read(path, None)
-        models = {n: self.model(s) for (k, n), s in self.decls.items() if k == "model"}
-        tasks = {n: self.task(s) for (k, n), s in self.decls.items() if k == "task"}
+        self.errors.raise_any()  # a file that does not load leaves its names undeclared: stop here
+        models = self.checked("model", self.model)
+        tasks = self.checked("task", self.task)
         experiments = {}
         for item in root.items:
             if isinstance(item, Section) and item.kind == "experiment":
                 # A task kind named directly in an experiment is its default-valued task.
-                for name in self.referenced_tasks(item):
-                    if name not in tasks and name in TASKS:
-                        tasks[name] = self.task(Section("task", name, None, (), item.pos, item.pos))
+                for name in self.attempt(self.referenced_tasks, item) or ():
+                    if name not in tasks and name in TASKS and (name, "task") not in self.failed:
+                        default = self.attempt(self.task, Section("task", name, None, (), item.pos, item.pos))
+                        if default is None:
+                            self.failed.add((name, "task"))
+                        else:
+                            tasks[name] = default
         for item in root.items:
-            if isinstance(item, Section) and item.kind == "experiment":
-                experiments[item.name] = self.experiment(item, models, tasks)
+            if isinstance(item, Section) and item.kind == "experiment" and item.name not in experiments:
+                checked = self.attempt(self.experiment, item, models, tasks)
+                if checked is not None:
+                    experiments[item.name] = checked
         # Presets are checked even when unused, so their mistakes surface at once.
         for (k, n), s in self.decls.items():
             if k in ("train", "eval"):
-                self.preset(k, self.chain(s))
+                self.attempt(lambda kind, section: self.preset(kind, self.chain(section)), k, s)
+        self.errors.raise_any()
         return Program(str(Path(path)), self.files, models, tasks, experiments)
+
+    def checked(self, kind: str, check) -> dict[str, Checked]:
+        """Every declaration of `kind` checked; those with errors are left out and remembered."""
+        out = {}
+        for (k, n), s in self.decls.items():
+            if k == kind:
+                result = self.attempt(check, s)
+                if result is None:
+                    self.failed.add((n, kind))
+                else:
+                    out[n] = result
+        return out
 
     def referenced_tasks(self, experiment: Section) -> list[str]:
         names = []
@@ -206,6 +288,8 @@ class _Loader:
         by_name = {p.name: p for p in params}
         if extra_keys:
             by_name.update(extra_keys)
+        # Each entry's mistake is independent of the others': report them all, then stop.
+        errors = ErrorList(limits.MAX_ERRORS)
         for section in chain:
             seen_here: dict[str, Pos] = {}
             for entry in section.entries:
@@ -213,24 +297,31 @@ class _Loader:
                     if entry.kind not in allowed_sub:
                         hint = did_you_mean(entry.kind, allowed_sub) if allowed_sub else \
                             f"'{what}' has no nested sections"
-                        raise self.error(entry.pos, f"unknown section '{entry.kind}' in {what}", hint)
+                        errors.add(self.error(entry.pos, f"unknown section '{entry.kind}' in {what}", hint))
                     continue
                 if entry.key in seen_here:
                     first = seen_here[entry.key]
-                    raise self.error(entry.pos, f"duplicate key '{entry.key}' in {what}",
-                                     f"first set at line {first.line}")
+                    errors.add(self.error(entry.pos, f"duplicate key '{entry.key}' in {what}",
+                                          f"first set at line {first.line}"))
+                    continue
                 seen_here[entry.key] = entry.pos
                 param = by_name.get(entry.key)
                 if param is None:
-                    raise self.error(entry.pos, f"unknown key '{entry.key}' in {what}",
-                                     did_you_mean(entry.key, by_name))
-                out.values[entry.key] = self.value(param, entry, (choices or {}).get(entry.key))
+                    errors.add(self.error(entry.pos, f"unknown key '{entry.key}' in {what}",
+                                          did_you_mean(entry.key, by_name)))
+                    continue
+                try:
+                    out.values[entry.key] = self.value(param, entry, (choices or {}).get(entry.key))
+                except SpecError as e:
+                    errors.add(e)
+                    continue
                 out.where[entry.key] = entry.value.pos or entry.pos
                 out.key_where[entry.key] = entry.pos
                 if isinstance(entry.value, List):
                     out.item_where[entry.key] = [item.pos for item in entry.value.items]
                 if section is own:
                     out.local.add(entry.key)
+        errors.raise_any()
         for p in by_name.values():
             if p.name not in out.values:
                 if p.required:
@@ -302,7 +393,16 @@ class _Loader:
 
         value = checked.values[key]
         if isinstance(value, Sweep):
-            return Sweep(tuple(one(v, p) for v, p in zip(value.values, checked.item_where[key])))
+            where = checked.item_where[key]
+            layers = tuple(one(v, p) for v, p in zip(value.values, where))
+            # Values compare after normalisation: "M*4" and "M M M M" are one model, as 1e-3 and 0.001 are one lr.
+            repeat = first_repeat(layers)
+            if repeat is not None:
+                i, j = repeat
+                raise self.error(where[i], repeat_message(key, format_value(String(value.values[i])),
+                                                          format_value(String(value.values[j]))),
+                                 "remove the repeat")
+            return Sweep(layers)
         return one(value, pos)
 
     # -- tasks -------------------------------------------------------------
@@ -402,15 +502,23 @@ class _Loader:
             chain = [Section(kind, None, None, ())]
         return self.preset(kind, chain)
 
-    def experiment(self, section: Section, models: dict[str, Checked], tasks: dict[str, Checked]) -> Checked:
+    def experiment(self, section: Section, models: dict[str, Checked], tasks: dict[str, Checked]) -> Checked | None:
         chain = self.chain(section)
         params = (
             Param("models", "list[ref]", None, required=True, sweepable=False),
             Param("tasks", "list[ref]", None, required=True, sweepable=False),
         )
-        task_names = tuple(sorted(set(tasks) | set(TASKS)))
+        # Every declared name is a valid reference, also one whose declaration has errors (those are
+        # reported already): the experiment's own mistakes are still found, its runs never made.
+        model_names = tuple(n for (k, n) in self.decls if k == "model")
+        task_names = tuple(sorted({n for (k, n) in self.decls if k == "task"} | set(TASKS)))
         checked = self.check(chain, params, "experiment", ("train", "eval"),
-                             choices={"models": tuple(models), "tasks": task_names})
+                             choices={"models": model_names, "tasks": task_names})
+        if any(m not in models for m in checked.values["models"]) or \
+                any(t not in tasks and (t not in TASKS or (t, "task") in self.failed) for t in checked.values["tasks"]):
+            self.attempt(self.nested_preset, "train", chain)
+            self.attempt(self.nested_preset, "eval", chain)
+            return None  # it names a declaration with errors: no runs to check
         checked.sub["train"] = self.nested_preset("train", chain)
         checked.sub["eval"] = self.nested_preset("eval", chain)
         for variant in checked.sub["eval"].values["variants"]:

@@ -14,36 +14,106 @@ import itertools
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from icl.blocks.catalog import MODEL_OPTIONS, options_used
 from icl.compiler import accounting
 from icl.compiler.resolve import TRAIN_HOW_KEYS, Checked, Program, load
 from icl.compiler.values import Sweep
+from icl.dsl import limits
+from icl.errors import ErrorList, SpecError
 from icl.tasks.catalog import TASKS
 
+# Expansions of at least this many runs say so on the progress callback before they start.
+PROGRESS_AT = 2_000
 
-def runs_of(paths: list[str | Path]) -> list[dict]:
-    """Every run of the given root specs, in spec order; a run listed twice is kept once."""
+
+def runs_of(paths: list[str | Path], max_runs: int | None = None, allow_outside: bool | None = None,
+            progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Every run of the given root specs, in spec order; a run listed twice is kept once.
+
+    The runs are counted before any is made: more than `max_runs` (default: $ICL_MAX_RUNS, else
+    limits.MAX_RUNS) in all is an error. Every independent error of every spec is reported.
+    """
+    cap = limits.max_runs(max_runs)
+    errors = ErrorList(limits.MAX_ERRORS)
+    programs = []
+    total = 0
+    for path in paths:
+        try:
+            program = load(path, allow_outside)
+            total += check_count(program, cap, total)
+            programs.append(program)
+        except SpecError as e:
+            errors.add(e)
+    errors.raise_any()
+    if progress is not None and total >= PROGRESS_AT:
+        progress(f"expanding {total:,} runs")
     runs: list[dict] = []
     seen: set[tuple] = set()
-    for path in paths:
-        for run in expand(load(path)):
+    for program in programs:
+        try:
+            made = expand(program, cap)
+        except SpecError as e:
+            errors.add(e)
+            continue
+        for run in made:
             key = (run["id"], run["eval_id"], run["experiment"], run["model"], run["task"])
             if key not in seen:
                 seen.add(key)
                 runs.append(run)
+    errors.raise_any()
     return runs
 
 
-def expand(program: Program) -> list[dict]:
+def count_runs(program: Program) -> dict[str, int]:
+    """The runs each experiment of `program` makes, counted from its sweeps without making any."""
+    counts = {}
+    for name, experiment in program.experiments.items():
+        train = experiment.sub["train"]
+        per_cell = len(train.values["seeds"]) * _product(train)
+        counts[name] = sum(per_cell * _product(program.models[m]) * _product(program.tasks[t])
+                           for m in experiment.values["models"] for t in experiment.values["tasks"])
+    return counts
+
+
+def check_count(program: Program, cap: int, before: int = 0) -> int:
+    """The number of runs of `program`; with the `before` runs of other specs, more than `cap` is an
+    error at its largest experiment."""
+    counts = count_runs(program)
+    total = sum(counts.values())
+    if before + total > cap:
+        name = max(counts, key=counts.get)
+        raise program.error(program.experiments[name].pos,
+                            f"experiment '{name}' makes {counts[name]:,} runs ({before + total:,} in all), above "
+                            f"the limit of {cap:,} runs",
+                            f"shrink the sweep, or raise the limit with --max-runs N or {limits.MAX_RUNS_ENV}=N")
+    return total
+
+
+def _product(section: Checked) -> int:
+    n = 1
+    for value in section.values.values():
+        if isinstance(value, Sweep):
+            n *= len(value.values)
+    return n
+
+
+def expand(program: Program, max_runs: int | None = None) -> list[dict]:
+    """The runs of `program`, after checking their count against the cap; every cell's error reported."""
+    check_count(program, limits.max_runs(max_runs))
+    errors = ErrorList(limits.MAX_ERRORS)
     runs = []
     for name, experiment in program.experiments.items():
         train, evaluation = experiment.sub["train"], experiment.sub["eval"]
         for model_name in experiment.values["models"]:
             for task_name in experiment.values["tasks"]:
-                runs += _runs_of_cell(program, name, program.models[model_name], program.tasks[task_name],
-                                      train, evaluation, experiment)
+                try:
+                    runs += _runs_of_cell(program, name, program.models[model_name], program.tasks[task_name],
+                                          train, evaluation, experiment)
+                except SpecError as e:
+                    errors.add(e)
+    errors.raise_any()
     return runs
 
 

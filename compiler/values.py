@@ -5,6 +5,7 @@ truncates 0.5; a list given to a scalar parameter is a sweep (one run per value)
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -48,12 +49,31 @@ def check_value(param: Param, node: Value, choices: tuple[str, ...] | None = Non
     return _scalar(param, param.type, node, choices)
 
 
+def first_repeat(keys) -> tuple[int, int] | None:
+    """(i, j): the first value at i equal to an earlier one at j; None when all differ. Linear time."""
+    seen: dict = {}
+    for i, key in enumerate(keys):
+        j = seen.setdefault(key, i)
+        if j != i:
+            return i, j
+    return None
+
+
+def repeat_message(name: str, written: str, first_written: str) -> str:
+    """The one wording of a repeated value, for every key: values compare after normalisation
+    (numbers by value, layer strings by their layers), so a repeat may be written differently."""
+    if written == first_written:
+        return f"'{name}' lists {written} twice"
+    return f"'{name}' lists {written}, the same as {first_written}"
+
+
 def _distinct(param: Param, nodes, values: tuple) -> tuple:
     """A value listed twice (1e-4 and 0.0001 too) would silently collapse two runs into one."""
-    for i, value in enumerate(values):
-        if value in values[:i]:
-            raise BadValue(f"'{param.name}' lists {format_value(nodes[i])} twice", "remove the repeat",
-                           nodes[i])
+    repeat = first_repeat(values)
+    if repeat is not None:
+        i, j = repeat
+        raise BadValue(repeat_message(param.name, format_value(nodes[i]), format_value(nodes[j])),
+                       "remove the repeat", nodes[i])
     return values
 
 
@@ -66,6 +86,9 @@ def _scalar(param: Param, type_: str, node: Value, choices: tuple[str, ...] | No
             hint = "write the number without quotes" if isinstance(node, String) else None
             raise BadValue(f"'{param.name}' must be a number, got {_kind(node)} {written}", hint, node)
         value = node.value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadValue(f"'{param.name}' = {written} is not a finite number", f"allowed: {param.describe()}",
+                           node)
         if type_ == "int":
             if isinstance(value, float):
                 if not value.is_integer():

@@ -98,5 +98,6 @@ class SpecFile:
     source: str = field(default="", compare=False, repr=False)
 
     def line(self, n: int) -> str:
-        lines = self.source.splitlines()
+        """Line `n` of the source (lines end at LF only: dsl.parse.normalise_lines made them so)."""
+        lines = self.source.split("\n")
         return lines[n - 1] if 0 < n <= len(lines) else ""

@@ -1,15 +1,19 @@
 """The canonical text of a spec: `icl fmt`.
 
 Two-space indentation, one entry per line, `key = value`, one blank line between
-top-level sections, numbers as written. Comments stay where they were: a comment
-on its own line is emitted before the entry that follows it, a comment at the end
-of a line stays at the end of that entry's line.
+top-level sections, numbers as written. Comments stay where they were, their text
+unchanged (but trailing blanks): a comment on its own line is emitted before the
+entry that follows it, a comment at the end of a line stays at the end of that
+entry's line; a top-level comment followed by a blank line keeps one blank line.
 """
 from __future__ import annotations
 
 import json
 
 from icl.dsl.ast import Assignment, Import, List, Number, Section, SpecFile, String, Value, Word
+
+
+_END = 10**9  # a line after every line of a file
 
 
 def format_spec(spec: SpecFile) -> str:
@@ -46,13 +50,18 @@ class _Formatter:
             else:
                 self.section(item, 0)
             previous = item
-        self.leading(10**9, 0)
+        self.leading(_END, 0)
         return "\n".join(self.out).rstrip("\n") + "\n"
 
     def leading(self, line: int, depth: int) -> None:
-        """Emit the comments that come before `line`."""
+        """Emit the comments that come before `line`. At the top level, a blank line after a
+        comment (a file's header, a note about the sections below) is kept, as one."""
         while self.pending and self.pending[0].line < line:
-            self.out.append("  " * depth + self.pending.pop(0).text)
+            comment = self.pending.pop(0)
+            self.out.append("  " * depth + comment.text)
+            following = self.pending[0].line if self.pending and self.pending[0].line < line else line
+            if depth == 0 and comment.line + 1 < following < _END:
+                self.out.append("")
 
     def trailing(self, line: int) -> str:
         """A comment at the end of `line`, if any."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_LEXEME = re.compile(r"\s*(?:(?P<token>[A-Za-z][A-Za-z0-9]*)|(?P<open>\()|(?P<close>\))|(?P<star>\*)\s*(?P<count>\d+)?|(?P<other>\S))")
+_LEXEME = re.compile(r"\s*(?:(?P<token>[A-Za-z][A-Za-z0-9]*)|(?P<open>\()|(?P<close>\))|(?P<star>\*)\s*(?P<count>[0-9]+)?|(?P<other>\S))")
 
 
 class LayerSyntaxError(ValueError):
@@ -63,7 +63,10 @@ def expand(text: str) -> list[LayerToken]:
                 raise LayerSyntaxError(start, "'*' must be followed by a repeat count", 'write e.g. "(A M)*12"')
             if last is None:
                 raise LayerSyntaxError(start, "'*' must follow a token or a group", 'write e.g. "M*24" or "(A M)*12"')
-            count = int(m.group("count"))
+            if len(m.group("count").lstrip("0")) > len(str(MAX_LAYERS)):  # before int(): no 5,000-digit counts
+                raise LayerSyntaxError(start, f"repeat count {m.group('count')[:12]}... is above the limit of "
+                                              f"{MAX_LAYERS} layers")
+            count = int(m.group("count").lstrip("0") or "0")
             if count < 1:
                 raise LayerSyntaxError(start, f"repeat count must be at least 1, got {count}")
             if len(stack[-1]) + len(last) * (count - 1) > MAX_LAYERS:

@@ -7,7 +7,11 @@ users never see a Python traceback for their own mistakes.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
+
+
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class IclError(Exception):
@@ -47,7 +51,8 @@ class SpecError(IclError):
 
     def __str__(self) -> str:
         text = f"{self.where}: error: {self.message}"
-        src = self.where.source_line.rstrip("\n")
+        # The excerpt shows a control or line-separator character as U+FFFD: one column, no line break.
+        src = _UNPRINTABLE.sub("\ufffd", self.where.source_line.rstrip("\n"))
         if src:
             # Tabs keep their width in the caret line so the caret lines up.
             pad = "".join("\t" if c == "\t" else " " for c in src[: self.where.col - 1])
@@ -55,6 +60,59 @@ class SpecError(IclError):
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text
+
+
+class SpecErrors(SpecError):
+    """Several independent errors of one command, in the order found (at most MAX_ERRORS shown).
+
+    It reads as its first error (`where`, `message`, `hint`) and prints them all, one
+    `FILE:LINE:COL: error: ...` line (with its excerpt and hint) each.
+    """
+
+    def __init__(self, errors: list[SpecError], more: int = 0):
+        first = errors[0]
+        super().__init__(first.where, first.message, first.hint)
+        self.errors = list(errors)
+        self.more = more  # errors found beyond those kept
+
+    def __str__(self) -> str:
+        text = "\n".join(SpecError.__str__(e) for e in self.errors)
+        if self.more:
+            text += f"\nerror: {self.more} more error(s) not shown"
+        return text
+
+
+class ErrorList:
+    """Independent errors collected while checking, each kept once; the first `limit` are shown."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.kept: list[SpecError] = []
+        self.keys: set[tuple] = set()
+        self.more = 0
+
+    def add(self, error: SpecError) -> None:
+        if isinstance(error, SpecErrors):
+            self.more += error.more
+        for one in error.errors if isinstance(error, SpecErrors) else [error]:
+            key = (one.where.file, one.where.line, one.where.col, one.message)
+            if key in self.keys:
+                continue
+            self.keys.add(key)
+            if len(self.kept) < self.limit:
+                self.kept.append(one)
+            else:
+                self.more += 1
+
+    def __bool__(self) -> bool:
+        return bool(self.kept)
+
+    def raise_any(self) -> None:
+        """Raise what was collected, if anything: one error as itself, several as SpecErrors."""
+        if len(self.kept) == 1 and not self.more:
+            raise self.kept[0]
+        if self.kept:
+            raise SpecErrors(self.kept, self.more)
 
 
 def did_you_mean(word: str, candidates) -> str | None:

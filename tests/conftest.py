@@ -12,7 +12,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fuzz: the 100,000-case fuzz suite; runs only under -m fuzz")
+
+
 def pytest_collection_modifyitems(config, items):
+    # The long fuzz suite runs only when asked for by name (`pytest -m fuzz`); the default run
+    # has the CI-sized fuzz tests of tests/test_fuzz.py instead.
+    if "fuzz" not in (config.getoption("markexpr") or ""):
+        skip_fuzz = pytest.mark.skip(reason="the 100k-case fuzz suite: run with pytest -m fuzz")
+        for item in items:
+            if "fuzz" in item.keywords:
+                item.add_marker(skip_fuzz)
     # GPU tests run on the device machine only; on CPU they are reported as skipped, never passed.
     try:
         import torch

@@ -7,12 +7,17 @@ pick runs by id or unique id prefix.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
 from icl.training.errors import RunError
 
 REQUIRED = ("id", "model_config", "task_config", "train")
+# Keys a run's configs must hold, whatever else they hold (the training loop reads them).
+REQUIRED_IN = {"model_config": ("layers", "width"), "task_config": ("kind",),
+               "train": ("steps", "batch", "lr", "clip")}
+MAX_RUN_FILE_BYTES = 200_000_000
 
 
 def load_runs(source: str | list[str], run_ids: list[str] | None = None,
@@ -57,16 +62,107 @@ def _from_specs(sources: list[str]) -> list[dict]:
 
 def _from_json(source: str) -> list[dict]:
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        if source == "-":
+            text = sys.stdin.read(MAX_RUN_FILE_BYTES + 1)
+        else:
+            with open(source, encoding="utf-8") as f:
+                text = f.read(MAX_RUN_FILE_BYTES + 1)
     except OSError as error:
         raise RunError(f"cannot read run file {source}: {error.strerror}") from None
+    except (UnicodeDecodeError, ValueError) as error:  # not UTF-8; a NUL byte in the path
+        raise RunError(f"cannot read run file {source!r}: {error}") from None
+    if len(text) > MAX_RUN_FILE_BYTES:
+        raise RunError(f"run file {source} is larger than the limit of {MAX_RUN_FILE_BYTES:,} characters")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise RunError(f"{source}:{error.lineno}:{error.colno}: not valid JSON: {error.msg}") from None
+    except RecursionError:
+        raise RunError(f"{source}: JSON nested too deeply to be a run table") from None
     runs = data if isinstance(data, list) else [data]
-    for run in runs:
-        missing = [k for k in REQUIRED if not isinstance(run, dict) or k not in run]
-        if missing:
-            raise RunError(f"{source}: a run lacks {', '.join(missing)} (write it with icl runs --json)")
+    for number, run in enumerate(runs, start=1):
+        problem = check_run(run)
+        if problem:
+            raise RunError(f"{source}: run {number}: {problem} (write the table with icl runs --json)")
     return runs
+
+
+def check_run(run) -> str | None:
+    """What is wrong with one run of a JSON run table, in words; None if nothing is.
+
+    Checks what training and evaluation read: the keys they need, and that every value a
+    parameter declaration covers (the compiler's model, task, train and eval parameters) has
+    that parameter's type, so a hand-edited table is an error here and not a traceback later.
+    """
+    from icl.blocks.catalog import BLOCK_OPTIONS, MODEL_OPTIONS
+    from icl.compiler.resolve import EVAL_PARAMS, TRAIN_PARAMS
+    from icl.tasks.catalog import CURRICULUM_PARAMS, TASKS
+
+    if not isinstance(run, dict):
+        return f"a run is a JSON object, not {_json_type(run)}"
+    missing = [k for k in REQUIRED if k not in run]
+    if missing:
+        return f"the run lacks {', '.join(missing)}"
+    for key in ("id", "eval_id", "spec", "experiment", "model", "task", "layers"):
+        if key in run and not (isinstance(run[key], str) and run[key]):
+            return f"'{key}' must be a non-empty string, not {_json_type(run[key])}"
+    if "seed" in run and not _is_int(run["seed"]):
+        return f"'seed' must be an integer, not {_json_type(run['seed'])}"
+    for key in ("model_config", "task_config", "train", "eval", "sweep"):
+        if key in run and not isinstance(run[key], dict):
+            return f"'{key}' must be a JSON object, not {_json_type(run[key])}"
+    for key, needed in REQUIRED_IN.items():
+        lacking = [k for k in needed if k not in run[key]]
+        if lacking:
+            return f"'{key}' lacks {', '.join(lacking)}"
+    kind = run["task_config"]["kind"]
+    if not isinstance(kind, str) or kind not in TASKS:
+        return f"'task_config.kind' must name a task kind, not {json.dumps(kind)[:40]}"
+    declared = {
+        "model_config": {p.name: p for p in (*MODEL_OPTIONS, *BLOCK_OPTIONS.values())},
+        "task_config": {p.name: p for p in TASKS[kind].params},
+        "train": {p.name: p for p in TRAIN_PARAMS},
+        "eval": {p.name: p for p in EVAL_PARAMS},
+    }
+    for section, params in declared.items():
+        for name, value in run.get(section, {}).items():
+            param = params.get(name)
+            if param is not None and not _fits(param, value):
+                return f"'{section}.{name}' must be {param.type}, not {json.dumps(value)[:40]}"
+    curriculum = run["task_config"].get("curriculum", {})
+    if not isinstance(curriculum, dict):
+        return f"'task_config.curriculum' must be a JSON object, not {_json_type(curriculum)}"
+    for axis, values in curriculum.items():
+        if not isinstance(values, dict) or not all(_is_int(values.get(p.name)) for p in CURRICULUM_PARAMS):
+            return f"'task_config.curriculum.{axis}' must map {', '.join(p.name for p in CURRICULUM_PARAMS)} " \
+                   f"to integers"
+    return None
+
+
+def _fits(param, value) -> bool:
+    """Whether a JSON value has the type of a parameter (None: a default left to the loop)."""
+    if value is None:
+        return not param.is_list
+    if param.is_list:
+        item = param.type[len("list["):-1]
+        return isinstance(value, list) and all(_fits_scalar(item, v) for v in value)
+    return _fits_scalar(param.type, value)
+
+
+def _fits_scalar(type_: str, value) -> bool:
+    if type_ == "int":
+        return _is_int(value)
+    if type_ == "float":
+        return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    if type_ == "bool":
+        return isinstance(value, bool)
+    return isinstance(value, str)  # str, choice, ref
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _json_type(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
