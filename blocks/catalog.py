@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from icl.compiler.schema import Param
+from icl.schema import Param
 
 # Options of the whole model (read-in, positions, norms, head).
 MODEL_OPTIONS: tuple[Param, ...] = (

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from icl.blocks.catalog import BLOCK_OPTIONS, BLOCKS, MODEL_OPTIONS, users_of
-from icl.compiler.schema import Param
+from icl.schema import Param
 from icl.compiler.values import BadValue, Sweep, check_value, first_repeat, repeat_message
 from icl.dsl import limits
 from icl.dsl.ast import Assignment, Import, List, Pos, Section, SpecFile, String

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from icl.compiler.schema import Param
+from icl.schema import Param
 from icl.dsl.ast import List, Number, String, Value, Word
 from icl.dsl.format import format_value
 from icl.errors import did_you_mean

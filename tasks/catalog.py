@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from math import comb
 from typing import Callable
 
-from icl.compiler.schema import Param
+from icl.schema import Param
 
 
 @dataclass(frozen=True)
