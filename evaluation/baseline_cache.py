@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from icl import atomic
+from icl import runfolder
 
 # Modules whose code decides the prompts or a baseline's predictions, beside the task's classes':
 # the baselines, the seeds, and the evaluation's prompt chunks, seed and caps.
@@ -48,17 +48,20 @@ class BaselineCache:
             return None
         key = self._key(variant, name)
         try:
-            saved = torch.load(self._path(key), map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - absent or unreadable: the cache only saves time
+            saved = runfolder.load_torch(self._path(key), None, ("key", "errors"))
+        except runfolder.RunFolderError as error:  # the cache only saves time: compute, rewrite it
+            print(f"warning: baseline cache {error.message}; computing the baseline again", file=sys.stderr)
             return None
-        return saved["errors"] if saved.get("key") == key else None
+        if saved is None or saved["key"] != key or not isinstance(saved["errors"], torch.Tensor):
+            return None
+        return saved["errors"]
 
     def save(self, variant: str | None, name: str, errors: torch.Tensor) -> None:
         if self.folder is None:
             return
         key = self._key(variant, name)
         try:
-            atomic.torch_save(self._path(key), {"key": key, "errors": errors.contiguous()})
+            runfolder.save_torch(self._path(key), {"key": key, "errors": errors.contiguous()})
         except OSError as error:  # the cache only saves time: the evaluation goes on without it
             print(f"warning: baseline cache {self.folder}: cannot write ({error.strerror}); "
                   "evaluations compute their baselines", file=sys.stderr)

@@ -11,10 +11,13 @@ Prompt seeds: prompts are drawn in chunks of `eval.batch`; chunk i uses the seed
 reach. The seeds do not depend on the run, so every model of a study evaluated with the
 same eval settings (and every variant, re-sampled with the same seeds) is scored on the
 very same prompts.
+
+The run folder's files are read through icl/runfolder.py (a bad status.json or model.pt is a
+one-line error naming it), and the run's lock is held while evaluating, so a training or
+another evaluation of the same run cannot write into its folder meanwhile.
 """
 from __future__ import annotations
 
-import json
 import math
 import platform
 import sys
@@ -27,12 +30,12 @@ import torch
 import icl
 from icl.evaluation.baseline_cache import BaselineCache
 from icl.evaluation.bootstrap import bootstrap_bands
-from icl import atomic
+from icl import runfolder
 from icl.training.curriculum import end_sizes
 from icl.training.errors import RunError
 from icl.training.precision import autocast, matmul_precision, precision_of
 from icl.training.seeds import stream_seed
-from icl.training.train import MODEL, STATUS, build_for_run, resolve_device
+from icl.training.train import build_for_run, resolve_device
 
 EVAL_SEED = 0
 TAIL_FRACTION = 0.25  # summary: mean error over the last quarter of positions
@@ -50,6 +53,14 @@ def evaluate_run(run: dict, run_dir: Path, out_path: Path, *, device: str | None
     `baseline_cache`: a folder where baselines' errors are kept for the evaluations of other
     runs on the same prompts (evaluation/baseline_cache.py); None computes them here."""
     run_dir, out_path = Path(run_dir), Path(out_path)
+    if not run_dir.is_dir():
+        raise RunError(f"run {run['id']} has no trained model at {run_dir / runfolder.MODEL}; train it first")
+    with runfolder.run_lock(run_dir, run["id"], "evaluation"):
+        return _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_factory,
+                                baseline_cache)
+
+
+def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_factory, baseline_cache) -> dict:
     started = time.perf_counter()
     eval_config = run.get("eval", {})
     n_prompts = int(prompts if prompts is not None else eval_config.get("prompts", 1280))
@@ -60,23 +71,25 @@ def evaluate_run(run: dict, run_dir: Path, out_path: Path, *, device: str | None
             "model_name": run.get("model"), "layers": run.get("layers"), "task": run.get("task"),
             "seed": run.get("seed"), "sweep": run.get("sweep", {})}
 
-    status = _read_json(run_dir / STATUS)
-    if status is not None and status.get("state") == "diverged":
-        result = {**head, "state": "diverged", "message": status.get("message", "training diverged"),
-                  "step": status.get("step"), "positions": [], "model": None, "baselines": {},
+    status_record = runfolder.read_status(run_dir, run["id"])
+    status = status_record.data if status_record is not None else None
+    if status_record is not None and status_record.state == "diverged":
+        result = {**head, "state": "diverged", "message": status_record.message or "training diverged",
+                  "step": status_record.step, "positions": [], "model": None, "baselines": {},
                   "variants": {}, "summary": None, "prompts": 0}
-        atomic.write_json(out_path, result)
+        runfolder.write_eval(out_path, result)
         return result
 
-    model_path = run_dir / MODEL
-    if not model_path.exists():
-        raise RunError(f"run {run['id']} has no trained model at {model_path}; train it first")
+    saved = runfolder.load_model(run_dir, run["id"])
+    if saved is None:
+        raise RunError(f"run {run['id']} has no trained model at {run_dir / runfolder.MODEL}; train it first")
     dev = resolve_device(device if device is not None else run.get("train", {}).get("device", "auto"))
     model, task, _layout = build_for_run(run, model_factory)
-    saved = torch.load(model_path, map_location="cpu", weights_only=True)
-    if saved.get("run_id") != run["id"]:
-        raise RunError(f"{model_path} holds run {saved.get('run_id')}, not {run['id']}")
-    model.load_state_dict(saved["model"])
+    try:
+        model.load_state_dict(saved["model"])
+    except RuntimeError as error:  # weights of another architecture (the first line says which)
+        raise RunError(f"{run_dir / runfolder.MODEL}: does not fit run {run['id']}'s model "
+                       f"({str(error).splitlines()[0]})") from None
     model.to(dev).eval()
 
     kind = run["task_config"]["kind"]
@@ -106,7 +119,7 @@ def evaluate_run(run: dict, run_dir: Path, out_path: Path, *, device: str | None
     result["versions"] = {"torch": torch.__version__, "python": platform.python_version(),
                           "icl": getattr(icl, "__version__", "unknown")}
     result = _jsonable(result)
-    atomic.write_json(out_path, result)
+    runfolder.write_eval(out_path, result)
     return result
 
 
@@ -294,13 +307,6 @@ def _baselines_for(run: dict, kind: str) -> dict:
 def _baseline_cap(baseline, n_prompts: int) -> int:
     cap = getattr(baseline, "max_prompts", None)
     return n_prompts if cap is None else min(n_prompts, int(cap))
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _jsonable(obj):

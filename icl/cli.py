@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="validate specs and print their table of runs")
     c.add_argument("files", nargs="+", metavar="FILE")
+    _spec_options(c)
     c.set_defaults(handler=cmd_check)
 
     f = sub.add_parser("fmt", help="print a spec in canonical form")
@@ -57,11 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("runs", help="print the runs of specs")
     r.add_argument("files", nargs="+", metavar="FILE")
     r.add_argument("--json", action="store_true", help="a JSON array, one object per run")
+    _spec_options(r)
     r.set_defaults(handler=cmd_runs)
 
     d = sub.add_parser("diff", help="which runs spec B adds, removes or changes relative to spec A")
     d.add_argument("a", metavar="A")
     d.add_argument("b", metavar="B")
+    _spec_options(d)
     d.set_defaults(handler=cmd_diff)
 
     t = sub.add_parser("train", help="train runs of a spec (several --run: one packed process)")
@@ -71,7 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     where = t.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", metavar="DIR", help="the run's folder (one run)")
     where.add_argument("--runs-dir", metavar="DIR", help="each run trains into DIR/<run id>/")
-    t.add_argument("--max-steps", type=int, metavar="N", help="stop after N steps (quick checks)")
+    t.add_argument("--max-steps", type=int, metavar="N",
+                   help="stop after N steps (quick checks): trains into a scratch folder unless --force")
+    t.add_argument("--force", action="store_true",
+                   help="with --max-steps: train into the --out / --runs-dir folder itself")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=os.environ.get("ICL_DEVICE") or None,
                    help="override the spec's device (default: $ICL_DEVICE)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -100,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", help="where a study stands: each run evaluated, trained, in progress or not started")
     st.add_argument("files", nargs="+", metavar="SPEC")
-    st.add_argument("--runs-dir", default="runs", metavar="DIR", help="the pipeline's runs folder (default: runs)")
+    st.add_argument("--runs-dir", metavar="DIR",
+                    help="the runs folder (default: results/<scale>/runs beside specs/<scale>/ if it "
+                         "exists, else ./runs, the pipeline's default)")
     st.add_argument("--json", action="store_true", help="one JSON object per run instead of the table")
     st.set_defaults(handler=cmd_status)
     rp = sub.add_parser("report", help="the HTML and Markdown report and table1.json (pipeline step)")
@@ -112,14 +120,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _runs(files: list[str]) -> list[dict]:
+def _spec_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that resolve specs (docs/input-limits.md)."""
+    parser.add_argument("--max-runs", type=int, metavar="N",
+                        help="refuse specs of more than N runs (default: $ICL_MAX_RUNS, else 10000)")
+    parser.add_argument("--allow-outside", action="store_true",
+                        help="let imports leave the spec's project folder (default: $ICL_ALLOW_OUTSIDE)")
+
+
+def _runs(files: list[str], args=None) -> list[dict]:
     from icl.compiler.runs import runs_of
 
-    return runs_of(files)
+    return runs_of(files, max_runs=getattr(args, "max_runs", None),
+                   allow_outside=getattr(args, "allow_outside", None),
+                   progress=lambda message: print(message, file=sys.stderr, flush=True))
 
 
 def cmd_check(args) -> int:
-    runs = _runs(args.files)
+    runs = _runs(args.files, args)
     rows = [("id", "experiment", "model", "params", "task", "seed", "sweep", "layers")]
     for r in runs:
         sweep = " ".join(f"{k}={v}" for k, v in r["sweep"].items()) or "-"
@@ -130,7 +148,7 @@ def cmd_check(args) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    print(f"{len(runs)} runs in {len(args.files)} file(s): ok", file=sys.stderr)
+    print(f"{len(runs)} runs in {len(args.files)} file(s): ok")  # the summary is output; stderr is diagnostics
     return 0
 
 
@@ -143,20 +161,50 @@ def _human(n: int) -> str:
 
 
 def cmd_fmt(args) -> int:
-    from icl.dsl import format_spec, parse_file
+    from icl.dsl import format_spec, parse, read_source
 
-    text = format_spec(parse_file(args.file))
+    source = read_source(args.file)  # a regular file only: never a FIFO or device
+    text = format_spec(parse(source, args.file))
     if args.write:
-        from icl.atomic import write_bytes
-
-        write_bytes(Path(args.file), text.encode("utf-8"))
+        if text != source:  # an already canonical file is left alone, its mtime too
+            _write_in_place(args.file, text.encode("utf-8"))
     else:
         sys.stdout.write(text)
     return 0
 
 
+def _write_in_place(path: str, data: bytes) -> None:
+    """Replace the file `path` names by `data`, atomically: through a symlink to its target, with the
+    target's mode; a read-only file is refused. The one file ever deleted is the temporary made here."""
+    import stat
+    import tempfile
+
+    target = os.path.realpath(path)
+    info = os.stat(target)
+    if not info.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(target, os.W_OK):
+        raise IclError(f"{path} is read-only: not rewritten", "make it writable (chmod u+w) or drop --write")
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".fmt.tmp",
+                               dir=os.path.dirname(target))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), stat.S_IMODE(info.st_mode))
+            if info.st_uid != os.geteuid():
+                try:  # as root, formatting someone's file leaves it theirs
+                    os.fchown(f.fileno(), info.st_uid, info.st_gid)
+                except PermissionError:
+                    pass  # not root: the file becomes ours, as any editor's save would make it
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def cmd_runs(args) -> int:
-    runs = _runs(args.files)
+    runs = _runs(args.files, args)
     if args.json:
         json.dump(runs, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -170,9 +218,8 @@ def cmd_status(args) -> int:
     from icl.report.progress import render_progress, study_progress, summary
 
     runs = _runs(args.files)
-    if not Path(args.runs_dir).is_dir():
-        print(f"warning: no runs folder {args.runs_dir}; nothing has been trained there yet", file=sys.stderr)
-    rows = study_progress(runs, Path(args.runs_dir))
+    runs_dir = Path(args.runs_dir) if args.runs_dir else _default_runs_dir(args.files)
+    rows = study_progress(runs, runs_dir)  # a runs folder that is not there is an error
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -182,10 +229,26 @@ def cmd_status(args) -> int:
     return 0
 
 
+def _default_runs_dir(specs: list[str]) -> Path:
+    """Where a spec's results live: results/<scale>/runs of the checkout holding
+    specs/<scale>/SPEC (the reduced study's committed runs), else ./runs (the pipeline's)."""
+    spec = Path(specs[0]).resolve()
+    candidates = []
+    if spec.parent.parent.name == "specs":
+        candidates.append(spec.parent.parent.parent / "results" / spec.parent.name / "runs")
+    candidates.append(Path("runs"))
+    for folder in candidates:
+        if folder.is_dir():
+            print(f"runs folder: {folder} (--runs-dir to pick another)", file=sys.stderr)
+            return folder
+    raise IclError("no runs folder: looked in " + " and ".join(map(str, candidates)),
+                   "give --runs-dir DIR, the folder holding one folder per run id")
+
+
 def cmd_diff(args) -> int:
     from icl.compiler.diff import diff_runs, render_diff
 
-    print(render_diff(diff_runs(_runs([args.a]), _runs([args.b]))))
+    print(render_diff(diff_runs(_runs([args.a], args), _runs([args.b], args))))
     return 0
 
 
@@ -207,6 +270,16 @@ def cmd_train(args) -> int:
     if args.out is not None and len(runs) > 1:
         raise IclError("--out is the folder of one run; give --runs-dir DIR to train several")
     folders = [Path(args.out)] if args.out else [Path(args.runs_dir) / r["id"] for r in runs]
+    if args.force and args.max_steps is None:
+        raise IclError("--force only goes with --max-steps")
+    if args.max_steps is not None and not args.force:
+        # A capped run is a quick check, not a result: keep it out of the real run folders.
+        import tempfile
+
+        scratch = Path(tempfile.gettempdir()) / "icl-scratch"
+        folders = [scratch / f"{r['id']}-max-steps-{args.max_steps}" for r in runs]
+        print(f"note: --max-steps: training into scratch folder(s) {', '.join(map(str, folders))}, "
+              f"not {args.out or args.runs_dir} (--force trains there)", file=sys.stderr)
     progress = not args.no_progress
     if len(runs) == 1:
         from icl.training.train import train_run

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 _EXPORTS = {
     "build_report": "icl.report.build", "plot_only": "icl.report.build",
-    "load_results": "icl.report.build", "ReportError": "icl.report.build",
+    "load_results": "icl.report.build", "load_states": "icl.report.build", "ReportError": "icl.report.build",
     "write_report": "icl.report.render", "verdicts": "icl.report.table1",
     "plot_task": "icl.report.plots",
 }

@@ -3,19 +3,21 @@
     build_report(run_table, runs_dir, out_dir, title, replot=True) -> {"html", "md", "json", "plots"}
     plot_only(run_table, runs_dir, task, out_png) -> Path   # `icl plot`: one task's figure
     load_results(run_table, runs_dir) -> (evals, statuses)
+    load_states(run_table, runs_dir) -> {run id: icl.runfolder.RunState}
 
-Run folder layout (training/ and evaluation/): runs_dir/{id}/status.json and
-runs_dir/{id}/eval-{eval_id}.json. Runs not trained or evaluated yet are not an
-error: the report lists them as missing.
+Run folders are read through icl.runfolder (status.json, eval-{eval_id}.json): a malformed
+file is an error naming it, and each run's state is runfolder.run_state's, the one `icl
+status` prints. Runs not trained or evaluated yet are not an error: the report lists them
+as missing.
 
 Plots: one PNG per task, out_dir/plots/{task}.png. build_report draws them all, or with
 replot=False (the pipeline, whose plot rule has drawn them) embeds the files it finds.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from icl import runfolder
 from icl.errors import IclError
 
 
@@ -24,20 +26,22 @@ class ReportError(IclError):
 
 
 def load_results(run_table: list[dict], runs_dir: Path) -> tuple[list[dict], list[dict]]:
-    """(evaluations, statuses) found for the runs of `run_table` under `runs_dir`."""
+    """(evaluations, statuses) found for the runs of `run_table` under `runs_dir`, as dicts."""
+    return _results(load_states(run_table, runs_dir))
+
+
+def load_states(run_table: list[dict], runs_dir: Path) -> dict[str, runfolder.RunState]:
+    """Each run's state and records from its folder (runfolder.run_state)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise ReportError(f"runs folder {runs_dir} does not exist; train and evaluate the runs first")
-    evals, statuses = [], []
-    for run in run_table:
-        folder = runs_dir / run["id"]
-        status = _read(folder / "status.json")
-        if status is not None:
-            status.setdefault("run_id", run["id"])
-            statuses.append(status)
-        ev = _read(folder / f"eval-{run.get('eval_id')}.json")
-        if ev is not None:
-            evals.append(ev)
+    return {run["id"]: runfolder.run_state(runs_dir, run["id"], run.get("eval_id")) for run in run_table}
+
+
+def _results(states: dict[str, runfolder.RunState]) -> tuple[list[dict], list[dict]]:
+    evals = [s.evaluation.data for s in states.values() if s.evaluation is not None]
+    statuses = [{**s.status.data, "run_id": s.status.run_id or run_id}
+                for run_id, s in states.items() if s.status is not None]
     return evals, statuses
 
 
@@ -62,7 +66,8 @@ def build_report(run_table: list[dict], runs_dir: Path, out_dir: Path, title: st
 
     runs = _check(run_table)
     out_dir = Path(out_dir)
-    evals, statuses = load_results(runs, runs_dir)
+    states = load_states(runs, runs_dir)
+    evals, statuses = _results(states)
     plots: dict[str, Path | None] = {}
     for task in dict.fromkeys(r["task"] for r in runs):
         png = out_dir / "plots" / f"{task}.png"
@@ -75,7 +80,8 @@ def build_report(run_table: list[dict], runs_dir: Path, out_dir: Path, title: st
             plots[task] = plot_task(task_evals, task_runs, png)
         else:
             plots[task] = None
-    paths = write_report(evals, runs, statuses, plots, out_dir, title)
+    paths = write_report(evals, runs, statuses, plots, out_dir, title,
+                         states={run_id: s.state for run_id, s in states.items()})
     return {**paths, "plots": plots}
 
 
@@ -87,12 +93,3 @@ def _check(run_table) -> list[dict]:
             raise ReportError("every run needs at least the keys id, task and model "
                               "(use the output of `icl runs --json`)")
     return run_table
-
-
-def _read(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ReportError(f"cannot read {path}: {error}; re-run the step that writes it") from None

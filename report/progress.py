@@ -3,51 +3,43 @@
     study_progress(run_table, runs_dir) -> rows   # one dict per run
     render_progress(rows) -> str                   # a table per experiment and a summary line
 
-A run is, from its folder (training/train.py and evaluation/evaluate.py write these):
-- evaluated     eval-{eval_id}.json exists
+A run's state comes from icl.runfolder.run_state, the rule the report uses too:
+- diverged      status.json (or its placeholder evaluation) says diverged
+- evaluated     eval-{eval_id}.json holds a finished evaluation
 - trained       status.json says done (not evaluated yet)
-- diverged      status.json says diverged
 - in progress   no status.json, but logged steps (metrics.jsonl): a job running now, or one
                 killed that resumes from its checkpoint; told apart by how long ago it last
                 logged against its logging interval, with the time left at its recent speed
 - not started   nothing yet
+A malformed file of a run folder is an error naming it; so is a runs folder that is not there.
 
 Reads only small JSON files (no torch), so it is quick on a study of thousands of runs.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-STATES = ("evaluated", "trained", "diverged", "in progress", "not started")
+from icl import runfolder
+from icl.runfolder import STATES
 RECENT_LOGS = 6   # a run's speed: over its last five logging intervals
 
 
 def study_progress(run_table: list[dict], runs_dir: Path, now: float | None = None) -> list[dict]:
     """One row per run: id, experiment, model, task, seed, state, step, steps; a run in progress
     also has steps_per_s (its recent speed, or None), logged_s_ago and log_every."""
-    runs_dir = Path(runs_dir)
+    runs_dir = runfolder.require_runs_dir(runs_dir)
     now = time.time() if now is None else now
     rows = []
     for run in run_table:
-        folder = runs_dir / run["id"]
         steps = int(run.get("train", {}).get("steps") or 0)
-        status = _read_json(folder / "status.json")
+        found = runfolder.run_state(runs_dir, run["id"], run.get("eval_id"), recent=RECENT_LOGS)
+        state, step = found.state, found.step
         extra = {}
-        if (folder / f"eval-{run.get('eval_id')}.json").exists():
-            state, step = "evaluated", (status or {}).get("step", steps)
-        elif status is not None and status.get("state") in ("done", "diverged"):
-            state = "trained" if status["state"] == "done" else "diverged"
-            step = status.get("step")
-        else:
-            recent = _last_logged(folder / "metrics.jsonl", RECENT_LOGS)
-            step = int(recent[-1].get("step") or 0) if recent else 0
-            state = "in progress" if step else "not started"
-            if step:
-                extra = {"steps_per_s": _recent_rate(recent),
-                         "logged_s_ago": max(0.0, now - (folder / "metrics.jsonl").stat().st_mtime),
-                         "log_every": int(run.get("train", {}).get("log_every") or 100)}
+        if state == "in progress":
+            extra = {"steps_per_s": _recent_rate(list(found.recent)),
+                     "logged_s_ago": max(0.0, now - found.logged_at),
+                     "log_every": int(run.get("train", {}).get("log_every") or 100)}
         rows.append({"id": run["id"], "experiment": run.get("experiment"), "model": run.get("model"),
                      "task": run.get("task"), "seed": run.get("seed"), "sweep": run.get("sweep") or {},
                      "state": state, "step": step or 0, "steps": steps, **extra})
@@ -121,29 +113,3 @@ def _recent_rate(records: list[dict]) -> float | None:
         return (last["step"] - first["step"]) / (clock[1] - clock[0])
     rate = last.get("steps_per_s")
     return float(rate) if isinstance(rate, (int, float)) and rate > 0 else None
-
-
-def _last_logged(path: Path, n: int = 1) -> list[dict]:
-    """The last n whole lines of a metrics.jsonl, oldest first ([] if none)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    records = []
-    for line in reversed(lines):
-        try:
-            record = json.loads(line)
-            int(record["step"])
-        except (ValueError, KeyError, TypeError):
-            continue  # a line cut by a killed job
-        records.append(record)
-        if len(records) == n:
-            break
-    return records[::-1]
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None

@@ -1,6 +1,6 @@
 """The study's report: one self-contained HTML page, a Markdown summary and table1.json.
 
-    write_report(evals, runs, statuses, plots, out_dir, title) -> {"html", "md", "json": Path}
+    write_report(evals, runs, statuses, plots, out_dir, title, states=None) -> {"html", "md", "json": Path}
 
 report.html embeds its plots as base64 data URIs and its CSS inline: no external
 resource, no JavaScript, so it opens anywhere (mail it, archive it). report.md holds
@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 
 from icl.report import table1
-from icl import atomic
+from icl import atomic, runfolder
 
 TEMPLATES = Path(__file__).parent / "templates"
 SMOKE_STEPS = 10_000      # fewer planned steps than this: a pipeline check, not a result
@@ -25,15 +25,17 @@ PAPER_STEPS = 500_000     # the study's training length (many-outlier: 1M)
 
 
 def write_report(evals: list[dict], runs: list[dict], statuses, plots: dict, out_dir: Path,
-                 title: str) -> dict[str, Path]:
+                 title: str, states: dict[str, str] | None = None) -> dict[str, Path]:
     """Write out_dir/report.html, report.md and table1.json; returns their paths.
 
     statuses: status.json dicts, as a list (each with "run_id") or a dict run id -> status.
-    plots: experiment (or task) -> PNG path, or None where there is no plot yet."""
+    plots: experiment (or task) -> PNG path, or None where there is no plot yet.
+    states: each run's state (runfolder.run_state's, as build_report passes them); None derives
+    them from `statuses` and `evals` by the same rule (runfolder.derive_state)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = table1.verdicts(evals, runs)
-    context = report_context(evals, runs, statuses, plots, out_dir, title, table)
+    context = report_context(evals, runs, statuses, plots, out_dir, title, table, states)
     paths = {"html": out_dir / "report.html", "md": out_dir / "report.md",
              "json": out_dir / "table1.json"}
     atomic.write_bytes(paths["html"], _render("report.html.j2", context, html=True).encode("utf-8"))
@@ -42,11 +44,13 @@ def write_report(evals: list[dict], runs: list[dict], statuses, plots: dict, out
     return paths
 
 
-def report_context(evals, runs, statuses, plots, out_dir, title, table) -> dict:
+def report_context(evals, runs, statuses, plots, out_dir, title, table, states=None) -> dict:
     """Everything the templates show, as plain values."""
     status_of = _status_index(statuses)
     eval_of = {(e.get("run_id"), e.get("eval_id")): e for e in evals}
     eval_by_run = {e.get("run_id"): e for e in evals}
+    if states is None:
+        states = _derive_states(runs, status_of, eval_of, eval_by_run)
     models = table1.ordered_models(dict.fromkeys(m for cells in table.values() for m in cells))
     return {
         "title": title,
@@ -59,7 +63,7 @@ def report_context(evals, runs, statuses, plots, out_dir, title, table) -> dict:
         "plots": _plots(table, plots, out_dir),
         "architectures": _architectures(runs, models),
         "runs": _run_rows(runs, status_of, eval_of, eval_by_run),
-        "counts": _counts(runs, status_of, eval_of, eval_by_run),
+        "counts": _counts(runs, states),
     }
 
 
@@ -120,7 +124,12 @@ def describe_scale(runs: list[dict], status_of: dict) -> dict:
     if capped:
         warnings.append(f"{len(capped)} run(s) stopped before their planned steps "
                         f"(--max-steps): {', '.join(capped[:8])}{' ...' if len(capped) > 8 else ''}.")
-    if runs and all(len(ex["lr"]) <= 1 for ex in experiments.values()):
+    # A sweep may be one experiment's list of lrs or several experiments of one (task, model)
+    # cell with an lr each (the cell takes its best): judged per cell, as Table 1 does.
+    cell_lrs: dict[tuple, set] = {}
+    for run in runs:
+        cell_lrs.setdefault((run.get("task"), run.get("model")), set()).add(run.get("train", {}).get("lr"))
+    if runs and all(len(lrs) <= 1 for lrs in cell_lrs.values()):
         warnings.append("No learning-rate sweep: every cell rests on a single learning rate, "
                         "while the study takes each cell's best.")
     if runs and all(len(ex["seeds"]) <= 1 for ex in experiments.values()):
@@ -273,13 +282,25 @@ def _run_rows(runs, status_of, eval_of, eval_by_run) -> list[dict]:
     return rows
 
 
-def _counts(runs, status_of, eval_of, eval_by_run) -> dict:
-    trained = sum(1 for r in runs if (status_of.get(r["id"]) or {}).get("state") == "done")
-    diverged = sum(1 for r in runs if (status_of.get(r["id"]) or {}).get("state") == "diverged"
-                   or table1.is_diverged(eval_by_run.get(r["id"]) or {}))
-    evaluated = sum(1 for r in runs if (r["id"], r.get("eval_id")) in eval_of or r["id"] in eval_by_run)
-    return {"runs": len(runs), "trained": trained, "diverged": diverged, "evaluated": evaluated,
-            "missing": len(runs) - evaluated}
+def _counts(runs, states: dict[str, str]) -> dict:
+    """From each run's one state (runfolder.STATES, as `icl status` counts them): trained counts
+    every run whose training finished (evaluated or not), missing the runs with neither an
+    evaluation nor a divergence."""
+    count = {state: sum(1 for r in runs if states.get(r["id"]) == state) for state in runfolder.STATES}
+    return {"runs": len(runs), "trained": count["trained"] + count["evaluated"], "diverged": count["diverged"],
+            "evaluated": count["evaluated"], "missing": len(runs) - count["evaluated"] - count["diverged"]}
+
+
+def _derive_states(runs, status_of, eval_of, eval_by_run) -> dict[str, str]:
+    """Each run's state from the records given, by runfolder.derive_state (validating them)."""
+    states = {}
+    for run in runs:
+        status = status_of.get(run["id"])
+        ev = eval_of.get((run["id"], run.get("eval_id"))) or eval_by_run.get(run["id"])
+        status = None if status is None else runfolder.StatusRecord.from_dict(status, f"status of run {run['id']}")
+        ev = None if ev is None else runfolder.EvalRecord.from_dict(ev, f"evaluation of run {run['id']}")
+        states[run["id"]] = runfolder.derive_state(status, ev)[0]
+    return states
 
 
 def _status_index(statuses) -> dict:

@@ -129,7 +129,9 @@ def test_status_tells_each_runs_state_from_its_folder(tmp_path):
     evaluated, trained, diverged, running = (runs_dir / r["id"] for r in runs[:4])
     for folder in (evaluated, trained, diverged, running):
         folder.mkdir(parents=True)
-    (evaluated / f"eval-{runs[0]['eval_id']}.json").write_text("{}")
+    (evaluated / f"eval-{runs[0]['eval_id']}.json").write_text(json.dumps({
+        "run_id": runs[0]["id"], "eval_id": runs[0]["eval_id"], "state": "done", "positions": [],
+        "model": {"mean": []}, "summary": {}, "baselines": {}, "variants": {}}))
     (evaluated / "status.json").write_text(json.dumps({"state": "done", "step": 8}))
     (trained / "status.json").write_text(json.dumps({"state": "done", "step": 8}))
     (diverged / "status.json").write_text(json.dumps({"state": "diverged", "step": 3}))

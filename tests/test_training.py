@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from icl import atomic
+from icl.runfolder import RunFolderError
 from icl.training.curriculum import axis_value, sizes_at
 from icl.training.errors import RunError
 from icl.training.seeds import STREAMS, stream_of, stream_seed
@@ -257,7 +258,7 @@ def test_user_errors_are_one_line(tmp_path):
     train_run(make_run(steps=8), tmp_path / "b", max_steps=4, progress=False)
     other = make_run(steps=8)
     other["id"] = "ffffffffffff"
-    with pytest.raises(RunError, match="belongs to run 0123456789ab"):
+    with pytest.raises(RunFolderError, match="belongs to run 0123456789ab"):
         train_run(other, tmp_path / "b", progress=False)
     bad = subprocess.run([sys.executable, "-m", "icl.cli", "train", str(tmp_path / "missing.json"),
                           "--out", str(tmp_path / "c")], cwd=REPO, capture_output=True, text=True)

@@ -11,7 +11,7 @@
 - graphs.py      whole-step CUDA graphs (on CUDA by default), re-captured per curriculum stage
 - precision.py   fp32 | tf32 | bf16 products on CUDA (train.precision)
 - gpu_slots.py   which of a host's GPUs a job takes (the least busy; file locks, no SLURM)
-- atomic.py      tmp + fsync + os.replace writes for every file a run leaves
+- (icl/runfolder.py: the run folder's files, validating reads, atomic writes, lock)
 - errors.py      RunError, the one-line user error of `icl train` / `icl eval`
 - runfile.py     reading a run's JSON for `python -m icl.training`
 """

@@ -6,7 +6,15 @@
 - metrics.jsonl  one JSON line per `train.log_every` steps: step, loss (mean since the
                  last line), dims, points, lr, grad_norm, steps_per_s, wall_s;
 - model.pt       the final weights (atomic);
-- status.json    written last (atomic): state "done" | "diverged", step, message, ...
+- status.json    written last (atomic): state "done" | "diverged", step, message, final_loss
+                 (the mean training loss of the last FINAL_LOSS_STEPS steps: it depends on
+                 neither checkpoint_every nor log_every, which are not part of the run id), ...
+
+The folder's file names, records, validating reads and lock live in icl/runfolder.py. While
+it trains, a process holds each run's lock (runfolder.run_lock): a second trainer of the same
+run stops with a message naming the holder. Nothing in a folder is written or deleted before
+every check has passed: a folder of another run, an unreadable checkpoint or model, or a
+finished run whose weights are gone (committed results keep no weights) is refused.
 
 Determinism: every random draw comes from a seed derived from (run seed, step) in a
 named stream (training/seeds.py): the init seed, the prompt generator of each step and
@@ -20,28 +28,32 @@ bad step, and no checkpoint is ever written after it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 import icl
-from icl import atomic
+from icl import atomic, runfolder
+from icl.runfolder import CHECKPOINT, METRICS, MODEL, STATUS
 from icl.training.curriculum import sizes_at
 from icl.training.errors import RunError
 from icl.training import gpu_slots, graphs
 from icl.training.precision import precision_of
 from icl.training.seeds import stream_seed
 
-CHECKPOINT = "checkpoint.pt"
-MODEL = "model.pt"
-METRICS = "metrics.jsonl"
-STATUS = "status.json"
+__all__ = ["CHECKPOINT", "METRICS", "MODEL", "STATUS", "train_run", "train_members", "build_for_run",
+           "resolve_device"]
+
+# final_loss: the mean training loss over this many last steps (all of them if fewer).
+FINAL_LOSS_STEPS = 100
 
 
 def resolve_device(requested: str | None, work: float = 0.0) -> torch.device:
@@ -109,27 +121,59 @@ def train_members(runs: list[dict], out_dirs: list[Path], *, max_steps: int | No
     planned = int(train["steps"])
     target = planned if max_steps is None else min(planned, int(max_steps))
 
-    statuses: list[dict | None] = []
-    for run, out_dir in zip(runs, out_dirs):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic.remove_stale_temporaries(out_dir)
-        previous = _read_status(out_dir)
-        finished = None
-        if previous is not None and previous.get("run_id") == run["id"]:
-            if previous.get("state") == "diverged":
-                finished = previous  # training is deterministic: it would diverge again
-            elif (previous.get("state") == "done" and previous.get("steps_done", -1) >= target
-                    and (out_dir / MODEL).exists()):
-                finished = previous
-        if finished is None:
-            (out_dir / STATUS).unlink(missing_ok=True)  # a run in progress has no status
-        statuses.append(finished)
+    if len({d.resolve() for d in out_dirs}) != len(out_dirs):
+        raise RunError("two runs of a pack cannot share a folder: " + ", ".join(map(str, out_dirs)))
+    with contextlib.ExitStack() as locks:
+        for run, out_dir in zip(runs, out_dirs):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            locks.enter_context(runfolder.run_lock(out_dir, run["id"], "training"))
+        return _train_locked(runs, out_dirs, target, planned, device, progress, model_factory)
+
+
+def _check_folder(run: dict, out_dir: Path, target: int) -> tuple[dict | None, dict | None, int]:
+    """(status dict if the run is finished as far as asked, else None; its checkpoint or None;
+    the last step in its metrics.jsonl, where a resumed run starts logging again).
+
+    Reads and validates every file that decides what to do, writing nothing: a file of another
+    run, an unreadable one, or a finished run whose weights are gone is refused here."""
+    status = runfolder.read_status(out_dir, run["id"])
+    checkpoint = runfolder.load_checkpoint(out_dir, run["id"])
+    weights = runfolder.load_model(out_dir, run["id"])
+    metrics = runfolder.read_metrics(out_dir)
+    # At most `checkpoint_every` steps past the checkpoint; without one a run starts at 0.
+    logged = metrics[-1]["step"] if metrics and checkpoint is not None else 0
+    if status is None:
+        return None, checkpoint, logged
+    if status.state == "diverged":
+        return status.data, checkpoint, logged  # training is deterministic: it would diverge again
+    done = status.steps_done if status.steps_done is not None else status.step
+    if weights is None:
+        raise RunError(f"{out_dir}: run {run['id']} finished ({done} steps, {STATUS}) but its weights "
+                       f"{MODEL} are not there; training again would replace its metrics and "
+                       "evaluation; to retrain it, move the folder away first")
+    if done >= target:
+        return status.data, checkpoint, logged
+    if checkpoint is None:  # a capped run to extend, without the state to resume it
+        raise RunError(f"{out_dir}: run {run['id']} trained {done} steps but {CHECKPOINT} is not there "
+                       f"to resume from; to retrain it, move the folder away first")
+    return None, checkpoint, logged
+
+
+def _train_locked(runs, out_dirs, target, planned, device, progress, model_factory) -> list[dict]:
+    train = runs[0]["train"]
+    checked = [_check_folder(run, out_dir, target) for run, out_dir in zip(runs, out_dirs)]
+    statuses: list[dict | None] = [finished for finished, _, _ in checked]
     todo = [i for i, s in enumerate(statuses) if s is None]
     if not todo:
         return statuses
+    # Every check passed: from here on the folders of the runs to train are ours to write.
+    for i in todo:
+        atomic.remove_stale_temporaries(out_dirs[i])  # safe: we hold the run's lock
+        (out_dirs[i] / STATUS).unlink(missing_ok=True)  # a run in progress has no status
+    checkpoints = {i: checked[i][1] for i in todo}
 
     # A pack's runs step together: its work is its furthest-behind run's steps to go.
-    work = max(target - _steps_logged(out_dirs[i]) for i in todo)
+    work = max(target - checked[i][2] for i in todo)
     dev = resolve_device(device if device is not None else train.get("device", "auto"), max(work, 0))
     _forget_backend_use()
     rng_devices = [dev] if dev.type == "cuda" else []
@@ -141,7 +185,8 @@ def train_members(runs: list[dict], out_dirs: list[Path], *, max_steps: int | No
     try:
         # fork_rng: seeding for this run leaves the caller's global RNG untouched.
         with torch.random.fork_rng(devices=rng_devices):
-            done = _train([runs[i] for i in todo], [out_dirs[i] for i in todo], dev, target, planned,
+            done = _train([runs[i] for i in todo], [out_dirs[i] for i in todo],
+                          [checkpoints[i] for i in todo], dev, target, planned,
                           progress, model_factory, packed=len(runs) > 1)
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
@@ -153,7 +198,8 @@ def train_members(runs: list[dict], out_dirs: list[Path], *, max_steps: int | No
 class _Member:
     """One run of a pack: its model, optimizer, folder and the bookkeeping of its loop."""
 
-    def __init__(self, run: dict, out_dir: Path, dev: torch.device, model_factory, use_graphs: bool):
+    def __init__(self, run: dict, out_dir: Path, checkpoint: dict | None, dev: torch.device, model_factory,
+                 use_graphs: bool):
         self.run, self.out_dir = run, out_dir
         self.seed = int(run.get("seed", 0))
         self.lr = float(run["train"]["lr"])
@@ -163,7 +209,8 @@ class _Member:
         self.model.to(dev)
         self.optimizer = _make_optimizer(self.model, run["train"], capturable=use_graphs and dev.type == "cuda")
         self.start, self.window, self.wall_before = 0, [], 0.0
-        checkpoint = _load_checkpoint(out_dir / CHECKPOINT, run, dev)
+        # The losses of the last steps, for final_loss (a checkpoint carries them across a resume).
+        self.recent: deque = deque(maxlen=FINAL_LOSS_STEPS)
         if checkpoint is not None:
             self.model.load_state_dict(checkpoint["model"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -172,12 +219,13 @@ class _Member:
             self.start = int(checkpoint["step"])
             self.window = list(checkpoint["window"])
             self.wall_before = float(checkpoint["wall_s"])
-            _set_rng_state(checkpoint["rng"], dev)
-        _truncate_metrics(out_dir / METRICS, self.start)
+            self.recent.extend(checkpoint.get("recent", []))
+            # RNG states must stay on the CPU.
+            _set_rng_state({k: v.cpu() for k, v in checkpoint["rng"].items()}, dev)
+        _truncate_metrics(out_dir, self.start)
         self.losses: list[torch.Tensor] = []   # device scalars since the last host sync
         self.norms: list[torch.Tensor] = []
         self.first_unsynced = self.start
-        self.last_loss = None  # mean loss of the last synced steps, for the status
         self.diverged: tuple[int, str] | None = None
         self.status: dict | None = None
         self.metrics = open(out_dir / METRICS, "a", encoding="utf-8")
@@ -188,12 +236,13 @@ class _Member:
         return self.task.sample(generator, batch, dims=sizes["dims"], points=sizes["points"])
 
 
-def _train(runs, out_dirs, dev, target, planned, progress, model_factory, packed) -> list[dict]:
+def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_factory, packed) -> list[dict]:
     from icl.training import pack
 
     train = runs[0]["train"]
     use_graphs = graphs.wanted(dev, runs)
-    members = [_Member(run, out_dir, dev, model_factory, use_graphs) for run, out_dir in zip(runs, out_dirs)]
+    members = [_Member(run, out_dir, checkpoint, dev, model_factory, use_graphs)
+               for run, out_dir, checkpoint in zip(runs, out_dirs, checkpoints)]
     for m in members:  # a checkpoint past a new, smaller cap: report what it holds
         m.target = max(target, m.start)
     batch = int(train["batch"])
@@ -292,7 +341,7 @@ def _after_step(m: _Member, done: int, sizes: dict, log_every: int, checkpoint_e
             return
     m.first_unsynced = done
     m.window.extend(host_losses)
-    m.last_loss = sum(host_losses) / len(host_losses)
+    m.recent.extend(host_losses)
     elapsed = time.perf_counter() - t0
     rate = (done - m.start) / elapsed if elapsed > 0 else 0.0
     if bar is not None:
@@ -307,7 +356,7 @@ def _after_step(m: _Member, done: int, sizes: dict, log_every: int, checkpoint_e
     if at_checkpoint:
         m.metrics.flush()
         _save_checkpoint(m.out_dir / CHECKPOINT, m.run, m.model, m.optimizer, done, m.window,
-                         m.wall_before + elapsed, dev)
+                         m.recent, m.wall_before + elapsed, dev)
     if done == m.target:
         _finish(m, dev, elapsed)
 
@@ -329,7 +378,7 @@ def _finish(m: _Member, dev: torch.device, elapsed: float) -> None:
         "steps_planned": planned,
         "capped": target < planned,
         "resumed_from": m.start,
-        "final_loss": None if diverged else m.last_loss,
+        "final_loss": None if diverged or not m.recent else sum(m.recent) / len(m.recent),
         "wall_s": m.wall_before + elapsed,
         "steps_per_s": steps_run / elapsed if elapsed > 0 and steps_run > 0 else 0.0,
         "device": _device_name(dev),
@@ -343,11 +392,11 @@ def _finish(m: _Member, dev: torch.device, elapsed: float) -> None:
     if m.stepper.summary() is not None:  # CUDA graphs asked for (icl.training.graphs)
         m.status["cuda_graphs"] = m.stepper.summary()
     if not diverged:
-        atomic.torch_save(m.out_dir / MODEL, {
+        runfolder.save_torch(m.out_dir / MODEL, {
             "run_id": run["id"], "step": target,
             "model": {k: v.detach().cpu() for k, v in m.model.state_dict().items()},
         })
-    atomic.write_json(m.out_dir / STATUS, m.status)
+    runfolder.write_status(m.out_dir, m.status)
 
 
 def _make_optimizer(model: torch.nn.Module, train: dict, capturable: bool = False) -> torch.optim.Optimizer:
@@ -378,64 +427,18 @@ def _set_rng_state(state: dict, dev: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], dev)
 
 
-def _save_checkpoint(path, run, model, optimizer, step, window, wall_s, dev) -> None:
-    atomic.torch_save(path, {
-        "run_id": run["id"], "step": step, "window": list(window), "wall_s": wall_s,
+def _save_checkpoint(path, run, model, optimizer, step, window, recent, wall_s, dev) -> None:
+    runfolder.save_torch(path, {
+        "run_id": run["id"], "step": step, "window": list(window), "recent": list(recent), "wall_s": wall_s,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_state(dev),
     })
 
 
-def _load_checkpoint(path: Path, run: dict, dev: torch.device) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        checkpoint = torch.load(path, map_location=dev, weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is the same user problem
-        raise RunError(f"cannot read checkpoint {path} ({type(error).__name__}); "
-                       f"delete it to train run {run['id']} from scratch") from None
-    if checkpoint.get("run_id") != run["id"]:
-        raise RunError(f"checkpoint {path} belongs to run {checkpoint.get('run_id')}, "
-                       f"not {run['id']}; use another --out folder")
-    # RNG states must stay on the CPU whatever map_location did.
-    checkpoint["rng"] = {k: v.cpu() for k, v in checkpoint["rng"].items()}
-    return checkpoint
-
-
 # -- metrics and status ----------------------------------------------------------------
 
-def _read_metrics(path: Path) -> list[dict]:
-    entries = []
-    if not path.exists():
-        return entries
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a kill
-    return entries
-
-
-def _steps_logged(out_dir: Path) -> int:
-    """The last step in the run's metrics.jsonl: at most `checkpoint_every` steps past its
-    checkpoint, where a resumed run starts (without a checkpoint it starts at 0)."""
-    if not (out_dir / CHECKPOINT).exists():
-        return 0
-    steps = [e["step"] for e in _read_metrics(out_dir / METRICS)
-             if isinstance(e, dict) and isinstance(e.get("step"), int)]
-    return steps[-1] if steps else 0
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
+def _truncate_metrics(out_dir: Path, step: int) -> None:
     """Keep only entries up to the checkpoint's step, so a resumed run logs no duplicates."""
-    kept = [e for e in _read_metrics(path) if isinstance(e, dict) and e.get("step", 0) <= step]
-    atomic.write_bytes(path, "".join(json.dumps(e) + "\n" for e in kept).encode())
-
-
-def _read_status(out_dir: Path) -> dict | None:
-    try:
-        return json.loads((out_dir / STATUS).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
+    runfolder.write_metrics(out_dir, [e for e in runfolder.read_metrics(out_dir) if e["step"] <= step])
 
 
 # -- environment -----------------------------------------------------------------------

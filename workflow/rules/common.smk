@@ -150,3 +150,30 @@ UNPACKED_ID = "|".join(sorted(set(RUN_BY_ID) - PACKED_IDS)) or "(?!)"
 
 def run_ids_of(outputs):
     return [os.path.basename(os.path.dirname(path)) for path in outputs]
+
+
+# -- one pipeline per runs folder --------------------------------------------------------------
+# Snakemake locks its working directory, not the runs folder, and deletes a job's outputs before
+# it runs it and after it fails: two pipelines with different working directories on one runs
+# folder would delete and rewrite each other's results. The pipeline that starts first holds the
+# runs folder's lock (icl.runfolder.pipeline_lock: flock, dropped by the OS when the process
+# ends, even under kill -9) until it ends; a second one stops before running any job. Dry runs
+# take no lock. Each job also holds its run's own lock (icl train / icl eval).
+from icl.runfolder import RunFolderLocked, pipeline_lock
+
+_PIPELINE_LOCK = pipeline_lock(RUNS_DIR)
+
+
+onstart:
+    try:
+        _PIPELINE_LOCK.acquire()
+    except RunFolderLocked as error:
+        raise WorkflowError(str(error)) from None
+
+
+onsuccess:
+    _PIPELINE_LOCK.release()
+
+
+onerror:
+    _PIPELINE_LOCK.release()
