@@ -7,6 +7,9 @@ against the reference at that shape (relative norm error under the dtype's toler
     python benchmarks/selective_scan.py                      # full grid -> benchmarks/results/
     python benchmarks/selective_scan.py --quick --out DIR    # three shapes, for a smoke run
     python benchmarks/selective_scan.py --configs "4,64,4;8,32,4"   # also time Triton launch shapes
+    python benchmarks/selective_scan.py --packed             # the study's packed shapes (issue #24):
+        the sequential kernel (selective_scan_seq) vs the chunked one vs mamba-ssm, forward and
+        forward+backward -> benchmarks/results/selective_scan_packed.{json,md}
 
 Needs only torch and triton (mamba_ssm is optional): the kernels are imported straight from
 the checkout when the project is not installed.
@@ -225,6 +228,244 @@ def markdown(records):
     return "\n".join(lines) + "\n"
 
 
+
+# ---------------------------------------------------------------------------------------------
+# Packed shapes (issue #24): K runs of batch 64 in one scan, short L, N 16.
+
+H200_BANDWIDTH = 4.8e12  # bytes/s, the H200's datasheet HBM bandwidth (the copy rate measured is in the JSON)
+PACKED_BATCHES = (64, 256, 1024, 4096)
+PACKED_DIMS = (256, 512)
+PACKED_LENGTHS = (80, 280)
+
+
+def packed_min_bytes(batch, dim, length, n_state, elem, mode):
+    """Bytes that must move. Forward: read u, delta, z, B, C, write out. Forward + backward:
+    that, then read u, delta, z, B, C, dout and write du, ddelta, dz, dB, dC (min_bytes)."""
+    if mode == "fwd":
+        return elem * (4 * batch * dim * length + 2 * batch * n_state * length)
+    return min_bytes(batch, dim, length, n_state, elem)
+
+
+def in_layout(inputs, layout):
+    """The inputs laid out in memory as (batch, L, dim) and (batch, L, N) ("bld": channels
+    contiguous, the sequential kernel's best) or (batch, dim, L) and (batch, N, L) ("bdl":
+    time contiguous, mamba-ssm's and the chunked kernel's), same logical shapes."""
+    if layout == "bdl":
+        return {k: (v.contiguous() if v is not None else None) for k, v in inputs.items()}
+    out = dict(inputs)
+    for name in ("u", "delta", "z", "B", "C"):
+        out[name] = inputs[name].transpose(1, 2).contiguous().transpose(1, 2)
+    return out
+
+
+def measure_copy_bandwidth(device):
+    """Device-to-device copy rate (bytes read + written per second) of a 2 GiB buffer."""
+    from triton.testing import do_bench
+    src = torch.randn(2 ** 29, device=device)
+    dst = torch.empty_like(src)
+    ms = do_bench(lambda: dst.copy_(src), warmup=25, rep=200, return_mode="median")
+    del src, dst
+    return 2 * 2 ** 29 * 4 / ms * 1e3
+
+
+def packed_impls(kernels, seq_configs, seq_default=None, with_bdl=False):
+    """name -> (function, layout of its inputs). "triton_seq" runs seq_default (None: its
+    launch_config); "triton_seq[...]" the other launch shapes asked for."""
+    from icl.kernels.selective_scan_seq import selective_scan_seq
+    from icl.kernels.selective_scan_triton import selective_scan_triton
+    impls = {}
+    for config in seq_configs:
+        suffix = "" if config is None else "[" + ",".join(map(str, config)) + "]"
+        config = seq_default if config is None else config
+        impls["triton_seq" + suffix] = (lambda config=config, **kw: selective_scan_seq(**kw, config=config), "bld")
+        if suffix == "" and with_bdl:
+            impls["triton_seq(bdl)"] = (lambda config=config, **kw: selective_scan_seq(**kw, config=config), "bdl")
+    impls["triton"] = (selective_scan_triton, "bdl")
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+        impls["mamba_ssm"] = (selective_scan_fn, "bdl")
+    except Exception as error:  # noqa: BLE001 -- the peer is optional; say why it is missing
+        print(f"mamba_ssm unavailable: {type(error).__name__}: {error}")
+    return impls
+
+
+def run_packed(dtypes, batches, dims, lengths, seq_configs, only=None, device="cuda", seq_default=None,
+               with_bdl=False, out_dir=None):
+    from triton.testing import do_bench
+    kernels = import_kernels()
+    device = torch.device(device)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
+    bandwidth = measure_copy_bandwidth(device)
+    print(f"{device_name}: device-to-device copy {bandwidth / 1e12:.2f} TB/s", flush=True)
+    impls = packed_impls(kernels, seq_configs, seq_default, with_bdl)
+    if only:
+        impls = {k: v for k, v in impls.items() if k in only or k == "triton"}
+    records = []
+    n_state = 16
+    for dtype_name in dtypes:
+        dtype = DTYPES[dtype_name]
+        elem = torch.finfo(dtype).bits // 8
+        for dim in dims:
+            for length in lengths:
+                for batch in batches:
+                    base = make_inputs(batch, dim, length, n_state, dtype, device)
+                    dout_base = torch.randn(batch, dim, length, device=device).to(dtype)
+                    # Checked against the reference at the smallest batch; above it, against the
+                    # chunked kernel (itself checked against the reference at the smallest batch).
+                    if batch == batches[0]:
+                        check_against = fwd_bwd(kernels.selective_scan_ref, base, dout_base)
+                    else:
+                        check_against = fwd_bwd(impls["triton"][0], base, dout_base)
+                    for name, (fn, layout) in impls.items():
+                        inputs = in_layout(base, layout)
+                        dout = dout_base.transpose(1, 2).contiguous().transpose(1, 2) if layout == "bld" else dout_base
+                        record = dict(device=device_name, impl=name, layout=layout, B=batch, K=batch // 64, D=dim,
+                                      L=length, N=n_state, dtype=dtype_name,
+                                      date=time.strftime("%Y-%m-%d"), copy_bandwidth=round(bandwidth / 1e9, 1))
+                        try:
+                            out, grads = fwd_bwd(fn, inputs, dout)
+                            torch.cuda.synchronize()
+                        except Exception as error:  # noqa: BLE001 -- record the failure, go on
+                            record.update(error=f"{type(error).__name__}: {error}"[:300])
+                            print(f"FAILED {name}: {record['error']}", flush=True)
+                            records.append(record)
+                            continue
+                        errors = {"out": rel_err(out, check_against[0])}
+                        errors.update({f"d{n}": rel_err(g, r) for n, g, r in zip(GRAD_NAMES, grads, check_against[1])})
+                        record["max_rel_err"] = max(errors.values())
+                        record["checked_against"] = "reference" if batch == batches[0] else "triton"
+                        del out, grads
+                        if not record["max_rel_err"] <= TOLERANCE[dtype]:
+                            record["error"] = "failed the check: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
+                            print(f"CHECK FAILED {name} {batch}x{dim}x{length} {dtype_name}: {errors}", flush=True)
+                            records.append(record)
+                            continue
+                        leaves = {k: v.detach().requires_grad_() for k, v in inputs.items()}
+
+                        def forward():
+                            return fn(**leaves, delta_softplus=True)
+
+                        def forward_backward():
+                            out = fn(**leaves, delta_softplus=True)
+                            return torch.autograd.grad(out, [leaves[k] for k in GRAD_NAMES], dout)
+
+                        for mode, call in (("fwd", forward), ("fwd_bwd", forward_backward)):
+                            ms = do_bench(call, warmup=10, rep=60, return_mode="median")
+                            nbytes = packed_min_bytes(batch, dim, length, n_state, elem, mode)
+                            record[f"{mode}_ms"] = round(ms, 4)
+                            record[f"{mode}_min_bytes"] = nbytes
+                            record[f"{mode}_of_floor"] = round(nbytes / H200_BANDWIDTH * 1e3 / ms, 4)
+                        records.append(record)
+                        print(f"{name:28s} {dtype_name} B{batch:5d} D{dim} L{length:4d}  fwd {record['fwd_ms']:8.3f} ms "
+                              f"({record['fwd_of_floor']:.0%})  fwd+bwd {record['fwd_bwd_ms']:8.3f} ms "
+                              f"({record['fwd_bwd_of_floor']:.0%})  err {record['max_rel_err']:.1e}", flush=True)
+                        del leaves, inputs
+                    del base, dout_base, check_against
+                    torch.cuda.empty_cache()
+                    if out_dir is not None:  # after every shape: a run cut short keeps what it measured
+                        write_packed(records, out_dir, seq_default)
+    return records
+
+
+def write_packed(records, out_dir, seq_default=None):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for r in records:
+        if r["impl"] == "triton_seq" and seq_default is not None:
+            r["config"] = list(seq_default)
+    (out_dir / "selective_scan_packed.json").write_text(json.dumps(records, indent=1) + "\n")
+    (out_dir / "selective_scan_packed.md").write_text(packed_markdown(records))
+
+
+def packed_markdown(records):
+    device = records[0]["device"] if records else "?"
+    date = records[0].get("date", "?") if records else "?"
+    copy = records[0].get("copy_bandwidth", 0) / 1e3 if records else 0
+    lines = [f"# Selective scan at the packed study shapes ({device}, {date})", "",
+             "K runs of batch 64 packed into one scan (B = 64 K), N = 16, delta_softplus, D, z and "
+             "delta_bias given. Median ms (triton.testing.do_bench). 'floor' = the bytes that must move "
+             "(forward: read u, delta, z, B, C, write out; forward + backward: also read them and dout "
+             "and write du, ddelta, dz, dB, dC) over 4.8 TB/s, the H200's HBM bandwidth (a 2 GiB "
+             f"device-to-device copy ran at {copy:.2f} TB/s in this run); '% floor' = floor / time. "
+             "Inputs: triton_seq reads (batch, L, dim) and (batch, L, N) memory (channels contiguous, "
+             "'bld'); triton (the chunked kernel) and mamba_ssm read (batch, dim, L) and (batch, N, L) "
+             "('bdl', their native layout); triton_seq(bdl) is the sequential kernel on those. Every "
+             "timed implementation was first checked (output and all gradients) against the reference "
+             "at B = 64 and against the chunked kernel above it.", ""]
+    keys = []
+    for r in records:
+        key = (r["dtype"], r["D"], r["L"], r["B"])
+        if key not in keys:
+            keys.append(key)
+
+    def pick(key, impl):
+        rows = [r for r in records if (r["dtype"], r["D"], r["L"], r["B"]) == key and r["impl"] == impl
+                and r.get("fwd_ms") is not None]
+        return rows[0] if rows else None
+
+    for mode, title in (("fwd", "Forward"), ("fwd_bwd", "Forward + backward")):
+        lines += [f"## {title}", "",
+                  "| dtype | D | L | K | B | triton_seq ms | % floor | triton_seq(bdl) ms | triton ms | "
+                  "mamba_ssm ms | floor ms | speedup vs mamba_ssm | speedup vs triton |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for key in keys:
+            dtype, dim, length, batch = key
+            seq, seq_bdl, tri, mam = (pick(key, i) for i in ("triton_seq", "triton_seq(bdl)", "triton", "mamba_ssm"))
+
+            def ms(r):
+                return f"{r[mode + '_ms']:.3f}" if r else "n/a"
+
+            def speedup(other):
+                return f"{other[mode + '_ms'] / seq[mode + '_ms']:.2f}x" if seq and other else "n/a"
+            any_r = seq or tri or mam
+            floor = any_r[mode + "_min_bytes"] / H200_BANDWIDTH * 1e3 if any_r else float("nan")
+            of_floor = f"{seq[mode + '_of_floor']:.0%}" if seq else "n/a"
+            lines.append(f"| {dtype} | {dim} | {length} | {batch // 64} | {batch} | {ms(seq)} | {of_floor} | "
+                         f"{ms(seq_bdl)} | {ms(tri)} | {ms(mam)} | {floor:.3f} | {speedup(mam)} | {speedup(tri)} |")
+        lines.append("")
+    configs = sorted({tuple(r["config"]) for r in records if r["impl"] == "triton_seq" and r.get("config")})
+    if configs:
+        lines += [f"triton_seq launch shape (block_d, warps, block_d_bwd, warps_bwd, chunk): {configs[0]}.", ""]
+    extra = sorted({r["impl"] for r in records} - {"triton_seq", "triton_seq(bdl)", "triton", "mamba_ssm"})
+    if extra:
+        lines += ["Other launch shapes of triton_seq timed (block_d, warps, block_d_bwd, warps_bwd, chunk): "
+                  + ", ".join(extra) + " (in the JSON).", ""]
+    failed = [r for r in records if r.get("error")]
+    if failed:
+        lines += ["Failed (not timed):", ""]
+        lines += [f"- {r['impl']} {r['dtype']} B{r['B']} D{r['D']} L{r['L']}: {r['error']}" for r in failed]
+    return "\n".join(lines) + "\n"
+
+
+def profile_seq(batch, dim, length, dtype_name, out_dir):
+    """torch.profiler table of one forward + backward of the sequential kernel (bld inputs)."""
+    from torch.profiler import ProfilerActivity, profile
+    from icl.kernels.selective_scan_seq import selective_scan_seq
+    import_kernels()
+    device = torch.device("cuda")
+    dtype = DTYPES[dtype_name]
+    inputs = in_layout(make_inputs(batch, dim, length, 16, dtype, device), "bld")
+    dout = torch.randn(batch, length, dim, device=device).to(dtype).transpose(1, 2)
+    for _ in range(3):
+        fwd_bwd(selective_scan_seq, inputs, dout)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            fwd_bwd(selective_scan_seq, inputs, dout)
+        torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=12)
+    print(f"profile: triton_seq fwd+bwd x5, B{batch} D{dim} L{length} {dtype_name}\n{table}", flush=True)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"profile_seq_B{batch}_D{dim}_L{length}_{dtype_name}.txt").write_text(table)
+
+
+def parse_seq_configs(text):
+    if not text:
+        return [None]
+    return [None if item.strip() == "default" else tuple(int(v) for v in item.split(","))
+            for item in text.split(";")]
+
+
 def parse_configs(text):
     if not text:
         return [None]
@@ -248,11 +489,27 @@ def main(argv=None):
     parser.add_argument("--ref-reps", type=int, default=3, help="timed repetitions of the slow reference")
     parser.add_argument("--markdown-from", type=Path, default=None,
                         help="only rewrite the Markdown table from an existing JSON file")
+    parser.add_argument("--packed", action="store_true",
+                        help="the packed study shapes: triton_seq vs triton vs mamba_ssm, forward and forward+backward")
+    parser.add_argument("--batches", default=",".join(map(str, PACKED_BATCHES)), help="--packed: batch sizes")
+    parser.add_argument("--dims", default=",".join(map(str, PACKED_DIMS)), help="--packed: channel counts")
+    parser.add_argument("--lengths", default=",".join(map(str, PACKED_LENGTHS)), help="--packed: sequence lengths")
+    parser.add_argument("--seq-configs", default="", help="--packed: triton_seq launch shapes "
+                        "'block_d,warps,block_d_bwd,warps_bwd,chunk;...' ('default' = launch_config)")
+    parser.add_argument("--only", default="", help="--packed: time only these implementations (and triton), "
+                        "';'-separated")
+    parser.add_argument("--seq-default", default="", help="--packed: the launch shape of the 'triton_seq' "
+                        "column (default: launch_config)")
+    parser.add_argument("--with-bdl", action="store_true", help="--packed: also time triton_seq on (batch, dim, L) inputs")
+    parser.add_argument("--profile", default="", help="'B,D,L,dtype': torch.profiler table of triton_seq there")
     args = parser.parse_args(argv)
     if args.markdown_from is not None:
         import_kernels()
         records = json.loads(args.markdown_from.read_text())
-        (args.out / "selective_scan.md").write_text(markdown(records))
+        if args.packed:
+            (args.out / "selective_scan_packed.md").write_text(packed_markdown(records))
+        else:
+            (args.out / "selective_scan.md").write_text(markdown(records))
         return
     if not torch.cuda.is_available():
         raise SystemExit("benchmarks/selective_scan.py: needs a CUDA device")
@@ -261,6 +518,22 @@ def main(argv=None):
     if unknown:
         raise SystemExit(f"benchmarks/selective_scan.py: unknown dtype {unknown[0]!r}; use fp32 and/or bf16")
     started = time.time()
+    if args.profile:
+        batch, dim, length, dtype_name = args.profile.split(",")
+        profile_seq(int(batch), int(dim), int(length), dtype_name, args.out)
+    if args.packed:
+        def ints(text):
+            return [int(v) for v in text.split(",") if v]
+        seq_default = tuple(ints(args.seq_default)) if args.seq_default else None
+        records = run_packed(dtypes, ints(args.batches), ints(args.dims), ints(args.lengths),
+                             parse_seq_configs(args.seq_configs), [v for v in args.only.split(";") if v],
+                             seq_default=seq_default, with_bdl=args.with_bdl, out_dir=args.out)
+        write_packed(records, args.out, seq_default)
+        print(packed_markdown(records))
+        print(f"benchmark wall time {time.time() - started:.0f} s")
+        return
+    if args.profile:
+        return
     records = run(QUICK_SHAPES if args.quick else SHAPES, dtypes, parse_configs(args.configs), args.ref_reps)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "selective_scan.json").write_text(json.dumps(records, indent=1) + "\n")

@@ -4,7 +4,7 @@ eager peers built from the packages the study's released code uses.
 
 Implementations (the JSON's `impl`):
 - project        the project's trainer as it runs: whole-step CUDA graph (icl.training.graphs),
-                 packs of K runs as one vmapped model (icl.training.pack), K = 1, 4, 16;
+                 packs of K runs as one stacked model (icl.training.engine), K = 1, 4, 16;
 - project_eager  the same step without graphs (ICL_CUDA_GRAPHS off), K = 1;
 - project_compiled  the project's step with graphs, its model under torch.compile (inductor
                  fuses the elementwise work between the matrix products), K = 1; opt-in
@@ -31,9 +31,10 @@ device, arch, task, impl, K, precision).
 
 On the GPU machine of the device tool (Python 3.12 with torch, triton, transformers, einops):
 carry the mamba_ssm wheel of /work/shared/wheels and lark's wheel in a git-ignored folder,
-install them with `pip install --no-index --no-deps --target /tmp/site`, and put the checkout
-itself on the path (`export PYTHONPATH=$PWD:/tmp/site`: icl/__init__.py finds its subpackages
-in the checkout). Then
+install them with `pip install --no-index --no-deps --target /tmp/site`, and make the checkout's
+folders the icl subpackages: `pip install --no-deps --no-build-isolation -e .` where setuptools
+>= 77 is there, else a sitecustomize.py on PYTHONPATH holding
+`import sys; sys.path.insert(0, CHECKOUT); import icl; icl.__path__.append(CHECKOUT)`. Then
 
     python3 benchmarks/train_step.py --out $OUT                       # paper size, linear regression
     python3 benchmarks/train_step.py --task all --impls project --packs 1 --precisions tf32 --out $OUT
@@ -110,40 +111,40 @@ def project_step(runs: list[dict], dev: torch.device, graphs_on: bool, compiled:
     from icl.training import graphs
     from icl.training import train as trainer
     from icl.training.curriculum import sizes_at
-    from icl.training.pack import PackForward
+    from icl.training.engine import PackedEngine
     from icl.training.precision import precision_of
     from icl.training.seeds import stream_seed
 
-    members = []
+    models, tasks = [], []
     for run in runs:
         torch.manual_seed(stream_seed("init", run["seed"]))
         model, task, _ = trainer.build_for_run(run)
-        model.to(dev).train()
-        optimizer = trainer._make_optimizer(model, run["train"], capturable=graphs_on and dev.type == "cuda")
-        if compiled:
-            model = torch.compile(model)  # same parameters, so the optimizer above still holds them
-        members.append(types.SimpleNamespace(model=model, task=task, optimizer=optimizer,
-                                             clip=float(run["train"]["clip"]), seed=run["seed"]))
-    forward = PackForward([m.model for m in members], float(runs[0]["model_config"].get("dropout", 0.0)),
+        models.append(model)
+        tasks.append(task)
+    engine = PackedEngine(models, [r["train"] for r in runs], float(runs[0]["model_config"].get("dropout", 0.0)),
                           precision_of(runs[0]), dev)
+    if compiled:
+        engine.model = torch.compile(engine.model)  # same parameters: the optimizer still holds them
     stepper = graphs.Stepper(dev, graphs_on and dev.type == "cuda", label=f"benchmark {runs[0]['model']}")
     sizes = sizes_at(runs[0]["task_config"], 10 ** 12)
     batch = int(runs[0]["train"]["batch"])
+    active = torch.ones(len(runs), dtype=torch.bool, device=dev)
     counter = {"step": 0}
 
     def step():
         counter["step"] += 1
         prompts = []
-        for m in members:
+        for run, task in zip(runs, tasks):
             generator = torch.Generator(device=dev)
-            generator.manual_seed(stream_seed("train", m.seed, counter["step"]))
-            prompts.append(m.task.sample(generator, batch, dims=sizes["dims"], points=sizes["points"]))
+            generator.manual_seed(stream_seed("train", run["seed"], counter["step"]))
+            prompts.append(task.sample(generator, batch, dims=sizes["dims"], points=sizes["points"]))
 
         def one_step(prompts_now, seed_dropout):
-            return trainer._step(members, forward, prompts_now, None)
+            return engine.step([p.inputs for p in prompts_now],
+                               [trainer._loss_fn(t, p) for t, p in zip(tasks, prompts_now)], active, None)
         return stepper.run(("bench",), one_step, prompts)
 
-    info = lambda: {"pack_mode": forward.mode, "cuda_graphs": stepper.summary()}  # noqa: E731
+    info = lambda: {"pack_mode": engine.mode, "cuda_graphs": stepper.summary()}  # noqa: E731
     return step, info
 
 
@@ -397,7 +398,7 @@ def markdown(records: list[dict], device_name: str, peak: dict[str, float] | Non
              f"prompts at the curriculum's final sizes; mfu against the dense peak of the row's precision ("
              + ", ".join(f"{name} {value / 1e12:.0f}" for name, value in peak.items()) + " TFLOP/s)." if peak else
              f"Median ms per training step of one run (a pack's step time / K), batch {args.batch}, fp32.",
-             "project = whole-step CUDA graph (+ vmapped pack of K runs); project_eager = the same step "
+             "project = whole-step CUDA graph (+ stacked pack of K runs); project_eager = the same step "
              "without graphs; project_compiled = project with the model under torch.compile; "
              "eager_peer = transformers GPT2Model / mamba_ssm Mamba, eager.", "",
              "| arch | task | tokens | impl | precision | K | ms / step / run | mfu | pack mode | note |",

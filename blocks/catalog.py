@@ -85,9 +85,10 @@ class BlockKind:
     checks: Callable[[int | None, dict], Errors] = lambda D, o: []
     # (o): widths must be multiples of this (heads for attention).
     width_step: Callable[[dict], int] = lambda o: 1
-    # Whether models of these blocks train faster packed (torch.func.vmap over K runs) than
-    # one run at a time on a GPU; the pipeline's pack=auto packs only such models. Measured on
-    # an H100 (benchmarks/results/train_step*.md): S4 and S4-Mamba packs of 2 were 2-24 %
+    # Whether models of these blocks train faster packed than one run at a time on a GPU; the
+    # pipeline's pack=auto packs only such models. Measured with the previous, vmap-based
+    # packing (the stacked engine is not timed yet), on an H100
+    # (benchmarks/results/train_step*.md): S4 and S4-Mamba packs of 2 were 2-24 %
     # faster per run at reduced scale; attention inside vmap needs the plain-ops kernel (packs
     # 7-65 % slower). Mamba packs are one vmapped model (the Triton scan's batching rule runs
     # a pack as one launch) but barely faster per run: -2 to +2 % for packs of 2 and 10-12 %

@@ -46,7 +46,7 @@ TRAIN_PARAMS: tuple[Param, ...] = (
     Param("checkpoint_every", "int", 1000, min=1, max=10**10, doc="steps between checkpoints",
           sweepable=False),
     Param("log_every", "int", 100, min=1, max=10**10, doc="steps between metric lines", sweepable=False),
-    Param("backend", "choice", "auto", choices=("auto", "triton", "reference"),
+    Param("backend", "choice", "auto", choices=("auto", "triton", "triton_seq", "reference"),
           doc="selective-scan kernel (auto: Triton on CUDA, reference on CPU)", sweepable=False),
     Param("device", "choice", "auto", choices=("auto", "cpu", "cuda"), sweepable=False),
 )

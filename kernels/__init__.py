@@ -1,7 +1,7 @@
 """Selective-scan kernels for the Mamba blocks.
 
 `selective_scan` dispatches (Triton on CUDA, the pure-PyTorch reference elsewhere; see
-dispatch.py for how to force one); `selective_scan_ref` is the reference itself;
+dispatch.py for the backends and how to force one); `selective_scan_ref` is the reference itself;
 `backend_used()` names the backend of the last call, for the run metadata.
 """
 from icl.kernels.dispatch import BACKENDS, backend_used, record_use, resolve_backend
@@ -21,6 +21,10 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         from icl.kernels import selective_scan_triton as triton_scan
         return triton_scan.selective_scan_triton(u, delta, A, B, C, D, z, delta_bias,
                                                  delta_softplus, return_last_state)
+    if name == "triton_seq":
+        from icl.kernels import selective_scan_seq as seq_scan
+        return seq_scan.selective_scan_seq(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                           return_last_state)
     return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
 

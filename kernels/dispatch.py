@@ -1,5 +1,10 @@
 """Backend choice for the selective scan: Triton on CUDA, the pure-PyTorch reference elsewhere.
 
+Backends: "triton" (the chunked kernel, selective_scan_triton.py), "triton_seq" (the
+sequential-over-L kernel, selective_scan_seq.py, made for short sequences and many packed
+channels), "reference" (pure PyTorch), and "auto": on CUDA the Triton kernel named by
+AUTO_CUDA_BACKEND, elsewhere the reference.
+
 Order of precedence: the call's `backend=` (the run's train.backend), then the environment
 variable ICL_SCAN_BACKEND, then "auto". A backend that cannot run here falls back to the
 reference with a one-line warning, given once per process.
@@ -10,7 +15,9 @@ import importlib.util
 import os
 import warnings
 
-BACKENDS = ("auto", "triton", "reference")
+BACKENDS = ("auto", "triton", "triton_seq", "reference")
+# What "auto" runs on CUDA: chosen from benchmarks/results/selective_scan_packed.md.
+AUTO_CUDA_BACKEND = "triton"
 ENV_VAR = "ICL_SCAN_BACKEND"
 
 _last_used: str | None = None
@@ -42,7 +49,8 @@ def _warn_once(message: str) -> None:
 
 
 def resolve_backend(device_type: str, backend: str | None = None) -> str:
-    """The backend that will run on a device of this type ("cuda", "cpu", ...): "triton" or "reference"."""
+    """The backend that will run on a device of this type ("cuda", "cpu", ...): "triton",
+    "triton_seq" or "reference"."""
     name = requested_backend(backend)
     if name == "reference":
         return "reference"
@@ -52,17 +60,17 @@ def resolve_backend(device_type: str, backend: str | None = None) -> str:
         if not triton_available():
             _warn_once("selective_scan: triton is not installed; using the reference backend")
             return "reference"
-        return "triton"
-    # Forced triton: CUDA tensors, or CPU tensors under the Triton interpreter (tests).
+        return AUTO_CUDA_BACKEND
+    # A forced Triton kernel: CUDA tensors, or CPU tensors under the Triton interpreter (tests).
     if not triton_available():
-        _warn_once("selective_scan: backend 'triton' asked for but triton is not installed; "
+        _warn_once(f"selective_scan: backend '{name}' asked for but triton is not installed; "
                    "using the reference backend")
         return "reference"
     if device_type != "cuda" and not triton_interpreted():
-        _warn_once(f"selective_scan: backend 'triton' needs a CUDA device (or TRITON_INTERPRET=1), "
+        _warn_once(f"selective_scan: backend '{name}' needs a CUDA device (or TRITON_INTERPRET=1), "
                    f"got {device_type}; using the reference backend")
         return "reference"
-    return "triton"
+    return name
 
 
 def record_use(name: str) -> None:

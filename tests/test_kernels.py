@@ -119,7 +119,7 @@ def test_missing_triton_falls_back(monkeypatch):
 
 
 def test_bad_backend_name_is_a_clear_error(monkeypatch):
-    with pytest.raises(ValueError, match="must be one of auto, triton, reference"):
+    with pytest.raises(ValueError, match="must be one of auto, triton, triton_seq, reference"):
         kernels.selective_scan(**make_scan_inputs(1, 2, 3, 2), backend="cuda")
     monkeypatch.setenv(dispatch.ENV_VAR, "fast")
     with pytest.raises(ValueError, match="ICL_SCAN_BACKEND"):
@@ -247,7 +247,7 @@ def test_mamba_block_with_triton_matches_reference(poisoned_buffers):
 
     torch.manual_seed(0)
     block = MambaMixer(8, d_state=4, d_conv=3, expand=2, dt_rank=2, dt_min=0.001, dt_max=0.1).to(DEVICE)
-    u = torch.randn(2, 19, 8, device=DEVICE)
+    u = torch.randn(1, 2, 19, 8, device=DEVICE)  # one run (the block's leading run axis)
     results = {}
     for backend in ("reference", "triton"):
         block.backend = backend
@@ -324,9 +324,9 @@ def test_triton_rejects_function_transforms_of_its_backward(poisoned_buffers):
         torch.func.grad(loss)(inputs["u"])
 
 
-def test_mamba_pack_with_triton_vmaps_and_follows_lone_runs(poisoned_buffers, tmp_path):
-    """Mamba models with the Triton scan pack as one vmapped model (the scan's batching rule),
-    and each packed run follows its lone curve."""
+def test_mamba_pack_with_triton_follows_lone_runs(poisoned_buffers, tmp_path):
+    """Mamba models with the Triton scan pack as one stacked model, and each packed run follows
+    its lone curve."""
     from test_packing import assert_same_curve, member, train_alone
     from icl.training.pack import train_pack
 
@@ -337,5 +337,5 @@ def test_mamba_pack_with_triton_vmaps_and_follows_lone_runs(poisoned_buffers, tm
     statuses = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
     train_alone(runs, tmp_path)
     for run, status in zip(runs, statuses):
-        assert status["pack"]["mode"] == "vmap" and status["backend"] == "triton"
+        assert status["pack"]["mode"] == "stacked" and status["backend"] == "triton"
         assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"])

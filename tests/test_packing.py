@@ -16,7 +16,7 @@ import torch
 
 from icl.training.errors import RunError
 from icl.training.grouping import check_pack, group_runs, pack_key
-from icl.training.pack import PackForward, train_pack
+from icl.training.pack import train_pack
 from icl.training.train import train_run
 
 from conftest import TINY, snakemake
@@ -85,7 +85,7 @@ def test_packed_runs_follow_their_lone_curves(tmp_path, layers):
     train_alone(runs, tmp_path)
     for run, status in zip(runs, statuses):
         assert status["state"] == "done" and status["step"] == 24
-        assert status["pack"] == {"runs": [r["id"] for r in runs], "mode": "vmap"}
+        assert status["pack"] == {"runs": [r["id"] for r in runs], "mode": "stacked"}
         assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"])
     # the clipped run really was clipped, and the seeds and learning rates mattered
     clipped = metrics(tmp_path / "pack" / "00000000000d")
@@ -121,37 +121,15 @@ def test_dropout_packs_loop_with_each_runs_own_masks(tmp_path):
         assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"], exact=True)
 
 
-def test_forced_loop_mode_matches_vmap(tmp_path, monkeypatch):
+def test_forced_loop_mode_matches_stacked(tmp_path, monkeypatch):
     runs = [member("00000000000a"), member("00000000000b", seed=1)]
-    train_pack(runs, [tmp_path / "vmap" / r["id"] for r in runs], progress=False)
+    train_pack(runs, [tmp_path / "stacked" / r["id"] for r in runs], progress=False)
     monkeypatch.setenv("ICL_PACK_MODE", "loop")
     statuses = train_pack(runs, [tmp_path / "loop" / r["id"] for r in runs], progress=False)
     assert [s["pack"]["mode"] for s in statuses] == ["loop", "loop"]
     for run in runs:
-        assert_same_curve(tmp_path / "vmap" / run["id"], tmp_path / "loop" / run["id"])
+        assert_same_curve(tmp_path / "stacked" / run["id"], tmp_path / "loop" / run["id"])
 
-
-def test_a_model_vmap_cannot_run_falls_back_to_the_loop(capsys):
-    class NoVmap(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.ones(3))
-
-        def forward(self, x):
-            if (x * self.w).sum() > 0:  # data-dependent control flow: vmap refuses it
-                return x * self.w
-            return x
-
-    models = [NoVmap(), NoVmap()]
-    forward = PackForward(models, dropout=0.0)
-    assert forward.mode == "vmap"
-    out = forward(models, [torch.ones(2, 3), -torch.ones(2, 3)], None)
-    assert forward.mode == "loop" and torch.equal(out[0], torch.ones(2, 3))
-    message = capsys.readouterr().err.strip()
-    assert message.startswith("pack: vmap unavailable") and "\n" not in message
-
-
-# -- divergence and resume ------------------------------------------------------------------
 
 def test_one_diverging_run_stops_alone(tmp_path):
     runs = [member("00000000000a", steps=40, checkpoint_every=100),

@@ -4,7 +4,7 @@
 - seeds.py       the named random streams (init, train, dropout, eval, bootstrap), disjoint
 - train.py       train_run(run, out_dir, ...): checkpoints, exact resume, divergence stop;
                  train_members(runs, out_dirs, ...), the same loop for several runs at once
-- pack.py        train_pack(runs, out_dirs, ...): runs differing in seed/lr/clip as one vmapped
+- pack.py        train_pack(runs, out_dirs, ...): runs differing in seed/lr/clip as one stacked
                  model, each with its own optimizer, clipping, files and divergence stop;
                  `icl train SPEC --run ID --run ID --runs-dir DIR` (the pipeline's)
 - grouping.py    which runs may share a pack (torch-free; the pipeline plans its jobs with it)

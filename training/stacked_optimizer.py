@@ -1,6 +1,6 @@
 """Adam / AdamW over a model of K runs (weights stacked on a leading run axis): one step updates
-every run, each with its own learning rate, its own gradient clipping, its own step count, and
-only while it is active (a diverged run is frozen and the others go on).
+every run, each with its own learning rate, weight decay, gradient clipping and step count, and
+only the runs the step's `active` mask names (a diverged run stops, the others go on).
 
 The arithmetic is torch.optim.Adam's and AdamW's (constant lr, betas, eps, weight decay: L2 added
 to the gradient for Adam, decoupled for AdamW), and clipping is torch.nn.utils.clip_grad_norm_'s
@@ -17,16 +17,19 @@ from torch import Tensor, nn
 
 class StackedAdam:
     def __init__(self, params: list[nn.Parameter], lrs: list[float], *, decoupled: bool = False,
-                 weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+                 weight_decay: float | list[float] = 0.0, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8):
         self.params = list(params)
         self.runs = self.params[0].shape[0]
         device = self.params[0].device
         if len(lrs) != self.runs:
             raise ValueError(f"{len(lrs)} learning rates for {self.runs} runs")
         self.lr = torch.tensor(lrs, dtype=torch.float32, device=device)
-        self.decoupled, self.weight_decay, self.betas, self.eps = decoupled, weight_decay, betas, eps
+        decay = weight_decay if isinstance(weight_decay, (list, tuple)) else [weight_decay] * self.runs
+        self.weight_decay = torch.tensor(decay, dtype=torch.float32, device=device)
+        self.decays = any(d != 0 for d in decay)
+        self.decoupled, self.betas, self.eps = decoupled, betas, eps
         self.step_count = torch.zeros(self.runs, dtype=torch.float32, device=device)
-        self.active = torch.ones(self.runs, dtype=torch.bool, device=device)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
 
@@ -48,23 +51,26 @@ class StackedAdam:
         return norms
 
     @torch.no_grad()
-    def step(self) -> None:
-        """One Adam step of every active run; frozen runs keep their weights, moments and count."""
+    def step(self, active: Tensor | None = None) -> None:
+        """One Adam step of the runs `active` (K,) bool names (default all); the others keep
+        their weights, moments and step count. No host sync (CUDA-graph capturable)."""
+        if active is None:
+            active = torch.ones(self.runs, dtype=torch.bool, device=self.lr.device)
         beta1, beta2 = self.betas
-        self.step_count += self.active.float()
+        self.step_count += active.float()
         bias1 = 1 - beta1 ** self.step_count
         bias2_sqrt = (1 - beta2 ** self.step_count).sqrt()
-        step_size = torch.where(self.active, self.lr / bias1.clamp_min(1e-30), torch.zeros_like(self.lr))
+        lr = torch.where(active, self.lr, torch.zeros_like(self.lr))
+        step_size = lr / bias1.clamp_min(1e-30)
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
             if p.grad is None:
                 continue
-            keep = self._per_run(self.active, p)
+            keep = self._per_run(active, p)
             g = p.grad
-            if self.weight_decay and not self.decoupled:
-                g = g.add(p, alpha=self.weight_decay)
-            if self.weight_decay and self.decoupled:
-                p.mul_(1 - self._per_run(torch.where(self.active, self.lr, torch.zeros_like(self.lr)), p)
-                       * self.weight_decay)
+            if self.decays and not self.decoupled:  # Adam: L2 added to the gradient
+                g = g.add(p * self._per_run(self.weight_decay, p))
+            if self.decays and self.decoupled:      # AdamW: decoupled decay
+                p.mul_(1 - self._per_run(lr * self.weight_decay, p))
             m.copy_(torch.where(keep, m.lerp(g, 1 - beta1), m))
             v.copy_(torch.where(keep, v.mul(beta2).addcmul(g, g, value=1 - beta2), v))
             denom = (v.sqrt() / self._per_run(bias2_sqrt, p)).add_(self.eps)
@@ -74,17 +80,13 @@ class StackedAdam:
         for p in self.params:
             p.grad = None
 
-    def freeze(self, k: int) -> None:
-        """Run k stops: no further update of its weights or moments."""
-        self.active[k] = False
-
     def run_state(self, k: int) -> dict:
         """Run k's optimizer state in torch.optim.Adam's state_dict format (K = 1 tensors)."""
         state = {i: {"step": self.step_count[k].detach().cpu().clone(),
                      "exp_avg": m[k:k + 1].clone(), "exp_avg_sq": v[k:k + 1].clone()}
                  for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq))}
         group = {"lr": float(self.lr[k]), "betas": self.betas, "eps": self.eps,
-                 "weight_decay": self.weight_decay, "params": list(range(len(self.params)))}
+                 "weight_decay": float(self.weight_decay[k]), "params": list(range(len(self.params)))}
         return {"state": state, "param_groups": [group]}
 
     def load_run_state(self, k: int, state_dict: dict) -> None:

@@ -196,32 +196,26 @@ def _train_locked(runs, out_dirs, target, planned, device, progress, model_facto
 
 
 class _Member:
-    """One run of a pack: its model, optimizer, folder and the bookkeeping of its loop."""
+    """One run of a pack: its task, folder and the bookkeeping of its loop. Its weights and
+    optimizer state live in the pack's engine (training/engine.py), at index `k`."""
 
-    def __init__(self, run: dict, out_dir: Path, checkpoint: dict | None, dev: torch.device, model_factory,
-                 use_graphs: bool):
-        self.run, self.out_dir = run, out_dir
+    def __init__(self, k: int, run: dict, out_dir: Path, checkpoint: dict | None, model_factory):
+        self.k, self.run, self.out_dir = k, run, out_dir
         self.seed = int(run.get("seed", 0))
         self.lr = float(run["train"]["lr"])
-        self.clip = float(run["train"]["clip"])
+        _check_optimizer(run["train"])
         torch.manual_seed(stream_seed("init", self.seed))
+        # Built alone (K = 1) from its own init seed: the engine stacks it with the others.
         self.model, self.task, self.layout = build_for_run(run, model_factory)
-        self.model.to(dev)
-        self.optimizer = _make_optimizer(self.model, run["train"], capturable=use_graphs and dev.type == "cuda")
+        self.checkpoint = checkpoint
         self.start, self.window, self.wall_before = 0, [], 0.0
         # The losses of the last steps, for final_loss (a checkpoint carries them across a resume).
         self.recent: deque = deque(maxlen=FINAL_LOSS_STEPS)
         if checkpoint is not None:
-            self.model.load_state_dict(checkpoint["model"])
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            if use_graphs and dev.type == "cuda":
-                graphs.make_capturable(self.optimizer)
             self.start = int(checkpoint["step"])
             self.window = list(checkpoint["window"])
             self.wall_before = float(checkpoint["wall_s"])
             self.recent.extend(checkpoint.get("recent", []))
-            # RNG states must stay on the CPU.
-            _set_rng_state({k: v.cpu() for k, v in checkpoint["rng"].items()}, dev)
         _truncate_metrics(out_dir, self.start)
         self.losses: list[torch.Tensor] = []   # device scalars since the last host sync
         self.norms: list[torch.Tensor] = []
@@ -237,12 +231,12 @@ class _Member:
 
 
 def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_factory, packed) -> list[dict]:
-    from icl.training import pack
+    from icl.training.engine import PackedEngine
 
     train = runs[0]["train"]
     use_graphs = graphs.wanted(dev, runs)
-    members = [_Member(run, out_dir, checkpoint, dev, model_factory, use_graphs)
-               for run, out_dir, checkpoint in zip(runs, out_dirs, checkpoints)]
+    members = [_Member(k, run, out_dir, checkpoint, model_factory)
+               for k, (run, out_dir, checkpoint) in enumerate(zip(runs, out_dirs, checkpoints))]
     for m in members:  # a checkpoint past a new, smaller cap: report what it holds
         m.target = max(target, m.start)
     batch = int(train["batch"])
@@ -250,7 +244,14 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
     checkpoint_every = max(1, int(train.get("checkpoint_every", 1000)))
     task_config = runs[0]["task_config"]
     dropout = float(runs[0]["model_config"].get("dropout", 0.0))
-    forward = pack.PackForward([m.model for m in members], dropout, precision_of(runs[0]), dev)
+    engine = PackedEngine([m.model for m in members], [r["train"] for r in runs], dropout,
+                          precision_of(runs[0]), dev)
+    for m in members:
+        if m.checkpoint is not None:
+            engine.load_run(m.k, m.checkpoint)
+            # RNG states must stay on the CPU.
+            _set_rng_state({k: v.cpu() for k, v in m.checkpoint["rng"].items()}, dev)
+        m.model, m.checkpoint = None, None  # the engine holds the weights now
     stepper = graphs.Stepper(dev, use_graphs, label=" ".join(r["id"] for r in runs))
 
     first = min(m.start for m in members)
@@ -259,9 +260,8 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
     bar = _progress_bar(progress, last, first, label)
     t0 = time.perf_counter()
     for m in members:
-        m.model.train()
         m.pack = [r["id"] for r in runs] if packed else None
-        m.forward = forward
+        m.engine = engine
         m.stepper = stepper
     try:
         for step in range(first, last):
@@ -269,17 +269,23 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
             if not active:
                 continue
             sizes = sizes_at(task_config, step)
-            prompts = [m.sample(step, batch, sizes, dev) for m in active]
-            dropout_seeds = [stream_seed("dropout", m.seed, step) for m in active]
+            # Every run of the pack computes (the stacked model holds them all); only the active
+            # ones count and step. A run waiting for its resume step uses an active run's prompts.
+            sampled = {m.k: m.sample(step, batch, sizes, dev) for m in active}
+            prompts = [sampled.get(m.k, sampled[active[0].k]) for m in members]
+            mask = torch.tensor([m in active for m in members], device=dev)
+            dropout_seeds = [stream_seed("dropout", m.seed, step) for m in members]
 
-            def one_step(prompts_now, seed_dropout, active=active, dropout_seeds=dropout_seeds):
-                return _step(active, forward, prompts_now, dropout_seeds if seed_dropout else None)
-            # A new curriculum stage or a run leaving the pack changes the shapes: a new graph.
+            def one_step(prompts_now, seed_dropout, mask=mask, dropout_seeds=dropout_seeds):
+                return engine.step([p.inputs for p in prompts_now],
+                                   [_loss_fn(m.task, p) for m, p in zip(members, prompts_now)],
+                                   mask, dropout_seeds if seed_dropout else None)
+            # A new curriculum stage or a run leaving the pack changes the step: a new graph.
             key = (tuple(sizes.values()), tuple(id(m) for m in active))
             step_losses, step_norms = stepper.run(key, one_step, prompts)
-            for i, m in enumerate(active):
-                m.losses.append(step_losses[i])
-                m.norms.append(step_norms[i])
+            for m in active:
+                m.losses.append(step_losses[m.k])
+                m.norms.append(step_norms[m.k])
 
             done = step + 1
             for m in active:
@@ -302,22 +308,9 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
     return [m.status for m in members]
 
 
-def _step(active, forward, prompts, dropout_seeds):
-    """Forward, backward, per-run clipping and optimizer steps of the active runs; no host sync.
-
-    Returns each run's loss and gradient norm as (K,) device tensors."""
-    with forward.matmul_precision():  # the model's products only, not the prompts' sampling
-        outputs = forward([m.model for m in active], [p.inputs for p in prompts], dropout_seeds)
-        losses = [m.task.loss(p.gather(out), p) for m, p, out in zip(active, prompts, outputs)]
-        for m in active:
-            m.optimizer.zero_grad(set_to_none=True)
-        # Runs share no weights, so the gradient of the sum is each run's own gradient.
-        (losses[0] if len(losses) == 1 else torch.stack(losses).sum()).backward()
-    norms = []
-    for m in active:  # clipping per run, over its own gradient only
-        norms.append(torch.nn.utils.clip_grad_norm_(m.model.parameters(), m.clip))
-        m.optimizer.step()
-    return torch.stack([l.detach() for l in losses]), torch.stack([n.detach() for n in norms])
+def _loss_fn(task, prompts):
+    """The run's loss on its prompts, as a function of the model's output for them."""
+    return lambda out: task.loss(prompts.gather(out), prompts)
 
 
 def _after_step(m: _Member, done: int, sizes: dict, log_every: int, checkpoint_every: int, t0: float,
@@ -355,8 +348,9 @@ def _after_step(m: _Member, done: int, sizes: dict, log_every: int, checkpoint_e
         m.window = []
     if at_checkpoint:
         m.metrics.flush()
-        _save_checkpoint(m.out_dir / CHECKPOINT, m.run, m.model, m.optimizer, done, m.window,
-                         m.recent, m.wall_before + elapsed, dev)
+        _save_checkpoint(m.out_dir / CHECKPOINT, m.run, m.engine.run_weights(m.k),
+                         m.engine.run_optimizer_state(m.k), done, m.window, m.recent,
+                         m.wall_before + elapsed, dev)
     if done == m.target:
         _finish(m, dev, elapsed)
 
@@ -388,28 +382,21 @@ def _finish(m: _Member, dev: torch.device, elapsed: float) -> None:
                      "icl": getattr(icl, "__version__", "unknown")},
     }
     if m.pack is not None:  # trained side by side with other runs (icl.training.pack)
-        m.status["pack"] = {"runs": m.pack, "mode": m.forward.mode}
+        m.status["pack"] = {"runs": m.pack, "mode": m.engine.mode}
     if m.stepper.summary() is not None:  # CUDA graphs asked for (icl.training.graphs)
         m.status["cuda_graphs"] = m.stepper.summary()
     if not diverged:
         runfolder.save_torch(m.out_dir / MODEL, {
             "run_id": run["id"], "step": target,
-            "model": {k: v.detach().cpu() for k, v in m.model.state_dict().items()},
+            "model": m.engine.run_weights(m.k),
         })
     runfolder.write_status(m.out_dir, m.status)
 
 
-def _make_optimizer(model: torch.nn.Module, train: dict, capturable: bool = False) -> torch.optim.Optimizer:
-    """Adam or AdamW; `capturable` (CUDA graphs): the fused kernel with its step count on the device."""
+def _check_optimizer(train: dict) -> None:
     name = str(train.get("optimizer", "adam")).lower()
-    lr = float(train["lr"])
-    weight_decay = float(train.get("weight_decay", 0.0))
-    options = {"capturable": True, "fused": True} if capturable else {}
-    if name == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, **options)
-    if name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, **options)
-    raise RunError(f"unknown optimizer {name!r}; use adam or adamw")
+    if name not in ("adam", "adamw"):
+        raise RunError(f"unknown optimizer {name!r}; use adam or adamw")
 
 
 # -- checkpoints -----------------------------------------------------------------------
@@ -427,10 +414,12 @@ def _set_rng_state(state: dict, dev: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], dev)
 
 
-def _save_checkpoint(path, run, model, optimizer, step, window, recent, wall_s, dev) -> None:
+def _save_checkpoint(path, run, weights, optimizer_state, step, window, recent, wall_s, dev) -> None:
+    """A run's checkpoint, in the format of a lone run (its weights and torch.optim.Adam state),
+    whether it trained alone or in a pack."""
     runfolder.save_torch(path, {
         "run_id": run["id"], "step": step, "window": list(window), "recent": list(recent), "wall_s": wall_s,
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_state(dev),
+        "model": weights, "optimizer": optimizer_state, "rng": _rng_state(dev),
     })
 
 

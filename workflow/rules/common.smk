@@ -92,9 +92,10 @@ from icl.training.grouping import group_runs, packs_well
 # S4-Mamba), and only where training runs on a GPU. Measured on an H100
 # (benchmarks/results/train_step_reduced.md, train_step.md): at reduced scale, packs of 2
 # were 2-24 % faster per run; at paper scale, packs of 4 and 16 went from 5 % slower to 10 %
-# faster. Attention inside vmap needs the plain-ops kernel (packs up to 65 % slower) and
-# Mamba's Triton scan has no batching rule (its packs run the models one after another, no
-# gain). On a CPU nothing was measured, so nothing is packed unless asked.
+# faster. Attention inside vmap needed the plain-ops kernel (packs up to 65 % slower) and
+# Mamba packs gained nothing. These are measurements of the previous, vmap-based packing; the
+# stacked engine (training/engine.py) is not timed yet. On a CPU nothing was measured, so
+# nothing is packed unless asked.
 AUTO_PACK = 2
 
 
