@@ -12,11 +12,23 @@ import os
 import tempfile
 from pathlib import Path
 
+from icl.errors import IclError
+
+
+# Every temporary is named .<target name>.<random>.icl.tmp: the only names
+# remove_stale_temporaries deletes, so a user's own .tmp files are never touched.
+TMP_SUFFIX = ".icl.tmp"
+
 
 def write_bytes(path: Path, data: bytes) -> None:
+    """Replace the regular file `path` (or create it) by `data`, atomically. A symlink, device,
+    FIFO or folder at `path` is refused: renaming over it would replace the link or node."""
     path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        kind = "a symbolic link" if path.is_symlink() else "not a regular file"
+        raise IclError(f"{path} is {kind}: not replaced", "name a regular file (or a new one) to write")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         # mkstemp makes 0600 files; results are shared, so honour the umask like open() does.
         umask = os.umask(0)
@@ -47,8 +59,9 @@ def torch_save(path: Path, obj) -> None:
 
 
 def remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporaries left by a run killed in the middle of a write."""
-    for tmp in Path(folder).glob(".*.tmp"):
+    """Delete temporaries of write_bytes left by a process killed in the middle of a write
+    (only names it makes: .<name>.<random>.icl.tmp)."""
+    for tmp in Path(folder).glob(f".*{TMP_SUFFIX}"):
         tmp.unlink(missing_ok=True)
 
 

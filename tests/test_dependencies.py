@@ -21,7 +21,7 @@ ALLOWED = {
     "evaluation": {"compiler", "blocks", "tasks", "kernels", "schema", "errors", "atomic", "runfolder"},
     "report": {"evaluation", "tasks", "schema", "errors", "atomic", "runfolder"},
 }
-ALLOWED.update({"errors": set(), "schema": set(), "atomic": set(), "runfolder": {"errors", "atomic"}})
+ALLOWED.update({"errors": set(), "schema": set(), "atomic": {"errors"}, "runfolder": {"errors", "atomic"}})
 
 # Arrows that break the layering today, each to be removed (issue #30): the test fails on any
 # other, and on one of these once it is gone, so the list only shrinks.

@@ -240,9 +240,24 @@ def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
 
 
 def test_stale_temporaries_are_removed_on_start(tmp_path):
-    (tmp_path / ".checkpoint.pt.abc.tmp").write_bytes(b"half a checkp")
+    (tmp_path / ".checkpoint.pt.abc.icl.tmp").write_bytes(b"half a checkp")
+    (tmp_path / ".notes.tmp").write_text("the user's own")  # not a name the project makes (#29)
     train_run(make_run(steps=4), tmp_path, progress=False)
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert [p.name for p in tmp_path.glob(".*.tmp")] == [".notes.tmp"]
+
+
+def test_atomic_writes_refuse_to_replace_a_link_or_a_special_file(tmp_path):
+    """#29: `icl eval --out LINK` replaced the link (as root, /dev/stdout would be replaced)."""
+    from icl.errors import IclError
+
+    target = tmp_path / "target.json"
+    target.write_text("{}")
+    (tmp_path / "link.json").symlink_to(target)
+    os.mkfifo(tmp_path / "fifo.json")
+    for name, kind in (("link.json", "a symbolic link"), ("fifo.json", "not a regular file")):
+        with pytest.raises(IclError, match=f"{name} is {kind}: not replaced"):
+            atomic.write_json(tmp_path / name, {"new": 1})
+    assert (tmp_path / "link.json").is_symlink() and target.read_text() == "{}"
 
 
 def test_user_errors_are_one_line(tmp_path):
