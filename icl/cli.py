@@ -302,6 +302,12 @@ def cmd_eval(args) -> int:
     from icl.training.runfile import load_runs
 
     (run,) = load_runs(_run_source(args), [args.run] if args.run else None, args.eval_id)
+    planned = run.get("eval", {}).get("prompts")
+    if (args.prompts is not None and args.prompts != planned
+            and Path(args.out).name == f"eval-{run.get('eval_id')}.json"):
+        # That name says "the spec's evaluation": the pipeline and the report read it as such.
+        raise IclError(f"--prompts {args.prompts} differs from the spec's eval prompts ({planned}), but "
+                       f"{args.out} is the spec's evaluation file", "write the override to another --out")
     evaluate_run(run, Path(args.run_dir), Path(args.out), device=args.device, prompts=args.prompts,
                  progress=not args.no_progress,
                  baseline_cache=Path(args.baseline_cache) if args.baseline_cache else None)

@@ -189,3 +189,17 @@ def test_status_tells_a_running_job_from_a_stopped_one(tmp_path):
     (row,) = study_progress([run], tmp_path / "runs", now=os.path.getmtime(folder / "metrics.jsonl") + 30)
     assert in_progress_note(row) == "last logged 30 s ago"
 
+
+
+def test_eval_with_other_prompts_refuses_the_specs_evaluation_file(tmp_path):
+    """#22: an overridden evaluation must not land under the name of the spec's (eval_id)."""
+    from icl.compiler.runs import runs_of
+
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(TINY)
+    run = runs_of([spec])[0]
+    out = tmp_path / "runs" / run["id"] / f"eval-{run['eval_id']}.json"
+    result = icl("eval", str(spec), "--run", run["id"], "--run-dir", str(out.parent), "--out", str(out),
+                 "--prompts", "3")
+    assert result.returncode == 2 and "differs from the spec's eval prompts (16)" in result.stderr
+    assert not out.exists()
