@@ -14,6 +14,12 @@ study_cost = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(study_cost)
 
 
+
+def evaluation(run: dict) -> str:
+    """A finished evaluation file of `run`, as icl/runfolder.py reads it (fields empty)."""
+    return json.dumps({"run_id": run["id"], "eval_id": run["eval_id"], "state": "done", "positions": [],
+                       "model": {"mean": []}, "summary": {}, "baselines": {}, "variants": {}})
+
 def test_runs_dir_counts_only_what_is_still_to_train(tmp_path, capsys):
     spec = tmp_path / "tiny.icl"
     spec.write_text(TINY)
@@ -25,7 +31,7 @@ def test_runs_dir_counts_only_what_is_still_to_train(tmp_path, capsys):
     steps.write_text(json.dumps(records))
     evaluated, in_progress = runs[0], runs[1]
     (tmp_path / "runs" / evaluated["id"]).mkdir(parents=True)
-    (tmp_path / "runs" / evaluated["id"] / f"eval-{evaluated['eval_id']}.json").write_text("{}")
+    (tmp_path / "runs" / evaluated["id"] / f"eval-{evaluated['eval_id']}.json").write_text(evaluation(evaluated))
     (tmp_path / "runs" / in_progress["id"]).mkdir(parents=True)
     (tmp_path / "runs" / in_progress["id"] / "metrics.jsonl").write_text(json.dumps({"step": 6}) + "\n")
 
@@ -43,7 +49,7 @@ def test_runs_dir_counts_only_what_is_still_to_train(tmp_path, capsys):
 
     for run in runs:  # every run evaluated: no empty tables, a sentence
         (tmp_path / "runs" / run["id"]).mkdir(parents=True, exist_ok=True)
-        (tmp_path / "runs" / run["id"] / f"eval-{run['eval_id']}.json").write_text("{}")
+        (tmp_path / "runs" / run["id"] / f"eval-{run['eval_id']}.json").write_text(evaluation(run))
     assert study_cost.main(["--spec", str(spec), "--steps", str(steps), "--gpus", "1",
                             "--runs-dir", str(tmp_path / "runs")]) == 0
     done = capsys.readouterr().out
