@@ -299,9 +299,12 @@ def test_kill_9_during_evaluation_keeps_the_old_evaluation(tiny, copy_of):
     runs_dir, folder = copy_of
     run = tiny["run"]
     target = folder / runfolder.eval_name(run["eval_id"])
+    # Many prompts: an evaluation long enough to be killed in the middle. An override of the
+    # spec's prompts may not write the spec's evaluation file, so it replaces an older override.
+    override = folder / "eval-override.json"
+    override.write_bytes(target.read_bytes())
     before = snapshot(runs_dir)
-    # Many prompts: an evaluation long enough to be killed in the middle.
-    proc = _start("eval", str(tiny["spec"]), "--run", run["id"], "--run-dir", str(folder), "--out", str(target),
+    proc = _start("eval", str(tiny["spec"]), "--run", run["id"], "--run-dir", str(folder), "--out", str(override),
                   "--prompts", "200000", "--no-progress")
     _wait_for(folder / ".lock", proc)
     time.sleep(1.0)
