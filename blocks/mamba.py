@@ -8,7 +8,8 @@
     out   = out_proj(y)
 
 Parameter names equal mamba_ssm's, so its state_dict loads as is (tests/gpu). The scan is
-`icl.kernels.selective_scan`; `backend` (auto | triton | reference) is passed down to it.
+`icl.kernels.selective_scan`; `backend` (auto | triton | triton_seq | reference) is passed down
+to it, and `backend_ran` names the backend the last forward ran, for the run's status.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from icl.blocks.stacked import StackedCausalConv, StackedLinear
+from icl.kernels.dispatch import resolve_backend
 
 
 def inverse_softplus(x: Tensor) -> Tensor:
@@ -34,26 +36,27 @@ def init_dt_bias(bias: Tensor, dt_min: float, dt_max: float, floor: float = 1e-4
 
 
 def scan_runs(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor,
-              delta_bias: Tensor, return_state: bool, backend: str | None):
-    """The selective scan of K runs, activations (K, B, L, E) and B, C (K, B, L, N), each run with
-    its own A (K, E, N), D and delta_bias (K, E). Returns y (K, B, L, E) [and states (K, B, E, N)].
-    The kernels take one run's parameters per call, so the runs are scanned one after another."""
+              delta_bias: Tensor, return_state: bool, backend: str):
+    """The selective scan of K runs in one call: activations (K, B, L, E) and B, C (K, B, L, N),
+    each run with its own A (K, E, N), D and delta_bias (K, E). The K batches become one batch
+    of K B rows and the parameters K groups (the kernels' grouped layout), so a pack is one
+    launch: the many channels a pack brings are what keep the GPU busy at the study's shapes.
+    Returns y (K, B, L, E) [and states (K, B, E, N)]."""
     from icl.kernels import selective_scan  # kernels may import triton: keep it off import time
 
-    ys, states = [], []
-    for k in range(x.shape[0]):
-        # Views, not copies, into the scan: it reads any strides. B and C are the exception:
-        # the scan reads them once per state, and strided along L that costs more than these
-        # two small copies (H100: ~4 ms of a 24-layer step).
-        y = selective_scan(x[k].transpose(1, 2), dt[k].transpose(1, 2), A[k],
-                           B[k].transpose(1, 2).contiguous(), C[k].transpose(1, 2).contiguous(), D[k],
-                           z=z[k].transpose(1, 2), delta_bias=delta_bias[k], delta_softplus=True,
-                           return_last_state=return_state, backend=backend)
-        y, state = y if return_state else (y, None)
-        ys.append(y.transpose(1, 2))
-        states.append(state)
-    y = torch.stack(ys)
-    return (y, torch.stack(states)) if return_state else y
+    runs = x.shape[0]
+
+    def rows(t: Tensor) -> Tensor:  # (K, B, L, C) -> (K B, C, L): a view, the scan reads any strides
+        return t.flatten(0, 1).transpose(1, 2)
+
+    # B and C are the exception: the scan reads them once per state, and strided along L that
+    # costs more than these two small copies (H100: ~4 ms of a 24-layer step).
+    out = selective_scan(rows(x), rows(dt), A, rows(B).contiguous(), rows(C).contiguous(), D,
+                         z=rows(z), delta_bias=delta_bias, delta_softplus=True,
+                         return_last_state=return_state, backend=backend)
+    y, state = out if return_state else (out, None)
+    y = y.transpose(1, 2).unflatten(0, (runs, -1))
+    return (y, state.unflatten(0, (runs, -1))) if return_state else y
 
 
 class MambaMixer(nn.Module):
@@ -67,7 +70,8 @@ class MambaMixer(nn.Module):
         inner = expand * width
         dt_rank = math.ceil(width / 16) if dt_rank is None else dt_rank
         self.width, self.inner, self.d_state, self.dt_rank = width, inner, d_state, dt_rank
-        self.backend: str | None = None  # set by ICLModel.set_backend
+        self.backend: str | None = None  # asked for: set by ICLModel.set_backend
+        self.backend_ran: str | None = None  # what the last forward ran (the run's status)
         self.in_proj = StackedLinear(width, 2 * inner, bias=False)
         self.conv1d = StackedCausalConv(inner, d_conv)
         self.x_proj = StackedLinear(inner, dt_rank + 2 * d_state, bias=False)
@@ -90,8 +94,9 @@ class MambaMixer(nn.Module):
         dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = torch.matmul(dt, self.dt_proj.weight.transpose(1, 2).unsqueeze(1))  # bias: in the scan
         A = -torch.exp(self.A_log.float())
+        self.backend_ran = resolve_backend(x.device.type, self.backend)
         out = scan_runs(x, dt, A, B, C, self.D.float(), z, self.dt_proj.bias.float(), return_state,
-                        self.backend)
+                        self.backend_ran)
         y, state = out if return_state else (out, None)
         out = self.out_proj(y)
         return (out, state) if return_state else out

@@ -60,10 +60,16 @@ class ICLModel(nn.Module):
         return " ".join(layer.token for layer in self.layers)
 
     def set_backend(self, backend: str | None) -> None:
-        """Scan backend (auto | triton | reference) of every block that calls a kernel."""
+        """Scan backend (auto | triton | triton_seq | reference) of every block that calls a kernel."""
         for module in self.modules():
             if hasattr(module, "backend"):
                 module.backend = backend
+
+    def scan_backend(self) -> str:
+        """The selective-scan backend(s) this model's blocks ran in their last forward, for the
+        run's status: "none (no selective scan)" for a model without one."""
+        ran = sorted({m.backend_ran for m in self.modules() if getattr(m, "backend_ran", None)})
+        return ", ".join(ran) if ran else "none (no selective scan)"
 
 
 def stack_models(models: list[ICLModel]) -> ICLModel:

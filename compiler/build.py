@@ -1,16 +1,19 @@
 """Building the nn.Module of a model from its graph (compiler/graph.py).
 
 `build_model(model_config, layout)` is the entry point the rest of the project calls; the module
-is a plain ICLModel whose layers follow the layer string one for one.
+is a plain ICLModel whose layers follow the layer string one for one. `build_for_run(run)` gives
+a resolved run's model with its task and layout: what training and evaluation both start from.
 """
 from __future__ import annotations
 
 import importlib
+from typing import Callable
 
 import networkx as nx
 
 from icl.blocks.catalog import block_kind
 from icl.compiler.graph import check_graph, layer_nodes, model_graph
+from icl.errors import IclError
 
 
 def block_class(token: str):
@@ -53,6 +56,27 @@ def build_model(model_config: dict, layout, backend: str | None = None, device=N
     backend: selective-scan backend of Mamba blocks (auto | triton | reference; None = auto)."""
     model = build_from_graph(model_graph(model_config, layout), backend=backend)
     return model if device is None else model.to(device)
+
+
+def build_for_run(run: dict, model_factory: Callable | None = None):
+    """(model, task, layout) of a resolved run, the model on the CPU.
+
+    model_factory(model_config, layout) replaces build_model (tests use small stand-ins)."""
+    from icl.tasks import make_task
+    from icl.tasks.catalog import TASKS
+
+    task_config = run["task_config"]
+    kind = task_config.get("kind")
+    if kind not in TASKS:
+        raise IclError(f"run {run.get('id')}: unknown task kind {kind!r}")
+    layout = TASKS[kind].layout(task_config)
+    task = make_task(task_config)
+    if model_factory is None:
+        backend = run.get("train", {}).get("backend", "auto")
+        model = build_model(run["model_config"], layout, backend=backend)
+    else:
+        model = model_factory(run["model_config"], layout)
+    return model, task, layout
 
 
 def graph_of(model) -> nx.DiGraph:

@@ -27,7 +27,7 @@ from icl.dsl.format import format_value
 from icl.dsl.layers import LayerSyntaxError, expand, flat
 from icl.dsl.parse import parse, read_source
 from icl.errors import ErrorList, SpecError, Where, did_you_mean
-from icl.tasks.catalog import CURRICULUM_PARAMS, TASKS
+from icl.tasks.catalog import CURRICULUM_PARAMS, TASKS, check_baseline
 
 TOP_LEVEL = ("model", "task", "train", "eval", "experiment")
 
@@ -59,7 +59,7 @@ EVAL_PARAMS: tuple[Param, ...] = (
           sweepable=False),
     Param("batch", "int", 256, min=1, max=10**6, doc="prompts per forward pass", sweepable=False),
     Param("variants", "list[ref]", ("all",), doc="named variants of the task (all: every one it has)"),
-    Param("baselines", "list[ref]", ("auto",), doc="classical baselines (auto: all that apply)"),
+    Param("baselines", "list[ref]", ("auto",), doc="classical baselines (auto: the task entry's own)"),
     Param("noise_sigmas", "list[float]", (0.1, 0.25, 0.5, 1.0, 2.0, 5.0), min=0.0, max=1e6,
           doc="query noise levels of MQAR's noisy_query variant"),
 )
@@ -538,9 +538,7 @@ class _Loader:
         evaluation = experiment.sub["eval"]
         named = [b for b in evaluation.values["baselines"] if b != "auto"]
         if not named:
-            return  # the default needs no check (and keeps `icl check` free of torch)
-        from icl.evaluation.baselines import check_baseline
-
+            return  # the default: each task's own (its catalog entry's `baselines`)
         kinds = {tasks[t].values["kind"] if t in tasks else t for t in experiment.values["tasks"]}
         for name in named:
             for kind in sorted(kinds):

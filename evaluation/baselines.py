@@ -7,8 +7,11 @@ predicts 0. Predictions come back as (B, P, 1), the shape the task's `error` tak
 float-target task). Baselines see exactly what a model sees: on outlier tasks
 that includes the outlier examples (xs, and the y token's first coordinate).
 
+Which baselines a task gets is its catalog entry's (tasks/catalog.py: `baselines`, run for
+"auto", and `more_baselines`, allowed when named); this module holds the implementations.
+
     BASELINES: dict[name, Baseline]
-    applicable(kind) -> list[name]          # the defaults for "auto"
+    applicable(kind) -> list[name]          # the task entry's defaults for "auto"
     BASELINES[name].predict(prompts, max_prompts=None) -> Tensor
 
 Costs (B prompts, P positions, d dims): zero, averaging O(B P d); 3-NN O(B P^2 d);
@@ -29,17 +32,14 @@ import torch
 from torch import Tensor
 
 from icl.tasks.base import Prompts
+from icl.tasks.catalog import TASKS, check_baseline
 
-REGRESSION = ("linear_regression", "sparse_linear_regression", "relu_2nn_regression",
-              "decision_tree")
-OUTLIERS = ("orthogonal_outlier_regression", "many_outlier_regression")
-FLOAT_TARGETS = REGRESSION + OUTLIERS + ("sparse_parity", "chain_of_thought", "vector_mqar")
+__all__ = ["BASELINES", "Baseline", "applicable", "check_baseline"]
 
 
 @dataclass(frozen=True)
 class Baseline:
     name: str
-    kinds: tuple[str, ...]       # task kinds this baseline applies to
     fit: Callable[[Prompts], Tensor]
     doc: str
     max_prompts: int | None = None  # suggested cap for slow baselines (None: all prompts are cheap)
@@ -285,62 +285,34 @@ LASSO_ALPHAS = (1.0, 0.1, 0.01, 0.001, 0.0001)
 
 
 def _lasso_baseline(alpha: float) -> Baseline:
-    return Baseline(f"lasso_{alpha:g}", ("sparse_linear_regression", "linear_regression"),
-                    lambda p: lasso(p, alpha),
+    return Baseline(f"lasso_{alpha:g}", lambda p: lasso(p, alpha),
                     f"Lasso (alpha={alpha:g}, no intercept) on the earlier examples, batched FISTA",
                     max_prompts=256)
 
 
 BASELINES: dict[str, Baseline] = {b.name: b for b in (
-    Baseline("zero", FLOAT_TARGETS, zero, "predicts 0 everywhere"),
-    Baseline("least_squares", REGRESSION + OUTLIERS, least_squares,
-             "minimum-norm least squares on the earlier examples"),
-    Baseline("knn_3", REGRESSION, nearest_neighbours, "mean y of the 3 nearest earlier examples"),
-    Baseline("averaging", REGRESSION, averaging, "w = mean of y_j x_j, predict w.x"),
+    Baseline("zero", zero, "predicts 0 everywhere"),
+    Baseline("least_squares", least_squares, "minimum-norm least squares on the earlier examples"),
+    Baseline("knn_3", nearest_neighbours, "mean y of the 3 nearest earlier examples"),
+    Baseline("averaging", averaging, "w = mean of y_j x_j, predict w.x"),
     *(_lasso_baseline(a) for a in LASSO_ALPHAS),
-    Baseline("nn_gd", ("relu_2nn_regression",), neural_net_gd,
+    Baseline("nn_gd", neural_net_gd,
              "2-layer ReLU net (hidden 100) trained by Adam 5e-3, 100 steps, batch 100",
              max_prompts=64),
-    Baseline("tree_depth_4", ("decision_tree",), _lazy(_tree, 4),
+    Baseline("tree_depth_4", _lazy(_tree, 4),
              "greedy regression tree of depth 4 (scikit-learn)", max_prompts=256),
-    Baseline("tree_unlimited", ("decision_tree",), _lazy(_tree, None),
+    Baseline("tree_unlimited", _lazy(_tree, None),
              "greedy regression tree, unlimited depth (scikit-learn)", max_prompts=256),
-    Baseline("gradient_boosting", ("decision_tree",), _lazy(_boosting),
+    Baseline("gradient_boosting", _lazy(_boosting),
              "gradient-boosted trees, scikit-learn GradientBoostingRegressor defaults",
              max_prompts=32),
-    Baseline("gf2_solver", ("sparse_parity",), gf2_parity,
+    Baseline("gf2_solver", gf2_parity,
              "parity by Gaussian elimination over GF(2); 0 when the label is undetermined"),
 )}
 
-# Garg et al.'s defaults per task; the released evaluation gives the outlier tasks least
-# squares only. Lasso at every alpha is for sparse linear regression.
-_DEFAULTS: dict[str, tuple[str, ...]] = {
-    "linear_regression": ("zero", "least_squares", "knn_3", "averaging"),
-    "sparse_linear_regression": ("zero", "least_squares", "knn_3", "averaging",
-                                 *(f"lasso_{a:g}" for a in LASSO_ALPHAS)),
-    "relu_2nn_regression": ("zero", "least_squares", "knn_3", "averaging", "nn_gd"),
-    "decision_tree": ("zero", "least_squares", "knn_3", "averaging", "tree_depth_4",
-                      "tree_unlimited", "gradient_boosting"),
-    "orthogonal_outlier_regression": ("zero", "least_squares"),
-    "many_outlier_regression": ("zero", "least_squares"),
-    "sparse_parity": ("zero", "gf2_solver"),
-    "chain_of_thought": ("zero",),
-    "vector_mqar": ("zero",),
-    "token_mqar": (),
-}
-
 
 def applicable(kind: str) -> list[str]:
-    """The baselines evaluated for `kind` when a spec says baselines: auto."""
-    if kind not in _DEFAULTS:
+    """The baselines evaluated for `kind` when a spec says baselines: auto (its catalog entry's)."""
+    if kind not in TASKS:
         raise ValueError(f"unknown task kind {kind!r}")
-    return list(_DEFAULTS[kind])
-
-
-def check_baseline(name: str, kind: str) -> None:
-    """Raise a one-line ValueError unless baseline `name` applies to task `kind`."""
-    if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
-    if kind not in BASELINES[name].kinds:
-        raise ValueError(f"baseline {name!r} does not apply to {kind}; "
-                         f"it applies to {', '.join(BASELINES[name].kinds)}")
+    return list(TASKS[kind].baselines)

@@ -4,7 +4,9 @@
 `run["eval"]["prompts"]` fresh prompts at the curriculum's end sizes, and writes one
 JSON file (atomically) with the model's per-position error curve and its 5%/95%
 bootstrap band, the classical baselines' curves on the very same prompts, the named
-evaluation variants, and summary numbers for a Table-1 verdict.
+evaluation variants, and summary numbers for a Table-1 verdict. What is evaluated beyond the
+model's error is the task's catalog entry (tasks/catalog.py): its baselines, its extra metrics,
+its read-out (once per example, or once per prompt) and how its variants are run.
 
 Prompt seeds: prompts are drawn in chunks of `eval.batch`; chunk i uses the seed
 `stream_seed("eval", EVAL_SEED, i)` (training/seeds.py), a range no training seed can
@@ -28,14 +30,16 @@ from typing import Callable
 import torch
 
 import icl
+from icl.compiler.build import build_for_run
 from icl.evaluation.baseline_cache import BaselineCache
 from icl.evaluation.bootstrap import bootstrap_bands
 from icl import runfolder
+from icl.tasks.catalog import TASKS, TaskKind, check_baseline
 from icl.training.curriculum import end_sizes
+from icl.training.device import resolve_device
 from icl.training.errors import RunError
 from icl.training.precision import autocast, matmul_precision, precision_of
 from icl.training.seeds import stream_seed
-from icl.training.train import build_for_run, resolve_device
 
 EVAL_SEED = 0
 TAIL_FRACTION = 0.25  # summary: mean error over the last quarter of positions
@@ -92,24 +96,23 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
                        f"({str(error).splitlines()[0]})") from None
     model.to(dev).eval()
 
-    kind = run["task_config"]["kind"]
+    kind = TASKS[run["task_config"]["kind"]]
     sizes = end_sizes(run["task_config"])
     baselines = _baselines_for(run, kind)
     batch = int(eval_config.get("batch", 256))
     if batch < 1:
         raise RunError(f"run {run['id']}: eval.batch must be >= 1, got {batch}")
     cache = BaselineCache(baseline_cache, task, run["task_config"], sizes, n_prompts, batch, dev)
-    scorer = _Scorer(task, model, sizes, n_prompts, batch, dev, baselines, cache, progress, run["id"],
-                     precision_of(run))
+    scorer = _Scorer(task, kind, model, sizes, n_prompts, batch, dev, baselines, cache, progress,
+                     run["id"], precision_of(run))
 
     result = {**head, "state": "done", "metric": task.metric_name,
               "reports_accuracy": bool(getattr(task, "reports_accuracy", False)),
               "prompts": n_prompts, "bootstrap": resamples, "batch": batch,
               "dims": sizes["dims"], "points": sizes["points"], "trained_steps": saved.get("step")}
-    result.update(_block(scorer.score(None), resamples, run["task_config"]))
+    result.update(_block(scorer.score(None), resamples, kind, sizes))
     result["variants"] = {
-        name: _block(scorer.score(variant), resamples, run["task_config"],
-                     by_query_position=variant == "query_position")
+        name: _block(scorer.score(variant), resamples, kind, sizes, bins=kind.variant_bins.get(variant))
         for name, variant in _expand_variants(run, kind)}
 
     result["train_status"] = {k: status.get(k) for k in ("state", "steps_done", "steps_planned", "capped")} \
@@ -126,24 +129,27 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
 class _Scorer:
     """Draws the evaluation prompts of one variant and scores the model and baselines on them."""
 
-    def __init__(self, task, model, sizes, n_prompts, batch, dev, baselines, cache, progress, run_id,
-                 precision):
-        self.task, self.model, self.sizes, self.precision = task, model, sizes, precision
+    def __init__(self, task, kind: TaskKind, model, sizes, n_prompts, batch, dev, baselines, cache,
+                 progress, run_id, precision):
+        self.task, self.kind, self.model, self.sizes, self.precision = task, kind, model, sizes, precision
         self.n_prompts, self.batch, self.dev = n_prompts, batch, dev
         self.baselines, self.cache, self.progress, self.run_id = baselines, cache, progress, run_id
 
     @torch.no_grad()
     def score(self, variant) -> dict:
         """Errors on the eval prompts of `variant`: {"model": (N, P), "baselines": {name: (n_b, P)},
-        "query_index": (N,) or None, "nearest_value": (N, P) or None}.
+        "metrics": {name: (N, P)} (the task entry's extra metrics), "bins": (N,) or None (the
+        index each prompt is binned by, for a variant the entry bins)}.
 
         Chunk i holds `batch` prompts drawn with seed eval_seeds(...)[i]; the last chunk is
         drawn whole and cut, so its prompts do not depend on how many are asked for. A
         baseline with a `max_prompts` cap scores the first prompts until it has that many."""
-        model_errors, query_index, nearest = [], [], []
+        model_errors, bins = [], []
         cached = {name: self.cache.load(variant, name) for name in self.baselines}
         base_errors = {name: [] for name in self.baselines if cached[name] is None}
-        nearest_value = getattr(self.task, "nearest_value_error", None)
+        metrics = {name: getattr(self.task, f"{name}_error") for name in self.kind.metrics}
+        metric_errors = {name: [] for name in metrics}
+        binned = self.kind.variant_bins.get(variant)
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -161,10 +167,10 @@ class _Scorer:
             with matmul_precision(self.precision, self.dev), autocast(self.precision, self.dev):
                 pred = prompts.gather(self.model(prompts.inputs).float())
             model_errors.append(_host(self.task.error(pred, prompts)[:keep]))
-            if nearest_value is not None:
-                nearest.append(_host(nearest_value(pred, prompts)[:keep]))
-            if "query_index" in prompts.info:
-                query_index.append(prompts.info["query_index"][:keep].cpu())
+            for name, metric in metrics.items():
+                metric_errors[name].append(_host(metric(pred, prompts)[:keep]))
+            if binned is not None:
+                bins.append(prompts.info[binned.info][:keep].cpu())
             for name in base_errors:
                 baseline = self.baselines[name]
                 have = sum(e.shape[0] for e in base_errors[name])
@@ -184,33 +190,32 @@ class _Scorer:
         scored = {n: cached[n] if cached[n] is not None else computed.get(n) for n in self.baselines}
         return {"model": torch.cat(model_errors),
                 "baselines": {n: e for n, e in scored.items() if e is not None},
-                "query_index": torch.cat(query_index) if query_index else None,
-                "nearest_value": torch.cat(nearest) if nearest else None}
+                "metrics": {n: torch.cat(e) for n, e in metric_errors.items()},
+                "bins": torch.cat(bins) if bins else None}
 
 
 def _host(errors: torch.Tensor) -> torch.Tensor:
     return errors.detach().to("cpu", torch.float64)
 
 
-def _by_query_position(errors: torch.Tensor, query_index: torch.Tensor, pairs: int) -> torch.Tensor:
-    """(N, 1) errors of prompts whose query copies key query_index[n] -> (N, pairs), NaN elsewhere,
-    so the per-position curve is the error by query position."""
-    spread = torch.full((errors.shape[0], pairs), float("nan"), dtype=errors.dtype)
-    return spread.scatter(1, query_index.view(-1, 1), errors[:, :1])
+def _binned(errors: torch.Tensor, index: torch.Tensor, count: int) -> torch.Tensor:
+    """(N, 1) errors of prompts binned at index[n] -> (N, count), NaN elsewhere, so the
+    per-position curve is the error by that index (vector MQAR: the key the query copies)."""
+    spread = torch.full((errors.shape[0], count), float("nan"), dtype=errors.dtype)
+    return spread.scatter(1, index.view(-1, 1), errors[:, :1])
 
 
-def _block(scored: dict, resamples: int, task_config: dict, by_query_position: bool = False) -> dict:
-    """One evaluation's curves: positions, model and baseline bands, summary (+ nearest value)."""
-    errors = {"model": scored["model"], **{f"baseline:{n}": e for n, e in scored["baselines"].items()}}
-    if scored["nearest_value"] is not None:
-        errors["nearest_value"] = scored["nearest_value"]
-    if by_query_position:
-        pairs = int(task_config["pairs"])
-        errors = {k: _by_query_position(e, scored["query_index"][:e.shape[0]], pairs)
-                  for k, e in errors.items()}
-        positions = list(range(pairs))
+def _block(scored: dict, resamples: int, kind: TaskKind, sizes: dict, bins=None) -> dict:
+    """One evaluation's curves: positions, model and baseline bands, summary (+ the task entry's
+    extra metrics); `bins`, a VariantBins of the entry, bins them by the prompts' index."""
+    errors = {"model": scored["model"], **{f"baseline:{n}": e for n, e in scored["baselines"].items()},
+              **{f"metric:{n}": e for n, e in scored["metrics"].items()}}
+    if bins is not None:
+        count = int(sizes["points"])
+        errors = {k: _binned(e, scored["bins"][:e.shape[0]], count) for k, e in errors.items()}
+        positions = list(range(count))
     else:
-        positions = _positions(task_config, scored["model"].shape[1])
+        positions = _positions(kind, sizes, scored["model"].shape[1])
     curves = {}
     for key, values in errors.items():
         # the same resampling stream for every curve: model and baselines resample alike
@@ -219,10 +224,11 @@ def _block(scored: dict, resamples: int, task_config: dict, by_query_position: b
         curves[key]["prompts"] = int(values.shape[0])
     block = {"positions": positions, "model": curves.pop("model"),
              "baselines": {k.split(":", 1)[1]: v for k, v in curves.items() if k.startswith("baseline:")}}
-    if by_query_position:
-        block["position_meaning"] = "index of the key the query copies (0 = first pair)"
-    if "nearest_value" in curves:
-        block["nearest_value"] = curves["nearest_value"]  # vector MQAR's second metric
+    if bins is not None:
+        block["position_meaning"] = bins.meaning
+    for key, curve in curves.items():
+        if key.startswith("metric:"):
+            block[key.split(":", 1)[1]] = curve
     block["summary"] = _summary(block["model"], block["baselines"])
     return block
 
@@ -256,52 +262,51 @@ def _summary(model: dict, baselines: dict) -> dict:
     }
 
 
-def _positions(task_config: dict, count: int) -> list[int]:
+def _positions(kind: TaskKind, sizes: dict, count: int) -> list[int]:
     """In-context examples seen at each read-out position (position p has seen p examples).
 
-    A task read out once after all its pairs (vector MQAR) has seen every pair."""
-    if count == 1 and "pairs" in task_config:
-        return [int(task_config["pairs"])]
+    A task read out once after all its pairs (the entry's readout "once") has seen every pair."""
+    if kind.readout == "once":
+        return [int(sizes["points"])]
     return list(range(count))
 
 
-def _expand_variants(run: dict, kind: str) -> list[tuple[str, str]]:
-    """(result name, variant passed to Task.sample) for each variant the run asks for."""
-    from icl.tasks.catalog import TASKS
-
-    known = TASKS[kind].variants
+def _expand_variants(run: dict, kind: TaskKind) -> list[tuple[str, str]]:
+    """(result name, variant passed to Task.sample) for each variant the run asks for; a variant
+    the entry sweeps gives one per value of its eval setting ("noisy_query:0.5")."""
     expanded = []
     for name in run.get("eval", {}).get("variants", []) or []:
-        if name not in known:
-            raise RunError(f"run {run['id']}: task {kind} has no evaluation variant {name!r}; "
-                           f"known: {', '.join(known) or 'none'}")
-        if name == "noisy_query":
-            sigmas = run["eval"].get("noise_sigmas") or []
-            expanded.extend((f"noisy_query:{s:g}", f"noisy_query:{s:g}") for s in sigmas)
+        if name not in kind.variants:
+            raise RunError(f"run {run['id']}: task {kind.name} has no evaluation variant {name!r}; "
+                           f"known: {', '.join(kind.variants) or 'none'}")
+        sweep = kind.variant_sweeps.get(name)
+        if sweep is not None:
+            values = run["eval"].get(sweep.setting) or []
+            expanded.extend((f"{name}:{v:g}", f"{name}:{v:g}") for v in values)
         else:
             expanded.append((name, name))
     return expanded
 
 
-def _baselines_for(run: dict, kind: str) -> dict:
-    """The baseline objects a run asks for ("auto" = those that apply to its task kind)."""
+def _baselines_for(run: dict, kind: TaskKind) -> dict:
+    """The baseline objects a run asks for ("auto" = its task entry's `baselines`)."""
     asked = list(run.get("eval", {}).get("baselines", ["auto"]) or [])
     if not asked:
         return {}
-    from icl.evaluation import baselines as registry
+    from icl.evaluation.baselines import BASELINES
 
     names = []
     for name in asked:
         if name == "auto":
-            names.extend(n for n in registry.applicable(kind) if n not in names)
+            names.extend(n for n in kind.baselines if n not in names)
             continue
         try:
-            registry.check_baseline(name, kind)
+            check_baseline(name, kind.name)
         except ValueError as error:
             raise RunError(f"run {run['id']}: {error}") from None
         if name not in names:
             names.append(name)
-    return {name: registry.BASELINES[name] for name in names}
+    return {name: BASELINES[name] for name in names}
 
 
 def _baseline_cap(baseline, n_prompts: int) -> int:

@@ -20,7 +20,6 @@ BACKENDS = ("auto", "triton", "triton_seq", "reference")
 AUTO_CUDA_BACKEND = "triton"
 ENV_VAR = "ICL_SCAN_BACKEND"
 
-_last_used: str | None = None
 _warned: set[str] = set()
 
 
@@ -71,14 +70,3 @@ def resolve_backend(device_type: str, backend: str | None = None) -> str:
                    f"got {device_type}; using the reference backend")
         return "reference"
     return name
-
-
-def record_use(name: str) -> None:
-    global _last_used
-    _last_used = name
-
-
-def backend_used() -> str | None:
-    """The backend of the most recent selective_scan call in this process (None before any),
-    for the run metadata."""
-    return _last_used

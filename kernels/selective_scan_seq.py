@@ -31,7 +31,7 @@ and ran 3.6x slower than the chunked kernel) and using a_t x_{t-1} = x_t - delta
 dB and dC, sums over channels, are reduced inside the program and written as one partial
 sum per channel block (no atomics: deterministic); the host adds the partials when there is
 more than one block per row. dA, dD and d(delta_bias) are written per batch row and summed
-on the host, per parameter group (one group per model of a vmapped pack, as in
+on the host, per parameter group (one group per model of a pack, as in
 selective_scan_triton.py).
 """
 from __future__ import annotations
@@ -285,7 +285,7 @@ def _config(config, batch, dim, length, n_state) -> SeqConfig:
 class SelectiveScanSeq(torch.autograd.Function):
     """The scan with grouped, dense per-channel parameters: A (G, dim, N), D and delta_bias
     (G, dim) (or None); group g serves the batch rows [g R, (g + 1) R), R = batch / G (one group
-    per model of a vmapped pack). Returns (out, final state, checkpoints); the last is for the
+    per model of a pack: blocks/mamba.py scan_runs). Returns (out, final state, checkpoints); the last is for the
     backward only. `save`: write the checkpoints (False under torch.no_grad: no backward then)."""
 
     @staticmethod
@@ -373,42 +373,24 @@ class SelectiveScanSeq(torch.autograd.Function):
         return (du, ddelta, group_sums(dA_rows, A), block_sum(dB_parts, B), block_sum(dC_parts, C),
                 group_sums(dD_rows, D), dz, group_sums(dbias_rows, delta_bias), None, None, None)
 
-    @staticmethod
-    def vmap(info, in_dims, u, delta, A, B, C, D, z, delta_bias, delta_softplus, config, save):
-        """K models at once (torch.vmap over a pack): their batches become one batch of K B rows
-        and their parameters K groups, so a pack is one launch, not K."""
-        models = info.batch_size
-
-        def folded(t, dim):  # the model axis merged into the leading (batch or group) axis
-            if t is None:
-                return None
-            t = t.movedim(dim, 0) if dim is not None else t.expand(models, *t.shape)
-            return t.flatten(0, 1)
-
-        u, delta, A, B, C, D, z, delta_bias = (
-            folded(t, dim) for t, dim in zip((u, delta, A, B, C, D, z, delta_bias), in_dims))
-        A, D, delta_bias = (t.contiguous() if t is not None else None for t in (A, D, delta_bias))
-        out, last, ckpt = SelectiveScanSeq.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                                 config, save)
-        return (out.unflatten(0, (models, -1)), last.unflatten(0, (models, -1)),
-                ckpt.unflatten(0, (models, -1))), (0, 0, 0)
-
 
 def selective_scan_seq(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                        return_last_state=False, config=None):
-    """The sequential Triton selective scan; same interface as selective_scan_ref. `config`
+    """The sequential Triton selective scan; same interface as selective_scan_ref (grouped
+    parameters included). `config`
     overrides the launch shape (a SeqConfig or a tuple of its fields), for tests and benchmarks."""
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
     if u.shape[2] == 0:
         raise ValueError("selective_scan: the sequence length L must be at least 1")
-    if A.shape[1] > 256:
-        raise ValueError(f"selective_scan (triton_seq): N={A.shape[1]} must be at most 256")
+    if A.shape[-1] > 256:
+        raise ValueError(f"selective_scan (triton_seq): N={A.shape[-1]} must be at most 256")
     if config is not None and not 1 <= SeqConfig(*config).chunk <= 64:
         raise ValueError(f"selective_scan (triton_seq): chunk T={SeqConfig(*config).chunk} must be in 1..64")
-    # Checkpoints for a backward whenever autograd records (inside torch.vmap an input's
-    # requires_grad is not visible here, so grad mode alone decides).
+    # Checkpoints for a backward whenever autograd records.
     save = torch.is_grad_enabled()
-    A, D, delta_bias = (t[None].contiguous() if t is not None else None for t in (A, D, delta_bias))
+    if A.dim() == 2:  # one model: the Function's grouped layout with G = 1
+        A, D, delta_bias = (t[None] if t is not None else None for t in (A, D, delta_bias))
+    A, D, delta_bias = (t.contiguous() if t is not None else None for t in (A, D, delta_bias))
     out, last_state, _ = SelectiveScanSeq.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                                                 config, save)
     return (out, last_state) if return_last_state else out

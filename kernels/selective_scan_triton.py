@@ -150,7 +150,7 @@ def _program_block(A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS: tl.con
                    HAS_D: tl.constexpr, BLOCK_D: tl.constexpr, N: tl.constexpr, T: tl.constexpr):
     """This program's batch row (int64), channel and time offsets, masks, and the per-channel
     parameters of the row's group: A as a (BLOCK_D, T) tile (natural units), delta_bias, D.
-    One group per model when a pack of models runs as one batch (SelectiveScanTriton.vmap),
+    One group per model when a pack of models runs as one batch (blocks/mamba.py scan_runs),
     else one for all rows."""
     pid_b = tl.program_id(1).to(tl.int64)
     offs_d = tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -335,7 +335,7 @@ def _grouped(A, D, delta_bias):
 class SelectiveScanTriton(torch.autograd.Function):
     """The scan with grouped, dense per-channel parameters: A (G, dim, N), D and delta_bias
     (G, dim) (or None), where group g serves the batch rows [g R, (g + 1) R), R = batch / G. G is 1 for
-    one model; a vmapped pack of K models runs as one launch with K groups (see `vmap`).
+    one model; a pack of K models runs as one launch with K groups (blocks/mamba.py scan_runs).
     Returns (out, final state, chunk-start states); the last is for the backward only."""
 
     @staticmethod
@@ -415,46 +415,23 @@ class SelectiveScanTriton(torch.autograd.Function):
         return (du, ddelta, group_sums(dA_rows, A), dB.to(B.dtype), dC.to(C.dtype),
                 group_sums(dD_rows, D), dz, group_sums(dbias_rows, delta_bias), None, None)
 
-    @staticmethod
-    def vmap(info, in_dims, u, delta, A, B, C, D, z, delta_bias, delta_softplus, config):
-        """K models at once (torch.vmap over a pack): their batches become one batch of K B
-        rows and their parameters K groups, so a pack is one launch, not K."""
-        models = info.batch_size
-
-        # An unbatched activation (u, delta, z, B, C) is copied K times by the flatten below;
-        # a pack stacks every model's activations, so only parameters come unbatched.
-        def stacked(t, dim):  # (K, *t's shape): t's K slices, or K views of an unbatched t
-            if t is None:
-                return None
-            return t.movedim(dim, 0) if dim is not None else t.expand(models, *t.shape)
-
-        def folded(t, dim):  # the model axis merged into the leading (batch or group) axis
-            t = stacked(t, dim)
-            return t.flatten(0, 1) if t is not None else None
-
-        u, delta, A, B, C, D, z, delta_bias = (
-            folded(t, dim) for t, dim in zip((u, delta, A, B, C, D, z, delta_bias), in_dims))
-        A, D, delta_bias = _grouped(A, D, delta_bias)
-        out, last, states = SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
-                                                      delta_softplus, config)
-        return (out.unflatten(0, (models, -1)), last.unflatten(0, (models, -1)),
-                states.unflatten(0, (models, -1))), (0, 0, 0)
-
 
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                           return_last_state=False, config=None):
-    """The Triton selective scan; same interface as selective_scan_ref. `config` overrides the
-    launch shape (BLOCK_D, T, num_warps), for tests and benchmarks."""
+    """The Triton selective scan; same interface as selective_scan_ref (grouped parameters
+    included). `config` overrides the launch shape (BLOCK_D, T, num_warps), for tests and
+    benchmarks."""
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
     if u.shape[2] == 0:
         raise ValueError("selective_scan: the sequence length L must be at least 1")
-    n_state = A.shape[1]
+    n_state = A.shape[-1]
     if n_state & (n_state - 1) or n_state > 256:
         raise ValueError(f"selective_scan (triton): N={n_state} must be a power of two, at most 256")
     if config is not None and config[1] < n_state:
         raise ValueError(f"selective_scan (triton): chunk T={config[1]} must be at least N={n_state}")
-    # One parameter group: the Function's grouped layout with G = 1.
-    A, D, delta_bias = _grouped(*(t[None] if t is not None else None for t in (A, D, delta_bias)))
+    if A.dim() == 2:  # one model: the Function's grouped layout with G = 1
+        A, D, delta_bias = (t[None] if t is not None else None for t in (A, D, delta_bias))
+    A, D, delta_bias = _grouped(A, D, delta_bias)
     out, last_state, _ = SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias,
                                                    delta_softplus, config)
     return (out, last_state) if return_last_state else out

@@ -14,7 +14,10 @@ near the interpolation threshold, n = d) runs off the top, and the axis turns
 logarithmic when the curves shown span more than two decades. A task with
 evaluation variants (Garg's shifted distributions, outlier placements, MQAR query
 noise) gets a row of smaller panels under the main one, in the same PNG file, so
-the pipeline has one plot per task.
+the pipeline has one plot per task. What is task-specific comes from the task's catalog
+entry (tasks/catalog.py): its `levels`, its `readout` (a task read out once is drawn as
+bars; one read out as hidden features then output gets the features in a panel of their
+own) and its `variant_sweeps` (a swept variant is one panel, error against the value).
 
 Figures are built with matplotlib's object API on the Agg canvas (no pyplot state,
 no display needed) and written atomically.
@@ -32,7 +35,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from icl.report import table1
-from icl.tasks.catalog import TASKS
+from icl.tasks.catalog import TASKS, TaskKind, VariantSweep
 from icl import atomic
 
 WIDTH_IN, MAIN_HEIGHT_IN, VARIANT_HEIGHT_IN = 7.0, 4.5, 2.7
@@ -60,12 +63,13 @@ def plot_task(evals: list[dict], runs: list[dict], out_png: Path) -> Path:
 
 
 def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
-    kinds = {r["id"]: (r.get("task_config") or {}).get("kind") for r in runs}
-    evals = [_split_chain_of_thought(ev) if kinds.get(ev.get("run_id")) == "chain_of_thought" else ev
-             for ev in evals]
+    kinds = {r["id"]: TASKS.get((r.get("task_config") or {}).get("kind")) for r in runs}
+    evals = [_split_hidden_and_output(ev) if _readout(kinds.get(ev.get("run_id"))) == "hidden_and_output"
+             else ev for ev in evals]
     best = table1.best_configs(evals, runs)
     tasks = table1.ordered_tasks(best, runs) if best else []
     task = tasks[0] if tasks else (runs[0]["task"] if runs else "task")
+    kind, config = _entry(task, runs)
     lines = {m: [ev for ev in c["evals"] if table1.tail(ev) is not None]
              for m, c in best.get(task, {}).items()}
     lines = {m: lines[m] for m in table1.ordered_models(lines) if lines[m]}
@@ -73,7 +77,8 @@ def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
     diverged = sorted({ev.get("model_name") or "?" for ev in evals if table1.is_diverged(ev)})
     colours = _colours(list(lines) + [r["model"] for r in runs])
 
-    variant_names = _variant_groups(done)
+    sweeps = kind.variant_sweeps if kind is not None else {}
+    variant_names = _variant_groups(done, sweeps)
     rows = math.ceil(len(variant_names) / VARIANT_COLUMNS)
     height = MAIN_HEIGHT_IN + rows * VARIANT_HEIGHT_IN
     fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
@@ -88,7 +93,7 @@ def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
     if seeds:
         title.append(f"(best sweep point per architecture; {'/'.join(map(str, seeds))} seed(s))")
     _panel(main, lines, done[0] if done else None, None, colours, metric, legend=True,
-           levels=_levels(task, runs))
+           levels=kind.levels(kind.with_defaults(config)) if kind is not None else {})
     main.set_title(_title_lines(title), fontsize=9)
     if not lines:
         main.text(0.5, 0.5, "no finished evaluation", ha="center", va="center",
@@ -99,8 +104,8 @@ def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
 
     for i, (label, members) in enumerate(variant_names.items()):
         ax = fig.add_subplot(grid[1 + i // VARIANT_COLUMNS, i % VARIANT_COLUMNS])
-        if label == "noisy_query":
-            _noise_panel(ax, lines, members, colours)
+        if label in sweeps:
+            _sweep_panel(ax, lines, members, colours, sweeps[label])
         else:
             _panel(ax, lines, done[0], members[0], colours, None, legend=False)
         ax.set_title(label, fontsize=8)
@@ -108,13 +113,15 @@ def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
     return fig
 
 
-def _levels(task: str, runs: list[dict]) -> dict[str, float]:
-    """The task's closed-form levels at its full size (its runs' task config; none without one)."""
+def _entry(task: str, runs: list[dict]) -> tuple[TaskKind | None, dict]:
+    """The task's catalog entry and its runs' task config (None and {} without one)."""
     config = next((r.get("task_config") for r in runs if r.get("task") == task and r.get("task_config")), None)
     kind = TASKS.get((config or {}).get("kind"))
-    if kind is None:
-        return {}
-    return kind.levels(kind.with_defaults(config))
+    return (kind, config) if kind is not None else (None, {})
+
+
+def _readout(kind: TaskKind | None) -> str | None:
+    return None if kind is None else kind.readout
 
 
 def _title_lines(parts: list[str]) -> str:
@@ -190,7 +197,8 @@ def _panel(ax, lines: dict[str, list[dict]], reference: dict | None, variant: st
 
 
 def _bars(ax, lines, reference, variant, colours) -> None:
-    """A task read out once (vector MQAR): one bar per architecture, baselines as dashed levels."""
+    """A task read out once (readout "once", vector MQAR): one bar per architecture, baselines
+    as dashed levels."""
     names = list(lines)
     for i, model in enumerate(names):
         curve = _seed_curve(lines[model], variant)
@@ -212,17 +220,19 @@ def _bars(ax, lines, reference, variant, colours) -> None:
     ax.set_xlabel(f"architecture (read out after {positions[0]} examples)", fontsize=8)
 
 
-def _noise_panel(ax, lines, members: list[str], colours) -> None:
-    """MQAR query noise: error at the read-out against the noise sigma, one line per architecture."""
-    sigmas = [float(name.split(":", 1)[1]) for name in members]
+def _sweep_panel(ax, lines, members: list[str], colours, sweep: VariantSweep) -> None:
+    """A swept variant (MQAR query noise): error at the read-out against the variant's value,
+    one line per architecture."""
+    values_at = [float(name.split(":", 1)[1]) for name in members]
     for model, evs in lines.items():
         values = []
         for name in members:
             curve = _seed_curve(evs, name)
             values.append(float(np.nanmean(curve[1])) if curve is not None else math.nan)
-        ax.plot(sigmas, values, marker="o", ms=3, color=colours[model], lw=1.5, label=model)
-    ax.set_xscale("log")
-    ax.set_xlabel("query noise sigma", fontsize=8)
+        ax.plot(values_at, values, marker="o", ms=3, color=colours[model], lw=1.5, label=model)
+    if sweep.log:
+        ax.set_xscale("log")
+    ax.set_xlabel(sweep.label, fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
 
@@ -267,9 +277,10 @@ def _baselines(part: dict) -> dict:
     return keep
 
 
-def _split_chain_of_thought(ev: dict) -> dict:
-    """Chain of thought reads out twice per example (p = 2i: features s_i, p = 2i + 1: output y_i):
-    the main curve becomes the outputs against i, and the features go to a panel of their own."""
+def _split_hidden_and_output(ev: dict) -> dict:
+    """A task read out twice per example (readout "hidden_and_output", chain of thought: p = 2i:
+    features s_i, p = 2i + 1: output y_i): the main curve becomes the outputs against i, and the
+    features go to a panel of their own."""
     count = len(ev.get("positions") or [])
     if ev.get("state") != "done" or count == 0 or count % 2 or count != 2 * int(ev.get("points") or 0):
         return ev
@@ -287,17 +298,20 @@ def _split_chain_of_thought(ev: dict) -> dict:
             "variants": {"features s (squared error / d)": half(0), **(ev.get("variants") or {})}}
 
 
-def _variant_groups(done: list[dict]) -> dict[str, list[str]]:
-    """Panel label -> variant names, in the evaluations' order; MQAR's noise levels share a panel."""
+def _variant_groups(done: list[dict], sweeps: dict[str, VariantSweep]) -> dict[str, list[str]]:
+    """Panel label -> variant names, in the evaluations' order; the values of a swept variant
+    ("noisy_query:0.5", ...) share its panel, by value."""
     groups: dict[str, list[str]] = {}
     for ev in done:
         for name in ev.get("variants") or {}:
-            label = name.split(":", 1)[0] if name.startswith("noisy_query:") else name
+            prefix, colon, _ = name.partition(":")
+            label = prefix if colon and prefix in sweeps else name
             members = groups.setdefault(label, [])
             if name not in members:
                 members.append(name)
-    if "noisy_query" in groups:
-        groups["noisy_query"].sort(key=lambda n: float(n.split(":", 1)[1]))
+    for label in sweeps:
+        if label in groups:
+            groups[label].sort(key=lambda n: float(n.split(":", 1)[1]))
     return groups
 
 

@@ -16,7 +16,8 @@ below, are also printed in the report (`RULES`):
 3. The cell's metric is the best (lowest) configuration's score: the study takes each
    cell's best learning rate.
 4. chance = the zero predictor's tail error on the same prompts (the mean over the
-   task's evaluations), or the task's trivial error where no zero baseline ran.
+   task's evaluations), or the task's trivial error (its catalog entry's `chance`) where
+   no zero baseline ran.
 5. fails if metric >= FAIL_FRACTION * chance; else check if
    metric <= max(CHECK_RATIO * best_other, best_other + CHECK_SLACK * chance), with
    best_other the lowest metric of the other architectures in the task (the ratio
@@ -27,6 +28,8 @@ from __future__ import annotations
 
 import json
 import math
+
+from icl.tasks.catalog import TASKS
 
 FAIL_FRACTION = 0.75   # at or above 75% of chance: the model did not learn the task
 CHECK_RATIO = 1.5      # within 1.5x the best other architecture: on par
@@ -86,12 +89,10 @@ def chance_error(task_evals: list[dict], task_config: dict | None = None) -> flo
     zeros = [z for z in zeros if _finite(z)]
     if zeros:
         return sum(zeros) / len(zeros)
-    kind = (task_config or {}).get("kind")
-    if kind == "token_mqar" and task_config.get("vocab"):
-        return 1.0 - 1.0 / float(task_config["vocab"])   # a uniform guess over the vocabulary
-    if kind == "sparse_parity":
-        return 0.5
-    return 1.0   # the study's normalisation puts the zero predictor at about 1
+    kind = TASKS.get((task_config or {}).get("kind"))
+    if kind is None:
+        return 1.0   # the study's normalisation puts the zero predictor at about 1
+    return float(kind.chance(kind.with_defaults(task_config)))
 
 
 def group(evals: list[dict], runs: list[dict]) -> dict:

@@ -1,8 +1,11 @@
-"""The catalog of ICL tasks: names, parameters, curricula, prompt shapes and evaluation variants.
+"""The catalog of ICL tasks: one `TaskKind` entry per kind is the whole description of a task.
 
-This is the semantics registry for tasks (torch-free, so `icl check` stays fast).
-Each sampler lives in its own module (`module`), imported only when data is drawn.
-Defaults are the study's (../shared/paper.md); a spec overrides any of them.
+An entry names the sampler (its own module, imported only when data is drawn), the
+parameters and curricula, the prompt layout, the evaluation variants, the classical
+baselines, the chance level, the closed-form levels the plots draw and the extra
+metrics: the compiler, the evaluation and the report read these fields and never test a
+task's name. It is torch-free, so `icl check` stays fast. Defaults are the study's
+(../shared/paper.md); a spec overrides any of them.
 """
 from __future__ import annotations
 
@@ -23,14 +26,40 @@ class Axis:
     interval: int
 
 
-CURRICULUM_AXES = ("dims", "points")
-
 CURRICULUM_PARAMS: tuple[Param, ...] = (
     Param("start", "int", None, min=1, max=1_000_000, sweepable=False),
     Param("end", "int", None, min=1, max=1_000_000, sweepable=False),
     Param("inc", "int", None, min=0, max=1_000_000, sweepable=False),
     Param("interval", "int", None, min=1, max=100_000_000, sweepable=False),
 )
+
+
+# How a task's prompts are read out (TaskKind.readout):
+READOUTS = (
+    "per_point",          # after every example: error after 0, 1, ..., P-1 examples
+    "once",               # once, after all the pairs (vector MQAR): one position, P examples seen
+    "hidden_and_output",  # twice per example, its hidden features s then its output y (chain of
+                          # thought): the plots draw the outputs and give the features a panel
+)
+
+
+@dataclass(frozen=True)
+class VariantSweep:
+    """A variant evaluated once per value of an `eval` setting (results named "<variant>:<value>",
+    e.g. "noisy_query:0.5"), plotted as the error at the read-out against that value."""
+
+    setting: str     # the eval setting listing the values ("noise_sigmas")
+    label: str       # the plot's x axis
+    log: bool = True
+
+
+@dataclass(frozen=True)
+class VariantBins:
+    """A variant scored by a value each prompt carries in `Prompts.info` (an index in
+    [0, points)) instead of by position: the curve is the error against that index."""
+
+    info: str        # the key of Prompts.info ("query_index")
+    meaning: str     # what the index means (the evaluation's `position_meaning`)
 
 
 @dataclass(frozen=True)
@@ -52,6 +81,37 @@ class TaskKind:
     # Errors of guessers known in closed form, drawn as dotted levels in the plots:
     # config -> {label: error}. They need no prompts, so no evaluation computes them.
     levels: Callable[[dict], dict[str, float]] = lambda config: {}
+    # Classical baselines scored on the very prompts the models see (names of
+    # evaluation/baselines.py's BASELINES): `baselines` are those `baselines = auto` runs,
+    # `more_baselines` further ones that apply when a spec names them.
+    baselines: tuple[str, ...] = ()
+    more_baselines: tuple[str, ...] = ()
+    # The error of a model that learned nothing, for Table 1 where no zero baseline ran:
+    # config -> error (the study's normalisation puts the zero predictor at about 1).
+    chance: Callable[[dict], float] = lambda config: 1.0
+    readout: str = "per_point"     # one of READOUTS
+    # Further per-prompt error curves the evaluation stores beside the model's, each under
+    # its name: the sampler's `<name>_error(pred, prompts)` (same shape as `error`).
+    metrics: tuple[str, ...] = ()
+    # How the evaluation runs, and the plots draw, some of `variants` (the others: as the
+    # standard evaluation, on prompts of that variant).
+    variant_sweeps: dict[str, VariantSweep] = field(default_factory=dict)
+    variant_bins: dict[str, VariantBins] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.readout not in READOUTS:
+            raise ValueError(f"task {self.name}: unknown readout {self.readout!r}; known: {', '.join(READOUTS)}")
+        for name in (*self.variant_sweeps, *self.variant_bins):
+            if name not in self.variants:
+                raise ValueError(f"task {self.name}: {name!r} is not one of its variants")
+        twice = set(self.baselines) & set(self.more_baselines)
+        if twice or len(set(self.baselines)) != len(self.baselines):
+            raise ValueError(f"task {self.name}: a baseline is listed twice")
+
+    @property
+    def applicable_baselines(self) -> tuple[str, ...]:
+        """Every baseline that applies to the task: those of `auto`, then the further ones."""
+        return self.baselines + self.more_baselines
 
     def layout(self, config: dict) -> "Layout":
         """Prompt shape for a resolved task config (its final, largest curriculum stage)."""
@@ -137,52 +197,84 @@ _GARG = ("skewed_covariance", "scaled_x", "scaled_y", "orthogonal_subspace")
 _OUTLIER_VARIANTS = ("no_outliers", "fixed_outliers")
 _DIMS_5_20 = Axis(5, 20, 1, 2000)
 
+# Garg et al.'s baselines per task; the released evaluation gives the outlier tasks least
+# squares only. Lasso at every alpha is for sparse linear regression (dense: when named).
+_REGRESSION = ("zero", "least_squares", "knn_3", "averaging")
+_LASSO = ("lasso_1", "lasso_0.1", "lasso_0.01", "lasso_0.001", "lasso_0.0001")
+
 TASKS: dict[str, TaskKind] = {t.name: t for t in (
     TaskKind("linear_regression", "icl.tasks.linear:LinearRegression",
              "y = w.x with x, w ~ N(0, I)",
              (_dims(20), _points(41), _NOISE),
-             {"dims": _DIMS_5_20, "points": Axis(11, 41, 2, 2000)}, variants=_GARG),
+             {"dims": _DIMS_5_20, "points": Axis(11, 41, 2, 2000)}, variants=_GARG,
+             baselines=_REGRESSION, more_baselines=_LASSO),
     TaskKind("sparse_linear_regression", "icl.tasks.linear:SparseLinearRegression",
              "linear regression whose w has k non-zero coordinates among the active ones",
              (_dims(20), _points(41), _NOISE,
               Param("k", "int", 3, min=1, max=4096, doc="non-zero coordinates of w")),
              {"dims": _DIMS_5_20, "points": Axis(11, 41, 2, 2000)}, variants=("scaled_x",),
-             constraints=_k_fits_active_dims),
+             constraints=_k_fits_active_dims, baselines=_REGRESSION + _LASSO),
     TaskKind("relu_2nn_regression", "icl.tasks.relu_2nn:Relu2nnRegression",
              "y = sqrt(2/h) W2.ReLU(W1 x), entries N(0, 1)",
              (_dims(20), _points(101), Param("hidden", "int", 100, min=1, max=100_000)),
-             {"dims": _DIMS_5_20, "points": Axis(26, 101, 5, 2000)}),
+             {"dims": _DIMS_5_20, "points": Axis(26, 101, 5, 2000)},
+             baselines=_REGRESSION + ("nn_gd",)),
     TaskKind("decision_tree", "icl.tasks.decision_tree:DecisionTree",
              "depth-k binary tree splitting on x_j > 0 of active coordinates, leaves N(0, 1)",
              (_dims(20), _points(101), Param("depth", "int", 4, min=1, max=16)),
-             {"dims": _DIMS_5_20, "points": Axis(26, 101, 5, 2000)}, lr=4e-4),
+             {"dims": _DIMS_5_20, "points": Axis(26, 101, 5, 2000)}, lr=4e-4,
+             baselines=_REGRESSION + ("tree_depth_4", "tree_unlimited", "gradient_boosting")),
     TaskKind("orthogonal_outlier_regression", "icl.tasks.outliers:OrthogonalOutlierRegression",
              "linear regression; with p a position is replaced by vectors orthogonal to w",
              (_dims(20), _points(101), Param("p_outlier", "float", 0.5, min=0.0, max=1.0)),
-             {"dims": _DIMS_5_20, "points": Axis(26, 101, 5, 2000)}, variants=_OUTLIER_VARIANTS),
+             {"dims": _DIMS_5_20, "points": Axis(26, 101, 5, 2000)}, variants=_OUTLIER_VARIANTS,
+             baselines=("zero", "least_squares")),
     TaskKind("many_outlier_regression", "icl.tasks.outliers:ManyOutlierRegression",
              "linear regression; with p a position is x = all-ones, y = 1",
              (_dims(20), _points(512), Param("p_outlier", "float", 0.9, min=0.0, max=1.0)),
              {"dims": Axis(4, 20, 1, 2000), "points": Axis(12, 512, 2, 200)},
-             variants=_OUTLIER_VARIANTS),
+             variants=_OUTLIER_VARIANTS, baselines=("zero", "least_squares")),
     TaskKind("sparse_parity", "icl.tasks.parity:SparseParity",
              "x uniform in {-1, 1}^d, y = product of k coordinates chosen per prompt",
              (_dims(10), _points(140), Param("k", "int", 2, min=1, max=64)), lr=4e-4,
-             constraints=_k_fits_active_dims, levels=_parity_query_only),
+             constraints=_k_fits_active_dims, levels=_parity_query_only,
+             baselines=("zero", "gf2_solver"), chance=lambda config: 0.5),
     TaskKind("chain_of_thought", "icl.tasks.chain_of_thought:ChainOfThought",
              "2-layer ReLU net; each example is x, hidden features s, y (Li et al. 2023)",
              (_dims(10), _points(101), Param("hidden", "int", 4, min=1, max=4096)),
              {"dims": Axis(5, 10, 1, 2000), "points": Axis(26, 101, 5, 2000)},
-             tokens_per_point=3),
+             tokens_per_point=3, baselines=("zero",), readout="hidden_and_output"),
     TaskKind("vector_mqar", "icl.tasks.mqar:VectorMQAR",
              "key/value pairs of Gaussian vectors, then a query copying one key",
              (_dims(20), Param("pairs", "int", 64, min=1, max=100_000)),
              variants=("noisy_query", "query_position"),
-             tokens_per_point=2, extra_tokens=1, out="vector", lr=2e-4, clip=100.0),
+             tokens_per_point=2, extra_tokens=1, out="vector", lr=2e-4, clip=100.0,
+             baselines=("zero",), readout="once", metrics=("nearest_value",),
+             variant_sweeps={"noisy_query": VariantSweep("noise_sigmas", "query noise sigma")},
+             variant_bins={"query_position": VariantBins(
+                 "query_index", "index of the key the query copies (0 = first pair)")}),
     TaskKind("token_mqar", "icl.tasks.mqar:TokenMQAR",
              "zoology's multi-query associative recall over a token vocabulary",
              (Param("vocab", "int", 256, min=4, max=1_000_000),
               Param("pairs", "int", 8, min=1, max=100_000),
               Param("seq_len", "int", 64, min=2, max=1_000_000)),
-             out="tokens", lr=1e-3, clip=1.0, constraints=_token_mqar_fits),
+             out="tokens", lr=1e-3, clip=1.0, constraints=_token_mqar_fits,
+             chance=lambda config: 1.0 - 1.0 / config["vocab"]),   # a uniform guess over the vocabulary
 )}
+
+
+def baseline_names() -> tuple[str, ...]:
+    """Every baseline some task lists, in catalog order."""
+    return tuple(dict.fromkeys(n for t in TASKS.values() for n in t.applicable_baselines))
+
+
+def check_baseline(name: str, kind: str) -> None:
+    """Raise a one-line ValueError unless baseline `name` applies to task `kind`."""
+    if kind not in TASKS:
+        raise ValueError(f"unknown task kind {kind!r}; known: {', '.join(TASKS)}")
+    if name in TASKS[kind].applicable_baselines:
+        return
+    if name not in baseline_names():
+        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(baseline_names())}")
+    kinds = [t.name for t in TASKS.values() if name in t.applicable_baselines]
+    raise ValueError(f"baseline {name!r} does not apply to {kind}; it applies to {', '.join(kinds)}")

@@ -1,4 +1,5 @@
-"""Classical baselines on the tasks' own prompts (evaluation/baselines.py)."""
+"""Classical baselines on the tasks' own prompts (evaluation/baselines.py; which apply to a task
+is its catalog entry's, tasks/catalog.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ import torch
 from icl.evaluation.baselines import (BASELINES, applicable, check_baseline, gf2_parity, lasso,
                                       least_squares, neural_net_gd)
 from icl.tasks import make_task
-from icl.tasks.catalog import TASKS
+from icl.tasks.catalog import TASKS, baseline_names
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -24,16 +25,31 @@ def late_error(t, p, pred, start):
     return t.error(pred, p)[:, start:].nanmean().item()
 
 
+def kinds_of(name: str) -> list[str]:
+    """The task kinds whose catalog entry lists baseline `name`."""
+    return [kind for kind, entry in TASKS.items() if name in entry.applicable_baselines]
+
+
+def test_the_catalog_names_exactly_the_implemented_baselines():
+    assert list(baseline_names()) == list(BASELINES)
+
+
 def test_every_kind_has_a_default_list_of_applicable_baselines():
     for kind in TASKS:
         for name in applicable(kind):
-            assert kind in BASELINES[name].kinds
+            assert name in BASELINES
+            check_baseline(name, kind)
     assert applicable("token_mqar") == []
     assert "gf2_solver" in applicable("sparse_parity")
     assert applicable("orthogonal_outlier_regression") == ["zero", "least_squares"]
+    # Garg et al.'s defaults; Lasso applies to dense linear regression only when named
+    assert applicable("linear_regression") == ["zero", "least_squares", "knn_3", "averaging"]
+    check_baseline("lasso_0.1", "linear_regression")
+    assert kinds_of("lasso_0.1") == ["linear_regression", "sparse_linear_regression"]
+    assert kinds_of("zero") == [k for k, t in TASKS.items() if t.out != "tokens"]
     with pytest.raises(ValueError, match="unknown task kind"):
         applicable("nope")
-    with pytest.raises(ValueError, match="does not apply"):
+    with pytest.raises(ValueError, match="does not apply to linear_regression; it applies to sparse_parity"):
         check_baseline("gf2_solver", "linear_regression")
     with pytest.raises(ValueError, match="unknown baseline"):
         check_baseline("xgboost", "decision_tree")
@@ -44,7 +60,7 @@ FAST = ["zero", "least_squares", "knn_3", "averaging", "lasso_0.1", "gf2_solver"
 
 @pytest.mark.parametrize("name", FAST)
 def test_fast_baselines_shape_and_zero_at_first_position(name):
-    for kind in BASELINES[name].kinds:
+    for kind in kinds_of(name):
         sizes = {"points": 12} if kind not in ("vector_mqar",) else {}
         if kind == "chain_of_thought":
             sizes = {"points": 6}

@@ -5,8 +5,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from conftest import ROOT, TINY
+ROOT = Path(__file__).resolve().parents[1]
 
 PAPER = str(ROOT / "specs" / "paper" / "study.icl")
 
@@ -118,11 +119,11 @@ def test_unwritable_output_is_one_line_error(tmp_path):
     assert out.stderr.strip().startswith("error: ") and "\n" not in out.stderr.strip()
 
 
-def test_status_tells_each_runs_state_from_its_folder(tmp_path):
+def test_status_tells_each_runs_state_from_its_folder(tmp_path, tiny_spec):
     from icl.compiler.runs import runs_of
 
     spec = tmp_path / "tiny.icl"
-    spec.write_text(TINY.replace("log_every = 4 }", "log_every = 4  seeds = [0, 1] }"))
+    spec.write_text(tiny_spec.replace("log_every = 4 }", "log_every = 4  seeds = [0, 1] }"))
     runs = runs_of([spec])
     assert len(runs) == 8
     runs_dir = tmp_path / "runs"
@@ -151,7 +152,7 @@ def test_status_tells_each_runs_state_from_its_folder(tmp_path):
     assert text.returncode == 0 and "in progress" in text.stdout and "4 / 8" in text.stdout
 
 
-def test_status_tells_a_running_job_from_a_stopped_one(tmp_path):
+def test_status_tells_a_running_job_from_a_stopped_one(tmp_path, tiny_spec):
     """A run in progress that logs on schedule gets the time left at its last speed; one whose
     metrics.jsonl has not moved for several logging intervals says when it last logged."""
     import os
@@ -160,7 +161,7 @@ def test_status_tells_a_running_job_from_a_stopped_one(tmp_path):
     from icl.report.progress import in_progress_note, render_progress, study_progress
 
     spec = tmp_path / "tiny.icl"
-    spec.write_text(TINY.replace("steps = 8 ", "steps = 50000 "))
+    spec.write_text(tiny_spec.replace("steps = 8 ", "steps = 50000 "))
     run = runs_of([spec])[0]  # log_every = 4
     folder = tmp_path / "runs" / run["id"]
     folder.mkdir(parents=True)
@@ -191,12 +192,12 @@ def test_status_tells_a_running_job_from_a_stopped_one(tmp_path):
 
 
 
-def test_eval_with_other_prompts_refuses_the_specs_evaluation_file(tmp_path):
+def test_eval_with_other_prompts_refuses_the_specs_evaluation_file(tmp_path, tiny_spec):
     """#22: an overridden evaluation must not land under the name of the spec's (eval_id)."""
     from icl.compiler.runs import runs_of
 
     spec = tmp_path / "tiny.icl"
-    spec.write_text(TINY)
+    spec.write_text(tiny_spec)
     run = runs_of([spec])[0]
     out = tmp_path / "runs" / run["id"] / f"eval-{run['eval_id']}.json"
     result = icl("eval", str(spec), "--run", run["id"], "--run-dir", str(out.parent), "--out", str(out),

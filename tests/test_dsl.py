@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +10,7 @@ from icl.dsl import Assignment, List, Number, Section, String, Word, format_spec
 from icl.dsl.layers import LayerSyntaxError, expand, flat
 from icl.dsl.parse import number_value
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 SPECS = sorted((ROOT / "specs").rglob("*.icl"))
 GOLDEN = ROOT / "tests" / "golden"

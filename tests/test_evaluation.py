@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,12 +16,9 @@ from icl.training.errors import RunError
 from icl.training.seeds import stream_of, stream_seed
 from icl.training.train import build_for_run, train_run
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_training import make_run  # noqa: E402  (the shared tiny run)
-
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, make_run):
     """A tiny linear-regression run trained for a few steps (module-wide, trained once)."""
     folder = tmp_path_factory.mktemp("run")
     run = make_run(steps=8, checkpoint_every=8)
@@ -149,7 +144,7 @@ def test_an_unwritable_baseline_cache_warns_and_the_evaluation_goes_on(trained, 
     assert "warning: baseline cache" in capsys.readouterr().err
 
 
-def test_capped_baselines_record_their_prompt_count(tmp_path):
+def test_capped_baselines_record_their_prompt_count(tmp_path, make_run):
     run = make_run(steps=2)
     run["task_config"] = {"kind": "decision_tree", "dims": 3, "points": 6, "depth": 2, "curriculum": {}}
     run["eval"].update(prompts=40, batch=16, bootstrap=50, baselines=["zero", "tree_depth_4"])
@@ -166,7 +161,7 @@ def test_capped_baselines_record_their_prompt_count(tmp_path):
     assert result["baselines"]["tree_depth_4"]["prompts"] == 20
 
 
-def test_mqar_variants(tmp_path):
+def test_mqar_variants(tmp_path, make_run):
     run = make_run(steps=2)
     run["task_config"] = {"kind": "vector_mqar", "dims": 4, "pairs": 4, "curriculum": {}}
     run["eval"].update(prompts=64, batch=32, bootstrap=50, variants=["noisy_query", "query_position"],
@@ -184,7 +179,7 @@ def test_mqar_variants(tmp_path):
 
 # -- diverged and missing runs ---------------------------------------------------------
 
-def test_diverged_run_gets_a_diverged_evaluation(tmp_path):
+def test_diverged_run_gets_a_diverged_evaluation(tmp_path, make_run):
     run = make_run(lr=1e30, steps=20)
     assert train_run(run, tmp_path, progress=False)["state"] == "diverged"
     result = evaluate_run(run, tmp_path, tmp_path / "eval.json", progress=False)
@@ -210,7 +205,7 @@ def test_user_errors(trained, tmp_path):
 
 # -- learning --------------------------------------------------------------------------
 
-def test_small_model_learns_linear_regression_in_context(tmp_path):
+def test_small_model_learns_linear_regression_in_context(tmp_path, make_run):
     """4 attention layers of width 32 beat the averaging estimator at late positions after
     1200 steps on 5-dim prompts (a short Garg-style curriculum gets it off the plateau)."""
     run = make_run(steps=1200, batch=128, lr=2e-3, checkpoint_every=10_000, log_every=100)

@@ -1,4 +1,5 @@
-"""docs/extending.md's claim: a new layer token is one new file in blocks/ and one catalog entry.
+"""docs/extending.md's claims: a new layer token is one new file in blocks/ and one catalog entry, and
+a new task one new file in tasks/ and one catalog entry.
 Done for real, in a copy of the source tree that a fresh interpreter imports as `icl`."""
 from __future__ import annotations
 
@@ -98,3 +99,61 @@ def test_a_new_token_is_one_file_and_one_catalog_entry(tmp_path):
     out = subprocess.run([sys.executable, "-m", "icl.cli", "check", str(spec)], capture_output=True,
                          text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 2 and "unknown layer token 'G'" in out.stderr, out.stdout + out.stderr
+
+
+def test_a_new_task_is_one_file_and_one_catalog_entry(tmp_path):
+    module_code, entry = _code_blocks(DOC)[2:4]
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    _copy_tree(tree)
+    (tree / "tasks" / "sign_regression.py").write_text(module_code)
+    catalog = (tree / "tasks" / "catalog.py").read_text()
+    end = catalog.index("\n)}", catalog.index("TASKS: dict[str, TaskKind]"))
+    (tree / "tasks" / "catalog.py").write_text(catalog[:end] + "\n" + entry.rstrip() + catalog[end:])
+    spec = tmp_path / "sign.icl"
+    spec.write_text(textwrap.dedent("""\
+        model t { layers = "A F" width = 16 heads = 2 positions = learned }
+        task s { kind = sign_regression  dims = 4  points = 8 }
+        train quick { steps = 2  batch = 4  lr = 1e-3  seeds = [0]  checkpoint_every = 2  log_every = 1 }
+        eval quick { prompts = 16  batch = 16  bootstrap = 10 }
+        experiment e {
+          models = [t]
+          tasks = [s]
+          train extends quick {}
+          eval extends quick {}
+        }
+        """))
+    out = tmp_path / "out"
+    check = BOOTSTRAP + textwrap.dedent(f"""
+        import json
+        import icl.tasks.catalog
+        assert icl.tasks.catalog.__file__.startswith(str(tree)), icl.tasks.catalog.__file__
+        from icl.compiler.runs import runs_of
+        from icl.evaluation.evaluate import evaluate_run
+        from icl.report import build_report
+        from icl.tasks.catalog import TASKS
+        from icl.training.train import train_run
+        [run] = runs_of([{str(spec)!r}])
+        out = Path({str(out)!r})
+        folder = out / "runs" / run["id"]
+        train_run(run, folder, progress=False, device="cpu")
+        result = evaluate_run(run, folder, folder / f"eval-{{run['eval_id']}}.json", device="cpu",
+                              progress=False)
+        # the entry's baselines, scored on the very prompts the model saw, read out after every example
+        assert sorted(result["baselines"]) == sorted(TASKS["sign_regression"].baselines), result["baselines"]
+        assert result["positions"] == list(range(8)) and result["summary"]["best_baseline"]
+        assert 0.5 < result["summary"]["baselines_tail"]["zero"] < 1.5   # y = +-1: the zero predictor scores 1
+        build_report([run], out / "runs", out / "report", "Sign")
+        assert (out / "report" / "plots" / "s.png").stat().st_size > 0
+        cell = json.loads((out / "report" / "table1.json").read_text())["s"]["t"]
+        assert cell["verdict"] in ("check", "gap", "fails") and cell["seeds"] == 1, cell
+        print("ok", cell["verdict"])
+        """)
+    done = subprocess.run([sys.executable, "-c", check, str(tree)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600)
+    assert done.returncode == 0 and done.stdout.startswith("ok"), done.stdout + done.stderr
+    # The unmodified checkout does not know the kind: the entry is what makes it work.
+    done = subprocess.run([sys.executable, "-m", "icl.cli", "check", str(spec)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 2 and "invalid value 'sign_regression' for 'kind'" in done.stderr, \
+        done.stdout + done.stderr

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, TINY, snakemake
 from icl import runfolder
 from icl.compiler.runs import runs_of
 from icl.evaluation.evaluate import evaluate_run
@@ -25,6 +24,7 @@ from icl.report.build import build_report
 from icl.report.progress import study_progress, summary
 from icl.training.train import train_run
 
+ROOT = Path(__file__).resolve().parents[1]
 REDUCED = ROOT / "specs" / "reduced" / "study.icl"
 COMMITTED = ROOT / "results" / "reduced" / "runs"
 
@@ -50,11 +50,11 @@ def one_line_error(out, names: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """The TINY spec's transformer run on linear regression, trained and evaluated once."""
+def tiny(tmp_path_factory, tiny_spec):
+    """The tiny_spec study's transformer run on linear regression, trained and evaluated once."""
     root = tmp_path_factory.mktemp("tiny")
     spec = root / "tiny.icl"
-    spec.write_text(TINY)
+    spec.write_text(tiny_spec)
     runs = runs_of([spec])
     run = next(r for r in runs if r["model"] == "transformer" and r["task"] == "linear_regression")
     folder = root / "runs" / run["id"]
@@ -231,14 +231,14 @@ def test_metrics_lines(tmp_path, text, error):
 
 # -- case 6: an lr sweep over experiments is a sweep -----------------------------------------
 
-def test_lr_swept_over_experiments_is_no_single_lr_warning(tmp_path):
+def test_lr_swept_over_experiments_is_no_single_lr_warning(tmp_path, tiny_spec):
     from icl.report.render import describe_scale
 
     spec = tmp_path / "s.icl"
-    spec.write_text(TINY + 'experiment other_lr extends linear_regression { train { lr = 3e-4 } }\n')
+    spec.write_text(tiny_spec + 'experiment other_lr extends linear_regression { train { lr = 3e-4 } }\n')
     warnings = " ".join(describe_scale(runs_of([spec]), {})["warnings"])
     assert "No learning-rate sweep" not in warnings
-    spec.write_text(TINY)
+    spec.write_text(tiny_spec)
     assert "No learning-rate sweep" in " ".join(describe_scale(runs_of([spec]), {})["warnings"])
 
 
@@ -257,17 +257,17 @@ def _wait_for(path: Path, proc, timeout=120.0) -> None:
         time.sleep(0.005)
 
 
-def _long_spec(tmp_path: Path) -> tuple[Path, dict]:
+def _long_spec(tmp_path: Path, tiny_spec: str) -> tuple[Path, dict]:
     spec = tmp_path / "long.icl"
-    spec.write_text(TINY.replace("steps = 8 ", "steps = 100000 ").replace("checkpoint_every = 4",
+    spec.write_text(tiny_spec.replace("steps = 8 ", "steps = 100000 ").replace("checkpoint_every = 4",
                                                                            "checkpoint_every = 50"))
     run = next(r for r in runs_of([spec]) if r["model"] == "transformer" and r["task"] == "linear_regression")
     return spec, run
 
 
 @pytest.mark.slow
-def test_two_trainers_of_one_run_the_second_refuses_and_a_killed_ones_lock_is_taken_over(tmp_path):
-    spec, run = _long_spec(tmp_path)
+def test_two_trainers_of_one_run_the_second_refuses_and_a_killed_ones_lock_is_taken_over(tmp_path, tiny_spec):
+    spec, run = _long_spec(tmp_path, tiny_spec)
     folder = tmp_path / "runs" / run["id"]
     first = _start("train", str(spec), "--run", run["id"], "--out", str(folder), "--no-progress")
     try:
@@ -322,11 +322,11 @@ def test_kill_9_during_evaluation_keeps_the_old_evaluation(tiny, copy_of):
 
 
 @pytest.mark.slow
-def test_two_pipelines_on_one_runs_folder(tmp_path):
+def test_two_pipelines_on_one_runs_folder(tmp_path, tiny_spec, run_snakemake):
     """Two Snakemake pipelines, different working directories, one runs folder: the second
     stops before running a job, naming the lock; the first finishes; its results stand."""
     spec = tmp_path / "tiny.icl"
-    spec.write_text(TINY)
+    spec.write_text(tiny_spec)
     runs_dir = tmp_path / "shared" / "runs"
 
     def pipeline(workdir: Path):
@@ -354,5 +354,5 @@ def test_two_pipelines_on_one_runs_folder(tmp_path):
     assert {r["state"] for r in rows} == {"evaluated"}
     assert not (runs_dir / runfolder.PIPELINE_LOCK).exists()
     # The first pipeline's results are complete: a dry run of it has nothing to do.
-    again = snakemake(tmp_path / "a", spec, "-n", config=(f"runs_dir={runs_dir}",))
+    again = run_snakemake(tmp_path / "a", spec, "-n", config=(f"runs_dir={runs_dir}",))
     assert "Nothing to be done" in again.stdout + again.stderr

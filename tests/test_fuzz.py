@@ -40,7 +40,7 @@ from icl.dsl.parse import _parser
 from icl.errors import SpecError
 from icl.tasks.catalog import TASKS
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 # Cases per test: (mutated shipped specs, generated specs, specs from the grammar).
 CI_EXAMPLES = (1_300, 400, 300)           # 2,000 in the default run

@@ -23,7 +23,7 @@ from icl.errors import IclError, SpecError, SpecErrors
 from icl.training.errors import RunError
 from icl.training.runfile import load_runs
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 M = 'model m { layers = "M*2" width = 16 }\n'
 E = 'experiment e { models = [m] tasks = [linear_regression] }\n'

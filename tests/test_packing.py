@@ -2,7 +2,6 @@
 and each follows the curve of the same run trained alone, with the same files."""
 from __future__ import annotations
 
-import copy
 import json
 import os
 import signal
@@ -19,58 +18,18 @@ from icl.training.grouping import check_pack, group_runs, pack_key
 from icl.training.pack import train_pack
 from icl.training.train import train_run
 
-from conftest import TINY, snakemake
-from test_training import assert_same_weights, load_weights, make_run
-
 REPO = Path(__file__).resolve().parents[1]
-
-
-def member(run_id: str, seed: int = 0, dropout: float = 0.0, bias: bool = False, **train) -> dict:
-    """make_run's tiny model as a pack member. Biases off: an attention key bias has a zero
-    gradient (softmax ignores a shift shared by all keys), and Adam turns its float rounding
-    noise into lr-sized steps that differ between any two summation orders; without biases
-    every weight can be compared tightly."""
-    run = make_run(**train)
-    run["id"], run["seed"] = run_id, seed
-    run["model_config"].update(dropout=dropout, bias=bias)
-    return run
 
 
 def metrics(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
 
 
-def assert_same_curve(packed: Path, alone: Path, exact: bool = False) -> None:
-    """Same logged steps and sizes; losses, gradient norms and final weights equal (fp32 tolerance)."""
-    a, b = metrics(packed), metrics(alone)
-    assert [(m["step"], m["dims"], m["points"], m["lr"]) for m in a] == \
-        [(m["step"], m["dims"], m["points"], m["lr"]) for m in b]
-    for x, y in zip(a, b):
-        assert x["loss"] == pytest.approx(y["loss"], rel=1e-4, abs=1e-6)
-        assert x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-4, abs=1e-6)
-    wa, wb = load_weights(packed), load_weights(alone)
-    assert wa.keys() == wb.keys()
-    # Adam's steps are lr-sized, so the rounding of another summation order (a batched FFT, a
-    # vmapped matmul) reaches the weights in proportion to lr: 1e-5 at lr 1e-3. Seen: an S4D
-    # A_imag 1.07e-5 apart at lr 3e-3 on one CPU; a packing bug moves weights by whole steps.
-    atol = max(1e-5, 1e-2 * b[-1]["lr"])
-    for name in wa:
-        if exact:
-            assert torch.equal(wa[name], wb[name]), name
-        else:
-            torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=atol, msg=name)
-
-
-def train_alone(runs: list[dict], root: Path) -> None:
-    for run in runs:
-        assert train_run(copy.deepcopy(run), root / "alone" / run["id"], progress=False)["state"] == "done"
-
-
 # -- equivalence with lone runs -------------------------------------------------------------
 
 # S4 and S4-Mamba: the models pack=auto packs (catalog packs_well).
 @pytest.mark.parametrize("layers", ["A A", "M M", "S F", "SM SM"])
-def test_packed_runs_follow_their_lone_curves(tmp_path, layers):
+def test_packed_runs_follow_their_lone_curves(tmp_path, layers, member, assert_same_curve, load_weights, train_alone):
     runs = [member("00000000000a", seed=0), member("00000000000b", seed=1),
             member("00000000000c", seed=0, lr=3e-3),
             member("00000000000d", seed=2, clip=0.05)]  # clipped every step: clipping is per run
@@ -95,7 +54,7 @@ def test_packed_runs_follow_their_lone_curves(tmp_path, layers):
         assert any(not torch.allclose(w[a][k], w[b][k]) for k in w[a])
 
 
-def test_packed_outputs_have_the_lone_layout(tmp_path):
+def test_packed_outputs_have_the_lone_layout(tmp_path, member):
     runs = [member("00000000000a"), member("00000000000b", seed=1)]
     packed = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
     alone = train_run(runs[0], tmp_path / "alone", progress=False)
@@ -112,7 +71,7 @@ def test_packed_outputs_have_the_lone_layout(tmp_path):
     assert train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False) == packed
 
 
-def test_dropout_packs_loop_with_each_runs_own_masks(tmp_path):
+def test_dropout_packs_loop_with_each_runs_own_masks(tmp_path, member, assert_same_curve, train_alone):
     runs = [member("00000000000a", dropout=0.1), member("00000000000b", seed=1, dropout=0.1)]
     statuses = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
     train_alone(runs, tmp_path)
@@ -121,7 +80,7 @@ def test_dropout_packs_loop_with_each_runs_own_masks(tmp_path):
         assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"], exact=True)
 
 
-def test_forced_loop_mode_matches_stacked(tmp_path, monkeypatch):
+def test_forced_loop_mode_matches_stacked(tmp_path, monkeypatch, member, assert_same_curve):
     runs = [member("00000000000a"), member("00000000000b", seed=1)]
     train_pack(runs, [tmp_path / "stacked" / r["id"] for r in runs], progress=False)
     monkeypatch.setenv("ICL_PACK_MODE", "loop")
@@ -131,7 +90,7 @@ def test_forced_loop_mode_matches_stacked(tmp_path, monkeypatch):
         assert_same_curve(tmp_path / "stacked" / run["id"], tmp_path / "loop" / run["id"])
 
 
-def test_one_diverging_run_stops_alone(tmp_path):
+def test_one_diverging_run_stops_alone(tmp_path, member, assert_same_curve, train_alone):
     runs = [member("00000000000a", steps=40, checkpoint_every=100),
             member("00000000000b", lr=1e30, steps=40, checkpoint_every=100),
             member("00000000000c", seed=1, steps=40, checkpoint_every=100)]
@@ -147,7 +106,7 @@ def test_one_diverging_run_stops_alone(tmp_path):
         assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"])
 
 
-def test_members_resume_from_different_steps(tmp_path):
+def test_members_resume_from_different_steps(tmp_path, member, assert_same_curve, train_alone):
     """A pack whose runs were checkpointed at different steps (or trained alone) takes each
     up from its own checkpoint and ends on its lone curve."""
     runs = [member("00000000000a"), member("00000000000b", seed=1), member("00000000000c", seed=2)]
@@ -162,7 +121,7 @@ def test_members_resume_from_different_steps(tmp_path):
         assert [m["step"] for m in metrics(folder)] == [4, 8, 12, 16, 20, 24]
 
 
-def test_killed_pack_resumes_exactly(tmp_path):
+def test_killed_pack_resumes_exactly(tmp_path, member, load_weights, assert_same_weights):
     runs = [member("00000000000a", steps=400, checkpoint_every=10, log_every=3),
             member("00000000000b", seed=1, lr=2e-3, steps=400, checkpoint_every=10, log_every=3)]
     (tmp_path / "runs.json").write_text(json.dumps(runs))
@@ -192,7 +151,7 @@ def test_killed_pack_resumes_exactly(tmp_path):
 
 # -- which runs may share a pack ------------------------------------------------------------
 
-def test_only_seed_lr_clip_and_weight_decay_may_differ():
+def test_only_seed_lr_clip_and_weight_decay_may_differ(member):
     base = member("00000000000a")
     others = [member("00000000000b", seed=3, lr=1e-2, clip=1.0, weight_decay=0.1)]
     check_pack([base, *others])
@@ -208,7 +167,7 @@ def test_only_seed_lr_clip_and_weight_decay_may_differ():
     assert pack_key(base) == pack_key(others[0]) != pack_key(wider)
 
 
-def test_group_runs_packs_compatible_runs():
+def test_group_runs_packs_compatible_runs(member):
     runs = [member(f"00000000000{i}", seed=i) for i in range(5)]
     wider = member("0000000000ff")
     wider["model_config"]["width"] = 32
@@ -223,13 +182,22 @@ def test_group_runs_packs_compatible_runs():
 
 # -- the pipeline ---------------------------------------------------------------------------
 
-# The tiny study's linear regression, three seeds.
-SEEDS = TINY.split("experiment sparse_parity")[0].replace("log_every = 4 }", "log_every = 4  seeds = [0, 1, 2] }")
+@pytest.fixture(scope="session")
+def seeds_spec(tiny_spec):
+    """The tiny study's linear regression, three seeds."""
+    return tiny_spec.split("experiment sparse_parity")[0].replace("log_every = 4 }",
+                                                                  "log_every = 4  seeds = [0, 1, 2] }")
 
 
-def packing_snakemake(workdir: Path, spec: Path, *args: str, pack=None) -> tuple[int, str]:
-    done = snakemake(workdir, spec, *args, config=() if pack is None else (f"pack={pack}",))
-    return done.returncode, done.stdout + done.stderr
+@pytest.fixture(scope="session")
+def packing_snakemake(run_snakemake):
+    """packing_snakemake(workdir, spec, *args, pack=None) -> (exit status, output)."""
+
+    def packing_snakemake(workdir: Path, spec: Path, *args: str, pack=None) -> tuple[int, str]:
+        done = run_snakemake(workdir, spec, *args, config=() if pack is None else (f"pack={pack}",))
+        return done.returncode, done.stdout + done.stderr
+
+    return packing_snakemake
 
 
 def train_jobs(output: str, rules: str = "train") -> dict[str, int]:
@@ -247,9 +215,9 @@ def train_jobs(output: str, rules: str = "train") -> dict[str, int]:
     return counts
 
 
-def test_pipeline_packs_only_when_asked(tmp_path):
+def test_pipeline_packs_only_when_asked(tmp_path, seeds_spec, packing_snakemake):
     spec = tmp_path / "seeds.icl"
-    spec.write_text(SEEDS)
+    spec.write_text(seeds_spec)
     code, out = packing_snakemake(tmp_path, spec, "-n")
     assert code == 0, out
     assert train_jobs(out) == {"train": 6}  # smoke scale on CPU: auto packs nothing
@@ -260,21 +228,21 @@ def test_pipeline_packs_only_when_asked(tmp_path):
     assert code != 0 and "pack" in out
 
 
-def test_auto_packs_on_a_gpu_only_models_that_pack_well(tmp_path):
+def test_auto_packs_on_a_gpu_only_models_that_pack_well(tmp_path, seeds_spec, run_snakemake):
     # An S4 model packs well (catalog: packs_well); Mamba's and attention's blocks do not.
     spec = tmp_path / "seeds.icl"
     spec.write_text('model s4 { layers = "S S" width = 16 d_state = 4 }\n'
-                    + SEEDS.replace("models = [mamba, transformer]", "models = [mamba, transformer, s4]"))
+                    + seeds_spec.replace("models = [mamba, transformer]", "models = [mamba, transformer, s4]"))
     for device, expected in (("cuda", {"pack": 1, "train": 7}), ("cpu", {"train": 9})):
-        done = snakemake(tmp_path, spec, "-n", config=(f"device={device}",))
+        done = run_snakemake(tmp_path, spec, "-n", config=(f"device={device}",))
         assert done.returncode == 0, done.stderr
         assert train_jobs(done.stdout + done.stderr) == expected, device  # s4 seeds 0+1 packed on cuda
 
 
 @pytest.mark.slow
-def test_packed_pipeline_trains_and_reruns_only_new_runs(tmp_path):
+def test_packed_pipeline_trains_and_reruns_only_new_runs(tmp_path, seeds_spec, packing_snakemake):
     spec = tmp_path / "seeds.icl"
-    spec.write_text(SEEDS)
+    spec.write_text(seeds_spec)
     code, out = packing_snakemake(tmp_path, spec, "--cores", "2", pack=3)
     assert code == 0, out[-3000:]
     statuses = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/status.json")]
@@ -286,7 +254,7 @@ def test_packed_pipeline_trains_and_reruns_only_new_runs(tmp_path):
         code, out = packing_snakemake(tmp_path, spec, "-n", pack=pack)
         assert "Nothing to be done" in out, out[-2000:]
     # Two more seeds: only they train (packed together per model), and only they are evaluated.
-    spec.write_text(SEEDS.replace("seeds = [0, 1, 2]", "seeds = [0, 1, 2, 3, 4]"))
+    spec.write_text(seeds_spec.replace("seeds = [0, 1, 2]", "seeds = [0, 1, 2, 3, 4]"))
     code, out = packing_snakemake(tmp_path, spec, "-n", pack=3)
     assert train_jobs(out) == {"pack": 2}
     assert train_jobs(out, "evaluate") == {"evaluate": 4}
@@ -322,7 +290,7 @@ def graphs_on_cpu(monkeypatch):
     return graphs
 
 
-def test_graph_steps_recapture_per_curriculum_stage(tmp_path, graphs_on_cpu):
+def test_graph_steps_recapture_per_curriculum_stage(tmp_path, graphs_on_cpu, member, assert_same_curve, load_weights, assert_same_weights, train_alone):
     runs = [member("00000000000a"), member("00000000000b", seed=1)]
     graphed = train_pack(runs, [tmp_path / "graph" / r["id"] for r in runs], progress=False)
     # stages of make_run's curriculum: steps 0-3, 4-7, 8-11, 12-23; 3 eager warm-up steps each
@@ -335,7 +303,7 @@ def test_graph_steps_recapture_per_curriculum_stage(tmp_path, graphs_on_cpu):
     assert_same_weights(load_weights(tmp_path / "lone_graph"), load_weights(tmp_path / "alone" / runs[0]["id"]))
 
 
-def test_failed_capture_falls_back_with_one_line(tmp_path, graphs_on_cpu, monkeypatch, capsys):
+def test_failed_capture_falls_back_with_one_line(tmp_path, graphs_on_cpu, monkeypatch, capsys, member, load_weights, assert_same_weights):
     def refuse(step_fn, prompts):
         raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
     monkeypatch.setattr(graphs_on_cpu, "CapturedStep", refuse)
@@ -349,9 +317,9 @@ def test_failed_capture_falls_back_with_one_line(tmp_path, graphs_on_cpu, monkey
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("layers", ["A A", "M M"])
-def test_cuda_graph_training_matches_eager(tmp_path, monkeypatch, layers):
+def test_cuda_graph_training_matches_eager(tmp_path, monkeypatch, layers, member, assert_same_curve):
     """On a GPU: packs trained through whole-step graphs follow the eager curves (Mamba's Triton
-    scan has no vmap rule: its pack runs the models one by one inside the graph)."""
+    scan runs the pack as one grouped call inside the graph)."""
     runs = [member("00000000000a", device="cuda"), member("00000000000b", seed=1, device="cuda")]
     for run in runs:
         run["model_config"]["layers"] = layers

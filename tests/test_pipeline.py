@@ -14,30 +14,35 @@ import pytest
 from icl.compiler.runs import runs_of
 from icl.training.train import MODEL
 
-from conftest import ROOT, TINY, job_counts, snakemake
-
+ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "specs" / "smoke"
 
 
-def pretend_built(workdir: Path, spec: Path) -> list[dict]:
-    """Leave the state of a finished pipeline: Snakemake's job records, then every output in order."""
-    # `--touch` with no outputs yet records each job's metadata (its inputs and params), which is
-    # what lets Snakemake see later that a plot's set of inputs has changed.
-    out = snakemake(workdir, spec, "--touch", "--cores", "1")
-    assert out.returncode == 0, out.stderr
-    runs = runs_of([spec])
-    stages = [
-        [workdir / "runs" / r["id"] / "status.json" for r in runs],
-        [workdir / "runs" / r["id"] / f"eval-{r['eval_id']}.json" for r in runs],
-        [workdir / "results" / "plots" / f"{t}.png" for t in {r["task"] for r in runs}],
-        [workdir / "results" / name for name in ("report.html", "report.md", "table1.json")],
-    ]
-    for stage in stages:
-        for path in stage:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("{}")
-        time.sleep(0.02)  # later stages are newer, as after a real run
-    return runs
+@pytest.fixture
+def pretend_built(run_snakemake):
+    """pretend_built(workdir, spec) -> runs: leave the state of a finished pipeline: Snakemake's
+    job records, then every output in order."""
+
+    def pretend(workdir: Path, spec: Path) -> list[dict]:
+        # `--touch` with no outputs yet records each job's metadata (its inputs and params), which is
+        # what lets Snakemake see later that a plot's set of inputs has changed.
+        out = run_snakemake(workdir, spec, "--touch", "--cores", "1")
+        assert out.returncode == 0, out.stderr
+        runs = runs_of([spec])
+        stages = [
+            [workdir / "runs" / r["id"] / "status.json" for r in runs],
+            [workdir / "runs" / r["id"] / f"eval-{r['eval_id']}.json" for r in runs],
+            [workdir / "results" / "plots" / f"{t}.png" for t in {r["task"] for r in runs}],
+            [workdir / "results" / name for name in ("report.html", "report.md", "table1.json")],
+        ]
+        for stage in stages:
+            for path in stage:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("{}")
+            time.sleep(0.02)  # later stages are newer, as after a real run
+        return runs
+
+    return pretend
 
 
 @pytest.fixture
@@ -47,18 +52,18 @@ def smoke_copy(tmp_path):
     return tmp_path, specs
 
 
-def test_one_line_edit_reruns_exactly_what_it_changes(smoke_copy):
+def test_one_line_edit_reruns_exactly_what_it_changes(smoke_copy, run_snakemake, job_counts, pretend_built):
     workdir, specs = smoke_copy
     study = specs / "study.icl"
     before = pretend_built(workdir, study)
-    out = snakemake(workdir, study, "-n")
+    out = run_snakemake(workdir, study, "-n")
     assert out.returncode == 0, out.stderr
     assert job_counts(out.stdout + out.stderr) == {}
 
     # One model's layer string: that model's runs (one per experiment), every plot, the report.
     models = specs / "models.icl"
     models.write_text(models.read_text().replace('layers = "M*4"', 'layers = "M*3"'))
-    out = snakemake(workdir, study, "-n")
+    out = run_snakemake(workdir, study, "-n")
     assert out.returncode == 0, out.stderr
     changed = [r for r in before if r["model"] == "mamba"]
     assert job_counts(out.stdout + out.stderr) == {"train": len(changed), "evaluate": len(changed), "plot": 9,
@@ -70,7 +75,7 @@ def test_one_line_edit_reruns_exactly_what_it_changes(smoke_copy):
         assert f"runs/{run_id}/status.json" in out.stdout + out.stderr
 
 
-def test_task_edit_reruns_one_experiment(smoke_copy):
+def test_task_edit_reruns_one_experiment(smoke_copy, run_snakemake, job_counts, pretend_built):
     workdir, specs = smoke_copy
     study = specs / "study.icl"
     pretend_built(workdir, study)
@@ -78,87 +83,87 @@ def test_task_edit_reruns_one_experiment(smoke_copy):
     text = tasks.read_text()
     start = text.index("task sparse_parity")
     tasks.write_text(text[:start] + text[start:].replace("k = 2", "k = 3", 1))
-    out = snakemake(workdir, study, "-n")
+    out = run_snakemake(workdir, study, "-n")
     assert out.returncode == 0, out.stderr
     assert job_counts(out.stdout + out.stderr) == {"train": 6, "evaluate": 6, "plot": 1, "report": 1, "all": 1}
     assert "results/plots/sparse_parity.png" in out.stdout + out.stderr
 
 
-def test_eval_edit_reevaluates_without_retraining(smoke_copy):
+def test_eval_edit_reevaluates_without_retraining(smoke_copy, run_snakemake, job_counts, pretend_built):
     workdir, specs = smoke_copy
     study = specs / "study.icl"
     pretend_built(workdir, study)
     study.write_text(study.read_text().replace("prompts = 64", "prompts = 32"))
-    out = snakemake(workdir, study, "-n")
+    out = run_snakemake(workdir, study, "-n")
     assert job_counts(out.stdout + out.stderr) == {"evaluate": 54, "plot": 9, "report": 1, "all": 1}
 
 
-def test_renaming_a_spec_file_retrains_and_reevaluates_nothing(smoke_copy):
+def test_renaming_a_spec_file_retrains_and_reevaluates_nothing(smoke_copy, run_snakemake, job_counts, pretend_built):
     workdir, specs = smoke_copy
     pretend_built(workdir, specs / "study.icl")
     renamed = specs / "renamed.icl"
     (specs / "study.icl").rename(renamed)
-    out = snakemake(workdir, renamed, "-n")
+    out = run_snakemake(workdir, renamed, "-n")
     assert out.returncode == 0, out.stderr
     # the plots and the report name their specs; the runs are named by their ids alone
     counts = job_counts(out.stdout + out.stderr)
     assert counts == {"plot": 9, "report": 1, "all": 1}, counts
 
 
-def test_bad_spec_stops_the_pipeline_with_its_positioned_error(smoke_copy):
+def test_bad_spec_stops_the_pipeline_with_its_positioned_error(smoke_copy, run_snakemake):
     workdir, specs = smoke_copy
     models = specs / "models.icl"
     models.write_text(models.read_text().replace("d_state = 8\n}", "d_stat = 8\n}", 1))
-    out = snakemake(workdir, specs / "study.icl", "-n")
+    out = run_snakemake(workdir, specs / "study.icl", "-n")
     assert out.returncode != 0
     assert f"{models}:14:3: error: unknown key 'd_stat' in model" in out.stderr + out.stdout
 
 
-def test_experiments_config_runs_one_chunk_of_the_study(smoke_copy):
+def test_experiments_config_runs_one_chunk_of_the_study(smoke_copy, run_snakemake, job_counts):
     workdir, specs = smoke_copy
     study = specs / "study.icl"
-    out = snakemake(workdir, study, "-n", config=("experiments=[sparse_parity]",))
+    out = run_snakemake(workdir, study, "-n", config=("experiments=[sparse_parity]",))
     assert out.returncode == 0, out.stderr
     assert job_counts(out.stdout + out.stderr) == {"train": 6, "evaluate": 6, "plot": 1, "report": 1, "all": 1}
-    out = snakemake(workdir, study, "-n", config=("experiments=sparse_party",))
+    out = run_snakemake(workdir, study, "-n", config=("experiments=sparse_party",))
     assert out.returncode != 0
     assert f"error: config experiments: no experiment 'sparse_party' in {study}" in out.stdout + out.stderr
 
 
-def test_config_schema_rejects_unknown_scale(smoke_copy):
+def test_config_schema_rejects_unknown_scale(smoke_copy, run_snakemake):
     workdir, specs = smoke_copy
-    out = snakemake(workdir, specs / "study.icl", "-n", config=("scale=huge",))
+    out = run_snakemake(workdir, specs / "study.icl", "-n", config=("scale=huge",))
     assert out.returncode != 0
     assert "'huge' is not one of ['smoke', 'reduced', 'paper']" in out.stderr + out.stdout
 
 
 
 @pytest.mark.slow
-def test_failed_training_leaves_no_complete_output_and_a_rerun_finishes(tmp_path):
+def test_failed_training_leaves_no_complete_output_and_a_rerun_finishes(tmp_path, tiny_spec, run_snakemake):
     spec = tmp_path / "tiny.icl"
     # On a machine without CUDA, device = cuda makes every training job fail.
-    spec.write_text(TINY.replace("log_every = 4 }", "log_every = 4  device = cuda }"))
+    spec.write_text(tiny_spec.replace("log_every = 4 }", "log_every = 4  device = cuda }"))
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: device = cuda does not fail here")
-    out = snakemake(tmp_path, spec, "--cores", "2", "--keep-going")
+    out = run_snakemake(tmp_path, spec, "--cores", "2", "--keep-going")
     assert out.returncode != 0
     assert not list((tmp_path / "runs").glob("*/status.json"))
     assert not (tmp_path / "results" / "report.html").exists()
-    spec.write_text(TINY)  # device is not part of the run id: the same runs now train
-    out = snakemake(tmp_path, spec, "--cores", "2")
+    spec.write_text(tiny_spec)  # device is not part of the run id: the same runs now train
+    out = run_snakemake(tmp_path, spec, "--cores", "2")
     assert out.returncode == 0, out.stderr[-3000:]
     assert len(list((tmp_path / "runs").glob("*/status.json"))) == 4
 
 
 @pytest.mark.slow
-def test_tiny_study_end_to_end(tmp_path):
+def test_tiny_study_end_to_end(tmp_path, tiny_spec, run_snakemake):
     tmp_path = tmp_path / "my study"  # every path the rules' commands take holds a space
     tmp_path.mkdir()
     spec = tmp_path / "tiny.icl"
-    spec.write_text(TINY)
-    out = snakemake(tmp_path, spec, "--cores", "2")
+    spec.write_text(tiny_spec)
+    out = run_snakemake(tmp_path, spec, "--cores", "2")
     assert out.returncode == 0, out.stderr[-3000:]
     results = tmp_path / "results"
     for name in ("report.html", "report.md", "table1.json", "plots/linear_regression.png",
@@ -177,11 +182,11 @@ def test_tiny_study_end_to_end(tmp_path):
     # The evaluations shared their baselines' errors (zero and least squares on linear regression).
     assert list((tmp_path / "runs" / "baselines").glob("*.pt"))
     # Nothing left to do.
-    again = snakemake(tmp_path, spec, "-n")
+    again = run_snakemake(tmp_path, spec, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
-def test_committed_results_in_a_fresh_clone_are_not_reevaluated(smoke_copy):
+def test_committed_results_in_a_fresh_clone_are_not_reevaluated(smoke_copy, run_snakemake, job_counts):
     """A clone gives files checkout-order times and no Snakemake records: a status.json newer
     than its evaluation must not ask for an evaluation when the weights are not there (they
     are not committed); plots and the report are redrawn from the evaluations."""
@@ -196,7 +201,7 @@ def test_committed_results_in_a_fresh_clone_are_not_reevaluated(smoke_copy):
         now = time.time()
         os.utime(folder / f"eval-{r['eval_id']}.json", (now - 3600, now - 3600))
     assert not (workdir / ".snakemake").exists()
-    out = snakemake(workdir, study, "-n")
+    out = run_snakemake(workdir, study, "-n")
     assert out.returncode == 0, out.stderr
     counts = job_counts(out.stdout + out.stderr)
     assert "train" not in counts and "evaluate" not in counts, counts
@@ -205,7 +210,7 @@ def test_committed_results_in_a_fresh_clone_are_not_reevaluated(smoke_copy):
     # A training forced in this invocation is evaluated again, weights here or not.
     status = workdir / "runs" / runs[0]["id"] / "status.json"
     for forced in (str(status), "train"):
-        out = snakemake(workdir, study, "-n", "--forcerun", forced)
+        out = run_snakemake(workdir, study, "-n", "--forcerun", forced)
         assert out.returncode == 0, out.stderr
         counts = job_counts(out.stdout + out.stderr)
         trained = sum(v for k, v in counts.items() if k.startswith("train"))
@@ -213,18 +218,18 @@ def test_committed_results_in_a_fresh_clone_are_not_reevaluated(smoke_copy):
 
     # With the weights here, a status.json newer than the evaluation re-evaluates, as usual.
     (status.parent / MODEL).write_text("{}")
-    out = snakemake(workdir, study, "-n")
+    out = run_snakemake(workdir, study, "-n")
     assert out.returncode == 0, out.stderr
     assert job_counts(out.stdout + out.stderr).get("evaluate") == 1
 
 
 @pytest.mark.slow
-def test_detached_study_goes_on_after_its_command_and_stops_with_its_jobs(tmp_path):
+def test_detached_study_goes_on_after_its_command_and_stops_with_its_jobs(tmp_path, tiny_spec):
     """workflow/scripts/detached_study.sh: start returns while the pipeline trains, stop ends
     the pipeline and its jobs (SIGTERM to Snakemake alone would let them finish), and a later
     start resumes and finishes the study."""
     spec = tmp_path / "tiny.icl"
-    spec.write_text(TINY)
+    spec.write_text(tiny_spec)
     runs = tmp_path / "runs"
     script = ROOT / "workflow" / "scripts" / "detached_study.sh"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}

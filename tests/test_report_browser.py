@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from test_report import built, study  # noqa: F401  (fixtures: a tiny study, really trained, and its report)
-
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",

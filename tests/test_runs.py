@@ -1,6 +1,8 @@
 """Run expansion: the study's matrix, sweeps, seeds, stable content-hashed ids, diff."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from icl.compiler.diff import diff_runs
@@ -8,7 +10,7 @@ from icl.compiler.runs import runs_of
 from icl.dsl import format_spec, parse_file
 from icl.errors import IclError
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 PAPER = ROOT / "specs" / "paper" / "study.icl"
 # Parameter counts of the released code at D = 256 (../shared/paper.md).

@@ -4,6 +4,7 @@ with NaN-poisoned output buffers. Without a GPU the kernels run in the Triton in
 (TRITON_INTERPRET=1) on CPU tensors, so the sizes are small; with a GPU the same tests run on it."""
 import importlib
 import os
+import re
 import sys
 
 import pytest
@@ -115,37 +116,67 @@ def test_seq_without_gradients_skips_checkpoints(seq_scan):
     torch.testing.assert_close(last, ref_last, rtol=1e-5, atol=1e-5)
 
 
-def test_seq_under_vmap_matches_one_call_per_model(seq_scan):
-    """torch.vmap over the scan (a pack of K models as one launch, parameters as groups) gives
-    every model the output, final state and gradients of its own call."""
-    models = 3
-    per_model = [make_scan_inputs(2, 12, 13, 4, device=DEVICE, seed=k) for k in range(models)]
-    names = list(per_model[0])
-    leaves = {n: torch.stack([m[n] for m in per_model]).requires_grad_() for n in names}
-    weights = [torch.randn(models, 2, 12, 13, device=DEVICE), torch.randn(models, 2, 12, 4, device=DEVICE)]
+GROUP_CASES = {
+    # name: (groups, rows per group, dim, L, N, make_scan_inputs options)
+    "three-models": (3, 2, 12, 13, 4, {}),
+    "odd-sizes": (2, 3, 7, 9, 8, {}),
+    "no-optional-inputs": (3, 1, 5, 6, 4, dict(with_z=False, with_d=False, with_bias=False)),
+}
 
-    def scan(*tensors):
-        return seq_scan.selective_scan_seq(**dict(zip(names, tensors)), delta_softplus=True,
-                                           return_last_state=True, config=(8, 1, 8, 1, 8))
 
-    out, last = torch.vmap(scan)(*leaves.values())
+@pytest.mark.parametrize("backend", ["reference", "triton", "triton_seq"])
+@pytest.mark.parametrize("case", list(GROUP_CASES))
+def test_grouped_parameters_match_one_call_per_model(seq_scan, backend, case):
+    """K models packed as one batch of K R rows with their parameters as K groups (A (K, dim, N),
+    D and delta_bias (K, dim): how blocks/mamba.py scans a pack) give every model the output,
+    final state and gradients of its own call of the reference."""
+    groups, rows, dim, length, n_state, options = GROUP_CASES[case]
+    per_model = [make_scan_inputs(rows, dim, length, n_state, device=DEVICE, seed=k, **options)
+                 for k in range(groups)]
+    names = [n for n in per_model[0] if per_model[0][n] is not None]
+    batched = ("u", "delta", "B", "C", "z")  # rows of one batch; the rest stack as groups
+    leaves = {n: (torch.cat if n in batched else torch.stack)([m[n] for m in per_model]).requires_grad_()
+              for n in names}
+    weights = [torch.randn(groups * rows, dim, length, device=DEVICE),
+               torch.randn(groups * rows, dim, n_state, device=DEVICE)]
+    out, last = kernels.selective_scan(**leaves, delta_softplus=True, return_last_state=True,
+                                       backend=backend)
     loss = (out * weights[0]).sum() + (last * weights[1]).sum()
-    grads = torch.autograd.grad(loss, list(leaves.values()))
-    for k in range(models):
+    grads = dict(zip(names, torch.autograd.grad(loss, list(leaves.values()))))
+    for k in range(groups):
+        mine = slice(k * rows, (k + 1) * rows)
         one = {n: per_model[k][n].clone().requires_grad_() for n in names}
         out_k, last_k = kernels.selective_scan_ref(**one, delta_softplus=True, return_last_state=True)
-        torch.testing.assert_close(out[k], out_k, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(last[k], last_k, rtol=1e-5, atol=1e-5)
-        grads_k = torch.autograd.grad((out_k * weights[0][k]).sum() + (last_k * weights[1][k]).sum(),
+        torch.testing.assert_close(out[mine], out_k, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(last[mine], last_k, rtol=1e-5, atol=1e-5)
+        grads_k = torch.autograd.grad((out_k * weights[0][mine]).sum() + (last_k * weights[1][mine]).sum(),
                                       list(one.values()))
-        for name, grad, grad_k in zip(names, grads, grads_k):
-            torch.testing.assert_close(grad[k], grad_k, rtol=1e-4, atol=1e-5, msg=f"model {k}: d{name}")
+        for name, grad_k in zip(names, grads_k):
+            grad = grads[name][mine] if name in batched else grads[name][k]
+            torch.testing.assert_close(grad, grad_k, rtol=1e-4, atol=1e-5, msg=f"{backend} model {k}: d{name}")
 
 
-def test_dispatch_runs_triton_seq(seq_scan):
+@pytest.mark.parametrize("bad,message", [
+    (dict(A=torch.zeros(4, 12, 4)), "do not split into the 4 parameter groups"),
+    (dict(D=torch.zeros(12)), "D must be (3, 12)"),
+    (dict(delta_bias=torch.zeros(2, 12)), "delta_bias must be (3, 12)"),
+])
+def test_grouped_parameters_are_checked(bad, message):
+    inputs = make_scan_inputs(6, 12, 5, 4)
+    inputs.update(A=torch.stack([inputs["A"]] * 3), D=torch.stack([inputs["D"]] * 3),
+                  delta_bias=torch.stack([inputs["delta_bias"]] * 3))
+    inputs.update(bad)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        kernels.selective_scan_ref(**inputs)
+
+
+def test_dispatch_runs_triton_seq(seq_scan, monkeypatch):
+    calls = []
+    kernel = seq_scan.selective_scan_seq
+    monkeypatch.setattr(seq_scan, "selective_scan_seq", lambda *a, **k: calls.append(1) or kernel(*a, **k))
     inputs = make_scan_inputs(1, 4, 5, 16, device=DEVICE)
     out = kernels.selective_scan(**inputs, delta_softplus=True, backend="triton_seq")
-    assert kernels.backend_used() == "triton_seq"
+    assert calls == [1]
     torch.testing.assert_close(out, kernels.selective_scan_ref(**inputs, delta_softplus=True), rtol=1e-5, atol=1e-5)
 
 

@@ -26,11 +26,9 @@ import torch
 
 from icl.compiler.runs import runs_of
 
-from conftest import ROOT
-from conftest import TINY, job_counts
-
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[1]
 SLURM_TESTS = ROOT / "tests" / "slurm"
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 # The test node: declared (not probed) with the CPUs and memory the profile's largest
@@ -41,8 +39,11 @@ TEST_CLUSTER_ARGS = ("--slurm-status-command", "squeue", "--slurm-init-seconds-b
                      "--slurm-keep-successful-logs")
 TIMEOUT_S = 360
 
-# One run trained long enough to be cancelled between two checkpoints.
-RESUME = TINY.split("experiment")[0] + '''
+
+@pytest.fixture(scope="session")
+def resume_spec(tiny_spec):
+    """One run trained long enough to be cancelled between two checkpoints."""
+    return tiny_spec.split("experiment")[0] + '''
 experiment resume {
   models = [mamba]
   tasks = [linear_regression]
@@ -117,11 +118,11 @@ def same_weights(a: Path, b: Path) -> bool:
     return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
-def test_tiny_study_through_sbatch_matches_a_local_run(cluster, tmp_path):
+def test_tiny_study_through_sbatch_matches_a_local_run(cluster, tmp_path, tiny_spec, job_counts):
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
     for workdir in (on_slurm, local):
         workdir.mkdir()
-        (workdir / "tiny.icl").write_text(TINY)
+        (workdir / "tiny.icl").write_text(tiny_spec)
     slurm_run = start_snakemake(on_slurm, on_slurm / "tiny.icl", cluster.env, "--profile", str(PROFILE),
                                 *TEST_CLUSTER_ARGS)
     local_run = start_snakemake(local, local / "tiny.icl", cluster.env, "--cores", "2")
@@ -153,9 +154,9 @@ def test_tiny_study_through_sbatch_matches_a_local_run(cluster, tmp_path):
         assert (on_slurm / "results" / name).stat().st_size > 0, name
 
 
-def test_cancelled_training_job_is_resubmitted_and_resumes_from_its_checkpoint(cluster, tmp_path):
+def test_cancelled_training_job_is_resubmitted_and_resumes_from_its_checkpoint(cluster, tmp_path, resume_spec):
     spec = tmp_path / "resume.icl"
-    spec.write_text(RESUME)
+    spec.write_text(resume_spec)
     [run] = runs_of([spec])
     run_dir = tmp_path / "runs" / run["id"]
     # The same run trained without interruption, beside the cluster, for its weights.

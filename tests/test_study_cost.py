@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 from icl.compiler.runs import runs_of
 
-from conftest import ROOT, TINY
+ROOT = Path(__file__).resolve().parents[1]
 
 _spec = importlib.util.spec_from_file_location("study_cost", ROOT / "benchmarks" / "study_cost.py")
 study_cost = importlib.util.module_from_spec(_spec)
@@ -20,9 +21,9 @@ def evaluation(run: dict) -> str:
     return json.dumps({"run_id": run["id"], "eval_id": run["eval_id"], "state": "done", "positions": [],
                        "model": {"mean": []}, "summary": {}, "baselines": {}, "variants": {}})
 
-def test_runs_dir_counts_only_what_is_still_to_train(tmp_path, capsys):
+def test_runs_dir_counts_only_what_is_still_to_train(tmp_path, capsys, tiny_spec):
     spec = tmp_path / "tiny.icl"
-    spec.write_text(TINY)
+    spec.write_text(tiny_spec)
     runs = runs_of([spec])  # 4 runs of 8 steps: mamba and transformer on two tasks
     ms = {"mamba": 3600.0, "transformer": 1800.0}  # x 1000 below: 1 h and 0.5 h a step
     records = [{"impl": "project", "pack": 1, "precision": "tf32", "arch": a, "task": r["task"],

@@ -23,37 +23,6 @@ from icl.training.train import resolve_device, train_run
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_run(**train_overrides) -> dict:
-    """A tiny resolved run: a 2-layer attention model of width 16 on 5-dim linear regression."""
-    run = {
-        "id": "0123456789ab", "eval_id": "ba9876543210", "spec": "tests", "experiment": "tiny",
-        "model": "tiny", "layers": "A A", "task": "linear_regression", "seed": 0,
-        "model_config": {"layers": "A A", "width": 16, "positions": "learned", "norm": "layernorm",
-                         "dropout": 0.1, "init_std": 0.02, "heads": 2, "bias": True, "mlp_ratio": 4,
-                         "d_state": 4, "d_conv": 4, "expand": 2, "dt_rank": 1, "dt_min": 0.001,
-                         "dt_max": 0.1, "headdim": 8},
-        "task_config": {"kind": "linear_regression", "dims": 5, "points": 11, "noise": 0.0,
-                        "curriculum": {"dims": {"start": 2, "end": 5, "inc": 1, "interval": 4},
-                                       "points": {"start": 5, "end": 11, "inc": 2, "interval": 4}}},
-        "train": {"steps": 24, "batch": 8, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
-                  "clip": 10.0, "checkpoint_every": 8, "log_every": 4, "backend": "auto", "device": "cpu"},
-        "eval": {"prompts": 64, "bootstrap": 100, "batch": 32, "variants": [], "baselines": ["auto"],
-                 "noise_sigmas": []},
-    }
-    run["train"].update(train_overrides)
-    return run
-
-
-def load_weights(folder: Path) -> dict:
-    return torch.load(folder / "model.pt", weights_only=True)["model"]
-
-
-def assert_same_weights(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), f"weights differ at {name}"
-
-
 # -- curriculum ------------------------------------------------------------------------
 
 STUDY_AXES = {  # Garg et al.: +inc every 2000 steps, ends reached at step 30k
@@ -101,7 +70,7 @@ def test_streams_are_disjoint_and_deterministic():
 
 # -- determinism and resume ------------------------------------------------------------
 
-def test_same_seed_gives_bit_identical_weights(tmp_path):
+def test_same_seed_gives_bit_identical_weights(tmp_path, make_run, load_weights, assert_same_weights):
     run = make_run()
     first = train_run(run, tmp_path / "a", progress=False)
     second = train_run(copy.deepcopy(run), tmp_path / "b", progress=False)
@@ -115,7 +84,7 @@ def test_same_seed_gives_bit_identical_weights(tmp_path):
     assert any(not torch.equal(a[k], c[k]) for k in a)  # the seed matters
 
 
-def test_precision_changes_nothing_on_the_cpu(tmp_path):
+def test_precision_changes_nothing_on_the_cpu(tmp_path, make_run, load_weights, assert_same_weights):
     """tf32 and bf16 only change how a GPU multiplies: on the CPU every run computes in fp32."""
     train_run(make_run(precision="fp32"), tmp_path / "fp32", progress=False)
     for name in ("tf32", "bf16"):
@@ -123,7 +92,7 @@ def test_precision_changes_nothing_on_the_cpu(tmp_path):
         assert_same_weights(load_weights(tmp_path / "fp32"), load_weights(tmp_path / name))
 
 
-def test_outputs_and_status(tmp_path):
+def test_outputs_and_status(tmp_path, make_run):
     status = train_run(make_run(), tmp_path, progress=False)
     assert set(os.listdir(tmp_path)) == {"checkpoint.pt", "model.pt", "metrics.jsonl", "status.json"}
     on_disk = json.loads((tmp_path / "status.json").read_text())
@@ -140,7 +109,7 @@ def test_outputs_and_status(tmp_path):
         assert {"loss", "lr", "grad_norm", "steps_per_s", "points"} <= m.keys()
 
 
-def test_resume_in_process_and_max_steps(tmp_path):
+def test_resume_in_process_and_max_steps(tmp_path, make_run, load_weights, assert_same_weights):
     whole = tmp_path / "whole"
     train_run(make_run(), whole, progress=False)
     part = tmp_path / "part"
@@ -155,7 +124,7 @@ def test_resume_in_process_and_max_steps(tmp_path):
     assert [json.loads(line)["step"] for line in lines] == [4, 8, 12, 16, 20, 24]
 
 
-def test_resume_after_kill_9_gives_identical_weights(tmp_path):
+def test_resume_after_kill_9_gives_identical_weights(tmp_path, make_run, load_weights, assert_same_weights):
     # Long enough that the kill lands mid-run; checkpoints often; dropout on.
     run = make_run(steps=400, checkpoint_every=10, log_every=3)
     (tmp_path / "run.json").write_text(json.dumps(run))
@@ -188,7 +157,7 @@ def test_resume_after_kill_9_gives_identical_weights(tmp_path):
 
 # -- divergence ------------------------------------------------------------------------
 
-def test_huge_learning_rate_is_recorded_as_diverged(tmp_path):
+def test_huge_learning_rate_is_recorded_as_diverged(tmp_path, make_run):
     status = train_run(make_run(lr=1e30, steps=40, checkpoint_every=100), tmp_path, progress=False)
     assert status["state"] == "diverged"
     assert "diverged" in status["message"] and 0 <= status["step"] < 40
@@ -196,7 +165,7 @@ def test_huge_learning_rate_is_recorded_as_diverged(tmp_path):
     assert not (tmp_path / "model.pt").exists()
 
 
-def test_nan_at_a_known_step_stops_there(tmp_path):
+def test_nan_at_a_known_step_stops_there(tmp_path, make_run):
     """A model whose 7th forward pass returns NaN: diverged at step 6, no checkpoint after it."""
     from icl.compiler.build import build_model
 
@@ -240,7 +209,7 @@ def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["status.json"]  # no temporary left behind
 
 
-def test_stale_temporaries_are_removed_on_start(tmp_path):
+def test_stale_temporaries_are_removed_on_start(tmp_path, make_run):
     (tmp_path / ".checkpoint.pt.abc.icl.tmp").write_bytes(b"half a checkp")
     (tmp_path / ".notes.tmp").write_text("the user's own")  # not a name the project makes (#29)
     train_run(make_run(steps=4), tmp_path, progress=False)
@@ -261,7 +230,7 @@ def test_atomic_writes_refuse_to_replace_a_link_or_a_special_file(tmp_path):
     assert (tmp_path / "link.json").is_symlink() and target.read_text() == "{}"
 
 
-def test_user_errors_are_one_line(tmp_path):
+def test_user_errors_are_one_line(tmp_path, make_run):
     with pytest.raises(RunError, match="unknown optimizer"):
         train_run(make_run(optimizer="sgdx"), tmp_path / "a", progress=False)
     with pytest.raises(RunError, match="unknown device"):
@@ -285,7 +254,7 @@ def test_user_errors_are_one_line(tmp_path):
 # -- CUDA (device machine only) --------------------------------------------------------
 
 @pytest.mark.gpu
-def test_cuda_run_resumes_exactly(tmp_path):
+def test_cuda_run_resumes_exactly(tmp_path, make_run, load_weights, assert_same_weights):
     """On CUDA an attention run capped and resumed ends with the uninterrupted run's weights
     (every step's prompts and dropout come from seeds of the step, on the device)."""
     run = make_run(steps=60, checkpoint_every=20, log_every=10, device="cuda")
@@ -297,14 +266,14 @@ def test_cuda_run_resumes_exactly(tmp_path):
 
 
 @pytest.mark.gpu
-def test_cuda_mamba_run_records_the_triton_backend(tmp_path):
+def test_cuda_mamba_run_records_the_triton_backend(tmp_path, make_run):
     run = make_run(steps=6, checkpoint_every=3, log_every=3, device="cuda")
     run["model_config"].update(layers="M M", positions="none")
     status = train_run(run, tmp_path, progress=False)
     assert status["state"] == "done" and status["backend"] == "triton"
 
 
-def test_training_claims_its_steps_to_go_and_updates_them(monkeypatch, tmp_path):
+def test_training_claims_its_steps_to_go_and_updates_them(monkeypatch, tmp_path, make_run):
     """resolve_device gets the steps a training has left (all of them; those after the last
     logged step of a checkpointed run; a pack's furthest-behind run's) and the GPU slot hears
     the steps still to go at every log step."""

@@ -14,7 +14,7 @@ estimated times: under MPS the jobs of a GPU advance at about the same steps per
 whatever their size (docs/cluster.md). Equal work falls back to the fewest jobs.
 
 The core (`claim_gpu`) needs no torch and no GPU; `cuda_device()` is the hook that
-icl.training.train.resolve_device calls for a `cuda`/`auto` device without an index.
+icl.training.device.resolve_device calls for a `cuda`/`auto` device without an index.
 """
 from __future__ import annotations
 

@@ -48,56 +48,14 @@ from icl.training.errors import RunError
 from icl.training import gpu_slots, graphs
 from icl.training.precision import precision_of
 from icl.training.seeds import stream_seed
+from icl.compiler.build import build_for_run
+from icl.training.device import resolve_device
 
 __all__ = ["CHECKPOINT", "METRICS", "MODEL", "STATUS", "train_run", "train_members", "build_for_run",
            "resolve_device"]
 
 # final_loss: the mean training loss over this many last steps (all of them if fewer).
 FINAL_LOSS_STEPS = 100
-
-
-def resolve_device(requested: str | None, work: float = 0.0) -> torch.device:
-    """"auto" (or None) = cuda when available, else cpu; a clear error for unusable devices.
-
-    A `cuda` without an index, with several GPUs visible, is this process's least busy GPU
-    (icl.training.gpu_slots; `work`, a training's steps to go, is claimed with it), made the
-    current device; `cuda:N` is taken as given."""
-    name = (requested or "auto").strip()
-    if name == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            device = torch.device(name)
-        except (RuntimeError, ValueError):
-            raise RunError(f"unknown device {name!r}; use auto, cpu or cuda") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise RunError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
-    if device.type == "cuda" and device.index is None:
-        device = gpu_slots.cuda_device(work)
-    return device
-
-
-def build_for_run(run: dict, model_factory: Callable | None = None):
-    """(model, task, layout) of a resolved run, the model on the CPU.
-
-    model_factory(model_config, layout) replaces build_model (tests use small stand-ins)."""
-    from icl.tasks import make_task
-    from icl.tasks.catalog import TASKS
-
-    task_config = run["task_config"]
-    kind = task_config.get("kind")
-    if kind not in TASKS:
-        raise RunError(f"run {run.get('id')}: unknown task kind {kind!r}")
-    layout = TASKS[kind].layout(task_config)
-    task = make_task(task_config)
-    if model_factory is None:
-        from icl.compiler.build import build_model
-
-        backend = run.get("train", {}).get("backend", "auto")
-        model = build_model(run["model_config"], layout, backend=backend)
-    else:
-        model = model_factory(run["model_config"], layout)
-    return model, task, layout
 
 
 def train_run(run: dict, out_dir: Path, *, max_steps: int | None = None, device: str | None = None,
@@ -175,7 +133,6 @@ def _train_locked(runs, out_dirs, target, planned, device, progress, model_facto
     # A pack's runs step together: its work is its furthest-behind run's steps to go.
     work = max(target - checked[i][2] for i in todo)
     dev = resolve_device(device if device is not None else train.get("device", "auto"), max(work, 0))
-    _forget_backend_use()
     rng_devices = [dev] if dev.type == "cuda" else []
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     # Bit-identical CPU runs: deterministic kernels (CUDA would also need a cuBLAS
@@ -376,7 +333,7 @@ def _finish(m: _Member, dev: torch.device, elapsed: float) -> None:
         "wall_s": m.wall_before + elapsed,
         "steps_per_s": steps_run / elapsed if elapsed > 0 and steps_run > 0 else 0.0,
         "device": _device_name(dev),
-        "backend": _backend_used(train.get("backend", "auto")),
+        "backend": m.engine.model.scan_backend(),  # what this run's own model ran
         "deterministic": dev.type == "cpu",
         "versions": {"torch": torch.__version__, "python": platform.python_version(),
                      "icl": getattr(icl, "__version__", "unknown")},
@@ -439,29 +396,6 @@ def _progress_bar(progress: bool, total: int, initial: int, run_id: str):
 
     return tqdm(total=total, initial=initial, desc=f"train {run_id}", unit="step",
                 file=sys.stderr, dynamic_ncols=True)
-
-
-def _forget_backend_use() -> None:
-    """The kernels remember the backend of their last call in this process; forget an earlier
-    run's, so the status names the backend this run used ("none" when it has no scan)."""
-    import icl.kernels as kernels
-
-    record = getattr(kernels, "record_use", None) or getattr(getattr(kernels, "dispatch", None), "record_use", None)
-    if record is not None:
-        record(None)
-
-
-def _backend_used(requested: str) -> str:
-    import icl.kernels as kernels
-
-    used = getattr(kernels, "backend_used", None)
-    if used is None:
-        return str(requested)
-    try:
-        name = used()
-    except Exception:  # noqa: BLE001 - metadata only; never fail a finished run over it
-        return str(requested)
-    return "none (no selective scan)" if name is None else str(name)
 
 
 def _device_name(dev: torch.device) -> str:
