@@ -7,7 +7,7 @@ Implementations (the JSON's `impl`):
                  packs of K runs as one stacked model (icl.training.engine), K = 1, 4, 16;
 - project_eager  the same step without graphs (ICL_CUDA_GRAPHS off), K = 1;
 - project_compiled  the project's step with graphs, its model under torch.compile (inductor
-                 fuses the elementwise work between the matrix products), K = 1; opt-in
+                 fuses the elementwise work between the matrix products), K of --compiled-packs; opt-in
                  (`--impls`), an experiment: the trainer does not compile;
 - eager_peer     Transformer: transformers' GPT2Model; Mamba: mamba_ssm's Mamba modules
                  (pre-norm residual blocks), each with a linear read-in and read-out, eager
@@ -273,9 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", default=str(ROOT / "specs" / "paper" / "study.icl"))
     parser.add_argument("--task", default="linear_regression", help="task(s) of the spec: a,b or all")
     parser.add_argument("--profile", default=None,
-                        help="append a torch.profiler kernel table of each K = 1 eager step (impl project_eager) to this file")
+                        help="append torch.profiler kernel tables of each architecture's K = 1 eager step (impl "
+                             "project_eager) and of its largest pack up to 16 without graphs to this file")
     parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--packs", default="1,4,16", help="pack sizes K of the project's trainer")
+    parser.add_argument("--compiled-packs", default="1", help="pack sizes K of impl project_compiled")
     parser.add_argument("--precisions", default="tf32,fp32,bf16",
                         help="train.precision values: the first with every pack size (and the eager "
                              "rows), the others at K = 1; peers at the first two")
@@ -289,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--name", default="train_step",
+                        help="file stem of the results in --out (train_step_packed: the packed engine's table)")
     parser.add_argument("--merge", default=None, nargs="?", const=str(ROOT / "benchmarks" / "results" / "train_step.json"),
                         help="keep the records of this earlier JSON that this run does not redo")
     args = parser.parse_args(argv)
@@ -297,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     peak = device_peak(dev)
     packs = [int(k) for k in args.packs.split(",") if k]
+    compiled_packs = [int(k) for k in args.compiled_packs.split(",") if k]
     precisions = [p for p in args.precisions.split(",") if p]
     impls = set(args.impls.split(","))
     runs = study_runs(Path(args.spec), args.task)
@@ -363,23 +368,30 @@ def main(argv: list[str] | None = None) -> int:
                         with matmul_precision(precision_name, dev):
                             profile(step, dev, f"{arch} {task} {precision_name}, eager", profile_log)
                 if "project_compiled" in impls:
-                    step, info = project_step(make_pack(run, 1), dev, graphs_on=True, compiled=True)
-                    record(arch, "project_compiled", 1, run, step, info)
-                    del step, info
-                for k in (packs if i == 0 else [1]):
+                    for k in (compiled_packs if i == 0 else [1]):
+                        step, info = project_step(make_pack(run, k), dev, graphs_on=True, compiled=True)
+                        record(arch, "project_compiled", k, run, step, info)
+                        del step, info
+                for k in (packs if i == 0 else [k for k in packs if k in (1, 16)]):
                     step, info = project_step(make_pack(run, k), dev, graphs_on=True)
                     record(arch, "project", k, run, step, info)
                     del step, info
                     if dev.type == "cuda":
                         torch.cuda.empty_cache()
+                if i == 0 and profile_log is not None and max(packs) > 1:  # the largest pack up to 16, eager
+                    k = max([k for k in packs if 1 < k <= 16] or [min(k for k in packs if k > 1)])
+                    step, _ = project_step(make_pack(run, k), dev, graphs_on=False)
+                    with matmul_precision(precision_name, dev):
+                        profile(step, dev, f"{arch} {task} {precision_name}, pack of {k}, eager", profile_log)
+                    del step
 
     write(records, args, device_name, peak, earlier)
-    print(f"wrote {Path(args.out) / 'train_step.json'} and {Path(args.out) / 'train_step.md'}")
+    print(f"wrote {Path(args.out) / (args.name + '.json')} and {Path(args.out) / (args.name + '.md')}")
     return 0
 
 
 def write(records: list[dict], args, device_name: str, peak: dict[str, float] | None, earlier: list[dict]) -> None:
-    """train_step.{json,md} in --out: these records, and those of `earlier` that they do not redo."""
+    """<name>.{json,md} in --out: these records, and those of `earlier` that they do not redo."""
     key = lambda r: (r["device"], r["arch"], r.get("task"), r["impl"], r["pack"], r.get("precision"))  # noqa: E731
     redone = {key(r) for r in records}
     records = [r for r in earlier if key(r) not in redone] + records
@@ -388,8 +400,8 @@ def write(records: list[dict], args, device_name: str, peak: dict[str, float] | 
     records.sort(key=lambda r: (rank.get(r["arch"], len(rank)), r.get("task") or ""))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_step.json").write_text(json.dumps(records, indent=1) + "\n")
-    (out / "train_step.md").write_text(markdown(records, device_name, peak, args))
+    (out / f"{args.name}.json").write_text(json.dumps(records, indent=1) + "\n")
+    (out / f"{args.name}.md").write_text(markdown(records, device_name, peak, args))
 
 
 def markdown(records: list[dict], device_name: str, peak: dict[str, float] | None, args) -> str:

@@ -332,3 +332,26 @@ def test_cuda_graph_training_matches_eager(tmp_path, monkeypatch, layers, member
     assert statuses[0]["cuda_graphs"] == {"on": True, "captures": 4, "replays": 12}
     for run in runs:
         assert_same_curve(tmp_path / "graph" / run["id"], tmp_path / "eager" / run["id"])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("layers", ["A F", "M M", "M A M", "S F", "SM SM", "A M"])
+def test_pack_of_three_matches_lone_runs_on_the_gpu(tmp_path, layers, member, assert_same_curve, train_alone):
+    """On a GPU, 50 steps: a pack of 3 (whole-step graphs, one grouped scan per Mamba layer) in
+    which one member diverges follows the two others' lone curves, and the diverged member stops
+    where it stops alone."""
+    runs = [member("00000000000a", device="cuda", steps=50, checkpoint_every=100),
+            member("00000000000b", seed=1, lr=1e30, device="cuda", steps=50, checkpoint_every=100),
+            member("00000000000c", seed=2, lr=3e-3, device="cuda", steps=50, checkpoint_every=100)]
+    for run in runs:
+        run["model_config"]["layers"] = layers
+        run["train"]["precision"] = "fp32"  # TF32 products round differently packed and alone
+        if "A" not in layers.split():
+            run["model_config"]["positions"] = "none"  # see test_packed_runs_follow_their_lone_curves
+    statuses = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
+    assert [s["state"] for s in statuses] == ["done", "diverged", "done"]
+    lone_bad = train_run(runs[1], tmp_path / "alone_bad", progress=False)
+    assert (lone_bad["state"], lone_bad["step"]) == ("diverged", statuses[1]["step"])
+    train_alone([runs[0], runs[2]], tmp_path)
+    for run in (runs[0], runs[2]):
+        assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"])
