@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compiled-packs", default="1", help="pack sizes K of impl project_compiled")
     parser.add_argument("--precisions", default="tf32,fp32,bf16",
                         help="train.precision values: the first with every pack size (and the eager "
-                             "rows), the others at K = 1; peers at the first two")
+                             "rows), the others at K = 1 and 16; peers at the first two")
     parser.add_argument("--impls", default="eager_peer,project_eager,project",
                         help="of eager_peer, project_eager, project, project_compiled")
     parser.add_argument("--batch", type=int, default=64)

@@ -236,17 +236,25 @@ def _metrics(folder: Path) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def assert_same_curve(load_weights):
-    """assert_same_curve(packed, alone, exact=False): same logged steps and sizes; losses, gradient
-    norms and final weights equal (fp32 tolerance)."""
+    """assert_same_curve(packed, alone, exact=False, drift=False): same logged steps and sizes;
+    losses, gradient norms and final weights equal (fp32 tolerance). drift=True (GPU runs): the
+    first logged step (log_every 1: the initial weights' forward and backward) equal to fp32
+    tolerance, later steps and the weights within 1% (see below)."""
     import torch
 
-    def assert_same_curve(packed: Path, alone: Path, exact: bool = False) -> None:
+    def assert_same_curve(packed: Path, alone: Path, exact: bool = False, drift: bool = False) -> None:
         a, b = _metrics(packed), _metrics(alone)
         assert [(m["step"], m["dims"], m["points"], m["lr"]) for m in a] == \
             [(m["step"], m["dims"], m["points"], m["lr"]) for m in b]
-        for x, y in zip(a, b):
-            assert x["loss"] == pytest.approx(y["loss"], rel=1e-4, abs=1e-6)
-            assert x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-4, abs=1e-6)
+        # On a GPU, cuBLAS and SDPA pick other kernels (other summation orders) for a batch of K
+        # runs than for one, and Adam amplifies the rounding step by step (seen: losses 2e-4
+        # apart after a dozen steps at lr 1e-3 on an H200, for attention-only models too). A
+        # packing bug (runs mixed, a wrong slice of weights or of the scan's groups) shows at
+        # the first step, or moves losses and weights by far more than 1%.
+        for i, (x, y) in enumerate(zip(a, b)):
+            rel = 1e-2 if drift and i > 0 else 1e-4
+            assert x["loss"] == pytest.approx(y["loss"], rel=rel, abs=1e-6), f"loss at step {x['step']}"
+            assert x["grad_norm"] == pytest.approx(y["grad_norm"], rel=rel, abs=1e-6), f"grad_norm at step {x['step']}"
         wa, wb = load_weights(packed), load_weights(alone)
         assert wa.keys() == wb.keys()
         # Adam's steps are lr-sized, so the rounding of another summation order (a batched FFT, a
@@ -256,6 +264,9 @@ def assert_same_curve(load_weights):
         for name in wa:
             if exact:
                 assert torch.equal(wa[name], wb[name]), name
+            elif drift:
+                apart = (wa[name] - wb[name]).norm() / wb[name].norm().clamp_min(1e-12)
+                assert apart <= 1e-2, f"{name}: weights {apart:.2e} apart (relative norm)"
             else:
                 torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=atol, msg=name)
 

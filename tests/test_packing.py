@@ -320,7 +320,7 @@ def test_failed_capture_falls_back_with_one_line(tmp_path, graphs_on_cpu, monkey
 def test_cuda_graph_training_matches_eager(tmp_path, monkeypatch, layers, member, assert_same_curve):
     """On a GPU: packs trained through whole-step graphs follow the eager curves (Mamba's Triton
     scan runs the pack as one grouped call inside the graph)."""
-    runs = [member("00000000000a", device="cuda"), member("00000000000b", seed=1, device="cuda")]
+    runs = [member("00000000000a", device="cuda", log_every=1), member("00000000000b", seed=1, device="cuda", log_every=1)]
     for run in runs:
         run["model_config"]["layers"] = layers
         run["train"]["precision"] = "fp32"  # TF32 products would differ between the two by more than fp32 rounding
@@ -331,18 +331,19 @@ def test_cuda_graph_training_matches_eager(tmp_path, monkeypatch, layers, member
     statuses = train_pack(runs, [tmp_path / "graph" / r["id"] for r in runs], progress=False)
     assert statuses[0]["cuda_graphs"] == {"on": True, "captures": 4, "replays": 12}
     for run in runs:
-        assert_same_curve(tmp_path / "graph" / run["id"], tmp_path / "eager" / run["id"])
+        assert_same_curve(tmp_path / "graph" / run["id"], tmp_path / "eager" / run["id"], drift=True)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("layers", ["A F", "M M", "M A M", "S F", "SM SM", "A M"])
 def test_pack_of_three_matches_lone_runs_on_the_gpu(tmp_path, layers, member, assert_same_curve, train_alone):
     """On a GPU, 50 steps: a pack of 3 (whole-step graphs, one grouped scan per Mamba layer) in
-    which one member diverges follows the two others' lone curves, and the diverged member stops
-    where it stops alone."""
-    runs = [member("00000000000a", device="cuda", steps=50, checkpoint_every=100),
-            member("00000000000b", seed=1, lr=1e30, device="cuda", steps=50, checkpoint_every=100),
-            member("00000000000c", seed=2, lr=3e-3, device="cuda", steps=50, checkpoint_every=100)]
+    which one member diverges follows the two others' lone curves (the first step to fp32
+    tolerance, the rest within 1%: conftest's assert_same_curve, drift=True), and the diverged
+    member stops where it stops alone."""
+    runs = [member("00000000000a", device="cuda", steps=50, checkpoint_every=100, log_every=1),
+            member("00000000000b", seed=1, lr=1e30, device="cuda", steps=50, checkpoint_every=100, log_every=1),
+            member("00000000000c", seed=2, lr=3e-3, device="cuda", steps=50, checkpoint_every=100, log_every=1)]
     for run in runs:
         run["model_config"]["layers"] = layers
         run["train"]["precision"] = "fp32"  # TF32 products round differently packed and alone
@@ -354,4 +355,4 @@ def test_pack_of_three_matches_lone_runs_on_the_gpu(tmp_path, layers, member, as
     assert (lone_bad["state"], lone_bad["step"]) == ("diverged", statuses[1]["step"])
     train_alone([runs[0], runs[2]], tmp_path)
     for run in (runs[0], runs[2]):
-        assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"])
+        assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"], drift=True)

@@ -220,6 +220,11 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
         m.pack = [r["id"] for r in runs] if packed else None
         m.engine = engine
         m.stepper = stepper
+    # The step's active mask lives in one tensor for the whole loop: a CUDA graph reads the memory
+    # it was captured with, so a mask made anew each step would be freed after the capture and its
+    # memory reused (seen on an H200: a lone run's loss masked out, its gradient zero, from the
+    # fifth replay on).
+    mask = torch.ones(len(members), dtype=torch.bool, device=dev)
     try:
         for step in range(first, last):
             active = [m for m in members if m.start <= step < m.target and m.status is None]
@@ -230,7 +235,7 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
             # ones count and step. A run waiting for its resume step uses an active run's prompts.
             sampled = {m.k: m.sample(step, batch, sizes, dev) for m in active}
             prompts = [sampled.get(m.k, sampled[active[0].k]) for m in members]
-            mask = torch.tensor([m in active for m in members], device=dev)
+            mask.copy_(torch.tensor([m in active for m in members]))
             dropout_seeds = [stream_seed("dropout", m.seed, step) for m in members]
 
             def one_step(prompts_now, seed_dropout, mask=mask, dropout_seeds=dropout_seeds):
