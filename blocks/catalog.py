@@ -86,15 +86,10 @@ class BlockKind:
     # (o): widths must be multiples of this (heads for attention).
     width_step: Callable[[dict], int] = lambda o: 1
     # Whether models of these blocks train faster packed than one run at a time on a GPU; the
-    # pipeline's pack=auto packs only such models. Measured with the previous, vmap-based
-    # packing (the stacked engine is not timed yet), on an H100
-    # (benchmarks/results/train_step*.md): S4 and S4-Mamba packs of 2 were 2-24 %
-    # faster per run at reduced scale; attention inside vmap needs the plain-ops kernel (packs
-    # 7-65 % slower). Mamba packs are one vmapped model (the Triton scan's batching rule runs
-    # a pack as one launch) but barely faster per run: -2 to +2 % for packs of 2 and 10-12 %
-    # for 4 at reduced scale; at paper size 2 % slower for 4, 5 % faster for 16. The scan's
-    # arithmetic, not its launches, sets the time. The MLP was not measured apart, so it is
-    # not claimed.
+    # pipeline's pack=auto packs only models whose every block does. Measured with the stacked
+    # engine on an H200 (benchmarks/results/train_step_packed.md): packs of 16 of every study
+    # architecture (A, F, M, S, SM) ran 1.4-4x faster per run than one run, at the reduced and
+    # the paper shapes. A block not measured packed (M2 so far) says False.
     packs_well: bool = False
 
 
@@ -193,17 +188,18 @@ BLOCKS: dict[str, BlockKind] = {b.token: b for b in (
               # the score and value products count the causal average of (T + 1) / 2 keys
               flops=lambda D, o, T: 2 * 4 * D * D + 2 * D * (T + 1),
               init=GPT2_INIT, reads_init_std=True, checks=heads_errors,
-              width_step=lambda o: max(1, o["heads"])),
+              width_step=lambda o: max(1, o["heads"]), packs_well=True),
     BlockKind("F", "mlp", ("mlp_ratio", "bias"), "icl.blocks.mlp:MLP",
               "MLP: Linear(D, r*D), GELU, Linear(r*D, D)",
               params=lambda D, o: 2 * D * o["mlp_ratio"] * D + ((o["mlp_ratio"] + 1) * D if o["bias"] else 0),
               state_size=lambda D, o, T: 0,
               flops=lambda D, o, T: 2 * 2 * o["mlp_ratio"] * D * D,
-              init=GPT2_INIT, reads_init_std=True),
+              init=GPT2_INIT, reads_init_std=True, packs_well=True),
     BlockKind("M", "mamba", ("d_state", "d_conv", "expand", "dt_rank", "dt_min", "dt_max"),
               "icl.blocks.mamba:MambaMixer", "Mamba-1 mixer with a selective scan",
               params=mamba_params, state_size=lambda D, o, T: o["expand"] * D * o["d_state"],
-              flops=mamba_flops, init=MAMBA_INIT, checks=all_of(short_conv_errors, dt_range_errors)),
+              flops=mamba_flops, init=MAMBA_INIT, checks=all_of(short_conv_errors, dt_range_errors),
+              packs_well=True),
     BlockKind("S", "s4", ("d_state",), "icl.blocks.s4d:S4Block",
               "S4 block: S4D convolution, GELU, 1x1 conv to 2D, GLU",
               params=lambda D, o: s4d_params(D, o["d_state"]) + 2 * D * D + 2 * D,

@@ -258,7 +258,7 @@ def assert_same_curve(load_weights):
         wa, wb = load_weights(packed), load_weights(alone)
         assert wa.keys() == wb.keys()
         # Adam's steps are lr-sized, so the rounding of another summation order (a batched FFT, a
-        # vmapped matmul) reaches the weights in proportion to lr: 1e-5 at lr 1e-3. Seen: an S4D
+        # batched matmul) reaches the weights in proportion to lr: 1e-5 at lr 1e-3. Seen: an S4D
         # A_imag 1.07e-5 apart at lr 3e-3 on one CPU; a packing bug moves weights by whole steps.
         atol = max(1e-5, 1e-2 * b[-1]["lr"])
         for name in wa:

@@ -27,7 +27,6 @@ def metrics(folder: Path) -> list[dict]:
 
 # -- equivalence with lone runs -------------------------------------------------------------
 
-# S4 and S4-Mamba: the models pack=auto packs (catalog packs_well).
 @pytest.mark.parametrize("layers", ["A A", "M M", "S F", "SM SM"])
 def test_packed_runs_follow_their_lone_curves(tmp_path, layers, member, assert_same_curve, load_weights, train_alone):
     runs = [member("00000000000a", seed=0), member("00000000000b", seed=1),
@@ -229,14 +228,16 @@ def test_pipeline_packs_only_when_asked(tmp_path, seeds_spec, packing_snakemake)
 
 
 def test_auto_packs_on_a_gpu_only_models_that_pack_well(tmp_path, seeds_spec, run_snakemake):
-    # An S4 model packs well (catalog: packs_well); Mamba's and attention's blocks do not.
+    # Attention, MLP, Mamba and S4 blocks pack well (catalog: packs_well); Mamba-2's is not
+    # measured packed, so its runs train alone.
     spec = tmp_path / "seeds.icl"
     spec.write_text('model s4 { layers = "S S" width = 16 d_state = 4 }\n'
-                    + seeds_spec.replace("models = [mamba, transformer]", "models = [mamba, transformer, s4]"))
-    for device, expected in (("cuda", {"pack": 1, "train": 7}), ("cpu", {"train": 9})):
+                    'model m2 { layers = "M2 M2" width = 16 d_state = 4 headdim = 8 }\n'
+                    + seeds_spec.replace("models = [mamba, transformer]", "models = [mamba, transformer, s4, m2]"))
+    for device, expected in (("cuda", {"pack": 3, "train": 3}), ("cpu", {"train": 12})):
         done = run_snakemake(tmp_path, spec, "-n", config=(f"device={device}",))
         assert done.returncode == 0, done.stderr
-        assert train_jobs(done.stdout + done.stderr) == expected, device  # s4 seeds 0+1 packed on cuda
+        assert train_jobs(done.stdout + done.stderr) == expected, device  # on cuda: 3 seeds a pack
 
 
 @pytest.mark.slow

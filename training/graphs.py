@@ -3,12 +3,14 @@
 Small models at batch 64 spend most of a step launching kernels; replaying a captured
 graph launches them all at once. Prompts are sampled eagerly (each run's own seeded
 generator, as without graphs) and copied into the graph's static input buffers; the
-graph holds the rest of the step, with a capturable fused Adam. Shapes change with the
+graph holds the rest of the step (StackedAdam needs no host sync). Whatever else the step
+reads must stay at the address it had at capture (training/train.py keeps the mask of active
+runs in one tensor for that reason). Shapes change with the
 curriculum (points, hence prompt length) and when a packed run stops, so the graph is
 captured again for each new (sizes, runs) key, after a few eager warm-up steps.
 
 On by default when the device is CUDA (ICL_CUDA_GRAPHS=0 turns them off; checked against
-eager training on an H100 by tests/test_packing.py's GPU test, timed by
+eager training and lone runs on an H200 by tests/test_packing.py's GPU tests, timed by
 benchmarks/train_step.py), never with dropout (its masks would need the generator seeded
 inside the graph). A capture that fails prints one line and the run goes on eagerly.
 """

@@ -88,15 +88,13 @@ import json
 
 from icl.training.grouping import group_runs, packs_well
 
-# auto packs only models whose every block trains faster packed (catalog's packs_well: S4,
-# S4-Mamba), and only where training runs on a GPU. Measured on an H100
-# (benchmarks/results/train_step_reduced.md, train_step.md): at reduced scale, packs of 2
-# were 2-24 % faster per run; at paper scale, packs of 4 and 16 went from 5 % slower to 10 %
-# faster. Attention inside vmap needed the plain-ops kernel (packs up to 65 % slower) and
-# Mamba packs gained nothing. These are measurements of the previous, vmap-based packing; the
-# stacked engine (training/engine.py) is not timed yet. On a CPU nothing was measured, so
-# nothing is packed unless asked.
-AUTO_PACK = 2
+# auto packs, only where training runs on a GPU, the runs of a model whose every block trains
+# faster packed (catalog's packs_well), 16 to a pack. Measured with the stacked engine on an
+# H200 (benchmarks/results/train_step_packed.md): packs of 16 ran 1.4-4x faster per run than
+# lone runs for every study architecture; 64 gained 1-10 % more and ran out of its 140 GB for
+# paper-size Mamba and S4-Mamba. 16 is not sized to a smaller GPU's memory (pack = N sets
+# it). On a CPU nothing was measured, so nothing is packed unless asked.
+AUTO_PACK = 16
 
 
 def _pack_plan(setting):
