@@ -108,6 +108,7 @@ def project_step(runs: list[dict], dev: torch.device, graphs_on: bool, compiled:
     """A step function of the project's trainer for a pack of `runs` at the curriculum's end;
     returns (step, info) where step() runs one training step of every run. `compiled`: each
     model under torch.compile (compiled during the graph's warm-up steps, before capture)."""
+    from icl.compiler.runs import model_settings, train_settings
     from icl.training import graphs
     from icl.training import train as trainer
     from icl.training.curriculum import sizes_at
@@ -121,7 +122,7 @@ def project_step(runs: list[dict], dev: torch.device, graphs_on: bool, compiled:
         model, task, _ = trainer.build_for_run(run)
         models.append(model)
         tasks.append(task)
-    engine = PackedEngine(models, [r["train"] for r in runs], float(runs[0]["model_config"].get("dropout", 0.0)),
+    engine = PackedEngine(models, [train_settings(r) for r in runs], float(model_settings(runs[0])["dropout"]),
                           precision_of(runs[0]), dev)
     if compiled:
         engine.model = torch.compile(engine.model)  # same parameters: the optimizer still holds them

@@ -13,6 +13,7 @@ import networkx as nx
 
 from icl.blocks.catalog import block_kind
 from icl.compiler.graph import check_graph, layer_nodes, model_graph
+from icl.compiler.runs import train_settings
 from icl.errors import IclError
 
 
@@ -72,7 +73,7 @@ def build_for_run(run: dict, model_factory: Callable | None = None):
     layout = TASKS[kind].layout(task_config)
     task = make_task(task_config)
     if model_factory is None:
-        backend = run.get("train", {}).get("backend", "auto")
+        backend = train_settings(run)["backend"]
         model = build_model(run["model_config"], layout, backend=backend)
     else:
         model = model_factory(run["model_config"], layout)

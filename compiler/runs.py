@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from icl.blocks.catalog import MODEL_OPTIONS, options_used
 from icl.compiler import accounting
-from icl.compiler.resolve import TRAIN_HOW_KEYS, Checked, Program, load
+from icl.compiler.resolve import EVAL_PARAMS, TRAIN_HOW_KEYS, TRAIN_PARAMS, Checked, Program, load
 from icl.compiler.values import Sweep
 from icl.dsl import limits
 from icl.errors import ErrorList, SpecError
@@ -236,6 +236,32 @@ def _eval_config(values: dict[str, Any], task_variants: tuple[str, ...]) -> dict
     config["baselines"] = list(config["baselines"])
     config["noise_sigmas"] = list(config["noise_sigmas"])
     return config
+
+
+def _with_defaults(section: dict | None, params) -> dict:
+    return {**{p.name: p.default for p in params if p.default is not None}, **(section or {})}
+
+
+# A run from runs_of holds every setting; a hand-written run table may leave some out. Readers
+# of a run's settings go through these, so each default is the declaration's (resolve.py's
+# TRAIN_PARAMS and EVAL_PARAMS, the catalog's MODEL_OPTIONS), never a literal at the reader.
+def train_settings(run: dict) -> dict:
+    """The run's train section, every declared default filled in."""
+    return _with_defaults(run.get("train"), TRAIN_PARAMS)
+
+
+def eval_settings(run: dict) -> dict:
+    """The run's eval section, every declared default filled in; variants `all` (the default)
+    is every variant of the run's task, as in a spec."""
+    settings = _with_defaults(run.get("eval"), EVAL_PARAMS)
+    if "all" in (settings["variants"] or ()):
+        settings["variants"] = list(TASKS[run["task_config"]["kind"]].variants)
+    return settings
+
+
+def model_settings(run: dict) -> dict:
+    """The run's model_config, every declared model-wide default filled in."""
+    return _with_defaults(run.get("model_config"), MODEL_OPTIONS)
 
 
 def content_hash(obj: Any) -> str:

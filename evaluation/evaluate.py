@@ -31,6 +31,7 @@ import torch
 
 import icl
 from icl.compiler.build import build_for_run
+from icl.compiler.runs import eval_settings, train_settings
 from icl.evaluation.baseline_cache import BaselineCache
 from icl.evaluation.bootstrap import bootstrap_bands
 from icl import runfolder
@@ -66,11 +67,11 @@ def evaluate_run(run: dict, run_dir: Path, out_path: Path, *, device: str | None
 
 def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_factory, baseline_cache) -> dict:
     started = time.perf_counter()
-    eval_config = run.get("eval", {})
-    n_prompts = int(prompts if prompts is not None else eval_config.get("prompts", 1280))
+    eval_config = eval_settings(run)
+    n_prompts = int(prompts if prompts is not None else eval_config["prompts"])
     if n_prompts < 1:
         raise RunError(f"run {run['id']}: evaluation needs at least 1 prompt, got {n_prompts}")
-    resamples = int(eval_config.get("bootstrap", 1000))
+    resamples = int(eval_config["bootstrap"])
     head = {"run_id": run["id"], "eval_id": run.get("eval_id"), "experiment": run.get("experiment"),
             "model_name": run.get("model"), "layers": run.get("layers"), "task": run.get("task"),
             "seed": run.get("seed"), "sweep": run.get("sweep", {})}
@@ -87,7 +88,7 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
     saved = runfolder.load_model(run_dir, run["id"])
     if saved is None:
         raise RunError(f"run {run['id']} has no trained model at {run_dir / runfolder.MODEL}; train it first")
-    dev = resolve_device(device if device is not None else run.get("train", {}).get("device", "auto"))
+    dev = resolve_device(device if device is not None else train_settings(run)["device"])
     model, task, _layout = build_for_run(run, model_factory)
     try:
         model.load_state_dict(saved["model"])
@@ -99,7 +100,7 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
     kind = TASKS[run["task_config"]["kind"]]
     sizes = end_sizes(run["task_config"])
     baselines = _baselines_for(run, kind)
-    batch = int(eval_config.get("batch", 256))
+    batch = int(eval_config["batch"])
     if batch < 1:
         raise RunError(f"run {run['id']}: eval.batch must be >= 1, got {batch}")
     cache = BaselineCache(baseline_cache, task, run["task_config"], sizes, n_prompts, batch, dev)
@@ -275,13 +276,14 @@ def _expand_variants(run: dict, kind: TaskKind) -> list[tuple[str, str]]:
     """(result name, variant passed to Task.sample) for each variant the run asks for; a variant
     the entry sweeps gives one per value of its eval setting ("noisy_query:0.5")."""
     expanded = []
-    for name in run.get("eval", {}).get("variants", []) or []:
+    settings = eval_settings(run)
+    for name in settings["variants"] or []:
         if name not in kind.variants:
             raise RunError(f"run {run['id']}: task {kind.name} has no evaluation variant {name!r}; "
                            f"known: {', '.join(kind.variants) or 'none'}")
         sweep = kind.variant_sweeps.get(name)
         if sweep is not None:
-            values = run["eval"].get(sweep.setting) or []
+            values = settings.get(sweep.setting) or []
             expanded.extend((f"{name}:{v:g}", f"{name}:{v:g}") for v in values)
         else:
             expanded.append((name, name))
@@ -290,7 +292,7 @@ def _expand_variants(run: dict, kind: TaskKind) -> list[tuple[str, str]]:
 
 def _baselines_for(run: dict, kind: TaskKind) -> dict:
     """The baseline objects a run asks for ("auto" = its task entry's `baselines`)."""
-    asked = list(run.get("eval", {}).get("baselines", ["auto"]) or [])
+    asked = list(eval_settings(run)["baselines"] or [])
     if not asked:
         return {}
     from icl.evaluation.baselines import BASELINES

@@ -39,7 +39,7 @@ def study_progress(run_table: list[dict], runs_dir: Path, now: float | None = No
         if state == "in progress":
             extra = {"steps_per_s": _recent_rate(list(found.recent)),
                      "logged_s_ago": max(0.0, now - found.logged_at),
-                     "log_every": int(run.get("train", {}).get("log_every") or 100)}
+                     "log_every": int(run["train"]["log_every"])}  # the compiler's run table: never absent
         rows.append({"id": run["id"], "experiment": run.get("experiment"), "model": run.get("model"),
                      "task": run.get("task"), "seed": run.get("seed"), "sweep": run.get("sweep") or {},
                      "state": state, "step": step or 0, "steps": steps, **extra})

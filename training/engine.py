@@ -41,7 +41,7 @@ class PackedEngine:
 
     def __init__(self, models: list[torch.nn.Module], train_settings: list[dict], dropout: float,
                  precision_name: str, device: torch.device):
-        names = {str(t.get("optimizer", "adam")).lower() for t in train_settings}
+        names = {str(t["optimizer"]).lower() for t in train_settings}
         if len(names) != 1 or not names <= {"adam", "adamw"}:
             raise RunError(f"optimizer {', '.join(sorted(names))}: a pack needs one of adam or adamw")
         self.device, self.precision = device, precision_name
@@ -52,7 +52,7 @@ class PackedEngine:
         self.optimizer = StackedAdam(
             list(self.model.parameters()), [float(t["lr"]) for t in train_settings],
             decoupled=names == {"adamw"},
-            weight_decay=[float(t.get("weight_decay", 0.0)) for t in train_settings])
+            weight_decay=[float(t["weight_decay"]) for t in train_settings])
         self.clips = torch.tensor([float(t["clip"]) for t in train_settings], device=device)
 
     def load_run(self, k: int, checkpoint: dict) -> None:

@@ -16,14 +16,11 @@ from typing import Iterator
 
 import torch
 
-from icl.compiler.resolve import TRAIN_PARAMS
-
-# The train parameter's own default: a hand-written run table may leave the key out.
-DEFAULT = next(p.default for p in TRAIN_PARAMS if p.name == "precision")
+from icl.compiler.runs import train_settings
 
 
 def precision_of(run: dict) -> str:
-    return str(run.get("train", {}).get("precision", DEFAULT))
+    return str(train_settings(run)["precision"])
 
 
 @contextlib.contextmanager

@@ -49,6 +49,7 @@ from icl.training import gpu_slots, graphs
 from icl.training.precision import precision_of
 from icl.training.seeds import stream_seed
 from icl.compiler.build import build_for_run
+from icl.compiler.runs import model_settings, train_settings
 from icl.training.device import resolve_device
 
 __all__ = ["CHECKPOINT", "METRICS", "MODEL", "STATUS", "train_run", "train_members", "build_for_run",
@@ -118,7 +119,7 @@ def _check_folder(run: dict, out_dir: Path, target: int) -> tuple[dict | None, d
 
 
 def _train_locked(runs, out_dirs, target, planned, device, progress, model_factory) -> list[dict]:
-    train = runs[0]["train"]
+    train = train_settings(runs[0])
     checked = [_check_folder(run, out_dir, target) for run, out_dir in zip(runs, out_dirs)]
     statuses: list[dict | None] = [finished for finished, _, _ in checked]
     todo = [i for i, s in enumerate(statuses) if s is None]
@@ -132,7 +133,7 @@ def _train_locked(runs, out_dirs, target, planned, device, progress, model_facto
 
     # A pack's runs step together: its work is its furthest-behind run's steps to go.
     work = max(target - checked[i][2] for i in todo)
-    dev = resolve_device(device if device is not None else train.get("device", "auto"), max(work, 0))
+    dev = resolve_device(device if device is not None else train["device"], max(work, 0))
     rng_devices = [dev] if dev.type == "cuda" else []
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     # Bit-identical CPU runs: deterministic kernels (CUDA would also need a cuBLAS
@@ -160,7 +161,7 @@ class _Member:
         self.k, self.run, self.out_dir = k, run, out_dir
         self.seed = int(run.get("seed", 0))
         self.lr = float(run["train"]["lr"])
-        _check_optimizer(run["train"])
+        _check_optimizer(train_settings(run))
         torch.manual_seed(stream_seed("init", self.seed))
         # Built alone (K = 1) from its own init seed: the engine stacks it with the others.
         self.model, self.task, self.layout = build_for_run(run, model_factory)
@@ -190,18 +191,18 @@ class _Member:
 def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_factory, packed) -> list[dict]:
     from icl.training.engine import PackedEngine
 
-    train = runs[0]["train"]
+    train = train_settings(runs[0])
     use_graphs = graphs.wanted(dev, runs)
     members = [_Member(k, run, out_dir, checkpoint, model_factory)
                for k, (run, out_dir, checkpoint) in enumerate(zip(runs, out_dirs, checkpoints))]
     for m in members:  # a checkpoint past a new, smaller cap: report what it holds
         m.target = max(target, m.start)
     batch = int(train["batch"])
-    log_every = max(1, int(train.get("log_every", 100)))
-    checkpoint_every = max(1, int(train.get("checkpoint_every", 1000)))
+    log_every = max(1, int(train["log_every"]))
+    checkpoint_every = max(1, int(train["checkpoint_every"]))
     task_config = runs[0]["task_config"]
-    dropout = float(runs[0]["model_config"].get("dropout", 0.0))
-    engine = PackedEngine([m.model for m in members], [r["train"] for r in runs], dropout,
+    dropout = float(model_settings(runs[0])["dropout"])
+    engine = PackedEngine([m.model for m in members], [train_settings(r) for r in runs], dropout,
                           precision_of(runs[0]), dev)
     for m in members:
         if m.checkpoint is not None:
@@ -356,7 +357,7 @@ def _finish(m: _Member, dev: torch.device, elapsed: float) -> None:
 
 
 def _check_optimizer(train: dict) -> None:
-    name = str(train.get("optimizer", "adam")).lower()
+    name = str(train["optimizer"]).lower()
     if name not in ("adam", "adamw"):
         raise RunError(f"unknown optimizer {name!r}; use adam or adamw")
 
