@@ -80,15 +80,24 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --max-steps: train into the --out / --runs-dir folder itself")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=os.environ.get("ICL_DEVICE") or None,
                    help="override the spec's device (default: $ICL_DEVICE)")
+    t.add_argument("--one-by-one", action="store_true",
+                   help="train the --run runs one after another in this process, each alone (runs of "
+                        "any shapes; the pipeline's batches on a CPU), instead of as one pack")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(handler=cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate one trained run of a spec")
+    e = sub.add_parser("eval", help="evaluate trained runs of a spec")
     e.add_argument("source", metavar="SOURCE", nargs="?", help=SOURCE_HELP)
-    e.add_argument("--run", metavar="ID", help="run id or unique prefix (default: SOURCE's only run)")
-    e.add_argument("--eval-id", metavar="EID", help="which evaluation settings, when the run has several")
-    e.add_argument("--run-dir", required=True, metavar="DIR", help="the trained run's folder")
-    e.add_argument("--out", required=True, metavar="FILE", help="where to write the evaluation JSON")
+    e.add_argument("--run", action="append", metavar="ID",
+                   help="run id or unique prefix (default: SOURCE's only run); repeat with --runs-dir to "
+                        "evaluate several runs one after another in this process")
+    e.add_argument("--eval-id", action="append", metavar="EID",
+                   help="which evaluation settings, when a run has several: one per --run, in order")
+    e.add_argument("--run-dir", metavar="DIR", help="the trained run's folder (one run, with --out)")
+    e.add_argument("--out", metavar="FILE", help="where to write the evaluation JSON (one run)")
+    e.add_argument("--runs-dir", metavar="DIR",
+                   help="instead of --run-dir and --out: each run's folder is DIR/<run id>, its "
+                        "evaluation DIR/<run id>/eval-<eval id>.json")
     e.add_argument("--prompts", type=int, metavar="N", help="override the number of prompts")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default=os.environ.get("ICL_DEVICE") or None,
                    help="override the spec's device (default: $ICL_DEVICE)")
@@ -281,36 +290,81 @@ def cmd_train(args) -> int:
         print(f"note: --max-steps: training into scratch folder(s) {', '.join(map(str, folders))}, "
               f"not {args.out or args.runs_dir} (--force trains there)", file=sys.stderr)
     progress = not args.no_progress
-    if len(runs) == 1:
+    if args.one_by_one or len(runs) == 1:
         from icl.training.train import train_run
 
-        statuses = [train_run(runs[0], folders[0], max_steps=args.max_steps, device=args.device,
-                              progress=progress)]
-    else:
-        from icl.training.pack import train_pack
+        failed = []
+        for run, folder in zip(runs, folders):
+            try:
+                status = train_run(run, folder, max_steps=args.max_steps, device=args.device, progress=progress)
+            except IclError as error:  # the other runs of the batch still train; the job fails at the end
+                if len(runs) == 1:
+                    raise
+                print(f"error: {folder}: run {run['id']}: {error}", file=sys.stderr)
+                failed.append(run["id"])
+                continue
+            _print_trained(run, folder, status)
+        if failed:
+            raise IclError(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)} (their errors above)")
+        return 0
+    from icl.training.pack import train_pack
 
-        statuses = train_pack(runs, folders, max_steps=args.max_steps, device=args.device, progress=progress)
+    statuses = train_pack(runs, folders, max_steps=args.max_steps, device=args.device, progress=progress)
     for run, folder, status in zip(runs, folders, statuses):
-        # A diverged run is a result, not an error: the rest of the study goes on (exit 0).
-        print(f"{folder}: run {run['id']} {status['state']} at step {status['step']}: {status['message']}",
-              file=sys.stderr)
+        _print_trained(run, folder, status)
     return 0
+
+
+def _print_trained(run: dict, folder: Path, status: dict) -> None:
+    # A diverged run is a result, not an error: the rest of the study goes on (exit 0).
+    print(f"{folder}: run {run['id']} {status['state']} at step {status['step']}: {status['message']}",
+          file=sys.stderr)
 
 
 def cmd_eval(args) -> int:
     from icl.evaluation.evaluate import evaluate_run
     from icl.training.runfile import load_runs
 
-    (run,) = load_runs(_run_source(args), [args.run] if args.run else None, args.eval_id)
-    planned = run.get("eval", {}).get("prompts")
-    if (args.prompts is not None and args.prompts != planned
-            and Path(args.out).name == f"eval-{run.get('eval_id')}.json"):
-        # That name says "the spec's evaluation": the pipeline and the report read it as such.
-        raise IclError(f"--prompts {args.prompts} differs from the spec's eval prompts ({planned}), but "
-                       f"{args.out} is the spec's evaluation file", "write the override to another --out")
-    evaluate_run(run, Path(args.run_dir), Path(args.out), device=args.device, prompts=args.prompts,
-                 progress=not args.no_progress,
-                 baseline_cache=Path(args.baseline_cache) if args.baseline_cache else None)
+    ids, eval_ids = args.run or [], args.eval_id or []
+    if args.runs_dir is None:
+        if args.run_dir is None or args.out is None:
+            raise IclError("icl eval needs --run-dir and --out (one run), or --runs-dir")
+        if len(ids) > 1 or len(eval_ids) > 1:
+            raise IclError("--run-dir and --out are one run's; give --runs-dir DIR to evaluate several")
+    elif args.run_dir is not None or args.out is not None:
+        raise IclError("--runs-dir replaces --run-dir and --out; give one or the other")
+    if eval_ids and len(eval_ids) != max(1, len(ids)):
+        raise IclError(f"{len(eval_ids)} --eval-id for {len(ids)} --run: give one per run, in order")
+    pairs = list(zip(ids or [None], eval_ids or [None] * max(1, len(ids))))
+    source = _run_source(args)
+    jobs = []
+    for run_id, eval_id in pairs:
+        (run,) = load_runs(source, [run_id] if run_id else None, eval_id)
+        if args.runs_dir is None:
+            jobs.append((run, Path(args.run_dir), Path(args.out)))
+        else:
+            folder = Path(args.runs_dir) / run["id"]
+            jobs.append((run, folder, folder / f"eval-{run.get('eval_id')}.json"))
+    if args.prompts is not None:
+        for run, _, out in jobs:
+            planned = run.get("eval", {}).get("prompts")
+            if args.prompts != planned and out.name == f"eval-{run.get('eval_id')}.json":
+                # That name says "the spec's evaluation": the pipeline and the report read it as such.
+                raise IclError(f"--prompts {args.prompts} differs from the spec's eval prompts ({planned}), but "
+                               f"{out} is the spec's evaluation file", "write the override to another --out")
+    failed = []
+    for run, folder, out in jobs:
+        try:
+            evaluate_run(run, folder, out, device=args.device, prompts=args.prompts,
+                         progress=not args.no_progress,
+                         baseline_cache=Path(args.baseline_cache) if args.baseline_cache else None)
+        except IclError as error:  # the other runs still get evaluated; the job fails at the end
+            if len(jobs) == 1:
+                raise
+            print(f"error: {out}: run {run['id']}: {error}", file=sys.stderr)
+            failed.append(run["id"])
+    if failed:
+        raise IclError(f"{len(failed)} of {len(jobs)} evaluations failed: {', '.join(failed)} (their errors above)")
     return 0
 
 

@@ -126,7 +126,11 @@ def tiny_spec() -> str:
 
 
 def _snakemake(workdir: Path, spec: Path, *args: str, config: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    """The pipeline on `spec`, its runs and results under `workdir`, with this test's Python on PATH."""
+    """The pipeline on `spec`, its runs and results under `workdir`, with this test's Python on PATH.
+    Training batches are off unless `config` sets `batch=`: the tests count one job per run
+    (tests/test_pipeline.py's batch tests turn them on)."""
+    if not any(c.startswith("batch=") for c in config):
+        config = (*config, "batch=off")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *args,
            "--config", f"specs=[{spec}]", f"runs_dir={workdir / 'runs'}", f"results_dir={workdir / 'results'}",
            *config]

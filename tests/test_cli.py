@@ -204,3 +204,34 @@ def test_eval_with_other_prompts_refuses_the_specs_evaluation_file(tmp_path, tin
                  "--prompts", "3")
     assert result.returncode == 2 and "differs from the spec's eval prompts (16)" in result.stderr
     assert not out.exists()
+
+
+def test_train_one_by_one_and_eval_several_runs_in_one_process(tmp_path, tiny_spec):
+    """--one-by-one trains runs of different shapes one after another (each alone, in its own
+    folder); eval --runs-dir evaluates several into their folders; one bad run fails the command
+    after the others are done."""
+    from icl.compiler.runs import runs_of
+
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(tiny_spec)
+    runs = [r for r in runs_of([spec]) if r["task"] == "linear_regression"]
+    assert {r["model"] for r in runs} == {"mamba", "transformer"}  # two shapes: no pack
+    ids = [a for r in runs for a in ("--run", r["id"])]
+    done = icl("train", str(spec), *ids, "--runs-dir", str(tmp_path / "runs"), "--one-by-one", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    for r in runs:
+        status = json.loads((tmp_path / "runs" / r["id"] / "status.json").read_text())
+        assert status["state"] == "done" and "pack" not in status
+    done = icl("eval", str(spec), *ids, "--runs-dir", str(tmp_path / "runs"), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    for r in runs:
+        assert (tmp_path / "runs" / r["id"] / f"eval-{r['eval_id']}.json").exists()
+    # a run without weights: the other is still evaluated, then one line names the failure
+    (tmp_path / "runs" / runs[0]["id"] / "model.pt").unlink()
+    (tmp_path / "runs" / runs[1]["id"] / f"eval-{runs[1]['eval_id']}.json").unlink()
+    done = icl("eval", str(spec), *ids, "--runs-dir", str(tmp_path / "runs"), "--no-progress")
+    assert done.returncode != 0
+    assert f"1 of 2 evaluations failed: {runs[0]['id']}" in done.stderr
+    assert (tmp_path / "runs" / runs[1]["id"] / f"eval-{runs[1]['eval_id']}.json").exists()
+    done = icl("eval", str(spec), *ids, "--eval-id", "x", "--runs-dir", str(tmp_path / "runs"))
+    assert done.returncode != 0 and "1 --eval-id for 2 --run" in done.stderr

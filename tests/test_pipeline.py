@@ -272,3 +272,30 @@ def test_detached_study_goes_on_after_its_command_and_stops_with_its_jobs(tmp_pa
     out = detached("start", runs, *pipeline)
     assert out.returncode == 0 and "finished" in out.stdout, out.stdout + out.stderr
     assert "Nothing to be done" in (runs / "detached.log").read_text()
+
+
+@pytest.mark.slow
+def test_batches_train_many_runs_per_process_and_rerun_nothing(tmp_path, tiny_spec, run_snakemake, job_counts):
+    """batch=N: runs still to train go N to a job (one process, each run alone in its folder);
+    their results are the same results to a later plan without batches, and an edit re-trains
+    only the runs it changes."""
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(tiny_spec)
+    out = run_snakemake(tmp_path, spec, "-n", config=("batch=2",))
+    counts = job_counts(out.stdout + out.stderr)
+    assert sorted(k for k in counts if k.startswith("train")) == sorted(k for k in counts if k.startswith("train_batch_"))
+    assert sum(v for k, v in counts.items() if k.startswith("train_batch_")) == 2  # 4 runs, 2 a job
+    done = run_snakemake(tmp_path, spec, "--cores", "2", config=("batch=2",))
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    statuses = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/status.json")]
+    assert len(statuses) == 4 and all(s["state"] == "done" and "pack" not in s for s in statuses)
+    assert len(list((tmp_path / "runs" / "batches").glob("train_batch_*.log"))) == 2
+    for batch in ("2", "auto", "off"):
+        out = run_snakemake(tmp_path, spec, "-n", config=(f"batch={batch}",))
+        assert job_counts(out.stdout + out.stderr) == {}, (batch, (out.stdout + out.stderr)[-2000:])
+    # one model's width: its two runs train again (one batch of 2), nothing else does
+    spec.write_text(tiny_spec.replace('model mamba { layers = "M*2" width = 16', 'model mamba { layers = "M*2" width = 24', 1))
+    out = run_snakemake(tmp_path, spec, "-n", config=("batch=2",))
+    counts = job_counts(out.stdout + out.stderr)
+    assert {k: v for k, v in counts.items() if k.startswith("train")} == {next(k for k in counts if k.startswith("train_batch_")): 1}
+    assert counts["evaluate"] == 2

@@ -143,8 +143,50 @@ def plan_packs(runs, size, eligible=None):
 PACK_SIZE, PACK_ELIGIBLE = _pack_plan(config.get("pack", "auto"))
 PACKS = plan_packs(RUNS, PACK_SIZE, PACK_ELIGIBLE)
 PACKED_IDS = {run_id for ids in PACKS.values() for run_id in ids}
-# rule train makes the status.json of every run no pack rule makes.
-UNPACKED_ID = "|".join(sorted(set(RUN_BY_ID) - PACKED_IDS)) or "(?!)"
+
+
+# -- batches: many small training jobs as a few processes -------------------------------------
+# Starting Python with torch and the project costs a job about 2.5 s on a CPU, more than a smoke
+# run's training (benchmarks/results/smoke_pipeline.md). A batch job trains several runs one
+# after another in one process, each alone and into its own folder, as their own jobs would.
+# Only runs still to train are batched; a batch rule's shell command is rule train's, it has no
+# inputs, and which runs it names is a parameter Snakemake does not record (derived from the
+# outputs), so a run trained by a batch is the same result to a later plan that gives it to
+# rule train, and re-runs nothing. Evaluations are not batched: an evaluation's input (its
+# run's status.json) is recorded with it, and a batch's inputs would be all of its runs'.
+def _batch_size(setting, todo):
+    """Runs per batch job for the config's `batch` setting, with `todo` jobs to share out."""
+    if setting in ("off", False):
+        return 1
+    if setting == "auto":  # on a CPU: two jobs per core keep the cores busy to the end
+        cores = workflow.resource_settings.cores or os.cpu_count() or 1  # a dry run may give no --cores
+        return 1 if TRAINS_ON_GPU else max(1, -(-todo // (2 * cores)))
+    return int(setting)
+
+
+def batch_rule_name(kind, keys):
+    digest = hashlib.sha1(",".join(sorted(keys)).encode()).hexdigest()
+    return f"{kind}_batch_{digest[:12]}"
+
+
+def plan_batches(kind, keys, setting):
+    """{rule name => run ids} for the runs still to make, in order; a run in no batch is made
+    by the one-run rule."""
+    size = _batch_size(setting, len(keys))
+    if size < 2:
+        return {}
+    chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
+    return {batch_rule_name(kind, chunk): chunk for chunk in chunks if len(chunk) > 1}
+
+
+BATCH_SETTING = config.get("batch", "auto")
+TRAIN_BATCHES = plan_batches(
+    "train", [r for r in RUN_BY_ID if r not in PACKED_IDS and not os.path.exists(f"{RUNS_DIR}/{r}/status.json")],
+    BATCH_SETTING)
+BATCHED_IDS = {run_id for ids in TRAIN_BATCHES.values() for run_id in ids}
+# rule train makes the status.json of every run no pack or batch rule makes.
+UNPACKED_ID = "|".join(sorted(set(RUN_BY_ID) - PACKED_IDS - BATCHED_IDS)) or "(?!)"
+
 
 
 def run_ids_of(outputs):

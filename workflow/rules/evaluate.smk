@@ -14,7 +14,7 @@ def trained_run(wildcards):
 def _training_forced(status):
     """--forcerun names a training rule (train, a pack) or this status.json."""
     forced = set(workflow.dag_settings.forcerun)
-    return (bool(forced & {"train", *PACKS})
+    return (bool(forced & {"train", *PACKS, *TRAIN_BATCHES})
             or os.path.abspath(status) in {os.path.abspath(f) for f in forced})
 
 
