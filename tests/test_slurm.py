@@ -88,6 +88,7 @@ def cluster(tmp_path_factory):
 def start_snakemake(workdir: Path, spec: Path, env: dict, *args: str, targets=()) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
            "--config", f"specs=[{spec}]", f"runs_dir={workdir / 'runs'}", f"results_dir={workdir / 'results'}",
+           "batch=off",  # one SLURM job per run: the job counts below are per run
            *args]
     # Own session: a run that hangs is killed with everything it started.
     return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
