@@ -14,71 +14,15 @@ import re
 
 import pytest
 
-from icl.compiler.runs import runs_of
-from icl.evaluation.evaluate import evaluate_run
 from icl.report import build_report, plot_task, verdicts, write_report
 from icl.report import table1
 from icl.report.render import fmt
 from icl.cli import main as icl_main
-from icl import atomic
-from icl.training.train import train_run
 
-TINY = '''
-model transformer { layers = "A F" width = 16 heads = 2 positions = learned }
-model s4 { layers = "S" width = 16 d_state = 4 }
-task linear_regression { dims = 3 points = 6 }
-task vector_mqar { dims = 4 pairs = 4 }
-train tiny { steps = 3 batch = 8 checkpoint_every = 3 log_every = 1 seeds = [0] }
-eval tiny { prompts = 16 bootstrap = 20 batch = 16 }
-experiment linear_regression {
-  models = [transformer, s4]
-  tasks = [linear_regression]
-  train extends tiny { lr = [1e-3, 1e-2] }
-  eval extends tiny {}
-}
-experiment vector_mqar {
-  models = [transformer]
-  tasks = [vector_mqar]
-  train extends tiny { lr = 1e-3 }
-  eval extends tiny {}
-}
-'''
 CELL_KEYS = {"verdict", "paper", "metric", "seeds", "best_lr", "steps"}
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    """A tiny study trained and evaluated for real; one extra run marked diverged by training."""
-    root = tmp_path_factory.mktemp("study")
-    spec = root / "smoke" / "tiny.icl"
-    spec.parent.mkdir()
-    spec.write_text(TINY, encoding="utf-8")
-    runs = runs_of([spec])
-    runs_dir = root / "runs"
-    for run in runs:
-        folder = runs_dir / run["id"]
-        train_run(run, folder, progress=False, device="cpu")
-        evaluate_run(run, folder, folder / f"eval-{run['eval_id']}.json", device="cpu", progress=False)
-    # A third architecture whose training diverged: status.json as train_run writes it, and
-    # the evaluation evaluate_run writes for such a run.
-    diverged = copy.deepcopy(next(r for r in runs if r["model"] == "s4" and r["task"] == "linear_regression"))
-    diverged.update(id="d1ver9ed0000", eval_id="d1ver9ed0001", model="mamba", layers="M")
-    folder = runs_dir / diverged["id"]
-    atomic.write_json(folder / "status.json", {
-        "run_id": diverged["id"], "state": "diverged", "step": 2, "steps_done": 2, "steps_planned": 3,
-        "capped": False, "message": "loss became nan at step 2 (lr 0.01); run stopped as diverged",
-        "wall_s": 0.5, "steps_per_s": 4.0, "device": "cpu", "backend": "reference",
-        "versions": {"torch": "x", "python": "y", "icl": "z"}})
-    evaluate_run(diverged, folder, folder / f"eval-{diverged['eval_id']}.json", device="cpu", progress=False)
-    runs.append(diverged)
-    return {"root": root, "runs": runs, "runs_dir": runs_dir, "spec": spec}
-
-
-@pytest.fixture(scope="module")
-def built(study):
-    out = study["root"] / "report"
-    paths = build_report(study["runs"], study["runs_dir"], out, "Tiny study")
-    return {**paths, "out": out}
+# `study` and `built` (a tiny study trained, evaluated and reported for real) are conftest's.
 
 
 def _evals(study) -> list[dict]:
