@@ -323,7 +323,7 @@ def _print_trained(run: dict, folder: Path, status: dict) -> None:
 
 def cmd_eval(args) -> int:
     from icl.evaluation.evaluate import evaluate_run
-    from icl.training.runfile import load_runs
+    from icl.training.runfile import load_table, select_runs
 
     ids, eval_ids = args.run or [], args.eval_id or []
     if args.runs_dir is None:
@@ -336,10 +336,10 @@ def cmd_eval(args) -> int:
     if eval_ids and len(eval_ids) != max(1, len(ids)):
         raise IclError(f"{len(eval_ids)} --eval-id for {len(ids)} --run: give one per run, in order")
     pairs = list(zip(ids or [None], eval_ids or [None] * max(1, len(ids))))
-    source = _run_source(args)
+    table = load_table(_run_source(args))  # specs resolved once for all the runs
     jobs = []
     for run_id, eval_id in pairs:
-        (run,) = load_runs(source, [run_id] if run_id else None, eval_id)
+        (run,) = select_runs(*table, [run_id] if run_id else None, eval_id)
         if args.runs_dir is None:
             jobs.append((run, Path(args.run_dir), Path(args.out)))
         else:

@@ -43,15 +43,21 @@ def _copy_tree(dest: Path) -> None:
         shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
 
 
-def test_a_new_token_is_one_file_and_one_catalog_entry(tmp_path):
-    module_code, entry = _code_blocks(DOC)[:2]
+def _tree_with(tmp_path: Path, folder: str, filename: str, catalog_dict: str, module_code: str, entry: str) -> Path:
+    """A copy of the checkout's tree plus the doc's new file in `folder` and its entry appended
+    to the `catalog_dict` of folder/catalog.py."""
     tree = tmp_path / "tree"
     tree.mkdir()
     _copy_tree(tree)
-    (tree / "blocks" / "glu_mlp.py").write_text(module_code)
-    catalog = (tree / "blocks" / "catalog.py").read_text()
-    end = catalog.index("\n)}", catalog.index("BLOCKS: dict[str, BlockKind]"))
-    (tree / "blocks" / "catalog.py").write_text(catalog[:end] + "\n" + entry.rstrip() + catalog[end:])
+    (tree / folder / filename).write_text(module_code)
+    catalog = (tree / folder / "catalog.py").read_text()
+    end = catalog.index("\n)}", catalog.index(catalog_dict))
+    (tree / folder / "catalog.py").write_text(catalog[:end] + "\n" + entry.rstrip() + catalog[end:])
+    return tree
+
+
+def test_a_new_token_is_one_file_and_one_catalog_entry(tmp_path):
+    tree = _tree_with(tmp_path, "blocks", "glu_mlp.py", "BLOCKS: dict[str, BlockKind]", *_code_blocks(DOC)[:2])
     spec = tmp_path / "glu.icl"
     spec.write_text(textwrap.dedent("""\
         model glu { layers = "(A G)*2"  width = 32  heads = 4  mlp_ratio = 2 }
@@ -102,14 +108,7 @@ def test_a_new_token_is_one_file_and_one_catalog_entry(tmp_path):
 
 
 def test_a_new_task_is_one_file_and_one_catalog_entry(tmp_path):
-    module_code, entry = _code_blocks(DOC)[2:4]
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    _copy_tree(tree)
-    (tree / "tasks" / "sign_regression.py").write_text(module_code)
-    catalog = (tree / "tasks" / "catalog.py").read_text()
-    end = catalog.index("\n)}", catalog.index("TASKS: dict[str, TaskKind]"))
-    (tree / "tasks" / "catalog.py").write_text(catalog[:end] + "\n" + entry.rstrip() + catalog[end:])
+    tree = _tree_with(tmp_path, "tasks", "sign_regression.py", "TASKS: dict[str, TaskKind]", *_code_blocks(DOC)[2:4])
     spec = tmp_path / "sign.icl"
     spec.write_text(textwrap.dedent("""\
         model t { layers = "A F" width = 16 heads = 2 positions = learned }

@@ -24,6 +24,12 @@ def load_runs(source: str | list[str], run_ids: list[str] | None = None,
               eval_id: str | None = None) -> list[dict]:
     """The runs of `source` named by `run_ids` (ids or unique prefixes; None: a source of one run).
     `source`: a JSON run table, or one or more .icl specs (a study's specs resolve together)."""
+    return select_runs(*load_table(source), run_ids, eval_id)
+
+
+def load_table(source: str | list[str]) -> tuple[list[dict], str]:
+    """(every run of `source`, the source named for messages): read and resolved once, for
+    select_runs to pick from as often as needed."""
     sources = [source] if isinstance(source, (str, Path)) else list(source)
     if all(str(s).endswith(".icl") for s in sources):
         runs = _from_specs(sources)
@@ -31,7 +37,12 @@ def load_runs(source: str | list[str], run_ids: list[str] | None = None,
         runs = _from_json(sources[0])
     else:
         raise RunError("several sources must all be .icl specs: " + ", ".join(map(str, sources)))
-    source = ", ".join(map(str, sources))
+    return runs, ", ".join(map(str, sources))
+
+
+def select_runs(runs: list[dict], source: str, run_ids: list[str] | None = None,
+                eval_id: str | None = None) -> list[dict]:
+    """The runs of a loaded table named by `run_ids` (as load_runs), of evaluation `eval_id`."""
     if eval_id is not None:
         runs = [r for r in runs if r.get("eval_id") == eval_id]
         if not runs:
