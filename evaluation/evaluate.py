@@ -53,19 +53,23 @@ def eval_seeds(prompts: int, batch: int) -> list[int]:
 
 def evaluate_run(run: dict, run_dir: Path, out_path: Path, *, device: str | None = None,
                  prompts: int | None = None, progress: bool = True,
-                 model_factory: Callable | None = None, baseline_cache: Path | None = None) -> dict:
+                 model_factory: Callable | None = None, baseline_cache: Path | None = None,
+                 evaluated_with: list[str] | None = None) -> dict:
     """Evaluate the model trained in `run_dir`; writes and returns the evaluation dict.
     `baseline_cache`: a folder where baselines' errors are kept for the evaluations of other
-    runs on the same prompts (evaluation/baseline_cache.py); None computes them here."""
+    runs on the same prompts (evaluation/baseline_cache.py); None computes them here.
+    `evaluated_with`: the run ids of the call evaluating this one with others, recorded
+    (default: this run alone)."""
     run_dir, out_path = Path(run_dir), Path(out_path)
     if not run_dir.is_dir():
         raise RunError(f"run {run['id']} has no trained model at {run_dir / runfolder.MODEL}; train it first")
     with runfolder.run_lock(run_dir, run["id"], "evaluation"):
         return _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_factory,
-                                baseline_cache)
+                                baseline_cache, list(evaluated_with or [run["id"]]))
 
 
-def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_factory, baseline_cache) -> dict:
+def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_factory, baseline_cache,
+                     evaluated_with) -> dict:
     started = time.perf_counter()
     eval_config = eval_settings(run)
     n_prompts = int(prompts if prompts is not None else eval_config["prompts"])
@@ -74,7 +78,7 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
     resamples = int(eval_config["bootstrap"])
     head = {"run_id": run["id"], "eval_id": run.get("eval_id"), "experiment": run.get("experiment"),
             "model_name": run.get("model"), "layers": run.get("layers"), "task": run.get("task"),
-            "seed": run.get("seed"), "sweep": run.get("sweep", {})}
+            "seed": run.get("seed"), "sweep": run.get("sweep", {}), "evaluated_with": evaluated_with}
 
     status_record = runfolder.read_status(run_dir, run["id"])
     status = status_record.data if status_record is not None else None

@@ -353,10 +353,11 @@ def cmd_eval(args) -> int:
                 raise IclError(f"--prompts {args.prompts} differs from the spec's eval prompts ({planned}), but "
                                f"{out} is the spec's evaluation file", "write the override to another --out")
     failed = []
+    together = [run["id"] for run, _, _ in jobs]  # recorded in each file (the pipeline's batches)
     for run, folder, out in jobs:
         try:
             evaluate_run(run, folder, out, device=args.device, prompts=args.prompts,
-                         progress=not args.no_progress,
+                         progress=not args.no_progress, evaluated_with=together,
                          baseline_cache=Path(args.baseline_cache) if args.baseline_cache else None)
         except IclError as error:  # the other runs still get evaluated; the job fails at the end
             if len(jobs) == 1:

@@ -97,6 +97,9 @@ class EvalRecord:
     run_id: str
     eval_id: str | None
     trained_steps: int | None
+    # The runs of the `icl eval` call that wrote it, in order (the pipeline's evaluation batch:
+    # workflow/rules/common.smk keeps its record); a file without the key: the run alone.
+    evaluated_with: tuple[str, ...]
     data: dict = field(repr=False, compare=False)
 
     @classmethod
@@ -117,8 +120,11 @@ class EvalRecord:
             if not isinstance(obj["model"].get("mean"), list):
                 raise RunFolderError(f"{where}: 'model.mean' is {_kind(obj['model'].get('mean'))}; "
                                      "expected a list")
+        mates = obj.get("evaluated_with", [run_id])
+        if not (isinstance(mates, list) and mates and all(isinstance(m, str) for m in mates)):
+            raise RunFolderError(f"{where}: 'evaluated_with' is {_kind(mates)}; expected a list of run ids")
         return cls(state=state, run_id=run_id, eval_id=_str(obj, "eval_id", where),
-                   trained_steps=_int(obj, "trained_steps", where), data=obj)
+                   trained_steps=_int(obj, "trained_steps", where), evaluated_with=tuple(mates), data=obj)
 
 
 # -- reads -----------------------------------------------------------------------------

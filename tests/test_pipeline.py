@@ -183,7 +183,7 @@ def test_tiny_study_end_to_end(tmp_path, tiny_spec, run_snakemake):
     assert list((tmp_path / "runs" / "baselines").glob("*.pt"))
     # Nothing left to do.
     again = run_snakemake(tmp_path, spec, "-n")
-    assert "Nothing to be done" in again.stdout + again.stderr
+    assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
 
 
 def test_committed_results_in_a_fresh_clone_are_not_reevaluated(smoke_copy, run_snakemake, job_counts):
@@ -275,27 +275,35 @@ def test_detached_study_goes_on_after_its_command_and_stops_with_its_jobs(tmp_pa
 
 
 @pytest.mark.slow
-def test_batches_train_many_runs_per_process_and_rerun_nothing(tmp_path, tiny_spec, run_snakemake, job_counts):
-    """batch=N: runs still to train go N to a job (one process, each run alone in its folder);
-    their results are the same results to a later plan without batches, and an edit re-trains
-    only the runs it changes."""
+def test_batches_train_and_evaluate_many_runs_per_process_and_rerun_nothing(tmp_path, tiny_spec, run_snakemake, job_counts):
+    """batch=N: runs still to train (evaluate) go N to a job (one process, each run alone in its
+    files); their results are the same results to a later plan without batches, and an edit
+    re-trains and re-evaluates only the runs it changes."""
     spec = tmp_path / "tiny.icl"
     spec.write_text(tiny_spec)
     out = run_snakemake(tmp_path, spec, "-n", config=("batch=2",))
     counts = job_counts(out.stdout + out.stderr)
-    assert sorted(k for k in counts if k.startswith("train")) == sorted(k for k in counts if k.startswith("train_batch_"))
-    assert sum(v for k, v in counts.items() if k.startswith("train_batch_")) == 2  # 4 runs, 2 a job
+    for kind, one_run_rule in (("train", "train"), ("eval", "evaluate")):
+        assert one_run_rule not in counts
+        assert sum(v for k, v in counts.items() if k.startswith(f"{kind}_batch_")) == 2  # 4 runs, 2 a job
     done = run_snakemake(tmp_path, spec, "--cores", "2", config=("batch=2",))
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    statuses = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/status.json")]
+    runs = tmp_path / "runs"
+    statuses = [json.loads(p.read_text()) for p in runs.glob("*/status.json")]
     assert len(statuses) == 4 and all(s["state"] == "done" and "pack" not in s for s in statuses)
-    assert len(list((tmp_path / "runs" / "batches").glob("train_batch_*.log"))) == 2
+    evals = [json.loads(p.read_text()) for p in runs.glob("*/eval-*.json")]
+    assert len(evals) == 4 and all(e["state"] == "done" and len(e["evaluated_with"]) == 2 for e in evals)
+    assert {e["run_id"] for e in evals} == {m for e in evals for m in e["evaluated_with"]}
+    for kind in ("train", "eval"):
+        assert len(list((runs / "batches").glob(f"{kind}_batch_*.log"))) == 2
     for batch in ("2", "auto", "off"):
         out = run_snakemake(tmp_path, spec, "-n", config=(f"batch={batch}",))
         assert job_counts(out.stdout + out.stderr) == {}, (batch, (out.stdout + out.stderr)[-2000:])
-    # one model's width: its two runs train again (one batch of 2), nothing else does
+    # one model's width: its two runs train again and are evaluated again (a batch of 2 each),
+    # nothing else is
     spec.write_text(tiny_spec.replace('model mamba { layers = "M*2" width = 16', 'model mamba { layers = "M*2" width = 24', 1))
     out = run_snakemake(tmp_path, spec, "-n", config=("batch=2",))
     counts = job_counts(out.stdout + out.stderr)
-    assert {k: v for k, v in counts.items() if k.startswith("train")} == {next(k for k in counts if k.startswith("train_batch_")): 1}
-    assert counts["evaluate"] == 2
+    assert {k: v for k, v in counts.items() if k.startswith(("train", "eval"))} == {
+        next(k for k in counts if k.startswith("train_batch_")): 1,
+        next(k for k in counts if k.startswith("eval_batch_")): 1}

@@ -145,22 +145,26 @@ PACKS = plan_packs(RUNS, PACK_SIZE, PACK_ELIGIBLE)
 PACKED_IDS = {run_id for ids in PACKS.values() for run_id in ids}
 
 
-# -- batches: many small training jobs as a few processes -------------------------------------
+# -- batches: many small jobs as a few processes ---------------------------------------------
 # Starting Python with torch and the project costs a job about 2.5 s on a CPU, more than a smoke
-# run's training (benchmarks/results/smoke_pipeline.md). A batch job trains several runs one
-# after another in one process, each alone and into its own folder, as their own jobs would.
-# Only runs still to train are batched; a batch rule's shell command is rule train's, it has no
-# inputs, and which runs it names is a parameter Snakemake does not record (derived from the
-# outputs), so a run trained by a batch is the same result to a later plan that gives it to
-# rule train, and re-runs nothing. Evaluations are not batched: an evaluation's input (its
-# run's status.json) is recorded with it, and a batch's inputs would be all of its runs'.
+# run's training or evaluation (benchmarks/results/smoke_pipeline.md). A batch job trains (or
+# evaluates) several runs one after another in one process, each alone and into its own files,
+# as their own jobs would. Only runs still to train (evaluate) are batched, and a batch rule's
+# shell command is the one-run rule's, with the runs it names derived from its outputs (a
+# parameter Snakemake does not record), so a later plan that gives a run to the one-run rule
+# sees the same code and params and re-runs nothing.
+# Inputs are recorded too: a training batch has none; an evaluation's inputs are its runs'
+# status.json files, so every evaluation file records the runs evaluated with it
+# (`evaluated_with`) and rule evaluate asks for those runs' status.json again (evaluation_input).
+# A batch mate trained anew therefore re-evaluates the batch's other runs as well.
 def _batch_size(setting, todo):
     """Runs per batch job for the config's `batch` setting, with `todo` jobs to share out."""
     if setting in ("off", False):
         return 1
-    if setting == "auto":  # on a CPU: two jobs per core keep the cores busy to the end
+    if setting == "auto":  # on a CPU: three jobs per core keep the cores busy to the end
+        # (the smoke study on 2 cores: 153 s with two a core, 137 s with three)
         cores = workflow.resource_settings.cores or os.cpu_count() or 1  # a dry run may give no --cores
-        return 1 if TRAINS_ON_GPU else max(1, -(-todo // (2 * cores)))
+        return 1 if TRAINS_ON_GPU else max(1, -(-todo // (3 * cores)))
     return int(setting)
 
 
@@ -179,14 +183,23 @@ def plan_batches(kind, keys, setting):
     return {batch_rule_name(kind, chunk): chunk for chunk in chunks if len(chunk) > 1}
 
 
+def unbatched_pattern(run_ids):
+    """A wildcard constraint matching these run ids alone (none: a pattern matching nothing)."""
+    return "|".join(sorted(run_ids)) or "(?!)"
+
+
 BATCH_SETTING = config.get("batch", "auto")
 TRAIN_BATCHES = plan_batches(
     "train", [r for r in RUN_BY_ID if r not in PACKED_IDS and not os.path.exists(f"{RUNS_DIR}/{r}/status.json")],
     BATCH_SETTING)
 BATCHED_IDS = {run_id for ids in TRAIN_BATCHES.values() for run_id in ids}
 # rule train makes the status.json of every run no pack or batch rule makes.
-UNPACKED_ID = "|".join(sorted(set(RUN_BY_ID) - PACKED_IDS - BATCHED_IDS)) or "(?!)"
+UNPACKED_ID = unbatched_pattern(set(RUN_BY_ID) - PACKED_IDS - BATCHED_IDS)
 
+EVAL_BATCHES = plan_batches(
+    "eval", [r for r, run in RUN_BY_ID.items() if not os.path.exists(eval_path(run))], BATCH_SETTING)
+# rule evaluate makes the evaluation of every run no evaluation batch makes.
+UNBATCHED_EVAL_ID = unbatched_pattern(set(RUN_BY_ID) - {r for ids in EVAL_BATCHES.values() for r in ids})
 
 
 def run_ids_of(outputs):
@@ -205,16 +218,42 @@ from icl.runfolder import RunFolderLocked, pipeline_lock
 _PIPELINE_LOCK = pipeline_lock(RUNS_DIR)
 
 
+# -- the progress line -------------------------------------------------------------------------
+# A run (not a dry run) shows one progress line instead of Snakemake's job log: config
+# `progress: line`, or `auto` when the output is a terminal (a log file keeps the whole log:
+# workflow/scripts/detached_study.sh reads it). icl/pipeline_progress.py. Installed when the
+# jobs start (onstart: a dry run starts none), so the plan's job table is printed before it.
+from snakemake.logging import logger as _snakemake_logger
+
+from icl.pipeline_progress import install as install_progress_line
+
+PROGRESS_LINE = None
+
+
+def _progress_end(message):
+    if PROGRESS_LINE is not None:
+        PROGRESS_LINE.finish(message)
+
+
 onstart:
     try:
         _PIPELINE_LOCK.acquire()
     except RunFolderLocked as error:
         raise WorkflowError(str(error)) from None
+    global PROGRESS_LINE
+    PROGRESS_LINE = install_progress_line(
+        _snakemake_logger, config.get("progress", "auto"), runs=len(RUN_BY_ID),
+        trained={r for r in RUN_BY_ID if os.path.exists(f"{RUNS_DIR}/{r}/status.json")},
+        evaluated={r for r, run in RUN_BY_ID.items() if os.path.exists(eval_path(run))})
 
 
 onsuccess:
     _PIPELINE_LOCK.release()
+    report = f"{RESULTS}/report.html"
+    _progress_end(f"[icl] done; the report: {report}" if os.path.exists(report) else "[icl] done")
 
 
 onerror:
     _PIPELINE_LOCK.release()
+    _progress_end("[icl] stopped: a job failed (its error and log file are above); finished runs are kept, "
+                  "and the same command goes on from there")
