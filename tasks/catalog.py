@@ -10,7 +10,7 @@ task's name. It is torch-free, so `icl check` stays fast. Defaults are the study
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import comb
+from math import comb, factorial
 from typing import Callable
 
 from icl.schema import Param
@@ -97,6 +97,8 @@ class TaskKind:
     # standard evaluation, on prompts of that variant).
     variant_sweeps: dict[str, VariantSweep] = field(default_factory=dict)
     variant_bins: dict[str, VariantBins] = field(default_factory=dict)
+    # out == "tokens": config -> (vocabulary size, longest prompt in tokens).
+    token_shape: Callable[[dict], tuple[int, int]] = lambda config: (config["vocab"], config["seq_len"])
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
@@ -116,8 +118,8 @@ class TaskKind:
     def layout(self, config: dict) -> "Layout":
         """Prompt shape for a resolved task config (its final, largest curriculum stage)."""
         if self.out == "tokens":
-            return Layout(token_dim=0, out_dim=config["vocab"], tokens=config["seq_len"],
-                          vocab=config["vocab"])
+            vocab, tokens = self.token_shape(config)
+            return Layout(token_dim=0, out_dim=vocab, tokens=tokens, vocab=vocab)
         dims = config["dims"]
         count = config["pairs"] if "pairs" in config else config["points"]
         tokens = self.tokens_per_point * count + self.extra_tokens
@@ -192,6 +194,15 @@ def _token_mqar_fits(config: dict) -> list[tuple[str, str]]:
     return []
 
 
+# Permutation groups of the word problem: name -> (degree n, even permutations only).
+GROUPS = {"S3": (3, False), "A4": (4, True), "S4": (4, False), "A5": (5, True), "S5": (5, False)}
+
+
+def group_order(name: str) -> int:
+    degree, even_only = GROUPS[name]
+    return factorial(degree) // (2 if even_only else 1)
+
+
 _NOISE = Param("noise", "float", 0.0, min=0.0, max=100.0, doc="std of Gaussian noise added to y")
 _GARG = ("skewed_covariance", "scaled_x", "scaled_y", "orthogonal_subspace")
 _OUTLIER_VARIANTS = ("no_outliers", "fixed_outliers")
@@ -260,6 +271,13 @@ TASKS: dict[str, TaskKind] = {t.name: t for t in (
               Param("seq_len", "int", 64, min=2, max=1_000_000)),
              out="tokens", lr=1e-3, clip=1.0, constraints=_token_mqar_fits,
              chance=lambda config: 1.0 - 1.0 / config["vocab"]),   # a uniform guess over the vocabulary
+    TaskKind("word_problem", "icl.tasks.word_problem:WordProblem",
+             "state tracking: the running product of a word of permutations (S5, A5, ...)",
+             (Param("group", "choice", "S5", choices=tuple(GROUPS), doc="the permutation group"),
+              Param("points", "int", 32, min=1, max=100_000, doc="word length (group elements per prompt)")),
+             out="tokens", lr=1e-3, clip=1.0,
+             token_shape=lambda config: (group_order(config["group"]), config["points"]),
+             chance=lambda config: 1.0 - 1.0 / group_order(config["group"])),   # a uniform guess
 )}
 
 

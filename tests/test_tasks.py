@@ -407,6 +407,40 @@ def test_token_mqar_queries_recall_their_values():
         make_task({"kind": "token_mqar", "vocab": 8, "pairs": 8, "seq_len": 64})
 
 
+@pytest.mark.parametrize("group, order", [("S3", 6), ("A4", 12), ("S4", 24), ("A5", 60), ("S5", 120)])
+def test_word_problem_groups_are_groups(group, order):
+    from icl.tasks.word_problem import _is_even, multiplication_table, permutations_of
+
+    table = multiplication_table(group)
+    assert table.shape == (order, order) and TASKS["word_problem"].layout({"group": group, "points": 9}).vocab == order
+    everything = torch.arange(order)
+    assert bool((table[0] == everything).all() and (table[:, 0] == everything).all())   # 0 is the identity
+    assert bool((table.sort(1).values == everything).all() and (table.sort(0).values == everything[:, None]).all())
+    a, b, c = torch.randint(0, order, (3, 500), generator=torch.Generator().manual_seed(1))
+    assert bool((table[table[a, b], c] == table[a, table[b, c]]).all())                  # associative
+    assert all(_is_even(p) for p in permutations_of(group)) == group.startswith("A")  # A_n: even ones
+
+
+def test_word_problem_targets_are_prefix_products():
+    from icl.tasks.word_problem import permutations_of
+
+    t = task("word_problem", group="S3", points=10)
+    p = t.sample(gen(), 16)
+    assert p.inputs.shape == p.targets.shape == (16, 10) and p.mask.all()
+    elements = permutations_of("S3")
+    for b in range(4):   # by hand: compose the permutations themselves, i -> g_t(s_{t-1}(i))
+        state = tuple(range(3))
+        for step, g in enumerate(p.inputs[b].tolist()):
+            state = tuple(elements[g][state[i]] for i in range(3))
+            assert elements[int(p.targets[b, step])] == state
+    # a hand-made word: (0 1) then (1 2) is the 3-cycle 0 -> 2, 1 -> 0, 2 -> 1
+    swap01, swap12 = elements.index((1, 0, 2)), elements.index((0, 2, 1))
+    assert elements[int(t.table[swap01, swap12])] == (2, 0, 1)
+    logits = torch.nn.functional.one_hot(p.targets, 6).float() * 10
+    assert t.error(logits, p).nanmean() == 0 and t.error(-logits, p).nanmean() == 1
+    assert TASKS["word_problem"].chance({"group": "S3", "points": 10}) == pytest.approx(5 / 6)
+
+
 def test_prompts_head_and_to():
     t = task("linear_regression")
     p = t.sample(gen(), 8)
