@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from icl.tasks.catalog import TASKS, Layout
@@ -153,6 +154,32 @@ class Task:
         elif options:
             raise ValueError(f"{self.kind}: variant {name!r} takes no options {sorted(options)}")
         return name, value
+
+
+class TokenTask(Task):
+    """A task over token ids whose model output is vocabulary logits at every token (catalog
+    `out = "tokens"`): cross-entropy at the masked positions, 0/1 error per position."""
+
+    reports_accuracy = True
+
+    def sizes(self, dims, points):
+        """(0, points): token ids have no width; `points` (pairs, word length, ...) up to the
+        config's."""
+        _, full = self.default_sizes()
+        count = full if points is None else int(points)
+        if not 1 <= count <= full:
+            raise ValueError(f"{self.kind}: points={count} must be in [1, {full}]")
+        return 0, count
+
+    def loss(self, pred, prompts):
+        # cross-entropy at the masked positions; weighted, not indexed, to avoid a host sync
+        ce = F.cross_entropy(pred.transpose(1, 2), prompts.targets, reduction="none")
+        mask = prompts.mask.to(ce.dtype)
+        return (ce * mask).sum() / mask.sum().clamp_min(1.0)
+
+    def error(self, pred, prompts):
+        wrong = (pred.argmax(-1) != prompts.targets).to(torch.float32)
+        return nan_where_masked(wrong, prompts.mask)
 
 
 def active_mask(dims: int, width: int, device: torch.device) -> Tensor:

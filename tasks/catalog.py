@@ -203,6 +203,16 @@ def group_order(name: str) -> int:
     return factorial(degree) // (2 if even_only else 1)
 
 
+# The flip-flop language's tokens: write, read, ignore, bit 0, bit 1 (tasks/flip_flop.py).
+FLIP_FLOP_VOCAB = 5
+
+
+def _flip_flop_fits(config: dict) -> list[tuple[str, str]]:
+    if config["p_write"] + config["p_read"] > 1:
+        return [("p_read", f"p_write + p_read = {config['p_write'] + config['p_read']:g} is more than 1")]
+    return []
+
+
 _NOISE = Param("noise", "float", 0.0, min=0.0, max=100.0, doc="std of Gaussian noise added to y")
 _GARG = ("skewed_covariance", "scaled_x", "scaled_y", "orthogonal_subspace")
 _OUTLIER_VARIANTS = ("no_outliers", "fixed_outliers")
@@ -278,6 +288,14 @@ TASKS: dict[str, TaskKind] = {t.name: t for t in (
              out="tokens", lr=1e-3, clip=1.0,
              token_shape=lambda config: (group_order(config["group"]), config["points"]),
              chance=lambda config: 1.0 - 1.0 / group_order(config["group"])),   # a uniform guess
+    TaskKind("flip_flop", "icl.tasks.flip_flop:FlipFlop",
+             "flip-flop language: every read recalls the last written bit across ignored ones",
+             (Param("points", "int", 256, min=1, max=100_000, doc="instructions per prompt (2 tokens each)"),
+              Param("p_write", "float", 0.1, min=0.0, max=1.0, doc="probability of a write instruction"),
+              Param("p_read", "float", 0.1, min=0.0, max=1.0, doc="probability of a read instruction")),
+             out="tokens", lr=1e-3, clip=1.0, constraints=_flip_flop_fits,
+             token_shape=lambda config: (FLIP_FLOP_VOCAB, 2 * config["points"]),
+             chance=lambda config: 0.5),   # a coin flip at every read
 )}
 
 

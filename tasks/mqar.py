@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from icl.tasks.base import Prompts, Task, active_mask, nan_where_masked, random_subset
+from icl.tasks.base import Prompts, Task, TokenTask, active_mask, nan_where_masked, random_subset
 
 
 class VectorMQAR(Task):
@@ -84,7 +84,7 @@ class VectorMQAR(Task):
         return nan_where_masked(1.0 - (nearest == truth).to(pred.dtype), prompts.mask)
 
 
-class TokenMQAR(Task):
+class TokenMQAR(TokenTask):
     """Zoology's multi-query associative recall over token ids.
 
     Token 0 is filler; keys come from [1, V/2), values from [V/2, V). The first 2n
@@ -97,7 +97,6 @@ class TokenMQAR(Task):
 
     kind = "token_mqar"
     metric_name = "error rate (1 - recall accuracy)"
-    reports_accuracy = True
 
     def __init__(self, config):
         super().__init__(config)
@@ -108,15 +107,6 @@ class TokenMQAR(Task):
         if (seq_len - 2 * pairs) // 2 < pairs:
             raise ValueError(f"token_mqar: seq_len={seq_len} too short for {pairs} pairs "
                              f"and their queries (needs at least {4 * pairs})")
-
-    def default_sizes(self):
-        return 0, self.config["pairs"]
-
-    def sizes(self, dims, points):
-        pairs = self.config["pairs"] if points is None else int(points)
-        if not 1 <= pairs <= self.config["pairs"]:
-            raise ValueError(f"token_mqar: points={pairs} must be in [1, {self.config['pairs']}]")
-        return 0, pairs
 
     def sample(self, generator, batch, *, dims=None, points=None, variant=None, **options):
         _, pairs = self.sizes(dims, points)
@@ -141,13 +131,3 @@ class TokenMQAR(Task):
         return Prompts(inputs=inputs, targets=targets, mask=mask,
                        readout=torch.arange(seq_len, device=device), xs=None, ys=None,
                        info={"dims": 0, "points": pairs, "variant": None})
-
-    def loss(self, pred, prompts):
-        # cross-entropy at the query positions; weighted, not indexed, to avoid a host sync
-        ce = F.cross_entropy(pred.transpose(1, 2), prompts.targets, reduction="none")
-        mask = prompts.mask.to(ce.dtype)
-        return (ce * mask).sum() / mask.sum().clamp_min(1.0)
-
-    def error(self, pred, prompts):
-        wrong = (pred.argmax(-1) != prompts.targets).to(torch.float32)
-        return nan_where_masked(wrong, prompts.mask)

@@ -14,9 +14,8 @@ from __future__ import annotations
 import itertools
 
 import torch
-import torch.nn.functional as F
 
-from icl.tasks.base import Prompts, Task, nan_where_masked
+from icl.tasks.base import Prompts, TokenTask
 from icl.tasks.catalog import GROUPS
 
 
@@ -43,24 +42,14 @@ def multiplication_table(group: str) -> torch.Tensor:
                         dtype=torch.int64)
 
 
-class WordProblem(Task):
+class WordProblem(TokenTask):
     kind = "word_problem"
     metric_name = "error rate (1 - state accuracy)"
-    reports_accuracy = True
 
     def __init__(self, config):
         super().__init__(config)
         self.table = multiplication_table(config["group"])
         self._tables: dict[torch.device, torch.Tensor] = {}
-
-    def default_sizes(self):
-        return 0, self.config["points"]
-
-    def sizes(self, dims, points):
-        length = self.config["points"] if points is None else int(points)
-        if not 1 <= length <= self.config["points"]:
-            raise ValueError(f"word_problem: points={length} must be in [1, {self.config['points']}]")
-        return 0, length
 
     def _table_on(self, device: torch.device) -> torch.Tensor:
         if device not in self._tables:
@@ -83,10 +72,3 @@ class WordProblem(Task):
         return Prompts(inputs=words, targets=states, mask=torch.ones_like(words, dtype=torch.bool),
                        readout=torch.arange(length, device=device), xs=None, ys=None,
                        info={"dims": 0, "points": length, "variant": None})
-
-    def loss(self, pred, prompts):
-        return F.cross_entropy(pred.transpose(1, 2), prompts.targets)
-
-    def error(self, pred, prompts):
-        wrong = (pred.argmax(-1) != prompts.targets).to(torch.float32)
-        return nan_where_masked(wrong, prompts.mask)

@@ -441,6 +441,29 @@ def test_word_problem_targets_are_prefix_products():
     assert TASKS["word_problem"].chance({"group": "S3", "points": 10}) == pytest.approx(5 / 6)
 
 
+def test_flip_flop_reads_recall_the_last_write():
+    t = task("flip_flop", points=40, p_write=0.2, p_read=0.3)
+    p = t.sample(gen(), 64)
+    assert p.inputs.shape == p.targets.shape == p.mask.shape == (64, 80)
+    assert int(p.inputs.max()) < TASKS["flip_flop"].layout(t.config).vocab == 5
+    assert bool((p.inputs[:, 0] == 0).all()) and not p.mask[:, 1::2].any()
+    reads = 0
+    for b in range(64):   # by hand: walk the instructions, remembering the last written bit
+        last = None
+        for step in range(40):
+            instruction, bit = int(p.inputs[b, 2 * step]), int(p.inputs[b, 2 * step + 1]) - 3
+            if instruction == 0:
+                last = bit
+            assert bool(p.mask[b, 2 * step]) == (instruction == 1)
+            if instruction == 1:
+                reads += 1
+                assert bit == last and int(p.targets[b, 2 * step]) == 3 + last
+    assert 0.2 < reads / (64 * 39) < 0.4                                # p_read 0.3
+    logits = torch.nn.functional.one_hot(p.targets, 5).float() * 10
+    assert t.error(logits, p).nanmean() == 0
+    assert torch.isnan(t.error(logits, p)[:, 1::2]).all()               # only reads are scored
+
+
 def test_prompts_head_and_to():
     t = task("linear_regression")
     p = t.sample(gen(), 8)
