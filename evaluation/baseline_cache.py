@@ -10,7 +10,7 @@ One file per (prompts, baseline): `<folder>/<key>.pt`, written atomically, holdi
 errors tensor and the key's fields. The key covers all that decides the errors: the task's
 settings and end sizes, the variant, the number of prompts and the chunk size, the device
 type that draws the prompts (CPU and CUDA generators differ), the baseline's name, the
-torch and scikit-learn versions, and the source of the code that samples and scores (the
+torch and scikit-learn versions (XGBoost's for its baseline), and the source of the code that samples and scores (the
 task's classes, the baselines, the seeds, the evaluation's chunks and caps), so an edited
 task, baseline or evaluation never reads an old file.
 """
@@ -68,7 +68,9 @@ class BaselineCache:
             self.folder = None
 
     def _key(self, variant, name) -> str:
-        return json.dumps({**self.common, "variant": variant, "baseline": name}, sort_keys=True)
+        # XGBoost's version only where it decides the errors (importing it costs every evaluation)
+        extra = {"xgboost": _version("xgboost")} if name == "xgboost" else {}
+        return json.dumps({**self.common, **extra, "variant": variant, "baseline": name}, sort_keys=True)
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"

@@ -25,6 +25,8 @@ suggestion that the evaluator should apply (`predict(prompts.head(m))` or
 """
 from __future__ import annotations
 
+import importlib.util
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -43,6 +45,8 @@ class Baseline:
     fit: Callable[[Prompts], Tensor]
     doc: str
     max_prompts: int | None = None  # suggested cap for slow baselines (None: all prompts are cheap)
+    needs: str | None = None        # a package beyond the project's own requirements
+    fallback: str | None = None     # the baseline `auto` runs instead when `needs` is missing
 
     def predict(self, prompts: Prompts, max_prompts: int | None = None) -> Tensor:
         """Predictions (B, P, 1) (zero: targets' shape); with max_prompts, for the first m prompts only."""
@@ -276,6 +280,13 @@ def _boosting():
     return lambda: GradientBoostingRegressor(random_state=0)
 
 
+def _xgboost():
+    # The study's decision-tree baseline: XGBoost with default settings (one thread: the
+    # evaluation's jobs already share the cores).
+    from xgboost import XGBRegressor
+    return lambda: XGBRegressor(n_jobs=1, random_state=0)
+
+
 def _lazy(factory, *args):
     """Import scikit-learn only when the baseline runs."""
     return lambda prompts: per_position_sklearn(factory(*args))(prompts)
@@ -303,6 +314,9 @@ BASELINES: dict[str, Baseline] = {b.name: b for b in (
              "greedy regression tree of depth 4 (scikit-learn)", max_prompts=256),
     Baseline("tree_unlimited", _lazy(_tree, None),
              "greedy regression tree, unlimited depth (scikit-learn)", max_prompts=256),
+    Baseline("xgboost", _lazy(_xgboost),
+             "gradient-boosted trees, XGBoost XGBRegressor defaults (the study's)",
+             max_prompts=32, needs="xgboost", fallback="gradient_boosting"),
     Baseline("gradient_boosting", _lazy(_boosting),
              "gradient-boosted trees, scikit-learn GradientBoostingRegressor defaults",
              max_prompts=32),
@@ -312,7 +326,23 @@ BASELINES: dict[str, Baseline] = {b.name: b for b in (
 
 
 def applicable(kind: str) -> list[str]:
-    """The baselines evaluated for `kind` when a spec says baselines: auto (its catalog entry's)."""
+    """The baselines evaluated for `kind` when a spec says baselines: auto (its catalog entry's;
+    one whose package is not installed gives way to its fallback, with a warning)."""
     if kind not in TASKS:
         raise ValueError(f"unknown task kind {kind!r}")
-    return list(TASKS[kind].baselines)
+    return [usable(name) for name in TASKS[kind].baselines]
+
+
+def usable(name: str) -> str:
+    """`name`, or its fallback when the package it needs is not installed."""
+    baseline = BASELINES[name]
+    if baseline.needs is None or importlib.util.find_spec(baseline.needs) is not None:
+        return name
+    if name not in _warned:
+        _warned.add(name)
+        warnings.warn(f"baseline {name}: the {baseline.needs} package is not installed; "
+                      f"{baseline.fallback} stands in (pip install 'icl-compiler[baselines]')", stacklevel=2)
+    return baseline.fallback
+
+
+_warned: set[str] = set()

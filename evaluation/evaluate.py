@@ -295,23 +295,24 @@ def _expand_variants(run: dict, kind: TaskKind) -> list[tuple[str, str]]:
 
 
 def _baselines_for(run: dict, kind: TaskKind) -> dict:
-    """The baseline objects a run asks for ("auto" = its task entry's `baselines`)."""
+    """The baseline objects a run asks for ("auto" = its task entry's `baselines`); one whose
+    package is not installed is replaced by its fallback (baselines.usable, with a warning)."""
     asked = list(eval_settings(run)["baselines"] or [])
     if not asked:
         return {}
-    from icl.evaluation.baselines import BASELINES
+    from icl.evaluation.baselines import BASELINES, applicable, usable
 
     names = []
     for name in asked:
         if name == "auto":
-            names.extend(n for n in kind.baselines if n not in names)
+            names.extend(n for n in applicable(kind.name) if n not in names)
             continue
         try:
             check_baseline(name, kind.name)
         except ValueError as error:
             raise RunError(f"run {run['id']}: {error}") from None
-        if name not in names:
-            names.append(name)
+        if usable(name) not in names:
+            names.append(usable(name))
     return {name: BASELINES[name] for name in names}
 
 

@@ -52,7 +52,7 @@ def test_every_kind_has_a_default_list_of_applicable_baselines():
     with pytest.raises(ValueError, match="does not apply to linear_regression; it applies to sparse_parity"):
         check_baseline("gf2_solver", "linear_regression")
     with pytest.raises(ValueError, match="unknown baseline"):
-        check_baseline("xgboost", "decision_tree")
+        check_baseline("catboost", "decision_tree")
 
 
 FAST = ["zero", "least_squares", "knn_3", "averaging", "lasso_0.1", "gf2_solver"]
@@ -180,6 +180,30 @@ def test_trees_and_boosting_on_decision_tree_prompts():
     assert late_error(t, p, BASELINES["tree_unlimited"].predict(p), 20) < zero
     boosted = BASELINES["gradient_boosting"].predict(p, max_prompts=1)[:, :8]
     assert boosted.shape == (1, 8, 1) and boosted[0, 0] == 0 and torch.isfinite(boosted).all()
+
+
+def test_xgboost_is_the_decision_tree_baseline_and_beats_the_zero_predictor():
+    pytest.importorskip("xgboost", reason="the baselines extra (xgboost-cpu) is not installed")
+    from xgboost import XGBRegressor
+    assert "xgboost" in applicable("decision_tree")
+    t, p = sample("decision_tree", 4, dims=3, points=30)
+    pred = BASELINES["xgboost"].predict(p)
+    b, i = 1, 21
+    ref = XGBRegressor(n_jobs=1, random_state=0).fit(p.xs[b, :i].double().numpy(), p.ys[b, :i].double().numpy())
+    assert abs(pred[b, i, 0].item() - float(ref.predict(p.xs[b, i:i + 1].double().numpy())[0])) < 1e-5
+    assert late_error(t, p, pred, 20) < late_error(t, p, torch.zeros_like(pred), 20)
+
+
+def test_a_baseline_whose_package_is_missing_gives_way_to_its_fallback(monkeypatch):
+    import importlib.util
+
+    from icl.evaluation import baselines
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "xgboost" else real(name, *a))
+    monkeypatch.setattr(baselines, "_warned", set())
+    with pytest.warns(UserWarning, match="xgboost package is not installed; gradient_boosting stands in"):
+        names = applicable("decision_tree")
+    assert names[-1] == "gradient_boosting" and "xgboost" not in names
 
 
 def test_least_squares_on_outlier_prompts_sees_the_outliers():

@@ -17,7 +17,8 @@ BAD_SPECS = [
     ('unknown baseline',
      M + 'experiment e { models = [m] tasks = [sparse_parity] eval { baselines = [bogus] } }\n',
      2, 72, "unknown baseline 'bogus'; known: zero, least_squares, knn_3, averaging, lasso_1, lasso_0.1, "
-            "lasso_0.01, lasso_0.001, lasso_0.0001, nn_gd, tree_depth_4, tree_unlimited, gradient_boosting, "
+            "lasso_0.01, lasso_0.001, lasso_0.0001, nn_gd, tree_depth_4, tree_unlimited, xgboost, "
+            "gradient_boosting, "
             "gf2_solver"),
     ('task kind changed by extends',
      'task t extends linear_regression { kind = sparse_linear_regression }\n',
