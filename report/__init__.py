@@ -1,6 +1,6 @@
 """Plots, the Table-1 verdicts and the HTML/Markdown report.
 
-    from icl.report import build_report, plot_only, write_report, verdicts, plot_task
+    from icl.report import build_report, plot_only, write_report, verdicts, plot_task, write_exports
 
 Exports are imported lazily, so `import icl.report` does not load matplotlib.
 """
@@ -10,7 +10,7 @@ _EXPORTS = {
     "build_report": "icl.report.build", "plot_only": "icl.report.build",
     "load_results": "icl.report.build", "load_states": "icl.report.build", "ReportError": "icl.report.build",
     "write_report": "icl.report.render", "verdicts": "icl.report.table1",
-    "plot_task": "icl.report.plots",
+    "plot_task": "icl.report.plots", "write_exports": "icl.report.exports",
 }
 
 __all__ = sorted(_EXPORTS)

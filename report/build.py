@@ -10,8 +10,9 @@ file is an error naming it, and each run's state is runfolder.run_state's, the o
 status` prints. Runs not trained or evaluated yet are not an error: the report lists them
 as missing.
 
-Plots: one PNG per task, out_dir/plots/{task}.png. build_report draws them all, or with
-replot=False (the pipeline, whose plot rule has drawn them) embeds the files it finds.
+Plots: one figure per task, out_dir/plots/{task}.png with its .svg and .pdf beside it.
+build_report draws them all, or with replot=False (the pipeline, whose plot rule has drawn
+them) embeds the files it finds. The downloads (icl.report.exports) are written with the report.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def _results(states: dict[str, runfolder.RunState]) -> tuple[list[dict], list[di
 
 
 def plot_only(run_table: list[dict], runs_dir: Path, task: str, out_png: Path) -> Path:
-    """Plot one task of the study (the runs whose `task` is `task`) into `out_png`."""
+    """Plot one task of the study (the runs whose `task` is `task`) into `out_png`, with an SVG
+    and a PDF of the same name beside it."""
     from icl.report.plots import plot_task
 
     runs = [r for r in _check(run_table) if r.get("task") == task]
@@ -59,8 +61,9 @@ def plot_only(run_table: list[dict], runs_dir: Path, task: str, out_png: Path) -
 
 def build_report(run_table: list[dict], runs_dir: Path, out_dir: Path, title: str, *,
                  replot: bool = True) -> dict:
-    """Write report.html, report.md and table1.json into `out_dir`, with the plots of
-    out_dir/plots/{task}.png: drawn here, or with replot=False only embedded where they exist."""
+    """Write report.html, report.md, table1.json and the downloads into `out_dir`, with the
+    plots of out_dir/plots/{task}.png (and .svg, .pdf): drawn here, or with replot=False only
+    embedded and linked where they exist."""
     from icl.report.plots import plot_task
     from icl.report.render import write_report
 
@@ -80,8 +83,10 @@ def build_report(run_table: list[dict], runs_dir: Path, out_dir: Path, title: st
             plots[task] = plot_task(task_evals, task_runs, png)
         else:
             plots[task] = None
+    # Each run's training curve, for the report's download (runs not started yet have none).
+    training = {r["id"]: runfolder.read_metrics(Path(runs_dir) / r["id"]) for r in runs}
     paths = write_report(evals, runs, statuses, plots, out_dir, title,
-                         states={run_id: s.state for run_id, s in states.items()})
+                         states={run_id: s.state for run_id, s in states.items()}, training=training)
     return {**paths, "plots": plots}
 
 

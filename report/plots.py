@@ -5,13 +5,19 @@
 Each architecture is drawn at its best configuration (the one Table 1 judges, see
 table1.best_configs): the line is the mean over its seeds, the band runs from the
 lowest 5% to the highest 95% bootstrap bound of those seeds (one seed: the
-evaluation's own band). The classical baselines, scored on the same prompts, are
-dashed (of the Lasso family only the best alpha, to keep the plot readable); errors
-known in closed form (the task catalog's `levels`, e.g. sparse parity's best guess from
-the query alone) are dotted levels on the main panel. The
+evaluation's own band). The classical baselines, scored on the same prompts, are grey
+and dashed, each with its own dash pattern: the zero predictor (chance) and the
+MAX_BASELINES others with the lowest tail error (of the Lasso family only the best
+alpha); the rest are named under the panel, with their tail errors, so that a task with
+many noisy baselines (decision trees: seven) stays readable. Errors known in closed
+form (the task catalog's `levels`, e.g. sparse parity's best guess from the query
+alone) are dotted levels on the main panel. Colour means architecture only, from the
+Okabe-Ito palette (told apart with any colour vision). The
 y axis fits the architectures' curves: a baseline that leaves that range (least squares
 near the interpolation threshold, n = d) runs off the top, and the axis turns
-logarithmic when the curves shown span more than two decades. A task with
+logarithmic when the curves shown span more than two decades; values under its floor,
+zeros included, are drawn on the floor, which is shaded and labelled, rather than
+vanishing. The x axis counts examples: integer ticks. A task with
 evaluation variants (Garg's shifted distributions, outlier placements, MQAR query
 noise) gets a row of smaller panels under the main one, in the same PNG file, so
 the pipeline has one plot per task. What is task-specific comes from the task's catalog
@@ -20,7 +26,9 @@ bars; one read out as hidden features then output gets the features in a panel o
 own) and its `variant_sweeps` (a swept variant is one panel, error against the value).
 
 Figures are built with matplotlib's object API on the Agg canvas (no pyplot state,
-no display needed) and written atomically.
+no display needed) and written atomically, as PNG (embedded in the report) and, beside
+it under the same name, as SVG and PDF (FORMATS): without dates or random ids, so the
+same results give the same bytes.
 """
 from __future__ import annotations
 
@@ -31,8 +39,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from icl.report import table1
 from icl.tasks.catalog import TASKS, TaskKind, VariantSweep
@@ -48,18 +58,40 @@ VARIANT_COLUMNS = 2
 TITLE_CHARS = 90          # a main title longer than this breaks into lines: a 9 pt line of 90
                           # characters fits over the main axes of a WIDTH_IN figure (104 did not)
 
-# Fixed colours for the study's architectures, so every plot of a report agrees.
-MODEL_COLOURS = {"transformer": "#1f77b4", "mamba": "#d62728", "s4": "#2ca02c",
-                 "s4_mamba": "#9467bd", "standard_hybrid": "#ff7f0e", "mambaformer": "#17becf"}
-_EXTRA_COLOURS = ("#8c564b", "#e377c2", "#bcbd22", "#7f7f7f", "#393b79", "#637939")
-BASELINE_COLOURS = ("#555555", "#999999", "#6b4c9a", "#b8860b", "#2f4f4f", "#a0522d", "#708090")
+FORMATS = (".png", ".svg", ".pdf")   # each figure, under one name; the PNG is the one embedded
+MAX_BASELINES = 3         # baselines drawn besides the zero predictor: the best by tail error
+                          # (report.html.j2 and docs/report.md say "three")
+FLOOR_COLOUR = "#ececec"  # the shaded strip under a log axis's floor
+
+# Fixed colours for the study's architectures, so every plot of a report agrees: the
+# Okabe-Ito palette (Wong, Nature Methods 2011), distinct under every common colour-vision
+# deficiency. Colour means architecture only; baselines are grey.
+MODEL_COLOURS = {"transformer": "#0072B2", "mamba": "#D55E00", "mambaformer": "#009E73",
+                 "s4": "#56B4E9", "s4_mamba": "#CC79A7", "standard_hybrid": "#E69F00"}
+_EXTRA_COLOURS = ("#000000", "#F0E442", "#7F3C8D", "#8C564B")
+# A baseline is told by its dash pattern (and shade): (colour, dashes), by the baseline's
+# place in its evaluation, so a baseline looks the same in every panel of a figure.
+BASELINE_STYLES = (("#222222", (0, (5, 2))), ("#555555", (0, (1, 1.5))), ("#333333", (0, (7, 2, 1.5, 2))),
+                   ("#777777", (0, (3, 1.5))), ("#444444", (0, (7, 2, 1.5, 2, 1.5, 2))),
+                   ("#666666", (0, (10, 3))), ("#888888", (0, (2, 3))))
+ZERO_STYLE = ("#9a9a9a", (0, (10, 2)))   # the zero predictor: chance, always drawn
 
 
 def plot_task(evals: list[dict], runs: list[dict], out_png: Path) -> Path:
-    """Draw the ICL curves of one task (its evaluations and runs) into `out_png`; returns the path."""
+    """Draw the ICL curves of one task (its evaluations and runs) into `out_png`, and the same
+    figure as .svg and .pdf beside it; returns the PNG's path."""
     out_png = Path(out_png)
-    atomic.write_bytes(out_png, _png_bytes(_task_figure(evals, runs)))
+    fig = _task_figure(evals, runs)
+    # Vector copies first: the PNG is what the pipeline's plot rule waits for.
+    for suffix in FORMATS[1:]:
+        atomic.write_bytes(out_png.with_suffix(suffix), _vector_bytes(fig, suffix.lstrip(".")))
+    atomic.write_bytes(out_png, _png_bytes(fig))
     return out_png
+
+
+def figure_paths(out_png: Path) -> list[Path]:
+    """Every file plot_task writes for `out_png` (FORMATS)."""
+    return [Path(out_png).with_suffix(suffix) for suffix in FORMATS]
 
 
 def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
@@ -142,6 +174,16 @@ def _png_bytes(fig: Figure) -> bytes:
     return _quantized(Image.open(raw).convert("RGB"))
 
 
+def _vector_bytes(fig: Figure, fmt: str) -> bytes:
+    """The figure as SVG or PDF, the same bytes for the same figure: no creation date, and
+    the SVG's element ids from a fixed salt instead of a random one."""
+    out = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else {"CreationDate": None}
+    with matplotlib.rc_context({"svg.hashsalt": "icl-report", "svg.fonttype": "path", "pdf.compression": 6}):
+        fig.savefig(out, format=fmt, facecolor="white", metadata=metadata)
+    return out.getvalue()
+
+
 def _quantized(image) -> bytes:
     """A 256-colour PNG: a third of the RGBA file's size, same look (octree keeps the hues)."""
     from PIL import Image
@@ -157,11 +199,11 @@ def _panel(ax, lines: dict[str, list[dict]], reference: dict | None, variant: st
            colours: dict, metric: str | None, legend: bool, levels: dict[str, float] | None = None) -> None:
     """Curves of every architecture (and the reference evaluation's baselines, and `levels`
     as dotted lines) on one axis."""
-    plotted, baselines = [], []
     single = reference is not None and len(_part(reference, variant).get("positions") or []) == 1
     if single:
         _bars(ax, lines, reference, variant, colours)
     else:
+        curves = []          # (model, x, mean, lo, hi, sparse) of each architecture
         for model, evs in lines.items():
             curve = _seed_curve(evs, variant)
             if curve is None:
@@ -169,25 +211,38 @@ def _panel(ax, lines: dict[str, list[dict]], reference: dict | None, variant: st
             x, mean, lo, hi = curve
             # Positions with no value (masked: e.g. outlier slots) are skipped, not gaps.
             ok = np.isfinite(mean)
-            style = {"marker": "o", "ms": 3} if ok.sum() < 0.5 * len(ok) else {}
-            ax.plot(x[ok], mean[ok], color=colours[model], lw=1.8, label=model, **style)
-            ax.fill_between(x[ok], lo[ok], hi[ok], color=colours[model], alpha=0.18, lw=0)
-            plotted.extend([mean, hi])  # the axis holds the bands too
+            curves.append((model, x[ok], mean[ok], lo[ok], hi[ok], ok.sum() < 0.5 * len(ok)))
+        drawn, left_out = [], []
         if reference is not None:
-            for i, (name, base) in enumerate(_baselines(_part(reference, variant)).items()):
-                x = np.asarray(_part(reference, variant)["positions"], dtype=float)
-                mean = _array(base["mean"])
-                if len(mean) != len(x):
-                    continue
-                ok = np.isfinite(mean)
-                ax.plot(x[ok], mean[ok], ls="--", lw=1.2, label=name,
-                        color=BASELINE_COLOURS[i % len(BASELINE_COLOURS)])
-                baselines.append(mean)
-        for name, level in (levels or {}).items():
-            ax.axhline(level, ls=":", lw=1.3, color="#333333", label=f"{name} ({level:.3g})")
-            baselines.append(np.array([level]))
-        ax.set_xlabel("in-context examples", fontsize=8)
-        _fit_y_axis(ax, plotted, baselines)
+            part = _part(reference, variant)
+            x = np.asarray(part.get("positions") or [], dtype=float)
+            drawn, left_out = _drawn_baselines(part, len(x))
+        levels = dict(levels or {})
+        floor = _fit_y_axis(ax, [c for _, _, mean, _, hi, _ in curves for c in (mean, hi)],  # bands too
+                            [mean for _, mean, _ in drawn] + [np.array([v]) for v in levels.values()])
+
+        def shown(y):   # on a log axis, what lies under the floor (zeros too) is drawn on it
+            return y if floor is None else np.maximum(y, floor)
+
+        for model, cx, mean, lo, hi, sparse in curves:
+            style = {"marker": "o", "ms": 3} if sparse else {}
+            ax.plot(cx, shown(mean), color=colours[model], lw=1.8, label=model, zorder=3, **style)
+            ax.fill_between(cx, shown(lo), shown(hi), color=colours[model], alpha=0.18, lw=0, zorder=2)
+        for name, mean, (colour, dashes) in drawn:
+            ok = np.isfinite(mean)
+            ax.plot(x[ok], shown(mean[ok]), ls=dashes, lw=1.1, label=name, color=colour, zorder=1)
+        for name, level in levels.items():
+            ax.axhline(level if floor is None else max(level, floor), ls=":", lw=1.3, color="#333333",
+                       label=f"{name} ({level:.3g})", zorder=1)
+        if floor is not None:
+            _mark_floor(ax, floor)
+        xlabel = "in-context examples"
+        if left_out:
+            xlabel += "\n" + textwrap.fill("baselines not drawn (higher tail error): " + ", ".join(
+                f"{name} {table1.format_number(tail)}" for name, tail in left_out),
+                TITLE_CHARS if legend else TITLE_CHARS // 2)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # a count of examples: no 2.5
     if metric:
         ax.set_ylabel("\n".join(textwrap.wrap(metric, 38)), fontsize=8)
     ax.tick_params(labelsize=7)
@@ -208,11 +263,11 @@ def _bars(ax, lines, reference, variant, colours) -> None:
         ax.bar(i, mean[0], color=colours[model], alpha=0.85)   # named on the x axis
         ax.errorbar(i, mean[0], yerr=[[max(mean[0] - lo[0], 0)], [max(hi[0] - mean[0], 0)]],
                     color="black", capsize=3, lw=1)
-    for j, (name, base) in enumerate(_baselines(_part(reference, variant)).items()):
-        value = _array(base["mean"])
+    part = _part(reference, variant)
+    drawn, _ = _drawn_baselines(part, len(part.get("positions") or []))
+    for name, value, (colour, dashes) in drawn:
         if len(value) and np.isfinite(value[0]):
-            colour = BASELINE_COLOURS[j % len(BASELINE_COLOURS)]
-            ax.axhline(value[0], ls="--", lw=1.2, color=colour)
+            ax.axhline(value[0], ls=dashes, lw=1.2, color=colour)
             ax.text(1.0, value[0], f" {name}", transform=ax.get_yaxis_transform(), color=colour,
                     fontsize=7, va="center", ha="left", clip_on=False)
     ax.set_xticks(range(len(names)), names, rotation=20, fontsize=7)
@@ -230,8 +285,11 @@ def _sweep_panel(ax, lines, members: list[str], colours, sweep: VariantSweep) ->
             curve = _seed_curve(evs, name)
             values.append(float(np.nanmean(curve[1])) if curve is not None else math.nan)
         ax.plot(values_at, values, marker="o", ms=3, color=colours[model], lw=1.5, label=model)
-    if sweep.log:
+    if sweep.log and min(values_at) > 0:
         ax.set_xscale("log")
+    elif sweep.log:   # a value 0 would vanish on a log axis: linear up to the smallest other value
+        above = [v for v in values_at if v > 0]
+        ax.set_xscale("symlog", linthresh=min(above) if above else 1.0)
     ax.set_xlabel(sweep.label, fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
@@ -260,6 +318,47 @@ def _seed_curve(evs: list[dict], variant: str | None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # an all-NaN position stays NaN
         return x, np.nanmean(means, 0), np.nanmin(lows, 0), np.nanmax(highs, 0)
+
+
+def _drawn_baselines(part: dict, length: int) -> tuple[list, list]:
+    """([(name, mean curve, style)], [(name, tail)]): the baselines drawn on a panel (the zero
+    predictor, then the MAX_BASELINES others with the lowest tail error, in the evaluation's
+    order) and those left out, by tail error."""
+    bases = _baselines(part)
+    tails = (part.get("summary") or {}).get("baselines_tail") or {}
+    curves, scored = {}, []
+    for name, base in bases.items():
+        mean = _array(base.get("mean") or [])
+        if len(mean) != length:
+            continue
+        curves[name] = mean
+        tail = tails.get(name) if table1._finite(tails.get(name)) else _tail(mean)
+        if name != "zero":
+            scored.append((math.inf if tail is None else tail, name))
+    kept = {name for _, name in sorted(scored)[:MAX_BASELINES]} | ({"zero"} & set(curves))
+    everyone = list(part.get("baselines") or {})
+    drawn = [(name, mean, ZERO_STYLE if name == "zero" else
+              BASELINE_STYLES[everyone.index(name) % len(BASELINE_STYLES)])
+             for name, mean in curves.items() if name in kept]
+    left_out = [(name, tail) for tail, name in sorted(scored) if name not in kept and math.isfinite(tail)]
+    return drawn, left_out
+
+
+def _tail(curve: np.ndarray) -> float | None:
+    """The mean of a curve's last quarter of finite values (as evaluation's `*_tail`)."""
+    values = curve[np.isfinite(curve)]
+    if not values.size:
+        return None
+    return float(values[-max(1, len(values) // 4):].mean())
+
+
+def _mark_floor(ax, floor: float) -> None:
+    """Shade a log axis below `floor` and say what is drawn there."""
+    bottom = ax.get_ylim()[0]
+    ax.axhspan(bottom, floor, color=FLOOR_COLOUR, lw=0, zorder=0)
+    ax.axhline(floor, color="#9a9a9a", lw=0.6, zorder=0)
+    ax.text(0.995, floor, f"\u2264 {floor:.0e} (zeros too) drawn here", transform=ax.get_yaxis_transform(),
+            fontsize=6, color="#555555", ha="right", va="top", zorder=4)
 
 
 def _baselines(part: dict) -> dict:
@@ -315,16 +414,18 @@ def _variant_groups(done: list[dict], sweeps: dict[str, VariantSweep]) -> dict[s
     return groups
 
 
-def _fit_y_axis(ax, models: list[np.ndarray], baselines: list[np.ndarray]) -> None:
+def _fit_y_axis(ax, models: list[np.ndarray], baselines: list[np.ndarray]) -> float | None:
     """Fit the y axis to the architectures' curves (all curves when none is drawn); baselines
-    above that range are cut off, and a span of more than LOG_SPAN turns the axis logarithmic."""
+    above that range are cut off, and a span of more than LOG_SPAN turns the axis logarithmic.
+    Returns a log axis's floor (the lowest value drawn: at most LOG_FLOOR of the top, and what
+    lies below it, zeros included, belongs on it), or None for a linear axis."""
     def positive(curves):
         values = np.concatenate([c[np.isfinite(c)] for c in curves]) if curves else np.array([])
         return values[values > 0]
 
     everything = positive(models + baselines)
     if not everything.size:
-        return
+        return None
     focus = positive(models) if positive(models).size else everything
     top = focus.max() * TOP_OVER_MODELS
     shown = everything[everything <= top]
@@ -332,8 +433,9 @@ def _fit_y_axis(ax, models: list[np.ndarray], baselines: list[np.ndarray]) -> No
     if top / low > LOG_SPAN:
         ax.set_yscale("log")
         ax.set_ylim(low / 1.5, top)
-    else:
-        ax.set_ylim(0.0, top)
+        return low
+    ax.set_ylim(0.0, top)
+    return None
 
 
 def _colours(models: list[str]) -> dict[str, str]:

@@ -1,11 +1,15 @@
-"""The study's report: one self-contained HTML page, a Markdown summary and table1.json.
+"""The study's report: one self-contained HTML page, a Markdown summary, table1.json and downloads.
 
-    write_report(evals, runs, statuses, plots, out_dir, title, states=None) -> {"html", "md", "json": Path}
+    write_report(evals, runs, statuses, plots, out_dir, title, states=None, training=None)
+        -> {"html", "md", "json", and icl.report.exports.EXPORTS' names: Path}
 
-report.html embeds its plots as base64 data URIs and its CSS inline: no external
-resource, no JavaScript, so it opens anywhere (mail it, archive it). report.md holds
+report.html embeds its plots as base64 data URIs, its CSS and its one script inline: no
+external resource, so it opens anywhere, offline (mail it, archive it). The script only
+sorts and filters the runs table; without it the page shows everything. report.md holds
 the Table-1 matrix, the verdict rules and links to the plot files. table1.json is
-`table1.verdicts(evals, runs)`: {task: {model: cell}}. Every file is written atomically.
+`table1.verdicts(evals, runs)`: {task: {model: cell}}. The downloads beside them (Table 1
+as CSV and LaTeX, each run's raw numbers and training curve as CSV, each figure as
+PNG, SVG and PDF) are linked from both pages. Every file is written atomically.
 """
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ import os
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup, escape
 
-from icl.report import table1
+from icl.report import exports, table1
 from icl import atomic, runfolder
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -25,23 +30,29 @@ PAPER_STEPS = 500_000     # the study's training length (many-outlier: 1M)
 
 
 def write_report(evals: list[dict], runs: list[dict], statuses, plots: dict, out_dir: Path,
-                 title: str, states: dict[str, str] | None = None) -> dict[str, Path]:
-    """Write out_dir/report.html, report.md and table1.json; returns their paths.
+                 title: str, states: dict[str, str] | None = None,
+                 training: dict[str, list[dict]] | None = None) -> dict[str, Path]:
+    """Write out_dir/report.html, report.md, table1.json and the downloads (exports.EXPORTS);
+    returns their paths.
 
     statuses: status.json dicts, as a list (each with "run_id") or a dict run id -> status.
-    plots: experiment (or task) -> PNG path, or None where there is no plot yet.
+    plots: experiment (or task) -> PNG path, or None where there is no plot yet; an SVG and
+    a PDF of the same name beside it are linked too.
     states: each run's state (runfolder.run_state's, as build_report passes them); None derives
-    them from `statuses` and `evals` by the same rule (runfolder.derive_state)."""
+    them from `statuses` and `evals` by the same rule (runfolder.derive_state).
+    training: run id -> its metrics.jsonl entries, for metrics/training.csv (None: no rows)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = table1.verdicts(evals, runs)
+    # The downloads first: the pages link only to files that exist.
+    downloads = exports.write_exports(table, evals, runs, _status_index(statuses), training, out_dir, title)
     context = report_context(evals, runs, statuses, plots, out_dir, title, table, states)
     paths = {"html": out_dir / "report.html", "md": out_dir / "report.md",
              "json": out_dir / "table1.json"}
+    atomic.write_json(paths["json"], table)
     atomic.write_bytes(paths["html"], _render("report.html.j2", context, html=True).encode("utf-8"))
     atomic.write_bytes(paths["md"], _render("report.md.j2", context, html=False).encode("utf-8"))
-    atomic.write_json(paths["json"], table)
-    return paths
+    return {**paths, **downloads}
 
 
 def report_context(evals, runs, statuses, plots, out_dir, title, table, states=None) -> dict:
@@ -52,6 +63,7 @@ def report_context(evals, runs, statuses, plots, out_dir, title, table, states=N
     if states is None:
         states = _derive_states(runs, status_of, eval_of, eval_by_run)
     models = table1.ordered_models(dict.fromkeys(m for cells in table.values() for m in cells))
+    run_rows = _run_rows(runs, status_of, eval_of, eval_by_run)
     return {
         "title": title,
         "scale": describe_scale(runs, status_of),
@@ -62,8 +74,10 @@ def report_context(evals, runs, statuses, plots, out_dir, title, table, states=N
         "agreement": _agreement(table),
         "plots": _plots(table, plots, out_dir),
         "architectures": _architectures(runs, models),
-        "runs": _run_rows(runs, status_of, eval_of, eval_by_run),
+        "runs": run_rows,
         "counts": _counts(runs, states),
+        "downloads": _downloads(),
+        "filters": _filters(run_rows),
     }
 
 
@@ -211,12 +225,30 @@ def _plots(table: dict, plots: dict, out_dir: Path) -> list[dict]:
     for label in [t for t in table if t in plots] + [k for k in plots if k not in table]:
         path = plots[label]
         if path is None or not Path(path).exists():
-            entries.append({"label": label, "uri": None, "link": None})
+            entries.append({"label": label, "uri": None, "link": None, "formats": []})
             continue
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        # The same figure as vector graphics, where the plot step wrote them (plots.FORMATS).
+        formats = [{"name": suffix.lstrip(".").upper(), "link": _link(Path(path).with_suffix(suffix), out_dir)}
+                   for suffix in (".png", ".svg", ".pdf") if Path(path).with_suffix(suffix).exists()]
         entries.append({"label": label, "uri": f"data:image/png;base64,{data}",
-                        "link": Path(os.path.relpath(Path(path).resolve(), out_dir.resolve())).as_posix()})
+                        "link": _link(Path(path), out_dir), "formats": formats})
     return entries
+
+
+def _link(path: Path, out_dir: Path) -> str:
+    """`path` relative to the report's folder, as a URL path."""
+    return Path(os.path.relpath(path.resolve(), out_dir.resolve())).as_posix()
+
+
+def _downloads() -> list[dict]:
+    """The files exports.write_exports and write_report put beside the report, for the pages' links."""
+    what = {"table1_csv": "Table 1, one row per cell (CSV)",
+            "table1_tex": "Table 1 as a LaTeX table (booktabs, amssymb)",
+            "runs_csv": "every run: configuration, how training ended, evaluation summary (CSV)",
+            "training_csv": "every run's training curve: loss and the rest of each logged step (CSV)"}
+    return ([{"link": rel, "what": what[name]} for name, rel in exports.EXPORTS.items()]
+            + [{"link": "table1.json", "what": "Table 1 with every number behind it (JSON)"}])
 
 
 def _architectures(runs: list[dict], models: list[str]) -> dict:
@@ -267,6 +299,7 @@ def _run_rows(runs, status_of, eval_of, eval_by_run) -> list[dict]:
             "state": status.get("state") or "not trained",
             "eval_state": ev.get("state") or "not evaluated",
             "diverged": diverged,
+            "training": "diverged" if diverged else (status.get("state") or "not trained"),
             "message": status.get("message") or ev.get("message") or "",
             "device": status.get("device") or ev.get("device") or "",
             "backend": status.get("backend") or "",
@@ -278,8 +311,28 @@ def _run_rows(runs, status_of, eval_of, eval_by_run) -> list[dict]:
             "short": _done_less_than_planned(status),
             "final_loss": fmt(status.get("final_loss")),
             "tail": fmt(tail),
+            # raw values the runs table sorts by (the shown text is rounded, or a dash)
+            "sort": {"seed": _sortable(run.get("seed")), "lr": _sortable(run.get("train", {}).get("lr")),
+                     "tail": _sortable(tail), "final_loss": _sortable(status.get("final_loss")),
+                     "steps": _sortable(status.get("steps_done", status.get("step"))),
+                     "wall_s": _sortable(status.get("wall_s")),
+                     "steps_per_s": _sortable(status.get("steps_per_s"))},
         })
     return rows
+
+
+def _sortable(value) -> str:
+    """A number as the runs table's script reads it (data-value); '' (sorted last) for none."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return ""
+    return repr(value)
+
+
+def _filters(rows: list[dict]) -> dict:
+    """The choices of the runs table's filters: every task, architecture and training state."""
+    return {"task": list(dict.fromkeys(r["task"] for r in rows)),
+            "model": table1.ordered_models(dict.fromkeys(r["model"] for r in rows)),
+            "state": sorted({r["training"] for r in rows})}
 
 
 def _counts(runs, states: dict[str, str]) -> dict:
@@ -378,9 +431,16 @@ def _span(values) -> str:
     return fmt_int(low) if low == high else f"{fmt_int(low)} \u2013 {fmt_int(high)}"
 
 
+def breakable(name) -> Markup:
+    """An identifier (task, architecture, experiment) as HTML that may wrap after its
+    underscores: a narrow column breaks "sparse_linear_regression" between words, not mid-word."""
+    return Markup(str(escape(name)).replace("_", "_<wbr>"))
+
+
 def _render(name: str, context: dict, html: bool) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=html,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
     env.filters["fmt"] = fmt
+    env.filters["breakable"] = breakable
     return env.get_template(name).render(**context)

@@ -12,6 +12,7 @@ import copy
 import json
 import re
 
+import numpy as np
 import pytest
 
 from icl.report import build_report, plot_task, verdicts, write_report
@@ -192,7 +193,10 @@ def test_table1_json_has_the_contract_shape(study, built):
 def test_report_html_is_self_contained(built):
     html = built["html"].read_text(encoding="utf-8")
     assert "http://" not in html and "https://" not in html
-    assert "<script" not in html.lower() and "<link" not in html.lower() and "url(" not in html
+    assert "<link" not in html.lower() and "url(" not in html
+    # one inline script (the runs table's sorting and filters), nothing loaded from elsewhere
+    assert re.findall(r"<script[^>]*>", html, re.I) == ["<script>"]
+    assert " import " not in html and "fetch(" not in html and "XMLHttpRequest" not in html
     sources = re.findall(r'src\s*=\s*"([^"]*)"', html)
     assert len(sources) == 2   # one plot per task
     for source in sources:
@@ -363,3 +367,218 @@ def test_y_axis_fits_the_models_not_a_baseline_that_explodes():
     _fit_y_axis(ax, [np.array([1.0, 0.1, 0.01])], [np.array([1.0, 1e-15, 1e-15])])
     low, high = ax.get_ylim()
     assert ax.get_yscale() == "log" and high == 1.5 and 1e-5 < low < 1e-3
+
+
+# -- downloads: Table 1 as CSV and LaTeX, raw per-run metrics, figures as SVG and PDF ------
+
+def test_table1_csv_holds_every_cell_of_table1_json_exactly(built):
+    import csv
+
+    table = json.loads(built["json"].read_text())
+    with open(built["out"] / "table1.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    # table1.json's keys are sorted; the CSV keeps Table 1's order (the spec's tasks, the study's models)
+    assert [(r["task"], r["architecture"]) for r in rows] == [
+        (t, m) for t in ("linear_regression", "vector_mqar") for m in table1.ordered_models(table[t])]
+    for row in rows:
+        cell = table[row["task"]][row["architecture"]]
+        assert row["verdict"] == (cell["verdict"] or "") and row["paper"] == (cell["paper"] or "")
+        assert row["agrees"] == {True: "true", False: "false", None: ""}[cell["agrees"]]
+        assert float(row["metric"]) == cell["metric"]            # full precision: no rounding
+        assert float(row["chance"]) == cell["chance"] and int(row["seeds"]) == cell["seeds"]
+        assert float(row["best_lr"]) == cell["best_lr"] and int(row["steps"]) == cell["steps"]
+        assert int(row["diverged"]) == cell["diverged"] and row["reason"] == cell["reason"]
+        assert row["seed_tails"] == ";".join(f"{e['seed']}:{e['tail']!r}" if e["state"] == "done"
+                                             else f"{e['seed']}:{e['state']}" for e in cell["seed_metrics"])
+
+
+def test_table1_latex_has_one_row_per_task_with_our_and_the_studys_verdicts(built):
+    from icl.report.exports import LATEX_SYMBOLS, latex_escape
+
+    table = json.loads(built["json"].read_text())
+    tex = (built["out"] / "table1.tex").read_text(encoding="utf-8")
+    assert tex.count("\\begin{tabular}{lccc}") == 1 and "\\toprule" in tex and "\\end{table}" in tex
+    assert "Task & transformer & mamba & s4 \\\\" in tex
+    body = tex[tex.index("\\midrule") + len("\\midrule"):tex.index("\\bottomrule")].strip().splitlines()
+    assert len(body) == len(table)
+    for line, (task, cells) in zip(body, table.items()):
+        fields = [f.strip() for f in line.removesuffix("\\\\").split(" & ")]
+        assert fields[0] == latex_escape(task) and "\\_" in fields[0]
+        for field, model in zip(fields[1:], ("transformer", "mamba", "s4")):
+            cell = cells.get(model)
+            if cell is None:
+                assert field == "--"
+                continue
+            expected = f"{LATEX_SYMBOLS[cell['verdict']]} {table1.format_number(cell['metric'])}"
+            expected += "$^\\dagger$" if cell["diverged"] else ""
+            expected += f" ({LATEX_SYMBOLS[cell['paper']]})" if cell["paper"] else ""
+            assert field == expected, (task, model)
+    assert "$^\\dagger$" in body[0]   # the diverged mamba run of linear regression
+    assert latex_escape("a_b & 50% {x}") == "a\\_b \\& 50\\% \\{x\\}"
+
+
+def test_raw_metrics_hold_each_runs_evaluation_summary_and_training_curve(study, built):
+    import csv
+
+    with open(built["out"] / "metrics" / "runs.csv", newline="", encoding="utf-8") as f:
+        runs = {r["run_id"]: r for r in csv.DictReader(f)}
+    assert list(runs) == [r["id"] for r in study["runs"]]
+    for ev in _evals(study):
+        row = runs[ev["run_id"]]
+        assert row["eval_state"] == ev["state"] and row["architecture"] == ev["model_name"]
+        if ev["state"] == "done":
+            assert float(row["model_tail"]) == ev["summary"]["model_tail"]
+            for name, tail in ev["summary"]["baselines_tail"].items():
+                assert float(row[f"baseline_tail.{name}"]) == tail
+    assert runs["d1ver9ed0000"]["train_state"] == "diverged" and runs["d1ver9ed0000"]["model_tail"] == ""
+
+    with open(built["out"] / "metrics" / "training.csv", newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames[:3] == ["run_id", "step", "loss"]
+        logged = list(reader)
+    for run in study["runs"]:
+        lines = (study["runs_dir"] / run["id"] / "metrics.jsonl")
+        entries = [json.loads(l) for l in lines.read_text().splitlines()] if lines.exists() else []
+        mine = [r for r in logged if r["run_id"] == run["id"]]
+        assert [int(r["step"]) for r in mine] == [e["step"] for e in entries]
+        assert [float(r["loss"]) for r in mine] == [e["loss"] for e in entries]
+    assert len(logged) == 3 * len([r for r in study["runs"] if r["id"] != "d1ver9ed0000"])
+
+
+def test_every_figure_is_also_svg_and_pdf_the_same_bytes_each_time(study, built, tmp_path):
+    for task in ("linear_regression", "vector_mqar"):
+        png = built["out"] / "plots" / f"{task}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        svg = png.with_suffix(".svg").read_text(encoding="utf-8")
+        assert svg.startswith("<?xml") and "<svg" in svg and "<dc:date>" not in svg
+        assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    evals = [e for e in _evals(study) if e["task"] == "linear_regression"]
+    runs = [r for r in study["runs"] if r["task"] == "linear_regression"]
+    first, second = plot_task(evals, runs, tmp_path / "a" / "x.png"), plot_task(evals, runs, tmp_path / "b" / "x.png")
+    for suffix in (".png", ".svg", ".pdf"):
+        assert first.with_suffix(suffix).read_bytes() == second.with_suffix(suffix).read_bytes(), suffix
+
+
+def test_every_link_of_the_report_resolves_to_a_file_it_wrote(built):
+    html = built["html"].read_text(encoding="utf-8")
+    links = set(re.findall(r'href="([^"#]+)"', html))
+    assert {"table1.csv", "table1.tex", "table1.json", "metrics/runs.csv", "metrics/training.csv",
+            "plots/linear_regression.svg", "plots/vector_mqar.pdf"} <= links
+    for link in links:
+        assert (built["out"] / link).is_file(), link
+    md = built["md"].read_text(encoding="utf-8")
+    md_links = set(re.findall(r"\]\(([^)]+)\)", md))
+    assert "metrics/training.csv" in md_links and "plots/vector_mqar.svg" in md_links
+    for link in md_links:
+        assert (built["out"] / link).is_file(), link
+
+
+def test_runs_table_carries_sort_keys_and_filter_values(study, built):
+    html = built["html"].read_text(encoding="utf-8")
+    table = html[html.index('<table class="runs" id="runs">'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r'<tr class="[^"]*" title="[^"]*"\s+data-task="([^"]+)" data-model="([^"]+)" '
+                      r'data-training="([^"]+)">', table)
+    assert sorted(rows) == sorted((r["task"], r["model"], "diverged" if r["id"] == "d1ver9ed0000" else "done")
+                                  for r in study["runs"])
+    # a tail error is shown rounded, and sorted by its exact value; none sorts last ("")
+    tails = {e["run_id"]: e["summary"]["model_tail"] for e in _evals(study) if e["state"] == "done"}
+    for run_id, tail in tails.items():
+        row = table[table.index(f"<code>{run_id}</code>"):]
+        assert f'data-value="{tail!r}">{fmt(tail)}</td>' in row[:row.index("</tr>")]
+    assert '<option>s4</option>' in html and '<option>diverged</option>' in html
+
+
+# -- plot fixes -----------------------------------------------------------------------------
+
+def _curves(study, models: dict[str, list[float]], baselines: dict[str, list[float]]):
+    """Runs and evaluations of linear regression whose curves (one seed each) are the values given."""
+    runs, evals = _cell_runs(study, {m: [(1e-3, float(np.mean(v[-5:])))] for m, v in models.items()})
+    for ev, values in zip(evals, models.values()):
+        n = len(values)
+        ev["positions"] = list(range(n))
+        ev["model"] = {"mean": values, "lo": [v * 0.9 for v in values], "hi": [v * 1.1 for v in values],
+                       "prompts": 16}
+        ev["baselines"] = {k: {"mean": b, "lo": b, "hi": b, "prompts": 16} for k, b in baselines.items()}
+        ev["summary"]["baselines_tail"] = {k: float(np.mean(b[-5:])) for k, b in baselines.items()}
+        ev["variants"] = {}
+    return runs, evals
+
+
+def test_counts_of_examples_get_integer_ticks(study):
+    from icl.report.plots import _task_figure
+
+    curve = list(np.linspace(1.0, 0.5, 21))
+    runs, evals = _curves(study, {"transformer": curve, "s4": curve}, {"zero": [1.0] * 21})
+    fig = _task_figure(evals, runs)
+    fig.canvas.draw()
+    ticks = fig.axes[0].get_xticks()
+    assert len(ticks) >= 4 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_zeros_on_a_log_axis_are_drawn_on_a_marked_floor(study):
+    from icl.report.plots import FLOOR_COLOUR, _task_figure
+    from matplotlib.colors import to_hex
+
+    # transformer reaches an error of exactly 0; an exact solver reaches 1e-15
+    runs, evals = _curves(study, {"transformer": [1.0, 0.1, 0.01, 0.0, 0.0, 0.0], "s4": [1.0] * 6},
+                          {"zero": [1.0] * 6, "least_squares": [1.0, 0.5, 1e-15, 1e-15, 1e-15, 1e-15]})
+    fig = _task_figure(evals, runs)
+    ax = fig.axes[0]
+    bottom, top = ax.get_ylim()
+    assert ax.get_yscale() == "log"
+    for line in ax.get_lines():
+        y = np.asarray(line.get_ydata(), dtype=float)
+        assert (y[np.isfinite(y)] > bottom).all(), line.get_label()   # nothing drops out of sight
+    floor = min(np.min(l.get_ydata()) for l in ax.get_lines() if l.get_label() == "transformer")
+    assert bottom < floor < 1e-2
+    assert any(to_hex(p.get_facecolor()) == FLOOR_COLOUR for p in ax.patches)   # the shaded strip
+    assert any("zeros too" in t.get_text() for t in ax.texts)
+
+
+def test_many_baselines_are_cut_to_the_best_few_and_the_rest_named(study):
+    from icl.report.plots import MAX_BASELINES, _task_figure
+
+    n = 10
+    bases = {name: [level] * n for name, level in (("zero", 1.0), ("least_squares", 1.3), ("knn_3", 1.1),
+             ("averaging", 1.2), ("tree_depth_4", 0.9), ("tree_unlimited", 1.4), ("gradient_boosting", 0.8))}
+    runs, evals = _curves(study, {"transformer": [0.9] * n, "s4": [0.7] * n}, bases)
+    fig = _task_figure(evals, runs)
+    ax = fig.axes[0]
+    dashed = {l.get_label() for l in ax.get_lines() if l.get_label() in bases}
+    assert dashed == {"zero", "gradient_boosting", "tree_depth_4", "knn_3"} and len(dashed) == MAX_BASELINES + 1
+    styles = [str(l._unscaled_dash_pattern) for l in ax.get_lines() if l.get_label() in bases]
+    assert len(set(styles)) == len(styles)   # each baseline its own dash pattern
+    label = " ".join(ax.get_xlabel().split())
+    assert "not drawn (higher tail error): averaging 1.2, least_squares 1.3, tree_unlimited 1.4" in label
+
+
+def test_architectures_take_the_okabe_ito_palette_and_only_they_are_coloured():
+    from icl.report.plots import BASELINE_STYLES, MODEL_COLOURS, ZERO_STYLE
+    from matplotlib.colors import to_rgb
+
+    okabe_ito = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"}
+    assert set(MODEL_COLOURS.values()) <= okabe_ito and len(set(MODEL_COLOURS.values())) == len(MODEL_COLOURS)
+    for colour, _ in BASELINE_STYLES + (ZERO_STYLE,):
+        r, g, b = to_rgb(colour)
+        assert r == g == b   # grey: a baseline is never mistaken for an architecture
+
+
+def test_a_swept_value_of_zero_stays_on_a_log_x_axis():
+    from matplotlib.figure import Figure
+    from icl.report.plots import _sweep_panel
+    from icl.tasks.catalog import VariantSweep
+
+    def part(value):
+        return {"positions": [31], "model": {"mean": [value], "lo": [value], "hi": [value]}}
+
+    members = ["noisy_query:0.0", "noisy_query:0.5", "noisy_query:2.0"]
+    ev = {"variants": {m: part(0.1 * (i + 1)) for i, m in enumerate(members)}}
+    ax = Figure().add_subplot()
+    _sweep_panel(ax, {"mamba": [ev]}, members, {"mamba": "#D55E00"}, VariantSweep("noise_sigmas", "sigma"))
+    assert ax.get_xscale() == "symlog"   # log would drop sigma 0
+    low, high = ax.get_xlim()
+    assert low <= 0.0 and high >= 2.0 and list(ax.get_lines()[0].get_xdata()) == [0.0, 0.5, 2.0]
+    ax = Figure().add_subplot()
+    _sweep_panel(ax, {"mamba": [ev]}, members[1:], {"mamba": "#D55E00"}, VariantSweep("noise_sigmas", "sigma"))
+    assert ax.get_xscale() == "log"
