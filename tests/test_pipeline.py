@@ -32,8 +32,10 @@ def pretend_built(run_snakemake):
         stages = [
             [workdir / "runs" / r["id"] / "status.json" for r in runs],
             [workdir / "runs" / r["id"] / f"eval-{r['eval_id']}.json" for r in runs],
-            [workdir / "results" / "plots" / f"{t}.png" for t in {r["task"] for r in runs}],
-            [workdir / "results" / name for name in ("report.html", "report.md", "table1.json")],
+            [workdir / "results" / "plots" / f"{t}.{ext}" for t in {r["task"] for r in runs}
+             for ext in ("png", "svg", "pdf")],
+            [workdir / "results" / name for name in ("report.html", "report.md", "table1.json", "table1.csv",
+                                                      "table1.tex", "metrics/runs.csv", "metrics/training.csv")],
         ]
         for stage in stages:
             for path in stage:
