@@ -30,15 +30,37 @@ def merge(paths: list[Path]) -> list[dict]:
                                                 r["impl"], r["precision"], r["pack"]))
 
 
-def ms(rows: list[dict], arch: str, task: str, width: int, impl: str, pack: int, precision: str):
+def find(rows: list[dict], arch: str, task: str, width: int, impl: str, pack: int, precision: str) -> dict | None:
     for r in rows:
         if (r["arch"], r["task"], r["width"], r["impl"], r["pack"], r["precision"]) == (arch, task, width, impl, pack, precision):
-            return r.get("ms_per_step"), r.get("mfu"), r.get("error")
-    return None, None, None
+            return r
+    return None
+
+
+def ms(rows: list[dict], arch: str, task: str, width: int, impl: str, pack: int, precision: str):
+    r = find(rows, arch, task, width, impl, pack, precision)
+    return (r.get("ms_per_step"), r.get("mfu"), r.get("error")) if r else (None, None, None)
 
 
 def cell(value, fmt="{:.2f}") -> str:
     return "-" if value is None else fmt.format(value)
+
+
+def provenance(rows: list[dict]) -> list[str]:
+    """Which code each group of rows was measured with (train_step.py --code)."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r.get("code") or "not recorded (earlier runs, before train_step.py --code)", []).append(r)
+    if len(groups) == 1 and "code" not in rows[0]:
+        return []
+    lines = ["Code of the rows:", ""]
+    for code, members in groups.items():
+        tasks = ", ".join(sorted({r["task"] for r in members}))
+        packs = ", ".join(str(k) for k in sorted({r["pack"] for r in members}))
+        precisions = ", ".join(sorted({r["precision"] for r in members}))
+        impls = ", ".join(sorted({r["impl"] for r in members}))
+        lines.append(f"- {code}: {len(members)} rows ({tasks}; {impls}; K {packs}; {precisions})")
+    return lines + [""]
 
 
 def markdown(rows: list[dict]) -> str:
@@ -51,7 +73,7 @@ def markdown(rows: list[dict]) -> str:
              "at the row's precision. mfu against the H200's dense peak of the precision (TF32 495, "
              "bf16 989 TFLOP/s). Measured by benchmarks/train_step.py (one process per shape, median of "
              "3 blocks), merged by benchmarks/packed_summary.py; every row's figures are in "
-             "train_step_packed.json.", ""]
+             "train_step_packed.json.", ""] + provenance(rows)
     for width, task, tokens in shapes:
         archs = [a for a in ARCHS if any(r["arch"] == a and r["task"] == task and r["width"] == width for r in rows)]
         lines += [f"## width {width}, {task} ({tokens} tokens)", "",
@@ -60,19 +82,29 @@ def markdown(rows: list[dict]) -> str:
                   "|" + " --- |" * 14]
         for arch in archs:
             get = lambda impl, k, p="tf32": ms(rows, arch, task, width, impl, k, p)  # noqa: E731
+            # a project cell measured with other code than the K=16 tf32 cell is starred
+            newest = (find(rows, arch, task, width, "project", 16, "tf32") or {}).get("code")
+
+            def mark(text, impl, k, p="tf32"):
+                r = find(rows, arch, task, width, impl, k, p)
+                return text + "*" if r and impl != "eager_peer" and r.get("code") != newest else text
             peer = get("eager_peer", 1)[0]
             by_k = {k: get("project", k) for k in PACKS}
             k16, k1 = by_k[16][0], by_k[1][0]
-            packs = [cell(v) if v is not None else ("OOM" if e and "OutOfMemory" in e else "-")
-                     for v, _, e in by_k.values()]
+            packs = [mark(cell(v) if v is not None else ("OOM" if e and "OutOfMemory" in e else "-"), "project", k)
+                     for k, (v, _, e) in by_k.items()]
             lines.append(
                 f"| {arch} | {cell(peer)} | " + " | ".join(packs)
                 + f" | {cell(by_k[16][1] and 100 * by_k[16][1], '{:.1f}%')}"
                 + f" | {cell(peer / k16 if peer and k16 else None, '{:.1f}x')}"
                 + f" | {cell(k1 / k16 if k1 and k16 else None, '{:.1f}x')}"
-                + f" | {cell(get('eager_peer', 1, 'bf16')[0])} | {cell(get('project', 1, 'bf16')[0])}"
-                + f" | {cell(get('project', 16, 'bf16')[0])} | {cell(get('project_compiled', 1)[0])}"
-                + f" | {cell(get('project_compiled', 16)[0])} |")
+                + f" | {cell(get('eager_peer', 1, 'bf16')[0])}"
+                + f" | {mark(cell(get('project', 1, 'bf16')[0]), 'project', 1, 'bf16')}"
+                + f" | {mark(cell(get('project', 16, 'bf16')[0]), 'project', 16, 'bf16')}"
+                + f" | {mark(cell(get('project_compiled', 1)[0]), 'project_compiled', 1)}"
+                + f" | {mark(cell(get('project_compiled', 16)[0]), 'project_compiled', 16)} |")
+        if any("*" in line for line in lines[-len(archs):]):
+            lines += ["", "\\* measured with other (earlier) code than the row's K=16 tf32 cell: see Code of the rows."]
         lines.append("")
     lines += ["## Targets (issue #24: H200, reduced shape, per run)", "",
               "| arch | tokens | target K=16 | tf32 K=16 | bf16 K=16 | best vs peer (same precision) | K=16 vs K=1 (tf32) |",

@@ -140,7 +140,7 @@ def run(shapes, dtypes, configs, ref_reps):
                               dtype=dtype_name, min_bytes=nbytes)
                 if impl == "triton":
                     from icl.kernels.selective_scan_triton import launch_config
-                    record["config"] = list(config or launch_config(dim, length, n_state))
+                    record["config"] = list(config or launch_config(dim, length, n_state, batch))
                     record["default_launch"] = config is None
                 try:
                     if impl == "reference":
@@ -205,7 +205,7 @@ def markdown(records):
         dtype, batch, dim, length, n_state = key
         from icl.kernels.selective_scan_triton import launch_config
         # The Triton column is the launch shape that selective_scan picks by default.
-        tri = pick(key, "triton", launch_config(dim, length, n_state))
+        tri = pick(key, "triton", launch_config(dim, length, n_state, batch))
         best = pick(key, "triton")
         mam, ref = pick(key, "mamba_ssm"), pick(key, "reference")
         ratio = f"{tri['fwd_bwd_ms'] / mam['fwd_bwd_ms']:.2f}x" if tri and mam else "n/a"

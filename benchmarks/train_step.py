@@ -294,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--name", default="train_step",
                         help="file stem of the results in --out (train_step_packed: the packed engine's table)")
+    parser.add_argument("--code", default=None,
+                        help="what code the rows were measured with (a commit, 'uncommitted: ...'), kept in each record")
     parser.add_argument("--merge", default=None, nargs="?", const=str(ROOT / "benchmarks" / "results" / "train_step.json"),
                         help="keep the records of this earlier JSON that this run does not redo")
     args = parser.parse_args(argv)
@@ -313,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"device": device_name, "arch": arch, "task": run["task"], "tokens": run_tokens(run),
                 "impl": impl, "batch": args.batch, "pack": pack,
                 "precision": run["train"]["precision"], "width": run["model_config"]["width"],
-                "layers": run["model_config"]["layers"]}
+                "layers": run["model_config"]["layers"], **({"code": args.code} if args.code else {})}
 
     def fail(arch, impl, pack, run, error):
         message = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from icl.blocks.stacked import StackedCausalConv, StackedLinear
@@ -89,12 +88,14 @@ class MambaMixer(nn.Module):
 
     def forward(self, u: Tensor, return_state: bool = False):
         """u (K, B, L, D) -> (K, B, L, D) [and the final scan states (K, B, E, N) when return_state]."""
-        x, z = self.in_proj(u).chunk(2, dim=-1)                      # (K, B, L, E) each
-        x = F.silu(self.conv1d(x))
+        # x and z as two products, not chunks of one: chunk's backward zero-fills and copies
+        # the whole (K, B, L, 2E) gradient
+        x, z = (self.in_proj.rows(u, part * self.inner, (part + 1) * self.inner) for part in (0, 1))
+        self.backend_ran = resolve_backend(x.device.type, self.backend)
+        x = self.conv1d(x, silu=True, fused=self.backend_ran != "reference")
         dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = torch.matmul(dt, self.dt_proj.weight.transpose(1, 2).unsqueeze(1))  # bias: in the scan
         A = -torch.exp(self.A_log.float())
-        self.backend_ran = resolve_backend(x.device.type, self.backend)
         out = scan_runs(x, dt, A, B, C, self.D.float(), z, self.dt_proj.bias.float(), return_state,
                         self.backend_ran)
         y, state = out if return_state else (out, None)

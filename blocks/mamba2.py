@@ -97,7 +97,7 @@ class Mamba2Mixer(nn.Module):
         """u (K, B, L, D) -> (K, B, L, D) [and the final states (K, B, heads, headdim, N)]."""
         runs, batch, length, _ = u.shape
         z, xBC, dt = self.in_proj(u).split([self.inner, self.inner + 2 * self.d_state, self.heads], dim=-1)
-        xBC = F.silu(self.conv1d(xBC))
+        xBC = self.conv1d(xBC, silu=True)
         x, B, C = xBC.split([self.inner, self.d_state, self.d_state], dim=-1)
         dt = F.softplus(dt + self.dt_bias[:, None, None, :])
         # The runs' sequences as one batch of K*B; A and D follow each sequence's run.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from icl.blocks.s4d import S4DKernel
@@ -34,8 +33,9 @@ class S4MambaMixer(nn.Module):
 
     def forward(self, u: Tensor, return_state: bool = False):
         """u (K, B, L, D) -> (K, B, L, D) [and the final S4D states (K, B, E, N)]."""
-        x, z = self.in_proj(u).chunk(2, dim=-1)                  # (K, B, L, E) each
-        x = F.silu(self.conv1d(x))
+        inner = self.out_proj.in_features  # x and z as two products (mamba.py says why)
+        x, z = self.in_proj.rows(u, 0, inner), self.in_proj.rows(u, inner, 2 * inner)
+        x = self.conv1d(x, silu=True)
         y = self.s4d(x)
         out = self.out_proj(y * z)
         return (out, self.s4d.final_state(x)) if return_state else out

@@ -51,6 +51,17 @@ class StackedLinear(nn.Module):
             y = torch.baddbmm(self.bias.to(flat.dtype).unsqueeze(1), flat, w)
         return y.reshape(runs, *shape, self.out_features)
 
+    def rows(self, x: Tensor, start: int, stop: int) -> Tensor:
+        """Output features start .. stop - 1 only (weight rows): (K, ..., stop - start), contiguous."""
+        runs, shape = x.shape[0], x.shape[1:-1]
+        flat = x.reshape(runs, -1, self.in_features)
+        w = self.weight[:, start:stop].transpose(1, 2).to(flat.dtype)
+        if self.bias is None:
+            y = torch.bmm(flat, w)
+        else:
+            y = torch.baddbmm(self.bias[:, start:stop].to(flat.dtype).unsqueeze(1), flat, w)
+        return y.reshape(runs, *shape, stop - start)
+
 
 class StackedNorm(nn.Module):
     """LayerNorm (weight and bias) or RMSNorm (weight only) over the last axis, eps 1e-5 as GPT-2
@@ -64,8 +75,15 @@ class StackedNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(1, width))
         self.bias = nn.Parameter(torch.zeros(1, width)) if kind == "layernorm" else None
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x (K, ..., D) -> (K, ..., D)."""
+    def forward(self, x: Tensor, fused: bool | None = None) -> Tensor:
+        """x (K, ..., D) -> (K, ..., D). `fused`: through the Triton kernel (kernels/layer_norm.py),
+        else this PyTorch reference; None: the kernel on CUDA when Triton is there."""
+        if fused is None:
+            from icl.kernels.dispatch import triton_available
+            fused = x.is_cuda and triton_available() and self.width <= 4096
+        if fused:
+            from icl.kernels.layer_norm import stacked_norm  # kernels import triton: not at import time
+            return stacked_norm(x, self.weight, self.bias, self.eps)
         affine = (x.shape[0],) + (1,) * (x.dim() - 2) + (self.width,)
         if self.kind == "layernorm":
             y = F.layer_norm(x, (self.width,), eps=self.eps)
@@ -106,9 +124,21 @@ class StackedCausalConv(nn.Module):
             bound = 1 / math.sqrt(width)
             nn.init.uniform_(self.bias[0], -bound, bound)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x (K, B, L, C) -> (K, B, L, C): sum over the taps of shifted copies (the convolution
-        is short: Mamba's is 4 wide)."""
+    def forward(self, x: Tensor, silu: bool = False, fused: bool | None = None) -> Tensor:
+        """x (K, B, L, C) -> (K, B, L, C), followed by SiLU when `silu`. `fused`: through the
+        Triton kernel (kernels/causal_conv.py), else this PyTorch reference; None: the kernel
+        on CUDA when Triton is there."""
+        if fused is None:
+            from icl.kernels.dispatch import triton_available
+            fused = x.is_cuda and triton_available()
+        if fused:
+            from icl.kernels.causal_conv import causal_conv  # kernels import triton: not at import time
+            return causal_conv(x, self.weight, self.bias, silu=silu)
+        y = self.reference(x)
+        return F.silu(y) if silu else y
+
+    def reference(self, x: Tensor) -> Tensor:
+        """The sum over the taps of shifted copies (the convolution is short: Mamba's is 4 wide)."""
         runs, length = x.shape[0], x.shape[2]
         padded = F.pad(x, (0, 0, self.width - 1, 0))
         w = self.weight.to(x.dtype).view(runs, 1, 1, self.channels, self.width)

@@ -309,20 +309,24 @@ def _scan_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, b
     tl.store(dbias_ptr + pid_b * dim + offs_d, grad_bias, mask=mask_d)
 
 
-def launch_config(dim: int, length: int, n_state: int) -> tuple[int, int, int]:
+def launch_config(dim: int, length: int, n_state: int, batch: int | None = None) -> tuple[int, int, int]:
     """(BLOCK_D, T, num_warps) for a problem size (T >= N is required). From the H100 sweep in
-    benchmarks/results/selective_scan.json: one warp per 8 channels wins from L = 202 up;
-    4 warps per 32 channels at L <= 128."""
+    benchmarks/results/selective_scan.json (batch <= 64): one warp per 8 channels wins from
+    L = 202 up; 4 warps per 32 channels at L <= 128. An H200 sweep at the Mamba block's layout,
+    D 256, fwd + bwd (2026-12-04): at L 280 and batch 64, one warp per 16 channels ran 1.12 ms
+    against 1.51 (8 channels) and at L 42 and a pack's batch of 1024, 1.98 ms against 2.29
+    (32 channels, 4 warps); at L 280 and batch 1024 8 channels stay best (11.0 ms, 16: 11.3)."""
     chunk = max(16, n_state)
+    rows = (batch or 0) * dim  # batch x channels; the H200 sweep covered 64 and 1024 x 256
     if length <= 128:
-        return 32, chunk, 4
-    return 8, chunk, 1
+        return (16, chunk, 1) if rows >= 1024 * 256 else (32, chunk, 4)
+    return (16, chunk, 1) if 0 < rows <= 64 * 256 else (8, chunk, 1)
 
 
 def _launch(u: torch.Tensor, n_state: int, config) -> tuple[int, int, int, int]:
     """(BLOCK_D, T, num_warps, number of chunks) of a call."""
-    _, dim, length = u.shape
-    block_d, chunk, num_warps = config or launch_config(dim, length, n_state)
+    batch, dim, length = u.shape
+    block_d, chunk, num_warps = config or launch_config(dim, length, n_state, batch)
     return block_d, chunk, num_warps, max(1, triton.cdiv(length, chunk))
 
 

@@ -1,5 +1,6 @@
 """Selective scan: the Triton kernel against the pure-PyTorch reference, and the backend
-dispatch. Without a GPU the kernels run in the Triton interpreter (TRITON_INTERPRET=1) on CPU
+dispatch; the blocks' fused causal conv + SiLU and norm kernels against their PyTorch paths
+(blocks/stacked.py). Without a GPU the kernels run in the Triton interpreter (TRITON_INTERPRET=1) on CPU
 tensors, so sizes are tiny; with a GPU the same tests run on it."""
 import importlib
 import os
@@ -289,3 +290,93 @@ def test_mamba_pack_with_triton_follows_lone_runs(poisoned_buffers, tmp_path, me
     for run, status in zip(runs, statuses):
         assert status["pack"]["mode"] == "stacked" and status["backend"] == "triton"
         assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"])
+
+
+# The fused causal convolution + SiLU of the Mamba blocks (kernels/causal_conv.py) against
+# StackedCausalConv's PyTorch loop: (K, B, L, C, width, dtype, silu, strided input)
+CONV_CASES = [
+    (2, 3, 45, 70, 4, torch.float32, True, False),   # C and L not multiples of the blocks
+    (1, 2, 2, 8, 4, torch.float32, True, False),     # a sequence shorter than the taps
+    (3, 1, 40, 5, 3, torch.float32, False, True),    # odd width, no SiLU, a channel slice
+    (2, 2, 33, 16, 4, torch.bfloat16, True, False),
+]
+
+
+@pytest.fixture
+def conv_kernel(monkeypatch, triton_scan):
+    module = importlib.import_module("icl.kernels.causal_conv")
+    poison_buffers(monkeypatch, module)
+    return module
+
+
+@pytest.mark.parametrize("runs,batch,length,channels,width,dtype,silu,strided", CONV_CASES)
+def test_causal_conv_matches_reference(conv_kernel, runs, batch, length, channels, width, dtype, silu, strided):
+    from icl.blocks.stacked import StackedCausalConv
+
+    torch.manual_seed(length + channels)
+    conv = StackedCausalConv(channels, width)
+    with torch.no_grad():  # every run its own taps and bias, far from the init's
+        conv.weight.data = torch.randn(runs, channels, width)
+        conv.bias.data = torch.randn(runs, channels)
+    conv = conv.to(DEVICE)
+    wide = torch.randn(runs, batch, length, channels + 3 * strided, device=DEVICE)
+    x = (wide[..., 1:channels + 1] if strided else wide).to(dtype).requires_grad_()
+    dout = torch.randn(runs, batch, length, channels, device=DEVICE)
+    results = {}
+    for fused in (True, False):
+        x.grad = None
+        conv.zero_grad()
+        y = conv(x, silu=silu, fused=fused) if fused else conv(x.float(), silu=silu, fused=False)
+        (y.float() * dout).sum().backward()
+        results[fused] = [y.float(), x.grad.float(), conv.weight.grad.clone(), conv.bias.grad.clone()]
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=2e-2, atol=5e-2)
+    for name, ours, ref in zip(["y", "dx", "dweight", "dbias"], results[True], results[False]):
+        assert torch.isfinite(ours).all(), name
+        torch.testing.assert_close(ours, ref, **tol, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_causal_conv_default_is_the_kernel_on_cuda_only(monkeypatch):
+    from icl.blocks.stacked import StackedCausalConv
+    from icl.kernels import causal_conv as module
+
+    calls = []
+    monkeypatch.setattr(module, "causal_conv", lambda *a, **k: calls.append(1) or torch.zeros(1))
+    conv = StackedCausalConv(4, 3).to(DEVICE)
+    conv(torch.randn(1, 2, 5, 4, device=DEVICE), silu=True)
+    assert calls == ([1] if ON_GPU else [])
+
+
+# The fused LayerNorm / RMSNorm with each run's affine (kernels/layer_norm.py) against
+# StackedNorm's PyTorch path: (kind, K, leading shape, D, dtype)
+NORM_CASES = [
+    ("layernorm", 2, (3, 21), 48, torch.float32),   # rows not a multiple of the block, D not a power of 2
+    ("rmsnorm", 3, (5,), 16, torch.float32),
+    ("layernorm", 1, (2, 7), 128, torch.bfloat16),
+]
+
+
+@pytest.mark.parametrize("kind,runs,lead,width,dtype", NORM_CASES)
+def test_stacked_norm_matches_reference(monkeypatch, triton_scan, kind, runs, lead, width, dtype):
+    from icl.blocks.stacked import StackedNorm
+
+    poison_buffers(monkeypatch, importlib.import_module("icl.kernels.layer_norm"))
+    torch.manual_seed(width)
+    norm = StackedNorm(kind, width)
+    with torch.no_grad():  # every run its own affine, far from the init's
+        norm.weight.data = torch.randn(runs, width)
+        if norm.bias is not None:
+            norm.bias.data = torch.randn(runs, width)
+    norm = norm.to(DEVICE)
+    x = (3 * torch.randn(runs, *lead, width, device=DEVICE) + 1).to(dtype).requires_grad_()
+    dout = torch.randn(runs, *lead, width, device=DEVICE)
+    results = {}
+    for fused in (True, False):
+        x.grad = None
+        norm.zero_grad()
+        y = norm(x, fused=True) if fused else norm(x.float(), fused=False)
+        (y.float() * dout).sum().backward()
+        results[fused] = [y.float(), x.grad.float()] + [p.grad.clone() for p in norm.parameters()]
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=2e-2, atol=5e-2)
+    for name, ours, ref in zip(["y", "dx", "dweight", "dbias"], results[True], results[False]):
+        assert torch.isfinite(ours).all(), name
+        torch.testing.assert_close(ours, ref, **tol, msg=lambda m, name=name: f"{name}: {m}")
