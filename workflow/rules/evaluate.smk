@@ -39,8 +39,8 @@ def evaluation_input(wildcards):
 
 def eval_args(wildcards, output):
     """--run ID --eval-id EID for each runs/<id>/eval-<eid>.json of the outputs."""
-    return " ".join(f"--run {os.path.basename(os.path.dirname(path))}"
-                    f" --eval-id {os.path.basename(path)[len('eval-'):-len('.json')]}" for path in output)
+    return " ".join(f"--run {run_id} --eval-id {os.path.basename(path)[len('eval-'):-len('.json')]}"
+                    for run_id, path in zip(run_ids_of(output), output))
 
 
 def _training_forced(status):
