@@ -22,6 +22,8 @@ import json
 import sys
 from pathlib import Path
 
+from icl.run import Run
+
 
 def step_times(records: list[dict], precision: str) -> dict[tuple[str, str], float]:
     """ms per step of a lone run (project, K = 1) by (arch, task)."""
@@ -30,22 +32,22 @@ def step_times(records: list[dict], precision: str) -> dict[tuple[str, str], flo
             and r.get("precision", "fp32") == precision and r.get("task")}
 
 
-def run_hours(runs: list[dict], times: dict[tuple[str, str], float],
-              steps_left: dict[str, int] | None = None) -> list[tuple[dict, float]]:
+def run_hours(runs: list[Run], times: dict[tuple[str, str], float],
+              steps_left: dict[str, int] | None = None) -> list[tuple[Run, float]]:
     """(run, GPU-hours) of each run: its planned steps, or its steps_left[id] where given."""
-    missing = sorted({(r["model"], r["task"]) for r in runs} - set(times))
+    missing = sorted({(r.model, r.task) for r in runs} - set(times))
     if missing:
         raise SystemExit("error: no measured step time for " + ", ".join(f"{a} on {t}" for a, t in missing)
                          + "; run benchmarks/train_step.py with --spec and --task all first")
-    return [(r, _steps(r, steps_left) * times[(r["model"], r["task"])] / 1000 / 3600) for r in runs]
+    return [(r, _steps(r, steps_left) * times[(r.model, r.task)] / 1000 / 3600) for r in runs]
 
 
-def _steps(run: dict, steps_left: dict[str, int] | None) -> int:
+def _steps(run: Run, steps_left: dict[str, int] | None) -> int:
     """The run's steps to cost: all it plans, or what is left of them where steps_left is given."""
-    return steps_left[run["id"]] if steps_left is not None else int(run["train"]["steps"])
+    return steps_left[run.id] if steps_left is not None else int(run.train["steps"])
 
 
-def steps_left(runs: list[dict], runs_dir: Path) -> dict[str, int]:
+def steps_left(runs: list[Run], runs_dir: Path) -> dict[str, int]:
     """run id -> training steps still to run in runs_dir, as `icl status` counts them."""
     from icl.report import progress
 
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = runs_of([args.spec])
     left = steps_left(runs, args.runs_dir) if args.runs_dir else None
     if left is not None:
-        runs = [r for r in runs if left[r["id"]] > 0]
+        runs = [r for r in runs if left[r.id] > 0]
     times = step_times(records, args.precision)
     costs = run_hours(runs, times, left)
     total = sum(h for _, h in costs)
@@ -121,7 +123,7 @@ def _tables(costs: list[tuple[dict, float]], times: dict[tuple[str, str], float]
     by_cell: dict[tuple[str, str], list[float]] = {}
     steps: dict[tuple[str, str], int] = {}
     for r, h in costs:
-        cell = (r["model"], r["task"])
+        cell = (r.model, r.task)
         by_cell.setdefault(cell, []).append(h)
         steps[cell] = steps.get(cell, 0) + _steps(r, left)
     for cell, hours in sorted(by_cell.items(), key=lambda kv: -sum(kv[1])):

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import re
 import statistics
@@ -58,6 +59,7 @@ from pathlib import Path
 
 import torch
 
+from icl.run import Run
 from icl.training.precision import matmul_precision
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,43 +70,38 @@ PEAKS = {"H100": {"fp32": 67e12, "tf32": 494.7e12, "bf16": 989.4e12},
          "A100": {"fp32": 19.5e12, "tf32": 156e12, "bf16": 312e12}}
 
 
-def study_runs(spec: Path, tasks: str, seed: int = 0) -> dict[tuple[str, str], dict]:
+def study_runs(spec: Path, tasks: str, seed: int = 0) -> dict[tuple[str, str], Run]:
     """One resolved run per (architecture, task) of the spec, for the given tasks ("all": every
     task of the spec) and seed."""
     from icl.compiler.runs import runs_of
 
     runs = {}
     for run in runs_of([spec]):
-        if (tasks == "all" or run["task"] in tasks.split(",")) and run["seed"] == seed and run["model"] in ARCHS:
-            runs.setdefault((run["model"], run["task"]), run)
+        if (tasks == "all" or run.task in tasks.split(",")) and run.seed == seed and run.model in ARCHS:
+            runs.setdefault((run.model, run.task), run)
     return runs
 
 
-def resize(run: dict, width: int | None, layers_cap: int | None, batch: int) -> dict:
+def resize(run: Run, width: int | None, layers_cap: int | None, batch: int) -> Run:
     """The run at another width / fewer layers (CPU checks of this script), at `batch`."""
     run = copy.deepcopy(run)
-    run["train"]["batch"] = batch
+    run.train["batch"] = batch
     if width is not None:
-        run["model_config"]["width"] = width
-        if "heads" in run["model_config"]:
-            run["model_config"]["heads"] = min(run["model_config"]["heads"], max(1, width // 8))
-        if "headdim" in run["model_config"]:
-            run["model_config"]["headdim"] = min(run["model_config"]["headdim"], width)
+        run.model_config["width"] = width
+        if "heads" in run.model_config:
+            run.model_config["heads"] = min(run.model_config["heads"], max(1, width // 8))
+        if "headdim" in run.model_config:
+            run.model_config["headdim"] = min(run.model_config["headdim"], width)
     if layers_cap is not None:
-        run["model_config"]["layers"] = " ".join(run["model_config"]["layers"].split()[:layers_cap])
+        run.model_config["layers"] = " ".join(run.model_config["layers"].split()[:layers_cap])
     return run
 
 
-def make_pack(run: dict, k: int) -> list[dict]:
-    runs = []
-    for i in range(k):
-        member = copy.deepcopy(run)
-        member["id"], member["seed"] = f"{i:012x}", i
-        runs.append(member)
-    return runs
+def make_pack(run: Run, k: int) -> list[Run]:
+    return [dataclasses.replace(copy.deepcopy(run), id=f"{i:012x}", seed=i) for i in range(k)]
 
 
-def project_step(runs: list[dict], dev: torch.device, graphs_on: bool, compiled: bool = False):
+def project_step(runs: list[Run], dev: torch.device, graphs_on: bool, compiled: bool = False):
     """A step function of the project's trainer for a pack of `runs` at the curriculum's end;
     returns (step, info) where step() runs one training step of every run. `compiled`: each
     model under torch.compile (compiled during the graph's warm-up steps, before capture)."""
@@ -118,7 +115,7 @@ def project_step(runs: list[dict], dev: torch.device, graphs_on: bool, compiled:
 
     models, tasks = [], []
     for run in runs:
-        torch.manual_seed(stream_seed("init", run["seed"]))
+        torch.manual_seed(stream_seed("init", run.seed))
         model, task, _ = trainer.build_for_run(run)
         models.append(model)
         tasks.append(task)
@@ -126,9 +123,9 @@ def project_step(runs: list[dict], dev: torch.device, graphs_on: bool, compiled:
                           precision_of(runs[0]), dev)
     if compiled:
         engine.model = torch.compile(engine.model)  # same parameters: the optimizer still holds them
-    stepper = graphs.Stepper(dev, graphs_on and dev.type == "cuda", label=f"benchmark {runs[0]['model']}")
-    sizes = sizes_at(runs[0]["task_config"], 10 ** 12)
-    batch = int(runs[0]["train"]["batch"])
+    stepper = graphs.Stepper(dev, graphs_on and dev.type == "cuda", label=f"benchmark {runs[0].model}")
+    sizes = sizes_at(runs[0].task_config, 10 ** 12)
+    batch = int(runs[0].train["batch"])
     active = torch.ones(len(runs), dtype=torch.bool, device=dev)
     counter = {"step": 0}
 
@@ -137,7 +134,7 @@ def project_step(runs: list[dict], dev: torch.device, graphs_on: bool, compiled:
         prompts = []
         for run, task in zip(runs, tasks):
             generator = torch.Generator(device=dev)
-            generator.manual_seed(stream_seed("train", run["seed"], counter["step"]))
+            generator.manual_seed(stream_seed("train", run.seed, counter["step"]))
             prompts.append(task.sample(generator, batch, dims=sizes["dims"], points=sizes["points"]))
 
         def one_step(prompts_now, seed_dropout):
@@ -183,32 +180,32 @@ class MambaStack(torch.nn.Module):
         return self.final(x)
 
 
-def peer_step(run: dict, dev: torch.device):
+def peer_step(run: Run, dev: torch.device):
     """An eager step of the architecture's peer model, or None when it has none."""
     from icl.tasks import make_task
     from icl.tasks.catalog import TASKS
     from icl.training.curriculum import sizes_at
 
-    config, layers = run["model_config"], run["model_config"]["layers"].split()
-    layout = TASKS[run["task_config"]["kind"]].layout(run["task_config"])
+    config, layers = run.model_config, run.model_config["layers"].split()
+    layout = TASKS[run.task_config["kind"]].layout(run.task_config)
     width = config["width"]
-    if run["model"] == "transformer":
+    if run.model == "transformer":
         from transformers import GPT2Config, GPT2Model
 
         gpt = GPT2Config(n_embd=width, n_layer=layers.count("A"), n_head=config["heads"],
                          n_positions=layout.tokens, n_inner=config["mlp_ratio"] * width,
                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
         model = ReadInOut(GPT2Model(gpt), layout.token_dim, layout.out_dim, width, hidden_states=True)
-    elif run["model"] == "mamba":
+    elif run.model == "mamba":
         body = MambaStack(layers.count("M"), width, config["d_state"], config["d_conv"], config["expand"])
         model = ReadInOut(body, layout.token_dim, layout.out_dim, width, hidden_states=False)
     else:
         return None
     model.to(dev).train()
-    task = make_task(run["task_config"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(run["train"]["lr"]))
-    sizes = sizes_at(run["task_config"], 10 ** 12)
-    batch, clip = int(run["train"]["batch"]), float(run["train"]["clip"])
+    task = make_task(run.task_config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(run.train["lr"]))
+    sizes = sizes_at(run.task_config, 10 ** 12)
+    batch, clip = int(run.train["batch"]), float(run.train["clip"])
     generator = torch.Generator(device=dev)
     generator.manual_seed(0)
 
@@ -223,10 +220,10 @@ def peer_step(run: dict, dev: torch.device):
     return step
 
 
-def run_tokens(run: dict) -> int:
+def run_tokens(run: Run) -> int:
     from icl.tasks.catalog import TASKS
 
-    return TASKS[run["task_config"]["kind"]].layout(run["task_config"]).tokens
+    return TASKS[run.task_config["kind"]].layout(run.task_config).tokens
 
 
 def profile(step, dev: torch.device, label: str, log: Path, steps: int = 5) -> None:
@@ -312,15 +309,15 @@ def main(argv: list[str] | None = None) -> int:
     records = []
 
     def base_of(arch, impl, pack, run):
-        return {"device": device_name, "arch": arch, "task": run["task"], "tokens": run_tokens(run),
+        return {"device": device_name, "arch": arch, "task": run.task, "tokens": run_tokens(run),
                 "impl": impl, "batch": args.batch, "pack": pack,
-                "precision": run["train"]["precision"], "width": run["model_config"]["width"],
-                "layers": run["model_config"]["layers"], **({"code": args.code} if args.code else {})}
+                "precision": run.train["precision"], "width": run.model_config["width"],
+                "layers": run.model_config["layers"], **({"code": args.code} if args.code else {})}
 
     def fail(arch, impl, pack, run, error):
         message = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
         records.append({**base_of(arch, impl, pack, run), "ms_per_step": None, "mfu": None, "error": message})
-        print(f"{arch:16s} {impl:14s} K={pack:<3d} {run['train']['precision']} failed: {message}", flush=True)
+        print(f"{arch:16s} {impl:14s} K={pack:<3d} {run.train['precision']} failed: {message}", flush=True)
 
     def record(arch, impl, pack, run, step_fn, extra=None):
         from icl.compiler.accounting import account
@@ -330,17 +327,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if step_fn is None:
                 raise RuntimeError("no peer for this architecture")
-            with matmul_precision(run["train"]["precision"], dev):
+            with matmul_precision(run.train["precision"], dev):
                 ms = time_steps(step_fn, dev, args.warmup, args.steps, args.repeats) / pack
         except Exception as error:  # noqa: BLE001 - a failed implementation is a row, not a crash
             fail(arch, impl, pack, run, error)
             return
-        layout = TASKS[run["task_config"]["kind"]].layout(run["task_config"])
-        flops = 3 * account(run["model_config"], layout)["flops_per_token"] * layout.tokens * args.batch
+        layout = TASKS[run.task_config["kind"]].layout(run.task_config)
+        flops = 3 * account(run.model_config, layout)["flops_per_token"] * layout.tokens * args.batch
         mfu = flops / (ms / 1000) / peak[base["precision"]] if peak else None
         records.append({**base, **(extra() if callable(extra) else extra or {}), "ms_per_step": round(ms, 4),
                         "mfu": None if mfu is None else round(mfu, 5)})
-        print(f"{arch:16s} {run['task']:30s} {impl:14s} K={pack:<3d} {base['precision']} {ms:9.3f} ms/step per run",
+        print(f"{arch:16s} {run.task:30s} {impl:14s} K={pack:<3d} {base['precision']} {ms:9.3f} ms/step per run",
               flush=True)
 
     earlier = []
@@ -352,9 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     for arch, task in cells:
         write(records, args, device_name, peak, earlier)  # what is measured so far survives a timeout
         run = resize(runs[(arch, task)], args.width, args.layers_cap, args.batch)
-        run["train"]["device"] = args.device
+        run.train["device"] = args.device
         for i, precision_name in enumerate(precisions):
-            run["train"]["precision"] = precision_name
+            run.train["precision"] = precision_name
             with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                 if i < 2 and "eager_peer" in impls:  # the peers as released (fp32) and at the default precision
                     try:

@@ -15,6 +15,7 @@ from icl.blocks.catalog import block_kind
 from icl.compiler.graph import check_graph, layer_nodes, model_graph
 from icl.compiler.runs import train_settings
 from icl.errors import IclError
+from icl.run import Run
 
 
 def block_class(token: str):
@@ -59,24 +60,24 @@ def build_model(model_config: dict, layout, backend: str | None = None, device=N
     return model if device is None else model.to(device)
 
 
-def build_for_run(run: dict, model_factory: Callable | None = None):
+def build_for_run(run: Run, model_factory: Callable | None = None):
     """(model, task, layout) of a resolved run, the model on the CPU.
 
     model_factory(model_config, layout) replaces build_model (tests use small stand-ins)."""
     from icl.tasks import make_task
     from icl.tasks.catalog import TASKS
 
-    task_config = run["task_config"]
+    task_config = run.task_config
     kind = task_config.get("kind")
     if kind not in TASKS:
-        raise IclError(f"run {run.get('id')}: unknown task kind {kind!r}")
+        raise IclError(f"run {run.id}: unknown task kind {kind!r}")
     layout = TASKS[kind].layout(task_config)
     task = make_task(task_config)
     if model_factory is None:
         backend = train_settings(run)["backend"]
-        model = build_model(run["model_config"], layout, backend=backend)
+        model = build_model(run.model_config, layout, backend=backend)
     else:
-        model = model_factory(run["model_config"], layout)
+        model = model_factory(run.model_config, layout)
     return model, task, layout
 
 

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from icl.run import Run
+
 
 @dataclass
 class RunDiff:
-    added: list[dict] = field(default_factory=list)
-    removed: list[dict] = field(default_factory=list)
-    changed: list[tuple[dict, dict, list[str]]] = field(default_factory=list)
+    added: list[Run] = field(default_factory=list)
+    removed: list[Run] = field(default_factory=list)
+    changed: list[tuple[Run, Run, list[str]]] = field(default_factory=list)
     unchanged: int = 0
 
 
-def _key(run: dict) -> tuple:
-    return (run["experiment"], run["model"], run["task"], run["seed"],
-            tuple(sorted((k, repr(v)) for k, v in run["sweep"].items())))
+def _key(run: Run) -> tuple:
+    return (run.experiment, run.model, run.task, run.seed,
+            tuple(sorted((k, repr(v)) for k, v in run.sweep.items())))
 
 
 def _flatten(obj, prefix: str = "") -> dict[str, object]:
@@ -34,10 +36,10 @@ def _flatten(obj, prefix: str = "") -> dict[str, object]:
 _COMPARED = ("layers", "model_config", "task_config", "train", "eval", "params")
 
 
-def changes(a: dict, b: dict) -> list[str]:
+def changes(a: Run, b: Run) -> list[str]:
     """'key: old -> new' for every resolved value that differs."""
-    fa = _flatten({k: a[k] for k in _COMPARED})
-    fb = _flatten({k: b[k] for k in _COMPARED})
+    fa = _flatten({k: getattr(a, k) for k in _COMPARED})
+    fb = _flatten({k: getattr(b, k) for k in _COMPARED})
     out = []
     for key in sorted(set(fa) | set(fb)):
         if key == "layers":  # model_config.layers says it
@@ -47,13 +49,13 @@ def changes(a: dict, b: dict) -> list[str]:
     return out
 
 
-def diff_runs(a: list[dict], b: list[dict]) -> RunDiff:
+def diff_runs(a: list[Run], b: list[Run]) -> RunDiff:
     result = RunDiff()
     # A run whose id and evaluation are in both specs is unchanged, whatever its sweep label says.
-    same = {(r["id"], r["eval_id"]) for r in a} & {(r["id"], r["eval_id"]) for r in b}
-    result.unchanged = len({r["id"] + r["eval_id"] for r in b if (r["id"], r["eval_id"]) in same})
-    before = {_key(r): r for r in a if (r["id"], r["eval_id"]) not in same}
-    after = {_key(r): r for r in b if (r["id"], r["eval_id"]) not in same}
+    same = {(r.id, r.eval_id) for r in a} & {(r.id, r.eval_id) for r in b}
+    result.unchanged = len({r.id + r.eval_id for r in b if (r.id, r.eval_id) in same})
+    before = {_key(r): r for r in a if (r.id, r.eval_id) not in same}
+    after = {_key(r): r for r in b if (r.id, r.eval_id) not in same}
     for key, run in after.items():
         if key not in before:
             result.added.append(run)
@@ -63,21 +65,21 @@ def diff_runs(a: list[dict], b: list[dict]) -> RunDiff:
     return result
 
 
-def _name(run: dict) -> str:
-    sweep = "".join(f" {k}={v}" for k, v in run["sweep"].items())
-    return f"{run['experiment']}/{run['model']}/{run['task']} seed={run['seed']}{sweep}"
+def _name(run: Run) -> str:
+    sweep = "".join(f" {k}={v}" for k, v in run.sweep.items())
+    return f"{run.experiment}/{run.model}/{run.task} seed={run.seed}{sweep}"
 
 
 def render_diff(d: RunDiff) -> str:
     lines = []
     for run in d.added:
-        lines.append(f"+ {run['id']}  {_name(run)}")
+        lines.append(f"+ {run.id}  {_name(run)}")
     for run in d.removed:
-        lines.append(f"- {run['id']}  {_name(run)}")
+        lines.append(f"- {run.id}  {_name(run)}")
     for old, new, what in d.changed:
-        retrain = old["id"] != new["id"]
+        retrain = old.id != new.id
         verb = "retrain" if retrain else "re-evaluate"
-        lines.append(f"~ {old['id']} -> {new['id']}  {_name(new)}  ({verb})")
+        lines.append(f"~ {old.id} -> {new.id}  {_name(new)}  ({verb})")
         lines += [f"    {w}" for w in what]
     lines.append(f"{len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed, "
                  f"{d.unchanged} unchanged")

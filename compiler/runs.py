@@ -1,6 +1,6 @@
 """Expand a checked program into runs: models x tasks x sweep values x seeds.
 
-A run is a plain dict (the rows of `icl runs --json`). Its `id` hashes exactly
+A run is an icl.run.Run (`icl runs --json` prints them as JSON objects). Its `id` hashes exactly
 what decides the trained weights (model, task, training hyper-parameters, seed),
 so editing one line of a spec changes the ids of exactly the runs it affects;
 formatting, comments, names, file layout and explicit defaults change nothing.
@@ -22,6 +22,7 @@ from icl.compiler.resolve import EVAL_PARAMS, TRAIN_HOW_KEYS, TRAIN_PARAMS, Chec
 from icl.compiler.values import Sweep
 from icl.dsl import limits
 from icl.errors import ErrorList, SpecError
+from icl.run import Run
 from icl.tasks.catalog import TASKS
 
 # Expansions of at least this many runs say so on the progress callback before they start.
@@ -29,7 +30,7 @@ PROGRESS_AT = 2_000
 
 
 def runs_of(paths: list[str | Path], max_runs: int | None = None, allow_outside: bool | None = None,
-            progress: Callable[[str], None] | None = None) -> list[dict]:
+            progress: Callable[[str], None] | None = None) -> list[Run]:
     """Every run of the given root specs, in spec order; a run listed twice is kept once.
 
     The runs are counted before any is made: more than `max_runs` (default: $ICL_MAX_RUNS, else
@@ -49,7 +50,7 @@ def runs_of(paths: list[str | Path], max_runs: int | None = None, allow_outside:
     errors.raise_any()
     if progress is not None and total >= PROGRESS_AT:
         progress(f"expanding {total:,} runs")
-    runs: list[dict] = []
+    runs: list[Run] = []
     seen: set[tuple] = set()
     for program in programs:
         try:
@@ -58,7 +59,7 @@ def runs_of(paths: list[str | Path], max_runs: int | None = None, allow_outside:
             errors.add(e)
             continue
         for run in made:
-            key = (run["id"], run["eval_id"], run["experiment"], run["model"], run["task"])
+            key = (run.id, run.eval_id, run.experiment, run.model, run.task)
             if key not in seen:
                 seen.add(key)
                 runs.append(run)
@@ -99,7 +100,7 @@ def _product(section: Checked) -> int:
     return n
 
 
-def expand(program: Program, max_runs: int | None = None) -> list[dict]:
+def expand(program: Program, max_runs: int | None = None) -> list[Run]:
     """The runs of `program`, after checking their count against the cap; every cell's error reported."""
     check_count(program, limits.max_runs(max_runs))
     errors = ErrorList(limits.MAX_ERRORS)
@@ -118,7 +119,7 @@ def expand(program: Program, max_runs: int | None = None) -> list[dict]:
 
 
 def _runs_of_cell(program: Program, experiment: str, model: Checked, task: Checked,
-                  train: Checked, evaluation: Checked, exp: Checked) -> list[dict]:
+                  train: Checked, evaluation: Checked, exp: Checked) -> list[Run]:
     # Every swept key becomes an axis of the product, in a stable order.
     axes: list[tuple[str, Checked, str, tuple]] = []
     for label, section in (("model", model), ("task", task), ("train", train)):
@@ -149,22 +150,22 @@ def _runs_of_cell(program: Program, experiment: str, model: Checked, task: Check
             what = {"model": model_config, "task": task_config, "seed": seed,
                     "train": {k: v for k, v in train_config.items() if k not in TRAIN_HOW_KEYS}}
             run_id = content_hash(what)
-            runs.append({
-                "id": run_id,
-                "eval_id": content_hash({"id": run_id, "eval": eval_config}),
-                "spec": program.path,
-                "experiment": experiment,
-                "model": model.name,
-                "layers": model_config["layers"],
-                "task": task.name,
-                "seed": seed,
-                "model_config": model_config,
-                "task_config": task_config,
-                "train": train_config,
-                "eval": eval_config,
-                "sweep": chosen,
+            runs.append(Run(
+                id=run_id,
+                eval_id=content_hash({"id": run_id, "eval": eval_config}),
+                spec=program.path,
+                experiment=experiment,
+                model=model.name,
+                layers=model_config["layers"],
+                task=task.name,
+                seed=seed,
+                model_config=model_config,
+                task_config=task_config,
+                train=train_config,
+                eval=eval_config,
+                sweep=chosen,
                 **account,
-            })
+            ))
     return runs
 
 
@@ -245,23 +246,23 @@ def _with_defaults(section: dict | None, params) -> dict:
 # A run from runs_of holds every setting; a hand-written run table may leave some out. Readers
 # of a run's settings go through these, so each default is the declaration's (resolve.py's
 # TRAIN_PARAMS and EVAL_PARAMS, the catalog's MODEL_OPTIONS), never a literal at the reader.
-def train_settings(run: dict) -> dict:
+def train_settings(run: Run) -> dict:
     """The run's train section, every declared default filled in."""
-    return _with_defaults(run.get("train"), TRAIN_PARAMS)
+    return _with_defaults(run.train, TRAIN_PARAMS)
 
 
-def eval_settings(run: dict) -> dict:
+def eval_settings(run: Run) -> dict:
     """The run's eval section, every declared default filled in; variants `all` (the default)
     is every variant of the run's task, as in a spec."""
-    settings = _with_defaults(run.get("eval"), EVAL_PARAMS)
+    settings = _with_defaults(run.eval, EVAL_PARAMS)
     if "all" in (settings["variants"] or ()):
-        settings["variants"] = list(TASKS[run["task_config"]["kind"]].variants)
+        settings["variants"] = list(TASKS[run.kind].variants)
     return settings
 
 
-def model_settings(run: dict) -> dict:
+def model_settings(run: Run) -> dict:
     """The run's model_config, every declared model-wide default filled in."""
-    return _with_defaults(run.get("model_config"), MODEL_OPTIONS)
+    return _with_defaults(run.model_config, MODEL_OPTIONS)
 
 
 def content_hash(obj: Any) -> str:

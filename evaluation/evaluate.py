@@ -1,7 +1,7 @@
 """Evaluate one trained run: error at every prompt position, with bootstrap bands, beside baselines.
 
 `evaluate_run(run, run_dir, out_path)` loads `run_dir/model.pt`, draws
-`run["eval"]["prompts"]` fresh prompts at the curriculum's end sizes, and writes one
+`run.eval["prompts"]` fresh prompts at the curriculum's end sizes, and writes one
 JSON file (atomically) with the model's per-position error curve and its 5%/95%
 bootstrap band, the classical baselines' curves on the very same prompts, the named
 evaluation variants, and summary numbers for a Table-1 verdict. What is evaluated beyond the
@@ -41,6 +41,7 @@ from icl.training.device import resolve_device
 from icl.training.errors import RunError
 from icl.training.precision import autocast, matmul_precision, precision_of
 from icl.training.seeds import stream_seed
+from icl.run import Run
 
 EVAL_SEED = 0
 TAIL_FRACTION = 0.25  # summary: mean error over the last quarter of positions
@@ -51,7 +52,7 @@ def eval_seeds(prompts: int, batch: int) -> list[int]:
     return [stream_seed("eval", EVAL_SEED, i) for i in range(math.ceil(prompts / batch))]
 
 
-def evaluate_run(run: dict, run_dir: Path, out_path: Path, *, device: str | None = None,
+def evaluate_run(run: Run, run_dir: Path, out_path: Path, *, device: str | None = None,
                  prompts: int | None = None, progress: bool = True,
                  model_factory: Callable | None = None, baseline_cache: Path | None = None,
                  evaluated_with: list[str] | None = None) -> dict:
@@ -62,10 +63,10 @@ def evaluate_run(run: dict, run_dir: Path, out_path: Path, *, device: str | None
     (default: this run alone)."""
     run_dir, out_path = Path(run_dir), Path(out_path)
     if not run_dir.is_dir():
-        raise RunError(f"run {run['id']} has no trained model at {run_dir / runfolder.MODEL}; train it first")
-    with runfolder.run_lock(run_dir, run["id"], "evaluation"):
+        raise RunError(f"run {run.id} has no trained model at {run_dir / runfolder.MODEL}; train it first")
+    with runfolder.run_lock(run_dir, run.id, "evaluation"):
         return _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_factory,
-                                baseline_cache, list(evaluated_with or [run["id"]]))
+                                baseline_cache, list(evaluated_with or [run.id]))
 
 
 def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_factory, baseline_cache,
@@ -74,13 +75,13 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
     eval_config = eval_settings(run)
     n_prompts = int(prompts if prompts is not None else eval_config["prompts"])
     if n_prompts < 1:
-        raise RunError(f"run {run['id']}: evaluation needs at least 1 prompt, got {n_prompts}")
+        raise RunError(f"run {run.id}: evaluation needs at least 1 prompt, got {n_prompts}")
     resamples = int(eval_config["bootstrap"])
-    head = {"run_id": run["id"], "eval_id": run.get("eval_id"), "experiment": run.get("experiment"),
-            "model_name": run.get("model"), "layers": run.get("layers"), "task": run.get("task"),
-            "seed": run.get("seed"), "sweep": run.get("sweep", {}), "evaluated_with": evaluated_with}
+    head = {"run_id": run.id, "eval_id": run.eval_id, "experiment": run.experiment,
+            "model_name": run.model, "layers": run.layers, "task": run.task,
+            "seed": run.seed, "sweep": run.sweep, "evaluated_with": evaluated_with}
 
-    status_record = runfolder.read_status(run_dir, run["id"])
+    status_record = runfolder.read_status(run_dir, run.id)
     status = status_record.data if status_record is not None else None
     if status_record is not None and status_record.state == "diverged":
         result = {**head, "state": "diverged", "message": status_record.message or "training diverged",
@@ -89,27 +90,27 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
         runfolder.write_eval(out_path, result)
         return result
 
-    saved = runfolder.load_model(run_dir, run["id"])
+    saved = runfolder.load_model(run_dir, run.id)
     if saved is None:
-        raise RunError(f"run {run['id']} has no trained model at {run_dir / runfolder.MODEL}; train it first")
+        raise RunError(f"run {run.id} has no trained model at {run_dir / runfolder.MODEL}; train it first")
     dev = resolve_device(device if device is not None else train_settings(run)["device"])
     model, task, _layout = build_for_run(run, model_factory)
     try:
         model.load_state_dict(saved["model"])
     except RuntimeError as error:  # weights of another architecture (the first line says which)
-        raise RunError(f"{run_dir / runfolder.MODEL}: does not fit run {run['id']}'s model "
+        raise RunError(f"{run_dir / runfolder.MODEL}: does not fit run {run.id}'s model "
                        f"({str(error).splitlines()[0]})") from None
     model.to(dev).eval()
 
-    kind = TASKS[run["task_config"]["kind"]]
-    sizes = end_sizes(run["task_config"])
+    kind = TASKS[run.task_config["kind"]]
+    sizes = end_sizes(run.task_config)
     baselines = _baselines_for(run, kind)
     batch = int(eval_config["batch"])
     if batch < 1:
-        raise RunError(f"run {run['id']}: eval.batch must be >= 1, got {batch}")
-    cache = BaselineCache(baseline_cache, task, run["task_config"], sizes, n_prompts, batch, dev)
+        raise RunError(f"run {run.id}: eval.batch must be >= 1, got {batch}")
+    cache = BaselineCache(baseline_cache, task, run.task_config, sizes, n_prompts, batch, dev)
     scorer = _Scorer(task, kind, model, sizes, n_prompts, batch, dev, baselines, cache, progress,
-                     run["id"], precision_of(run))
+                     run.id, precision_of(run))
 
     result = {**head, "state": "done", "metric": task.metric_name,
               "reports_accuracy": bool(getattr(task, "reports_accuracy", False)),
@@ -276,14 +277,14 @@ def _positions(kind: TaskKind, sizes: dict, count: int) -> list[int]:
     return list(range(count))
 
 
-def _expand_variants(run: dict, kind: TaskKind) -> list[tuple[str, str]]:
+def _expand_variants(run: Run, kind: TaskKind) -> list[tuple[str, str]]:
     """(result name, variant passed to Task.sample) for each variant the run asks for; a variant
     the entry sweeps gives one per value of its eval setting ("noisy_query:0.5")."""
     expanded = []
     settings = eval_settings(run)
     for name in settings["variants"] or []:
         if name not in kind.variants:
-            raise RunError(f"run {run['id']}: task {kind.name} has no evaluation variant {name!r}; "
+            raise RunError(f"run {run.id}: task {kind.name} has no evaluation variant {name!r}; "
                            f"known: {', '.join(kind.variants) or 'none'}")
         sweep = kind.variant_sweeps.get(name)
         if sweep is not None:
@@ -294,7 +295,7 @@ def _expand_variants(run: dict, kind: TaskKind) -> list[tuple[str, str]]:
     return expanded
 
 
-def _baselines_for(run: dict, kind: TaskKind) -> dict:
+def _baselines_for(run: Run, kind: TaskKind) -> dict:
     """The baseline objects a run asks for ("auto" = its task entry's `baselines`); one whose
     package is not installed is replaced by its fallback (baselines.usable, with a warning)."""
     asked = list(eval_settings(run)["baselines"] or [])
@@ -310,7 +311,7 @@ def _baselines_for(run: dict, kind: TaskKind) -> dict:
         try:
             check_baseline(name, kind.name)
         except ValueError as error:
-            raise RunError(f"run {run['id']}: {error}") from None
+            raise RunError(f"run {run.id}: {error}") from None
         if usable(name) not in names:
             names.append(usable(name))
     return {name: BASELINES[name] for name in names}

@@ -7,6 +7,7 @@ tests, marked `slow`; CI (.ci/run) runs both.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import re
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from icl.run import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,7 +165,7 @@ def job_counts():
 
 # -- a tiny resolved run, and its weights (training, packing, evaluation tests) ---------------
 
-def _make_run(**train_overrides) -> dict:
+def _make_run(**train_overrides) -> Run:
     """A tiny resolved run: a 2-layer attention model of width 16 on 5-dim linear regression."""
     run = {
         "id": "0123456789ab", "eval_id": "ba9876543210", "spec": "tests", "experiment": "tiny",
@@ -180,7 +183,7 @@ def _make_run(**train_overrides) -> dict:
                  "noise_sigmas": []},
     }
     run["train"].update(train_overrides)
-    return run
+    return Run.from_dict(run)
 
 
 @pytest.fixture(scope="session")
@@ -225,10 +228,9 @@ def member(make_run):
     by all keys), and Adam turns its float rounding noise into lr-sized steps that differ between
     any two summation orders; without biases every weight can be compared tightly."""
 
-    def member(run_id: str, seed: int = 0, dropout: float = 0.0, bias: bool = False, **train) -> dict:
-        run = make_run(**train)
-        run["id"], run["seed"] = run_id, seed
-        run["model_config"].update(dropout=dropout, bias=bias)
+    def member(run_id: str, seed: int = 0, dropout: float = 0.0, bias: bool = False, **train) -> Run:
+        run = dataclasses.replace(make_run(**train), id=run_id, seed=seed)
+        run.model_config.update(dropout=dropout, bias=bias)
         return run
 
     return member
@@ -277,11 +279,11 @@ def assert_same_curve(load_weights):
     return assert_same_curve
 
 
-def _train_alone(runs: list[dict], root: Path) -> None:
+def _train_alone(runs: list[Run], root: Path) -> None:
     from icl.training.train import train_run
 
     for run in runs:
-        assert train_run(copy.deepcopy(run), root / "alone" / run["id"], progress=False)["state"] == "done"
+        assert train_run(copy.deepcopy(run), root / "alone" / run.id, progress=False)["state"] == "done"
 
 
 @pytest.fixture(scope="session")
@@ -329,20 +331,20 @@ def study(tmp_path_factory):
     runs = runs_of([spec])
     runs_dir = root / "runs"
     for run in runs:
-        folder = runs_dir / run["id"]
+        folder = runs_dir / run.id
         train_run(run, folder, progress=False, device="cpu")
-        evaluate_run(run, folder, folder / f"eval-{run['eval_id']}.json", device="cpu", progress=False)
+        evaluate_run(run, folder, folder / f"eval-{run.eval_id}.json", device="cpu", progress=False)
     # A third architecture whose training diverged: status.json as train_run writes it, and
     # the evaluation evaluate_run writes for such a run.
-    diverged = copy.deepcopy(next(r for r in runs if r["model"] == "s4" and r["task"] == "linear_regression"))
-    diverged.update(id="d1ver9ed0000", eval_id="d1ver9ed0001", model="mamba", layers="M")
-    folder = runs_dir / diverged["id"]
+    diverged = dataclasses.replace(copy.deepcopy(next(r for r in runs if r.model == "s4" and r.task == "linear_regression")),
+                                   id="d1ver9ed0000", eval_id="d1ver9ed0001", model="mamba", layers="M")
+    folder = runs_dir / diverged.id
     atomic.write_json(folder / "status.json", {
-        "run_id": diverged["id"], "state": "diverged", "step": 2, "steps_done": 2, "steps_planned": 3,
+        "run_id": diverged.id, "state": "diverged", "step": 2, "steps_done": 2, "steps_planned": 3,
         "capped": False, "message": "loss became nan at step 2 (lr 0.01); run stopped as diverged",
         "wall_s": 0.5, "steps_per_s": 4.0, "device": "cpu", "backend": "reference",
         "versions": {"torch": "x", "python": "y", "icl": "z"}})
-    evaluate_run(diverged, folder, folder / f"eval-{diverged['eval_id']}.json", device="cpu", progress=False)
+    evaluate_run(diverged, folder, folder / f"eval-{diverged.eval_id}.json", device="cpu", progress=False)
     runs.append(diverged)
     return {"root": root, "runs": runs, "runs_dir": runs_dir, "spec": spec}
 

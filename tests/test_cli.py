@@ -127,11 +127,11 @@ def test_status_tells_each_runs_state_from_its_folder(tmp_path, tiny_spec):
     runs = runs_of([spec])
     assert len(runs) == 8
     runs_dir = tmp_path / "runs"
-    evaluated, trained, diverged, running = (runs_dir / r["id"] for r in runs[:4])
+    evaluated, trained, diverged, running = (runs_dir / r.id for r in runs[:4])
     for folder in (evaluated, trained, diverged, running):
         folder.mkdir(parents=True)
-    (evaluated / f"eval-{runs[0]['eval_id']}.json").write_text(json.dumps({
-        "run_id": runs[0]["id"], "eval_id": runs[0]["eval_id"], "state": "done", "positions": [],
+    (evaluated / f"eval-{runs[0].eval_id}.json").write_text(json.dumps({
+        "run_id": runs[0].id, "eval_id": runs[0].eval_id, "state": "done", "positions": [],
         "model": {"mean": []}, "summary": {}, "baselines": {}, "variants": {}}))
     (evaluated / "status.json").write_text(json.dumps({"state": "done", "step": 8}))
     (trained / "status.json").write_text(json.dumps({"state": "done", "step": 8}))
@@ -141,9 +141,9 @@ def test_status_tells_each_runs_state_from_its_folder(tmp_path, tiny_spec):
     out = icl("status", str(spec), "--runs-dir", str(runs_dir), "--json")
     assert out.returncode == 0, out.stderr
     rows = {r["id"]: r for r in json.loads(out.stdout)}
-    assert [rows[r["id"]]["state"] for r in runs] == \
+    assert [rows[r.id]["state"] for r in runs] == \
         ["evaluated", "trained", "diverged", "in progress"] + ["not started"] * (len(runs) - 4)
-    assert rows[runs[3]["id"]]["step"] == 4
+    assert rows[runs[3].id]["step"] == 4
     # every tiny run plans 8 steps: 4 left of the one in progress, 8 of each not started
     assert "8 runs: 1 evaluated, 1 trained, 1 diverged, 1 in progress, 4 not started; " \
         "36 training steps left" in out.stderr
@@ -163,7 +163,7 @@ def test_status_tells_a_running_job_from_a_stopped_one(tmp_path, tiny_spec):
     spec = tmp_path / "tiny.icl"
     spec.write_text(tiny_spec.replace("steps = 8 ", "steps = 50000 "))
     run = runs_of([spec])[0]  # log_every = 4
-    folder = tmp_path / "runs" / run["id"]
+    folder = tmp_path / "runs" / run.id
     folder.mkdir(parents=True)
     (folder / "metrics.jsonl").write_text('{"step": 20000, "steps_per_s": 40.0}\n')
     os.utime(folder / "metrics.jsonl", (1000.0, 1000.0))
@@ -199,8 +199,8 @@ def test_eval_with_other_prompts_refuses_the_specs_evaluation_file(tmp_path, tin
     spec = tmp_path / "tiny.icl"
     spec.write_text(tiny_spec)
     run = runs_of([spec])[0]
-    out = tmp_path / "runs" / run["id"] / f"eval-{run['eval_id']}.json"
-    result = icl("eval", str(spec), "--run", run["id"], "--run-dir", str(out.parent), "--out", str(out),
+    out = tmp_path / "runs" / run.id / f"eval-{run.eval_id}.json"
+    result = icl("eval", str(spec), "--run", run.id, "--run-dir", str(out.parent), "--out", str(out),
                  "--prompts", "3")
     assert result.returncode == 2 and "differs from the spec's eval prompts (16)" in result.stderr
     assert not out.exists()
@@ -214,24 +214,24 @@ def test_train_one_by_one_and_eval_several_runs_in_one_process(tmp_path, tiny_sp
 
     spec = tmp_path / "tiny.icl"
     spec.write_text(tiny_spec)
-    runs = [r for r in runs_of([spec]) if r["task"] == "linear_regression"]
-    assert {r["model"] for r in runs} == {"mamba", "transformer"}  # two shapes: no pack
-    ids = [a for r in runs for a in ("--run", r["id"])]
+    runs = [r for r in runs_of([spec]) if r.task == "linear_regression"]
+    assert {r.model for r in runs} == {"mamba", "transformer"}  # two shapes: no pack
+    ids = [a for r in runs for a in ("--run", r.id)]
     done = icl("train", str(spec), *ids, "--runs-dir", str(tmp_path / "runs"), "--one-by-one", "--no-progress")
     assert done.returncode == 0, done.stderr
     for r in runs:
-        status = json.loads((tmp_path / "runs" / r["id"] / "status.json").read_text())
+        status = json.loads((tmp_path / "runs" / r.id / "status.json").read_text())
         assert status["state"] == "done" and "pack" not in status
     done = icl("eval", str(spec), *ids, "--runs-dir", str(tmp_path / "runs"), "--no-progress")
     assert done.returncode == 0, done.stderr
     for r in runs:
-        assert (tmp_path / "runs" / r["id"] / f"eval-{r['eval_id']}.json").exists()
+        assert (tmp_path / "runs" / r.id / f"eval-{r.eval_id}.json").exists()
     # a run without weights: the other is still evaluated, then one line names the failure
-    (tmp_path / "runs" / runs[0]["id"] / "model.pt").unlink()
-    (tmp_path / "runs" / runs[1]["id"] / f"eval-{runs[1]['eval_id']}.json").unlink()
+    (tmp_path / "runs" / runs[0].id / "model.pt").unlink()
+    (tmp_path / "runs" / runs[1].id / f"eval-{runs[1].eval_id}.json").unlink()
     done = icl("eval", str(spec), *ids, "--runs-dir", str(tmp_path / "runs"), "--no-progress")
     assert done.returncode != 0
-    assert f"1 of 2 evaluations failed: {runs[0]['id']}" in done.stderr
-    assert (tmp_path / "runs" / runs[1]["id"] / f"eval-{runs[1]['eval_id']}.json").exists()
+    assert f"1 of 2 evaluations failed: {runs[0].id}" in done.stderr
+    assert (tmp_path / "runs" / runs[1].id / f"eval-{runs[1].eval_id}.json").exists()
     done = icl("eval", str(spec), *ids, "--eval-id", "x", "--runs-dir", str(tmp_path / "runs"))
     assert done.returncode != 0 and "1 --eval-id for 2 --run" in done.stderr

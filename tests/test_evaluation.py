@@ -3,6 +3,7 @@ variants, diverged runs, user errors, and a small model that learns linear regre
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 
@@ -22,7 +23,7 @@ def trained(tmp_path_factory, make_run):
     """A tiny linear-regression run trained for a few steps (module-wide, trained once)."""
     folder = tmp_path_factory.mktemp("run")
     run = make_run(steps=8, checkpoint_every=8)
-    run["eval"].update(prompts=100, batch=32, bootstrap=200,
+    run.eval.update(prompts=100, batch=32, bootstrap=200,
                        variants=["skewed_covariance", "scaled_x", "orthogonal_subspace"])
     train_run(run, folder, progress=False)
     return run, folder
@@ -88,7 +89,7 @@ def test_evaluation_file(trained, tmp_path):
     result = evaluate_run(run, folder, out, progress=False)
     on_disk = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     assert on_disk == result
-    assert result["state"] == "done" and result["run_id"] == run["id"] and result["eval_id"] == run["eval_id"]
+    assert result["state"] == "done" and result["run_id"] == run.id and result["eval_id"] == run.eval_id
     assert result["metric"] == "squared error / d" and result["prompts"] == 100
     assert result["positions"] == list(range(11))
     for band in ("mean", "lo", "hi"):
@@ -145,9 +146,9 @@ def test_an_unwritable_baseline_cache_warns_and_the_evaluation_goes_on(trained, 
 
 
 def test_capped_baselines_record_their_prompt_count(tmp_path, make_run):
-    run = make_run(steps=2)
-    run["task_config"] = {"kind": "decision_tree", "dims": 3, "points": 6, "depth": 2, "curriculum": {}}
-    run["eval"].update(prompts=40, batch=16, bootstrap=50, baselines=["zero", "tree_depth_4"])
+    run = dataclasses.replace(make_run(steps=2), task_config={"kind": "decision_tree", "dims": 3, "points": 6,
+                                                              "depth": 2, "curriculum": {}})
+    run.eval.update(prompts=40, batch=16, bootstrap=50, baselines=["zero", "tree_depth_4"])
     train_run(run, tmp_path, progress=False)
     from icl.evaluation.baselines import BASELINES
     monkey = copy.copy(BASELINES["tree_depth_4"])
@@ -162,9 +163,9 @@ def test_capped_baselines_record_their_prompt_count(tmp_path, make_run):
 
 
 def test_mqar_variants(tmp_path, make_run):
-    run = make_run(steps=2)
-    run["task_config"] = {"kind": "vector_mqar", "dims": 4, "pairs": 4, "curriculum": {}}
-    run["eval"].update(prompts=64, batch=32, bootstrap=50, variants=["noisy_query", "query_position"],
+    run = dataclasses.replace(make_run(steps=2), task_config={"kind": "vector_mqar", "dims": 4, "pairs": 4,
+                                                              "curriculum": {}})
+    run.eval.update(prompts=64, batch=32, bootstrap=50, variants=["noisy_query", "query_position"],
                        noise_sigmas=[0.1, 5.0])
     train_run(run, tmp_path, progress=False)
     result = evaluate_run(run, tmp_path, tmp_path / "eval.json", progress=False)
@@ -191,13 +192,13 @@ def test_user_errors(trained, tmp_path):
     run, folder = trained
     with pytest.raises(RunError) as error:
         evaluate_run(run, tmp_path / "nothing", tmp_path / "eval.json", progress=False)
-    assert str(error.value) == (f"error: run {run['id']} has no trained model at "
+    assert str(error.value) == (f"error: run {run.id} has no trained model at "
                                 f"{tmp_path / 'nothing' / 'model.pt'}; train it first")
     bad = copy.deepcopy(run)
-    bad["eval"]["variants"] = ["noisy_query"]
+    bad.eval["variants"] = ["noisy_query"]
     with pytest.raises(RunError, match="has no evaluation variant 'noisy_query'"):
         evaluate_run(bad, folder, tmp_path / "eval.json", progress=False)
-    bad["eval"].update(variants=[], baselines=["gf2_solver"])
+    bad.eval.update(variants=[], baselines=["gf2_solver"])
     with pytest.raises(RunError, match="does not apply to linear_regression"):
         evaluate_run(bad, folder, tmp_path / "eval.json", progress=False)
     assert not (tmp_path / "eval.json").exists()
@@ -209,10 +210,10 @@ def test_small_model_learns_linear_regression_in_context(tmp_path, make_run):
     """4 attention layers of width 32 beat the averaging estimator at late positions after
     1200 steps on 5-dim prompts (a short Garg-style curriculum gets it off the plateau)."""
     run = make_run(steps=1200, batch=128, lr=2e-3, checkpoint_every=10_000, log_every=100)
-    run["model_config"].update(layers="A A A A", width=32, dropout=0.0)
-    run["task_config"]["curriculum"] = {"dims": {"start": 2, "end": 5, "inc": 1, "interval": 200},
+    run.model_config.update(layers="A A A A", width=32, dropout=0.0)
+    run.task_config["curriculum"] = {"dims": {"start": 2, "end": 5, "inc": 1, "interval": 200},
                                        "points": {"start": 5, "end": 11, "inc": 2, "interval": 200}}
-    run["eval"].update(prompts=512, batch=256, baselines=["averaging", "zero"])
+    run.eval.update(prompts=512, batch=256, baselines=["averaging", "zero"])
     assert train_run(run, tmp_path, progress=False)["state"] == "done"
     result = evaluate_run(run, tmp_path, tmp_path / "eval.json", progress=False)
     summary = result["summary"]
@@ -220,4 +221,4 @@ def test_small_model_learns_linear_regression_in_context(tmp_path, make_run):
     assert summary["model_tail"] < 0.85 * averaging, summary
     # and the whole band, not just the mean, sits below the averaging curve at the last position
     assert result["model"]["hi"][-1] < result["baselines"]["averaging"]["lo"][-1]
-    assert make_task(run["task_config"]).metric_name == result["metric"]
+    assert make_task(run.task_config).metric_name == result["metric"]

@@ -80,9 +80,9 @@ def test_a_new_token_is_one_file_and_one_catalog_entry(tmp_path):
         from icl.compiler.build import build_model
         from icl.tasks.catalog import TASKS
         [run] = runs_of([{str(spec)!r}])
-        layout = TASKS["linear_regression"].layout(run["task_config"])
-        model = build_model(run["model_config"], layout)
-        counted = account(run["model_config"], layout)["params"]
+        layout = TASKS["linear_regression"].layout(run.task_config)
+        model = build_model(run.model_config, layout)
+        counted = account(run.model_config, layout)["params"]
         built = sum(p.numel() for p in model.parameters())
         assert counted == built, (counted, built)
         assert [type(layer.block).__name__ for layer in model.layers] == ["CausalSelfAttention", "GluMLP"] * 2
@@ -90,7 +90,7 @@ def test_a_new_token_is_one_file_and_one_catalog_entry(tmp_path):
         assert model(x).shape[:2] == (3, layout.tokens)
         from icl.blocks.model import stack_models
         torch.manual_seed(1)
-        other = build_model(run["model_config"], layout)
+        other = build_model(run.model_config, layout)
         packed = stack_models([model, other])
         x2 = torch.randn(2, 3, layout.tokens, layout.token_dim)
         out = packed(x2)
@@ -134,9 +134,9 @@ def test_a_new_task_is_one_file_and_one_catalog_entry(tmp_path):
         from icl.training.train import train_run
         [run] = runs_of([{str(spec)!r}])
         out = Path({str(out)!r})
-        folder = out / "runs" / run["id"]
+        folder = out / "runs" / run.id
         train_run(run, folder, progress=False, device="cpu")
-        result = evaluate_run(run, folder, folder / f"eval-{{run['eval_id']}}.json", device="cpu",
+        result = evaluate_run(run, folder, folder / f"eval-{{run.eval_id}}.json", device="cpu",
                               progress=False)
         # the entry's baselines, scored on the very prompts the model saw, read out after every example
         assert sorted(result["baselines"]) == sorted(TASKS["sign_regression"].baselines), result["baselines"]

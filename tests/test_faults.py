@@ -5,6 +5,7 @@ about (one line, exit status 2, no traceback). docs/reliability.md lists the gua
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -56,10 +57,10 @@ def tiny(tmp_path_factory, tiny_spec):
     spec = root / "tiny.icl"
     spec.write_text(tiny_spec)
     runs = runs_of([spec])
-    run = next(r for r in runs if r["model"] == "transformer" and r["task"] == "linear_regression")
-    folder = root / "runs" / run["id"]
+    run = next(r for r in runs if r.model == "transformer" and r.task == "linear_regression")
+    folder = root / "runs" / run.id
     train_run(run, folder, progress=False, device="cpu")
-    evaluate_run(run, folder, folder / runfolder.eval_name(run["eval_id"]), device="cpu", progress=False)
+    evaluate_run(run, folder, folder / runfolder.eval_name(run.eval_id), device="cpu", progress=False)
     return {"spec": spec, "runs": runs, "run": run, "folder": folder}
 
 
@@ -68,7 +69,7 @@ def copy_of(tiny, tmp_path):
     """A fresh copy of the tiny study's runs folder: (runs_dir, run folder)."""
     runs_dir = tmp_path / "runs"
     shutil.copytree(tiny["folder"].parent, runs_dir)
-    return runs_dir, runs_dir / tiny["run"]["id"]
+    return runs_dir, runs_dir / tiny["run"].id
 
 
 # -- case 1: --max-steps over a committed run ------------------------------------------------
@@ -77,22 +78,22 @@ def copy_of(tiny, tmp_path):
 def test_max_steps_over_a_committed_run_touches_nothing_of_it(tmp_path):
     """A committed run (metrics, status, evaluation; no weights): `--max-steps 5` trains in a
     scratch folder; a plain or forced train refuses; the folder stays byte for byte."""
-    run = next(r for r in runs_of([REDUCED]) if r["task"] == "linear_regression" and r["model"] == "transformer")
-    folder = tmp_path / "runs" / run["id"]
-    shutil.copytree(COMMITTED / run["id"], folder)
+    run = next(r for r in runs_of([REDUCED]) if r.task == "linear_regression" and r.model == "transformer")
+    folder = tmp_path / "runs" / run.id
+    shutil.copytree(COMMITTED / run.id, folder)
     before = snapshot(folder)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {"TMPDIR": str(scratch)}
-    out = icl("train", str(REDUCED), "--run", run["id"], "--out", str(folder), "--max-steps", "5",
+    out = icl("train", str(REDUCED), "--run", run.id, "--out", str(folder), "--max-steps", "5",
               "--device", "cpu", "--no-progress", env=env)
     assert out.returncode == 0, out.stderr
     assert "scratch folder" in out.stderr and "trained 5 of 20000 steps" in out.stderr
     assert snapshot(folder) == before
-    made = scratch / "icl-scratch" / f"{run['id']}-max-steps-5"
-    assert runfolder.read_status(made, run["id"]).steps_done == 5
+    made = scratch / "icl-scratch" / f"{run.id}-max-steps-5"
+    assert runfolder.read_status(made, run.id).steps_done == 5
     for extra in ((), ("--max-steps", "5", "--force")):
-        out = icl("train", str(REDUCED), "--run", run["id"], "--out", str(folder), *extra, "--device", "cpu",
+        out = icl("train", str(REDUCED), "--run", run.id, "--out", str(folder), *extra, "--device", "cpu",
                   "--no-progress", env=env)
         one_line_error(out, "model.pt are not there")
         assert snapshot(folder) == before
@@ -102,16 +103,16 @@ def test_max_steps_over_a_committed_run_touches_nothing_of_it(tmp_path):
 
 def test_training_into_another_runs_folder_touches_nothing(tiny, copy_of):
     runs_dir, folder = copy_of
-    other = next(r for r in tiny["runs"] if r["id"] != tiny["run"]["id"])
+    other = next(r for r in tiny["runs"] if r.id != tiny["run"].id)
     before = snapshot(folder)
-    out = icl("train", str(tiny["spec"]), "--run", other["id"], "--out", str(folder), "--no-progress")
-    one_line_error(out, "status.json: belongs to run " + tiny["run"]["id"])
+    out = icl("train", str(tiny["spec"]), "--run", other.id, "--out", str(folder), "--no-progress")
+    one_line_error(out, "status.json: belongs to run " + tiny["run"].id)
     assert snapshot(folder) == before
     # Without its status.json (a killed run), the checkpoint still says whose folder it is.
     (folder / "status.json").unlink()
     before = snapshot(folder)
-    out = icl("train", str(tiny["spec"]), "--run", other["id"], "--out", str(folder), "--no-progress")
-    one_line_error(out, "checkpoint.pt: belongs to run " + tiny["run"]["id"])
+    out = icl("train", str(tiny["spec"]), "--run", other.id, "--out", str(folder), "--no-progress")
+    one_line_error(out, "checkpoint.pt: belongs to run " + tiny["run"].id)
     assert snapshot(folder) == before
 
 
@@ -120,20 +121,20 @@ def test_training_into_another_runs_folder_touches_nothing(tiny, copy_of):
 def test_status_and_report_agree_on_a_diverged_run(tiny, tmp_path):
     runs = tiny["runs"]
     runs_dir = tmp_path / "runs"
-    shutil.copytree(tiny["folder"], runs_dir / tiny["run"]["id"])
-    diverged = next(r for r in runs if r["id"] != tiny["run"]["id"])
-    folder = runs_dir / diverged["id"]
-    train_run({**diverged, "train": {**diverged["train"], "lr": 1e30}}, folder, progress=False, device="cpu")
+    shutil.copytree(tiny["folder"], runs_dir / tiny["run"].id)
+    diverged = next(r for r in runs if r.id != tiny["run"].id)
+    folder = runs_dir / diverged.id
+    train_run(dataclasses.replace(diverged, train={**diverged.train, "lr": 1e30}), folder, progress=False, device="cpu")
     assert runfolder.read_status(folder).state == "diverged"
-    evaluate_run(diverged, folder, folder / runfolder.eval_name(diverged["eval_id"]), progress=False)
+    evaluate_run(diverged, folder, folder / runfolder.eval_name(diverged.eval_id), progress=False)
     rows = {r["id"]: r for r in study_progress(runs, runs_dir)}
-    assert rows[diverged["id"]]["state"] == "diverged"  # not "evaluated", placeholder or not
+    assert rows[diverged.id]["state"] == "diverged"  # not "evaluated", placeholder or not
     assert summary(list(rows.values())).startswith("4 runs: 1 evaluated, 1 diverged, 2 not started")
     built = build_report(runs, runs_dir, tmp_path / "report", "t")
     md = built["md"].read_text()
     assert "4 runs: 1 trained, 1 diverged, 1 evaluated, **2 not evaluated yet**" in md
     # status.json gone: the evaluation still says the run finished, in both.
-    (runs_dir / tiny["run"]["id"] / "status.json").unlink()
+    (runs_dir / tiny["run"].id / "status.json").unlink()
     assert study_progress(runs, runs_dir)[runs.index(tiny["run"])]["state"] == "evaluated"
     md = build_report(runs, runs_dir, tmp_path / "report", "t")["md"].read_text()
     assert "4 runs: 1 trained, 1 diverged, 1 evaluated, **2 not evaluated yet**" in md
@@ -151,12 +152,12 @@ def test_status_fails_on_a_missing_runs_folder_and_finds_the_committed_one(tmp_p
 
 def test_final_loss_does_not_depend_on_checkpointing(tiny, tmp_path):
     run = tiny["run"]
-    a = train_run({**run, "train": {**run["train"], "steps": 24, "checkpoint_every": 8, "log_every": 4}},
+    a = train_run(dataclasses.replace(run, train={**run.train, "steps": 24, "checkpoint_every": 8, "log_every": 4}),
                   tmp_path / "a", progress=False)
-    b = train_run({**run, "train": {**run["train"], "steps": 24, "checkpoint_every": 5, "log_every": 3}},
+    b = train_run(dataclasses.replace(run, train={**run.train, "steps": 24, "checkpoint_every": 5, "log_every": 3}),
                   tmp_path / "b", progress=False)
-    wa = runfolder.load_model(tmp_path / "a", run["id"])["model"]
-    wb = runfolder.load_model(tmp_path / "b", run["id"])["model"]
+    wa = runfolder.load_model(tmp_path / "a", run.id)["model"]
+    wb = runfolder.load_model(tmp_path / "b", run.id)["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert a["final_loss"] == b["final_loss"]
 
@@ -181,7 +182,7 @@ FAULTS = {
 def test_a_bad_file_is_a_one_line_error_naming_it(tiny, copy_of, name, fault):
     runs_dir, folder = copy_of
     run = tiny["run"]
-    target = folder / (runfolder.eval_name(run["eval_id"]) if name == "eval" else name)
+    target = folder / (runfolder.eval_name(run.eval_id) if name == "eval" else name)
     FAULTS[fault](target)
     before = snapshot(runs_dir)
     spec = str(tiny["spec"])
@@ -191,13 +192,13 @@ def test_a_bad_file_is_a_one_line_error_naming_it(tiny, copy_of, name, fault):
     elif name == "checkpoint.pt":
         (folder / "status.json").unlink()  # a run killed mid-training: it resumes from the checkpoint
         before = snapshot(runs_dir)
-        commands = [("train", spec, "--run", run["id"], "--out", str(folder), "--no-progress")]
+        commands = [("train", spec, "--run", run.id, "--out", str(folder), "--no-progress")]
     else:
-        commands = [("eval", spec, "--run", run["id"], "--run-dir", str(folder), "--out", str(folder / "e.json"),
+        commands = [("eval", spec, "--run", run.id, "--run-dir", str(folder), "--out", str(folder / "e.json"),
                      "--no-progress"),
-                    ("train", spec, "--run", run["id"], "--out", str(folder), "--no-progress")]
+                    ("train", spec, "--run", run.id, "--out", str(folder), "--no-progress")]
     if name == "status.json":
-        commands.append(("train", spec, "--run", run["id"], "--out", str(folder), "--no-progress"))
+        commands.append(("train", spec, "--run", run.id, "--out", str(folder), "--no-progress"))
     for command in commands:
         out = icl(*command)
         one_line_error(out, str(target))
@@ -206,7 +207,7 @@ def test_a_bad_file_is_a_one_line_error_naming_it(tiny, copy_of, name, fault):
 
 def test_eval_json_holding_an_empty_object_is_an_error_not_not_evaluated(tiny, copy_of):
     runs_dir, folder = copy_of
-    target = folder / runfolder.eval_name(tiny["run"]["eval_id"])
+    target = folder / runfolder.eval_name(tiny["run"].eval_id)
     target.write_text("{}")
     with pytest.raises(runfolder.RunFolderError, match="'state' is None"):
         study_progress(tiny["runs"], runs_dir)
@@ -261,21 +262,21 @@ def _long_spec(tmp_path: Path, tiny_spec: str) -> tuple[Path, dict]:
     spec = tmp_path / "long.icl"
     spec.write_text(tiny_spec.replace("steps = 8 ", "steps = 100000 ").replace("checkpoint_every = 4",
                                                                            "checkpoint_every = 50"))
-    run = next(r for r in runs_of([spec]) if r["model"] == "transformer" and r["task"] == "linear_regression")
+    run = next(r for r in runs_of([spec]) if r.model == "transformer" and r.task == "linear_regression")
     return spec, run
 
 
 @pytest.mark.slow
 def test_two_trainers_of_one_run_the_second_refuses_and_a_killed_ones_lock_is_taken_over(tmp_path, tiny_spec):
     spec, run = _long_spec(tmp_path, tiny_spec)
-    folder = tmp_path / "runs" / run["id"]
-    first = _start("train", str(spec), "--run", run["id"], "--out", str(folder), "--no-progress")
+    folder = tmp_path / "runs" / run.id
+    first = _start("train", str(spec), "--run", run.id, "--out", str(folder), "--no-progress")
     try:
         _wait_for(folder / "checkpoint.pt", first)
-        second = icl("train", str(spec), "--run", run["id"], "--out", str(folder), "--no-progress")
+        second = icl("train", str(spec), "--run", run.id, "--out", str(folder), "--no-progress")
         one_line_error(second, str(folder / ".lock"))
         assert f"pid {first.pid}" in second.stderr and "training" in second.stderr
-        evaluating = icl("eval", str(spec), "--run", run["id"], "--run-dir", str(folder),
+        evaluating = icl("eval", str(spec), "--run", run.id, "--run-dir", str(folder),
                          "--out", str(folder / "e.json"), "--no-progress")
         one_line_error(evaluating, str(folder / ".lock"))
     finally:
@@ -283,11 +284,11 @@ def test_two_trainers_of_one_run_the_second_refuses_and_a_killed_ones_lock_is_ta
         first.wait()
     # The killed trainer left its lock file; the OS dropped its lock: the next trainer goes on.
     assert (folder / ".lock").exists() and not (folder / "status.json").exists()
-    step = runfolder.load_checkpoint(folder, run["id"])["step"]
-    out = icl("train", str(spec), "--run", run["id"], "--out", str(folder), "--no-progress", "--max-steps",
+    step = runfolder.load_checkpoint(folder, run.id)["step"]
+    out = icl("train", str(spec), "--run", run.id, "--out", str(folder), "--no-progress", "--max-steps",
               str(step + 50), "--force")
     assert out.returncode == 0, out.stderr
-    status = runfolder.read_status(folder, run["id"])
+    status = runfolder.read_status(folder, run.id)
     assert status.data["resumed_from"] == step
     assert not (folder / ".lock").exists()
     steps = [e["step"] for e in runfolder.read_metrics(folder)]
@@ -298,13 +299,13 @@ def test_two_trainers_of_one_run_the_second_refuses_and_a_killed_ones_lock_is_ta
 def test_kill_9_during_evaluation_keeps_the_old_evaluation(tiny, copy_of):
     runs_dir, folder = copy_of
     run = tiny["run"]
-    target = folder / runfolder.eval_name(run["eval_id"])
+    target = folder / runfolder.eval_name(run.eval_id)
     # Many prompts: an evaluation long enough to be killed in the middle. An override of the
     # spec's prompts may not write the spec's evaluation file, so it replaces an older override.
     override = folder / "eval-override.json"
     override.write_bytes(target.read_bytes())
     before = snapshot(runs_dir)
-    proc = _start("eval", str(tiny["spec"]), "--run", run["id"], "--run-dir", str(folder), "--out", str(override),
+    proc = _start("eval", str(tiny["spec"]), "--run", run.id, "--run-dir", str(folder), "--out", str(override),
                   "--prompts", "200000", "--no-progress")
     _wait_for(folder / ".lock", proc)
     time.sleep(1.0)
@@ -313,10 +314,10 @@ def test_kill_9_during_evaluation_keeps_the_old_evaluation(tiny, copy_of):
     proc.wait()
     assert (folder / ".lock").exists()  # left by the killed process; its lock went with it
     assert snapshot(runs_dir) == before
-    out = icl("eval", str(tiny["spec"]), "--run", run["id"], "--run-dir", str(folder), "--out", str(target),
+    out = icl("eval", str(tiny["spec"]), "--run", run.id, "--run-dir", str(folder), "--out", str(target),
               "--no-progress")
     assert out.returncode == 0, out.stderr
-    old, new = json.loads(before[f"{run['id']}/{target.name}"]), json.loads(target.read_text())
+    old, new = json.loads(before[f"{run.id}/{target.name}"]), json.loads(target.read_text())
     for key in ("model", "baselines", "summary", "positions", "trained_steps"):
         assert old[key] == new[key], key
 

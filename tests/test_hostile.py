@@ -79,7 +79,7 @@ def test_a_chain_within_the_limit_still_merges(write_spec):
     text = 'model m0 { layers = "M" width = 8 }\n' + "".join(
         f"model m{i} extends m{i - 1} {{}}\n" for i in range(1, 20)) + 'experiment e { models = [m19] tasks = [sparse_parity] }\n'
     (run,) = runs_of([write_spec("chain.icl", text)])
-    assert run["model_config"]["width"] == 8
+    assert run.model_config["width"] == 8
 
 
 def test_a_five_thousand_digit_number_is_a_length_error(write_spec):
@@ -281,7 +281,7 @@ def test_cr_only_line_endings_are_lines(write_spec):
     lf = runs_of([write_spec("lf.icl", text)])
     cr = runs_of([write_spec("cr.icl", text.replace("\n", "\r"))])
     crlf = runs_of([write_spec("crlf.icl", text.replace("\n", "\r\n"))])
-    assert len(lf) == 1 and [r["id"] for r in cr] == [r["id"] for r in crlf] == [r["id"] for r in lf]
+    assert len(lf) == 1 and [r.id for r in cr] == [r.id for r in crlf] == [r.id for r in lf]
     err = error_of(write_spec("bad.icl", "model m {\r  width = 16\r  d_stat = 1\r}\r"))
     assert (err.where.line, err.where.col) == (3, 3)
 
@@ -450,7 +450,8 @@ def _table(tmp_path, runs) -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_run():
-    return runs_of([ROOT / "specs" / "smoke" / "study.icl"])[0]
+    """The first run of the smoke study, as a JSON object of a run table (`icl runs --json`)."""
+    return runs_of([ROOT / "specs" / "smoke" / "study.icl"])[0].to_dict()
 
 
 @pytest.mark.parametrize("edit,message", [

@@ -284,12 +284,12 @@ def test_mamba_pack_with_triton_follows_lone_runs(poisoned_buffers, tmp_path, me
     runs = [member("00000000000a", seed=0, backend="triton", steps=4, batch=4, device=DEVICE, precision="fp32"),
             member("00000000000b", seed=1, backend="triton", steps=4, batch=4, lr=3e-3, device=DEVICE, precision="fp32")]
     for run in runs:
-        run["model_config"].update(layers="M M", positions="none")
-    statuses = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
+        run.model_config.update(layers="M M", positions="none")
+    statuses = train_pack(runs, [tmp_path / "pack" / r.id for r in runs], progress=False)
     train_alone(runs, tmp_path)
     for run, status in zip(runs, statuses):
         assert status["pack"]["mode"] == "stacked" and status["backend"] == "triton"
-        assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"])
+        assert_same_curve(tmp_path / "pack" / run.id, tmp_path / "alone" / run.id)
 
 
 # The fused causal convolution + SiLU of the Mamba blocks (kernels/causal_conv.py) against

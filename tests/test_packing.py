@@ -33,29 +33,29 @@ def test_packed_runs_follow_their_lone_curves(tmp_path, layers, member, assert_s
             member("00000000000c", seed=0, lr=3e-3),
             member("00000000000d", seed=2, clip=0.05)]  # clipped every step: clipping is per run
     for run in runs:
-        run["model_config"]["layers"] = layers
+        run.model_config["layers"] = layers
         if "A" not in layers.split():
             # as in the study's SSM models; also, the last token's position embedding has a true
             # gradient of zero (no loss term sees it), but an FFT convolution's rounding leaks
             # a little to it, which Adam turns into lr-sized steps that differ packed and alone
-            run["model_config"]["positions"] = "none"
-    statuses = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
+            run.model_config["positions"] = "none"
+    statuses = train_pack(runs, [tmp_path / "pack" / r.id for r in runs], progress=False)
     train_alone(runs, tmp_path)
     for run, status in zip(runs, statuses):
         assert status["state"] == "done" and status["step"] == 24
-        assert status["pack"] == {"runs": [r["id"] for r in runs], "mode": "stacked"}
-        assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"])
+        assert status["pack"] == {"runs": [r.id for r in runs], "mode": "stacked"}
+        assert_same_curve(tmp_path / "pack" / run.id, tmp_path / "alone" / run.id)
     # the clipped run really was clipped, and the seeds and learning rates mattered
     clipped = metrics(tmp_path / "pack" / "00000000000d")
     assert all(m["grad_norm"] > 0.05 for m in clipped)
-    w = {r["id"]: load_weights(tmp_path / "pack" / r["id"]) for r in runs}
+    w = {r.id: load_weights(tmp_path / "pack" / r.id) for r in runs}
     for a, b in [("00000000000a", "00000000000b"), ("00000000000a", "00000000000c")]:
         assert any(not torch.allclose(w[a][k], w[b][k]) for k in w[a])
 
 
 def test_packed_outputs_have_the_lone_layout(tmp_path, member):
     runs = [member("00000000000a"), member("00000000000b", seed=1)]
-    packed = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
+    packed = train_pack(runs, [tmp_path / "pack" / r.id for r in runs], progress=False)
     alone = train_run(runs[0], tmp_path / "alone", progress=False)
     folder = tmp_path / "pack" / "00000000000a"
     assert set(os.listdir(folder)) == set(os.listdir(tmp_path / "alone"))
@@ -67,33 +67,33 @@ def test_packed_outputs_have_the_lone_layout(tmp_path, member):
     assert pc.keys() == ac.keys() and pc["step"] == ac["step"] == 24
     assert pc["optimizer"]["param_groups"][0].keys() == ac["optimizer"]["param_groups"][0].keys()
     # training again is a no-op: every member is done
-    assert train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False) == packed
+    assert train_pack(runs, [tmp_path / "pack" / r.id for r in runs], progress=False) == packed
 
 
 def test_dropout_packs_loop_with_each_runs_own_masks(tmp_path, member, assert_same_curve, train_alone):
     runs = [member("00000000000a", dropout=0.1), member("00000000000b", seed=1, dropout=0.1)]
-    statuses = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
+    statuses = train_pack(runs, [tmp_path / "pack" / r.id for r in runs], progress=False)
     train_alone(runs, tmp_path)
     for run, status in zip(runs, statuses):
         assert status["pack"]["mode"] == "loop"
-        assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"], exact=True)
+        assert_same_curve(tmp_path / "pack" / run.id, tmp_path / "alone" / run.id, exact=True)
 
 
 def test_forced_loop_mode_matches_stacked(tmp_path, monkeypatch, member, assert_same_curve):
     runs = [member("00000000000a"), member("00000000000b", seed=1)]
-    train_pack(runs, [tmp_path / "stacked" / r["id"] for r in runs], progress=False)
+    train_pack(runs, [tmp_path / "stacked" / r.id for r in runs], progress=False)
     monkeypatch.setenv("ICL_PACK_MODE", "loop")
-    statuses = train_pack(runs, [tmp_path / "loop" / r["id"] for r in runs], progress=False)
+    statuses = train_pack(runs, [tmp_path / "loop" / r.id for r in runs], progress=False)
     assert [s["pack"]["mode"] for s in statuses] == ["loop", "loop"]
     for run in runs:
-        assert_same_curve(tmp_path / "stacked" / run["id"], tmp_path / "loop" / run["id"])
+        assert_same_curve(tmp_path / "stacked" / run.id, tmp_path / "loop" / run.id)
 
 
 def test_one_diverging_run_stops_alone(tmp_path, member, assert_same_curve, train_alone):
     runs = [member("00000000000a", steps=40, checkpoint_every=100),
             member("00000000000b", lr=1e30, steps=40, checkpoint_every=100),
             member("00000000000c", seed=1, steps=40, checkpoint_every=100)]
-    statuses = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
+    statuses = train_pack(runs, [tmp_path / "pack" / r.id for r in runs], progress=False)
     assert [s["state"] for s in statuses] == ["done", "diverged", "done"]
     bad = tmp_path / "pack" / "00000000000b"
     assert "diverged" in statuses[1]["message"] and 0 <= statuses[1]["step"] < 40
@@ -102,28 +102,28 @@ def test_one_diverging_run_stops_alone(tmp_path, member, assert_same_curve, trai
     assert lone_bad["step"] == statuses[1]["step"] and lone_bad["message"] == statuses[1]["message"]
     train_alone([runs[0], runs[2]], tmp_path)
     for run in (runs[0], runs[2]):
-        assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"])
+        assert_same_curve(tmp_path / "pack" / run.id, tmp_path / "alone" / run.id)
 
 
 def test_members_resume_from_different_steps(tmp_path, member, assert_same_curve, train_alone):
     """A pack whose runs were checkpointed at different steps (or trained alone) takes each
     up from its own checkpoint and ends on its lone curve."""
     runs = [member("00000000000a"), member("00000000000b", seed=1), member("00000000000c", seed=2)]
-    dirs = [tmp_path / "pack" / r["id"] for r in runs]
+    dirs = [tmp_path / "pack" / r.id for r in runs]
     train_run(runs[0], dirs[0], max_steps=16, progress=False)
     train_run(runs[1], dirs[1], max_steps=8, progress=False)
     statuses = train_pack(runs, dirs, progress=False)
     assert [s["resumed_from"] for s in statuses] == [16, 8, 0]
     train_alone(runs, tmp_path)
     for run, folder in zip(runs, dirs):
-        assert_same_curve(folder, tmp_path / "alone" / run["id"])
+        assert_same_curve(folder, tmp_path / "alone" / run.id)
         assert [m["step"] for m in metrics(folder)] == [4, 8, 12, 16, 20, 24]
 
 
 def test_killed_pack_resumes_exactly(tmp_path, member, load_weights, assert_same_weights):
     runs = [member("00000000000a", steps=400, checkpoint_every=10, log_every=3),
             member("00000000000b", seed=1, lr=2e-3, steps=400, checkpoint_every=10, log_every=3)]
-    (tmp_path / "runs.json").write_text(json.dumps(runs))
+    (tmp_path / "runs.json").write_text(json.dumps([r.to_dict() for r in runs]))
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "icl.cli", "train", str(tmp_path / "runs.json"),
                              "--run", "00000000000a", "--run", "00000000000b",
@@ -138,10 +138,10 @@ def test_killed_pack_resumes_exactly(tmp_path, member, load_weights, assert_same
     proc.wait()
     assert not list(killed.glob("*/status.json")), "the pack finished before it was killed"
 
-    dirs = [killed / r["id"] for r in runs]
+    dirs = [killed / r.id for r in runs]
     resumed = train_pack(runs, dirs, progress=False)
     assert all(s["state"] == "done" and s["resumed_from"] >= 10 for s in resumed)
-    whole = [tmp_path / "whole" / r["id"] for r in runs]
+    whole = [tmp_path / "whole" / r.id for r in runs]
     train_pack(runs, whole, progress=False)
     for a, b in zip(whole, dirs):
         assert_same_weights(load_weights(a), load_weights(b))
@@ -155,7 +155,7 @@ def test_only_seed_lr_clip_and_weight_decay_may_differ(member):
     others = [member("00000000000b", seed=3, lr=1e-2, clip=1.0, weight_decay=0.1)]
     check_pack([base, *others])
     wider = member("00000000000c")
-    wider["model_config"]["width"] = 32
+    wider.model_config["width"] = 32
     longer = member("00000000000d", steps=48)
     with pytest.raises(RunError, match="cannot be packed: their model_config differ"):
         check_pack([base, wider])
@@ -169,10 +169,10 @@ def test_only_seed_lr_clip_and_weight_decay_may_differ(member):
 def test_group_runs_packs_compatible_runs(member):
     runs = [member(f"00000000000{i}", seed=i) for i in range(5)]
     wider = member("0000000000ff")
-    wider["model_config"]["width"] = 32
+    wider.model_config["width"] = 32
     packs = group_runs([wider, *reversed(runs)], size=2)
     assert sorted(len(p) for p in packs) == [1, 1, 2, 2]
-    assert {r["id"] for p in packs for r in p} == {r["id"] for r in runs} | {"0000000000ff"}
+    assert {r.id for p in packs for r in p} == {r.id for r in runs} | {"0000000000ff"}
     assert all(len({pack_key(r) for r in p}) == 1 for p in packs)
     assert group_runs(runs, size=2) == group_runs(list(reversed(runs)), size=2)  # stable
     with pytest.raises(RunError, match="pack size"):
@@ -293,15 +293,15 @@ def graphs_on_cpu(monkeypatch):
 
 def test_graph_steps_recapture_per_curriculum_stage(tmp_path, graphs_on_cpu, member, assert_same_curve, load_weights, assert_same_weights, train_alone):
     runs = [member("00000000000a"), member("00000000000b", seed=1)]
-    graphed = train_pack(runs, [tmp_path / "graph" / r["id"] for r in runs], progress=False)
+    graphed = train_pack(runs, [tmp_path / "graph" / r.id for r in runs], progress=False)
     # stages of make_run's curriculum: steps 0-3, 4-7, 8-11, 12-23; 3 eager warm-up steps each
     assert graphed[0]["cuda_graphs"] == {"on": True, "captures": 4, "replays": 1 + 1 + 1 + 9}
     train_alone(runs, tmp_path)
     for run in runs:
-        assert_same_curve(tmp_path / "graph" / run["id"], tmp_path / "alone" / run["id"])
+        assert_same_curve(tmp_path / "graph" / run.id, tmp_path / "alone" / run.id)
     lone = train_run(runs[0], tmp_path / "lone_graph", progress=False)
     assert lone["cuda_graphs"]["captures"] == 4 and "pack" not in lone
-    assert_same_weights(load_weights(tmp_path / "lone_graph"), load_weights(tmp_path / "alone" / runs[0]["id"]))
+    assert_same_weights(load_weights(tmp_path / "lone_graph"), load_weights(tmp_path / "alone" / runs[0].id))
 
 
 def test_failed_capture_falls_back_with_one_line(tmp_path, graphs_on_cpu, monkeypatch, capsys, member, load_weights, assert_same_weights):
@@ -323,16 +323,16 @@ def test_cuda_graph_training_matches_eager(tmp_path, monkeypatch, layers, member
     scan runs the pack as one grouped call inside the graph)."""
     runs = [member("00000000000a", device="cuda", log_every=1), member("00000000000b", seed=1, device="cuda", log_every=1)]
     for run in runs:
-        run["model_config"]["layers"] = layers
-        run["train"]["precision"] = "fp32"  # TF32 products would differ between the two by more than fp32 rounding
+        run.model_config["layers"] = layers
+        run.train["precision"] = "fp32"  # TF32 products would differ between the two by more than fp32 rounding
     monkeypatch.setenv("ICL_CUDA_GRAPHS", "0")
     for run in runs:
-        train_run(run, tmp_path / "eager" / run["id"], progress=False)
+        train_run(run, tmp_path / "eager" / run.id, progress=False)
     monkeypatch.setenv("ICL_CUDA_GRAPHS", "1")
-    statuses = train_pack(runs, [tmp_path / "graph" / r["id"] for r in runs], progress=False)
+    statuses = train_pack(runs, [tmp_path / "graph" / r.id for r in runs], progress=False)
     assert statuses[0]["cuda_graphs"] == {"on": True, "captures": 4, "replays": 12}
     for run in runs:
-        assert_same_curve(tmp_path / "graph" / run["id"], tmp_path / "eager" / run["id"], drift=True)
+        assert_same_curve(tmp_path / "graph" / run.id, tmp_path / "eager" / run.id, drift=True)
 
 
 @pytest.mark.gpu
@@ -346,14 +346,14 @@ def test_pack_of_three_matches_lone_runs_on_the_gpu(tmp_path, layers, member, as
             member("00000000000b", seed=1, lr=1e30, device="cuda", steps=50, checkpoint_every=100, log_every=1),
             member("00000000000c", seed=2, lr=3e-3, device="cuda", steps=50, checkpoint_every=100, log_every=1)]
     for run in runs:
-        run["model_config"]["layers"] = layers
-        run["train"]["precision"] = "fp32"  # TF32 products round differently packed and alone
+        run.model_config["layers"] = layers
+        run.train["precision"] = "fp32"  # TF32 products round differently packed and alone
         if "A" not in layers.split():
-            run["model_config"]["positions"] = "none"  # see test_packed_runs_follow_their_lone_curves
-    statuses = train_pack(runs, [tmp_path / "pack" / r["id"] for r in runs], progress=False)
+            run.model_config["positions"] = "none"  # see test_packed_runs_follow_their_lone_curves
+    statuses = train_pack(runs, [tmp_path / "pack" / r.id for r in runs], progress=False)
     assert [s["state"] for s in statuses] == ["done", "diverged", "done"]
     lone_bad = train_run(runs[1], tmp_path / "alone_bad", progress=False)
     assert (lone_bad["state"], lone_bad["step"]) == ("diverged", statuses[1]["step"])
     train_alone([runs[0], runs[2]], tmp_path)
     for run in (runs[0], runs[2]):
-        assert_same_curve(tmp_path / "pack" / run["id"], tmp_path / "alone" / run["id"], drift=True)
+        assert_same_curve(tmp_path / "pack" / run.id, tmp_path / "alone" / run.id, drift=True)

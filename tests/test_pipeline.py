@@ -30,9 +30,9 @@ def pretend_built(run_snakemake):
         assert out.returncode == 0, out.stderr
         runs = runs_of([spec])
         stages = [
-            [workdir / "runs" / r["id"] / "status.json" for r in runs],
-            [workdir / "runs" / r["id"] / f"eval-{r['eval_id']}.json" for r in runs],
-            [workdir / "results" / "plots" / f"{t}.{ext}" for t in {r["task"] for r in runs}
+            [workdir / "runs" / r.id / "status.json" for r in runs],
+            [workdir / "runs" / r.id / f"eval-{r.eval_id}.json" for r in runs],
+            [workdir / "results" / "plots" / f"{t}.{ext}" for t in {r.task for r in runs}
              for ext in ("png", "svg", "pdf")],
             [workdir / "results" / name for name in ("report.html", "report.md", "table1.json", "table1.csv",
                                                       "table1.tex", "metrics/runs.csv", "metrics/training.csv")],
@@ -67,12 +67,12 @@ def test_one_line_edit_reruns_exactly_what_it_changes(smoke_copy, run_snakemake,
     models.write_text(models.read_text().replace('layers = "M*4"', 'layers = "M*3"'))
     out = run_snakemake(workdir, study, "-n")
     assert out.returncode == 0, out.stderr
-    changed = [r for r in before if r["model"] == "mamba"]
+    changed = [r for r in before if r.model == "mamba"]
     assert job_counts(out.stdout + out.stderr) == {"train": len(changed), "evaluate": len(changed), "plot": 9,
                                       "report": 1, "all": 1}
     after = runs_of([study])
-    new_ids = {r["id"] for r in after} - {r["id"] for r in before}
-    assert {r["model"] for r in after if r["id"] in new_ids} == {"mamba"}
+    new_ids = {r.id for r in after} - {r.id for r in before}
+    assert {r.model for r in after if r.id in new_ids} == {"mamba"}
     for run_id in new_ids:
         assert f"runs/{run_id}/status.json" in out.stdout + out.stderr
 
@@ -196,12 +196,12 @@ def test_committed_results_in_a_fresh_clone_are_not_reevaluated(smoke_copy, run_
     study = specs / "study.icl"
     runs = runs_of([study])
     for r in runs:  # every status.json an hour newer than its evaluation: a stale look
-        folder = workdir / "runs" / r["id"]
+        folder = workdir / "runs" / r.id
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"eval-{r['eval_id']}.json").write_text("{}")
+        (folder / f"eval-{r.eval_id}.json").write_text("{}")
         (folder / "status.json").write_text("{}")
         now = time.time()
-        os.utime(folder / f"eval-{r['eval_id']}.json", (now - 3600, now - 3600))
+        os.utime(folder / f"eval-{r.eval_id}.json", (now - 3600, now - 3600))
     assert not (workdir / ".snakemake").exists()
     out = run_snakemake(workdir, study, "-n")
     assert out.returncode == 0, out.stderr
@@ -210,7 +210,7 @@ def test_committed_results_in_a_fresh_clone_are_not_reevaluated(smoke_copy, run_
     assert counts.get("report") == 1  # the report is still drawn, from the evaluations
 
     # A training forced in this invocation is evaluated again, weights here or not.
-    status = workdir / "runs" / runs[0]["id"] / "status.json"
+    status = workdir / "runs" / runs[0].id / "status.json"
     for forced in (str(status), "train"):
         out = run_snakemake(workdir, study, "-n", "--forcerun", forced)
         assert out.returncode == 0, out.stderr

@@ -31,32 +31,32 @@ experiment e {
 def test_paper_study_is_the_full_matrix_with_the_released_parameter_counts():
     runs = runs_of([PAPER])
     assert len(runs) == 9 * 6
-    assert {r["task"] for r in runs} == {
+    assert {r.task for r in runs} == {
         "linear_regression", "sparse_linear_regression", "relu_2nn_regression", "decision_tree",
         "orthogonal_outlier_regression", "many_outlier_regression", "sparse_parity", "chain_of_thought",
         "vector_mqar"}
     for r in runs:
-        if r["task"] == "linear_regression":
-            assert abs(r["params"] - PAPER_PARAMS[r["model"]]) / PAPER_PARAMS[r["model"]] < 0.03, r["model"]
-    lr = {r["task"]: r["train"]["lr"] for r in runs}
+        if r.task == "linear_regression":
+            assert abs(r.params - PAPER_PARAMS[r.model]) / PAPER_PARAMS[r.model] < 0.03, r.model
+    lr = {r.task: r.train["lr"] for r in runs}
     assert lr["decision_tree"] == lr["sparse_parity"] == 4e-4 and lr["vector_mqar"] == 2e-4
     assert lr["linear_regression"] == 1e-4
-    mqar = next(r for r in runs if r["task"] == "vector_mqar")
-    assert mqar["train"]["clip"] == 100 and mqar["eval"]["prompts"] == 12800
-    many = next(r for r in runs if r["task"] == "many_outlier_regression")
-    assert many["train"]["steps"] == 1_000_000
-    assert many["task_config"]["curriculum"]["points"] == {"start": 12, "end": 512, "inc": 2, "interval": 200}
-    mf = next(r for r in runs if r["model"] == "mambaformer")
-    assert mf["layers"].split().count("M") == 13 and mf["model_config"]["positions"] == "none"
+    mqar = next(r for r in runs if r.task == "vector_mqar")
+    assert mqar.train["clip"] == 100 and mqar.eval["prompts"] == 12800
+    many = next(r for r in runs if r.task == "many_outlier_regression")
+    assert many.train["steps"] == 1_000_000
+    assert many.task_config["curriculum"]["points"] == {"start": 12, "end": 512, "inc": 2, "interval": 200}
+    mf = next(r for r in runs if r.model == "mambaformer")
+    assert mf.layers.split().count("M") == 13 and mf.model_config["positions"] == "none"
 
 
 def test_sweeps_times_seeds(write_spec):
     runs = runs_of([write_spec("s.icl", BASE)])
     assert len(runs) == 2 * 2 * 2
-    assert sorted({(r["model"], r["sweep"]["train.lr"], r["seed"]) for r in runs}) == sorted(
+    assert sorted({(r.model, r.sweep["train.lr"], r.seed) for r in runs}) == sorted(
         (m, lr, s) for m in ("mamba", "hybrid") for lr in (1e-3, 1e-4) for s in (0, 1))
-    assert len({r["id"] for r in runs}) == 8
-    assert all(r["layers"] == "M A M" for r in runs if r["model"] == "hybrid")
+    assert len({r.id for r in runs}) == 8
+    assert all(r.layers == "M A M" for r in runs if r.model == "hybrid")
 
 
 def test_ids_ignore_formatting_comments_and_explicit_defaults(write_spec):
@@ -64,7 +64,7 @@ def test_ids_ignore_formatting_comments_and_explicit_defaults(write_spec):
     reformatted = format_spec(parse_file(write_spec("b.icl", BASE)))
     b = runs_of([write_spec("b.icl", "# a comment\n" + reformatted)])
     c = runs_of([write_spec("c.icl", BASE.replace('width = 16 }', 'width = 16 d_state = 16 positions = none }'))])
-    assert [r["id"] for r in a] == [r["id"] for r in b] == [r["id"] for r in c]
+    assert [r.id for r in a] == [r.id for r in b] == [r.id for r in c]
 
 
 def test_one_line_edit_changes_exactly_its_runs(write_spec):
@@ -72,7 +72,7 @@ def test_one_line_edit_changes_exactly_its_runs(write_spec):
     b = runs_of([write_spec("b.icl", BASE.replace('layers = "M*2"', 'layers = "M*3"'))])
     d = diff_runs(a, b)
     assert not d.added and not d.removed and d.unchanged == 4
-    assert {new["model"] for _, new, _ in d.changed} == {"mamba"} and len(d.changed) == 4
+    assert {new.model for _, new, _ in d.changed} == {"mamba"} and len(d.changed) == 4
     assert all("model_config.layers: M M -> M M M" in what for _, _, what in d.changed)
 
 
@@ -81,10 +81,10 @@ def test_position_init_std_changes_the_id_only_where_it_changes_the_weights(writ
     a = runs_of([write_spec("a.icl", learned)])
     same = runs_of([write_spec("b.icl", learned.replace("positions = learned", "positions = learned positions_init_std = 0.02"))])
     other = runs_of([write_spec("c.icl", learned.replace("positions = learned", "positions = learned positions_init_std = 1.0"))])
-    assert [r["id"] for r in a] == [r["id"] for r in same]
-    changed = {new["model"] for old, new in zip(a, other) if old["id"] != new["id"]}
+    assert [r.id for r in a] == [r.id for r in same]
+    changed = {new.model for old, new in zip(a, other) if old.id != new.id}
     assert changed == {"hybrid"}
-    assert all(r["model_config"]["positions_init_std"] == 1.0 for r in other if r["model"] == "hybrid")
+    assert all(r.model_config["positions_init_std"] == 1.0 for r in other if r.model == "hybrid")
 
 
 def test_position_init_std_without_positions_is_an_error(write_spec):
@@ -113,16 +113,16 @@ def test_a_model_error_points_at_the_line_that_makes_it(write_spec, parent, chil
 def test_eval_change_keeps_training_id(write_spec):
     a = runs_of([write_spec("a.icl", BASE)])
     b = runs_of([write_spec("b.icl", BASE.replace("seeds = [0, 1] }", "seeds = [0, 1] }\n  eval { prompts = 99 }"))])
-    assert [r["id"] for r in a] == [r["id"] for r in b]
-    assert all(x["eval_id"] != y["eval_id"] for x, y in zip(a, b))
+    assert [r.id for r in a] == [r.id for r in b]
+    assert all(x.eval_id != y.eval_id for x, y in zip(a, b))
 
 
 def test_parameter_budget_picks_a_width_within_two_percent(write_spec):
     spec = write_spec("p.icl", 'model m { layers = "M*4" params = 200k }\n'
                                'experiment e { models = [m] tasks = [linear_regression] }\n')
     (run,) = runs_of([spec])
-    assert abs(run["params"] - 200_000) / 200_000 <= 0.02
-    assert run["model_config"]["width"] > 0
+    assert abs(run.params - 200_000) / 200_000 <= 0.02
+    assert run.model_config["width"] > 0
 
 
 def test_extends_and_presets_merge_in_order(write_spec):
@@ -134,9 +134,9 @@ experiment a { models = [wide] tasks = [sparse_parity] train extends fast { step
 experiment b extends a { train { batch = 4 } }
 ''')
     a, b = runs_of([spec])
-    assert a["model_config"]["width"] == 32 and a["model_config"]["d_state"] == 8
-    assert (a["train"]["steps"], a["train"]["lr"], a["train"]["batch"]) == (7, 1e-2, 64)
-    assert (b["train"]["steps"], b["train"]["batch"]) == (7, 4)
+    assert a.model_config["width"] == 32 and a.model_config["d_state"] == 8
+    assert (a.train["steps"], a.train["lr"], a.train["batch"]) == (7, 1e-2, 64)
+    assert (b.train["steps"], b.train["batch"]) == (7, 4)
 
 
 def test_imports_resolve_relative_to_the_importing_file(tmp_path):
@@ -145,7 +145,7 @@ def test_imports_resolve_relative_to_the_importing_file(tmp_path):
     (tmp_path / "study.icl").write_text('import "lib/models.icl"\n'
                                         'experiment e { models = [m] tasks = [decision_tree] }\n')
     (run,) = runs_of([tmp_path / "study.icl"])
-    assert run["layers"] == "S" and run["task_config"]["depth"] == 4
+    assert run.layers == "S" and run.task_config["depth"] == 4
 
 
 def test_a_file_imported_twice_by_different_paths_is_loaded_once(tmp_path):
@@ -155,11 +155,11 @@ def test_a_file_imported_twice_by_different_paths_is_loaded_once(tmp_path):
     (tmp_path / "study.icl").write_text('import "lib/models.icl"\nimport "lib/../lib/more.icl"\n'
                                         'experiment e { models = [m] tasks = [sparse_parity] }\n')
     (run,) = runs_of([tmp_path / "study.icl"])
-    assert run["model"] == "m"
+    assert run.model == "m"
 
 
 def test_precision_is_part_of_the_run_id(write_spec):
     tf32 = runs_of([write_spec("a.icl", BASE)])
     bf16 = runs_of([write_spec("b.icl", BASE.replace("seeds = [0, 1] }", "seeds = [0, 1] precision = bf16 }"))])
-    assert {r["train"]["precision"] for r in tf32} == {"tf32"} and len(tf32) == len(bf16) == 8
-    assert all(x["id"] != y["id"] for x, y in zip(tf32, bf16))
+    assert {r.train["precision"] for r in tf32} == {"tf32"} and len(tf32) == len(bf16) == 8
+    assert all(x.id != y.id for x, y in zip(tf32, bf16))

@@ -144,11 +144,11 @@ def test_tiny_study_through_sbatch_matches_a_local_run(cluster, tmp_path, tiny_s
     runs = runs_of([on_slurm / "tiny.icl"])
     assert len(runs) == 4
     for run in runs:
-        here, there = on_slurm / "runs" / run["id"], local / "runs" / run["id"]
-        assert same_weights(here / "model.pt", there / "model.pt"), run["id"]
-        for name in ("status.json", f"eval-{run['eval_id']}.json"):
+        here, there = on_slurm / "runs" / run.id, local / "runs" / run.id
+        assert same_weights(here / "model.pt", there / "model.pt"), run.id
+        for name in ("status.json", f"eval-{run.eval_id}.json"):
             assert without_timings(json.loads((here / name).read_text())) == \
-                without_timings(json.loads((there / name).read_text())), (run["id"], name)
+                without_timings(json.loads((there / name).read_text())), (run.id, name)
     assert json.loads((on_slurm / "results" / "table1.json").read_text()) == \
         json.loads((local / "results" / "table1.json").read_text())
     for name in ("report.html", "plots/linear_regression.png", "plots/sparse_parity.png"):
@@ -159,10 +159,10 @@ def test_cancelled_training_job_is_resubmitted_and_resumes_from_its_checkpoint(c
     spec = tmp_path / "resume.icl"
     spec.write_text(resume_spec)
     [run] = runs_of([spec])
-    run_dir = tmp_path / "runs" / run["id"]
+    run_dir = tmp_path / "runs" / run.id
     # The same run trained without interruption, beside the cluster, for its weights.
     uninterrupted = subprocess.Popen(
-        [str(Path(sys.executable).parent / "icl"), "train", str(spec), "--run", run["id"], "--out",
+        [str(Path(sys.executable).parent / "icl"), "train", str(spec), "--run", run.id, "--out",
          str(tmp_path / "uninterrupted"), "--device", "cpu", "--no-progress"],
         env=cluster.env | {"OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     process = start_snakemake(tmp_path, spec, cluster.env, "--profile", str(PROFILE), *TEST_CLUSTER_ARGS,

@@ -18,7 +18,7 @@ _spec.loader.exec_module(study_cost)
 
 def evaluation(run: dict) -> str:
     """A finished evaluation file of `run`, as icl/runfolder.py reads it (fields empty)."""
-    return json.dumps({"run_id": run["id"], "eval_id": run["eval_id"], "state": "done", "positions": [],
+    return json.dumps({"run_id": run.id, "eval_id": run.eval_id, "state": "done", "positions": [],
                        "model": {"mean": []}, "summary": {}, "baselines": {}, "variants": {}})
 
 def test_runs_dir_counts_only_what_is_still_to_train(tmp_path, capsys, tiny_spec):
@@ -26,17 +26,17 @@ def test_runs_dir_counts_only_what_is_still_to_train(tmp_path, capsys, tiny_spec
     spec.write_text(tiny_spec)
     runs = runs_of([spec])  # 4 runs of 8 steps: mamba and transformer on two tasks
     ms = {"mamba": 3600.0, "transformer": 1800.0}  # x 1000 below: 1 h and 0.5 h a step
-    records = [{"impl": "project", "pack": 1, "precision": "tf32", "arch": a, "task": r["task"],
+    records = [{"impl": "project", "pack": 1, "precision": "tf32", "arch": a, "task": r.task,
                 "ms_per_step": ms[a] * 1000, "device": "test GPU"} for r in runs for a in ms]
     steps = tmp_path / "steps.json"
     steps.write_text(json.dumps(records))
     evaluated, in_progress = runs[0], runs[1]
-    (tmp_path / "runs" / evaluated["id"]).mkdir(parents=True)
-    (tmp_path / "runs" / evaluated["id"] / f"eval-{evaluated['eval_id']}.json").write_text(evaluation(evaluated))
-    (tmp_path / "runs" / in_progress["id"]).mkdir(parents=True)
-    (tmp_path / "runs" / in_progress["id"] / "metrics.jsonl").write_text(json.dumps({"step": 6}) + "\n")
+    (tmp_path / "runs" / evaluated.id).mkdir(parents=True)
+    (tmp_path / "runs" / evaluated.id / f"eval-{evaluated.eval_id}.json").write_text(evaluation(evaluated))
+    (tmp_path / "runs" / in_progress.id).mkdir(parents=True)
+    (tmp_path / "runs" / in_progress.id / "metrics.jsonl").write_text(json.dumps({"step": 6}) + "\n")
 
-    hours = {r["id"]: 8 * ms[r["model"]] / 3600 for r in runs}
+    hours = {r.id: 8 * ms[r.model] / 3600 for r in runs}
     assert study_cost.main(["--spec", str(spec), "--steps", str(steps), "--gpus", "1"]) == 0
     whole = capsys.readouterr().out
     assert f"**4 runs, {sum(hours.values()):.2f} GPU-hours**" in whole
@@ -44,13 +44,13 @@ def test_runs_dir_counts_only_what_is_still_to_train(tmp_path, capsys, tiny_spec
     assert study_cost.main(["--spec", str(spec), "--steps", str(steps), "--gpus", "1",
                             "--runs-dir", str(tmp_path / "runs")]) == 0
     left = capsys.readouterr().out
-    expected = hours[runs[2]["id"]] + hours[runs[3]["id"]] + hours[in_progress["id"]] * 2 / 8
+    expected = hours[runs[2].id] + hours[runs[3].id] + hours[in_progress.id] * 2 / 8
     assert "what is still to train in" in left
     assert f"**3 runs, {expected:.2f} GPU-hours**" in left
 
     for run in runs:  # every run evaluated: no empty tables, a sentence
-        (tmp_path / "runs" / run["id"]).mkdir(parents=True, exist_ok=True)
-        (tmp_path / "runs" / run["id"] / f"eval-{run['eval_id']}.json").write_text(evaluation(run))
+        (tmp_path / "runs" / run.id).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "runs" / run.id / f"eval-{run.eval_id}.json").write_text(evaluation(run))
     assert study_cost.main(["--spec", str(spec), "--steps", str(steps), "--gpus", "1",
                             "--runs-dir", str(tmp_path / "runs")]) == 0
     done = capsys.readouterr().out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import signal
@@ -76,9 +77,7 @@ def test_same_seed_gives_bit_identical_weights(tmp_path, make_run, load_weights,
     second = train_run(copy.deepcopy(run), tmp_path / "b", progress=False)
     assert first["state"] == second["state"] == "done"
     assert_same_weights(load_weights(tmp_path / "a"), load_weights(tmp_path / "b"))
-    other = make_run()
-    other["seed"] = 1
-    other["id"] = "0123456789ac"
+    other = dataclasses.replace(make_run(), seed=1, id="0123456789ac")
     train_run(other, tmp_path / "c", progress=False)
     a, c = load_weights(tmp_path / "a"), load_weights(tmp_path / "c")
     assert any(not torch.equal(a[k], c[k]) for k in a)  # the seed matters
@@ -127,7 +126,7 @@ def test_resume_in_process_and_max_steps(tmp_path, make_run, load_weights, asser
 def test_resume_after_kill_9_gives_identical_weights(tmp_path, make_run, load_weights, assert_same_weights):
     # Long enough that the kill lands mid-run; checkpoints often; dropout on.
     run = make_run(steps=400, checkpoint_every=10, log_every=3)
-    (tmp_path / "run.json").write_text(json.dumps(run))
+    (tmp_path / "run.json").write_text(json.dumps(run.to_dict()))
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONHASHSEED="0")
     proc = subprocess.Popen([sys.executable, "-m", "icl.cli", "train", str(tmp_path / "run.json"),
@@ -185,7 +184,7 @@ def test_nan_at_a_known_step_stops_there(tmp_path, make_run):
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 4
     assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 6 - 6 % 2
     # the CLI entry point exits 0 on a diverged run, so the rest of a study goes on
-    (tmp_path / "run.json").write_text(json.dumps(make_run(lr=1e30, steps=20)))
+    (tmp_path / "run.json").write_text(json.dumps(make_run(lr=1e30, steps=20).to_dict()))
     done = subprocess.run([sys.executable, "-m", "icl.cli", "train", str(tmp_path / "run.json"),
                            "--out", str(tmp_path / "cli"), "--no-progress"], cwd=REPO, capture_output=True,
                           text=True)
@@ -241,8 +240,7 @@ def test_user_errors_are_one_line(tmp_path, make_run):
     assert resolve_device("auto").type in ("cpu", "cuda")
     # a checkpoint of another run is refused, not silently resumed
     train_run(make_run(steps=8), tmp_path / "b", max_steps=4, progress=False)
-    other = make_run(steps=8)
-    other["id"] = "ffffffffffff"
+    other = dataclasses.replace(make_run(steps=8), id="ffffffffffff")
     with pytest.raises(RunFolderError, match="belongs to run 0123456789ab"):
         train_run(other, tmp_path / "b", progress=False)
     bad = subprocess.run([sys.executable, "-m", "icl.cli", "train", str(tmp_path / "missing.json"),
@@ -268,7 +266,7 @@ def test_cuda_run_resumes_exactly(tmp_path, make_run, load_weights, assert_same_
 @pytest.mark.gpu
 def test_cuda_mamba_run_records_the_triton_backend(tmp_path, make_run):
     run = make_run(steps=6, checkpoint_every=3, log_every=3, device="cuda")
-    run["model_config"].update(layers="M M", positions="none")
+    run.model_config.update(layers="M M", positions="none")
     status = train_run(run, tmp_path, progress=False)
     assert status["state"] == "done" and status["backend"] == "triton"
 
@@ -292,7 +290,7 @@ def test_training_claims_its_steps_to_go_and_updates_them(monkeypatch, tmp_path,
     assert claimed == [8] and updates == [4, 0]
     train_run(run, tmp_path / "a", progress=False)  # resumes after step 8
     assert claimed == [8, 16] and updates[2:] == [12, 8, 4, 0]
-    second = dict(run, id="0123456789ac", seed=1)
+    second = dataclasses.replace(run, id="0123456789ac", seed=1)
     train_members([run, second], [tmp_path / "b", tmp_path / "c"], max_steps=12, progress=False)
     (tmp_path / "b" / "metrics.jsonl").write_text('{"step": 20}\n')  # b as if logged further
     train_members([run, second], [tmp_path / "b", tmp_path / "c"], progress=False)

@@ -24,16 +24,17 @@ from typing import Callable
 import torch
 
 from icl.compiler.runs import model_settings
+from icl.run import Run
 
 ENV = "ICL_CUDA_GRAPHS"
 WARMUP_STEPS = 3  # eager steps before a capture: lazy state (optimizer moments, cuBLAS) exists by then
 
 
-def wanted(dev: torch.device, runs: list[dict]) -> bool:
+def wanted(dev: torch.device, runs: list[Run]) -> bool:
     if dev.type != "cuda" or os.environ.get(ENV, "1").strip().lower() in ("0", "off", "false", "no"):
         return False
     if any(float(model_settings(r)["dropout"]) > 0 for r in runs):
-        print(f"cuda graphs off for run {runs[0]['id']}: dropout > 0", file=sys.stderr)
+        print(f"cuda graphs off for run {runs[0].id}: dropout > 0", file=sys.stderr)
         return False
     return True
 

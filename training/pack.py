@@ -20,9 +20,10 @@ from typing import Callable
 
 from icl.training.errors import RunError
 from icl.training.grouping import check_pack
+from icl.run import Run
 
 
-def train_pack(runs: list[dict], out_dirs: list[Path], *, max_steps: int | None = None,
+def train_pack(runs: list[Run], out_dirs: list[Path], *, max_steps: int | None = None,
                device: str | None = None, progress: bool = True,
                model_factory: Callable | None = None) -> list[dict]:
     """Train `runs` together, run i into out_dirs[i] (resuming each from its checkpoint)."""

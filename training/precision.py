@@ -17,9 +17,10 @@ from typing import Iterator
 import torch
 
 from icl.compiler.runs import train_settings
+from icl.run import Run
 
 
-def precision_of(run: dict) -> str:
+def precision_of(run: Run) -> str:
     return str(train_settings(run)["precision"])
 
 

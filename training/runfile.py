@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from icl.training.errors import RunError
+from icl.run import REQUIRED, Run
 
-REQUIRED = ("id", "model_config", "task_config", "train")
 # Keys a run's configs must hold, whatever else they hold (the training loop reads them).
 REQUIRED_IN = {"model_config": ("layers", "width"), "task_config": ("kind",),
                "train": ("steps", "batch", "lr", "clip")}
@@ -21,13 +21,13 @@ MAX_RUN_FILE_BYTES = 200_000_000
 
 
 def load_runs(source: str | list[str], run_ids: list[str] | None = None,
-              eval_id: str | None = None) -> list[dict]:
+              eval_id: str | None = None) -> list[Run]:
     """The runs of `source` named by `run_ids` (ids or unique prefixes; None: a source of one run).
     `source`: a JSON run table, or one or more .icl specs (a study's specs resolve together)."""
     return select_runs(*load_table(source), run_ids, eval_id)
 
 
-def load_table(source: str | list[str]) -> tuple[list[dict], str]:
+def load_table(source: str | list[str]) -> tuple[list[Run], str]:
     """(every run of `source`, the source named for messages): read and resolved once, for
     select_runs to pick from as often as needed."""
     sources = [source] if isinstance(source, (str, Path)) else list(source)
@@ -40,11 +40,11 @@ def load_table(source: str | list[str]) -> tuple[list[dict], str]:
     return runs, ", ".join(map(str, sources))
 
 
-def select_runs(runs: list[dict], source: str, run_ids: list[str] | None = None,
-                eval_id: str | None = None) -> list[dict]:
+def select_runs(runs: list[Run], source: str, run_ids: list[str] | None = None,
+                eval_id: str | None = None) -> list[Run]:
     """The runs of a loaded table named by `run_ids` (as load_runs), of evaluation `eval_id`."""
     if eval_id is not None:
-        runs = [r for r in runs if r.get("eval_id") == eval_id]
+        runs = [r for r in runs if r.eval_id == eval_id]
         if not runs:
             raise RunError(f"{source} has no run with evaluation id '{eval_id}'")
     if run_ids is None:
@@ -54,10 +54,10 @@ def select_runs(runs: list[dict], source: str, run_ids: list[str] | None = None,
     return [_pick(runs, prefix, source) for prefix in run_ids]
 
 
-def _pick(runs: list[dict], prefix: str, source: str) -> dict:
+def _pick(runs: list[Run], prefix: str, source: str) -> Run:
     if not prefix:
         raise RunError("--run needs a run id (or a prefix of one)")
-    hits = {r["id"]: r for r in runs if str(r.get("id", "")).startswith(prefix)}
+    hits = {r.id: r for r in runs if r.id.startswith(prefix)}
     if not hits:
         raise RunError(f"{source} has no run with id '{prefix}'", "list them with: icl check SPEC")
     if len(hits) > 1:
@@ -65,13 +65,13 @@ def _pick(runs: list[dict], prefix: str, source: str) -> dict:
     return next(iter(hits.values()))
 
 
-def _from_specs(sources: list[str]) -> list[dict]:
+def _from_specs(sources: list[str]) -> list[Run]:
     from icl.compiler.runs import runs_of
 
     return runs_of(sources)
 
 
-def _from_json(source: str) -> list[dict]:
+def _from_json(source: str) -> list[Run]:
     try:
         if source == "-":
             text = sys.stdin.read(MAX_RUN_FILE_BYTES + 1)
@@ -95,11 +95,11 @@ def _from_json(source: str) -> list[dict]:
         problem = check_run(run)
         if problem:
             raise RunError(f"{source}: run {number}: {problem} (write the table with icl runs --json)")
-    return runs
+    return [Run.from_dict(run) for run in runs]
 
 
 def check_run(run) -> str | None:
-    """What is wrong with one run of a JSON run table, in words; None if nothing is.
+    """What is wrong with one run (a JSON object) of a run table, in words; None if nothing is.
 
     Checks what training and evaluation read: the keys they need, and that every value a
     parameter declaration covers (the compiler's model, task, train and eval parameters) has
@@ -117,8 +117,9 @@ def check_run(run) -> str | None:
     for key in ("id", "eval_id", "spec", "experiment", "model", "task", "layers"):
         if key in run and not (isinstance(run[key], str) and run[key]):
             return f"'{key}' must be a non-empty string, not {_json_type(run[key])}"
-    if "seed" in run and not _is_int(run["seed"]):
-        return f"'seed' must be an integer, not {_json_type(run['seed'])}"
+    for key in ("seed", "params", "state_size", "flops_per_token"):
+        if key in run and not _is_int(run[key]):
+            return f"'{key}' must be an integer, not {_json_type(run[key])}"
     for key in ("model_config", "task_config", "train", "eval", "sweep"):
         if key in run and not isinstance(run[key], dict):
             return f"'{key}' must be a JSON object, not {_json_type(run[key])}"

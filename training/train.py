@@ -51,6 +51,7 @@ from icl.training.seeds import stream_seed
 from icl.compiler.build import build_for_run
 from icl.compiler.runs import model_settings, train_settings
 from icl.training.device import resolve_device
+from icl.run import Run
 
 __all__ = ["CHECKPOINT", "METRICS", "MODEL", "STATUS", "train_run", "train_members", "build_for_run",
            "resolve_device"]
@@ -59,14 +60,14 @@ __all__ = ["CHECKPOINT", "METRICS", "MODEL", "STATUS", "train_run", "train_membe
 FINAL_LOSS_STEPS = 100
 
 
-def train_run(run: dict, out_dir: Path, *, max_steps: int | None = None, device: str | None = None,
+def train_run(run: Run, out_dir: Path, *, max_steps: int | None = None, device: str | None = None,
               progress: bool = True, model_factory: Callable | None = None) -> dict:
     """Train `run` into `out_dir` (resuming from its checkpoint if there is one); returns status.json's dict."""
     return train_members([run], [out_dir], max_steps=max_steps, device=device, progress=progress,
                          model_factory=model_factory)[0]
 
 
-def train_members(runs: list[dict], out_dirs: list[Path], *, max_steps: int | None = None,
+def train_members(runs: list[Run], out_dirs: list[Path], *, max_steps: int | None = None,
                   device: str | None = None, progress: bool = True,
                   model_factory: Callable | None = None) -> list[dict]:
     """Train runs side by side in one process, each into its own folder; their statuses, in order.
@@ -76,7 +77,7 @@ def train_members(runs: list[dict], out_dirs: list[Path], *, max_steps: int | No
     out_dirs = [Path(d) for d in out_dirs]
     if max_steps is not None and max_steps < 0:
         raise RunError(f"--max-steps must be >= 0, got {max_steps}")
-    train = runs[0]["train"]
+    train = runs[0].train
     planned = int(train["steps"])
     target = planned if max_steps is None else min(planned, int(max_steps))
 
@@ -85,19 +86,19 @@ def train_members(runs: list[dict], out_dirs: list[Path], *, max_steps: int | No
     with contextlib.ExitStack() as locks:
         for run, out_dir in zip(runs, out_dirs):
             out_dir.mkdir(parents=True, exist_ok=True)
-            locks.enter_context(runfolder.run_lock(out_dir, run["id"], "training"))
+            locks.enter_context(runfolder.run_lock(out_dir, run.id, "training"))
         return _train_locked(runs, out_dirs, target, planned, device, progress, model_factory)
 
 
-def _check_folder(run: dict, out_dir: Path, target: int) -> tuple[dict | None, dict | None, int]:
+def _check_folder(run: Run, out_dir: Path, target: int) -> tuple[dict | None, dict | None, int]:
     """(status dict if the run is finished as far as asked, else None; its checkpoint or None;
     the last step in its metrics.jsonl, where a resumed run starts logging again).
 
     Reads and validates every file that decides what to do, writing nothing: a file of another
     run, an unreadable one, or a finished run whose weights are gone is refused here."""
-    status = runfolder.read_status(out_dir, run["id"])
-    checkpoint = runfolder.load_checkpoint(out_dir, run["id"])
-    weights = runfolder.load_model(out_dir, run["id"])
+    status = runfolder.read_status(out_dir, run.id)
+    checkpoint = runfolder.load_checkpoint(out_dir, run.id)
+    weights = runfolder.load_model(out_dir, run.id)
     metrics = runfolder.read_metrics(out_dir)
     # At most `checkpoint_every` steps past the checkpoint; without one a run starts at 0.
     logged = metrics[-1]["step"] if metrics and checkpoint is not None else 0
@@ -107,13 +108,13 @@ def _check_folder(run: dict, out_dir: Path, target: int) -> tuple[dict | None, d
         return status.data, checkpoint, logged  # training is deterministic: it would diverge again
     done = status.steps_done if status.steps_done is not None else status.step
     if weights is None:
-        raise RunError(f"{out_dir}: run {run['id']} finished ({done} steps, {STATUS}) but its weights "
+        raise RunError(f"{out_dir}: run {run.id} finished ({done} steps, {STATUS}) but its weights "
                        f"{MODEL} are not there; training again would replace its metrics and "
                        "evaluation; to retrain it, move the folder away first")
     if done >= target:
         return status.data, checkpoint, logged
     if checkpoint is None:  # a capped run to extend, without the state to resume it
-        raise RunError(f"{out_dir}: run {run['id']} trained {done} steps but {CHECKPOINT} is not there "
+        raise RunError(f"{out_dir}: run {run.id} trained {done} steps but {CHECKPOINT} is not there "
                        f"to resume from; to retrain it, move the folder away first")
     return None, checkpoint, logged
 
@@ -157,10 +158,10 @@ class _Member:
     """One run of a pack: its task, folder and the bookkeeping of its loop. Its weights and
     optimizer state live in the pack's engine (training/engine.py), at index `k`."""
 
-    def __init__(self, k: int, run: dict, out_dir: Path, checkpoint: dict | None, model_factory):
+    def __init__(self, k: int, run: Run, out_dir: Path, checkpoint: dict | None, model_factory):
         self.k, self.run, self.out_dir = k, run, out_dir
-        self.seed = int(run.get("seed", 0))
-        self.lr = float(run["train"]["lr"])
+        self.seed = int(run.seed)
+        self.lr = float(run.train["lr"])
         _check_optimizer(train_settings(run))
         torch.manual_seed(stream_seed("init", self.seed))
         # Built alone (K = 1) from its own init seed: the engine stacks it with the others.
@@ -200,7 +201,7 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
     batch = int(train["batch"])
     log_every = max(1, int(train["log_every"]))
     checkpoint_every = max(1, int(train["checkpoint_every"]))
-    task_config = runs[0]["task_config"]
+    task_config = runs[0].task_config
     dropout = float(model_settings(runs[0])["dropout"])
     engine = PackedEngine([m.model for m in members], [train_settings(r) for r in runs], dropout,
                           precision_of(runs[0]), dev)
@@ -210,15 +211,15 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
             # RNG states must stay on the CPU.
             _set_rng_state({k: v.cpu() for k, v in m.checkpoint["rng"].items()}, dev)
         m.model, m.checkpoint = None, None  # the engine holds the weights now
-    stepper = graphs.Stepper(dev, use_graphs, label=" ".join(r["id"] for r in runs))
+    stepper = graphs.Stepper(dev, use_graphs, label=" ".join(r.id for r in runs))
 
     first = min(m.start for m in members)
     last = max(m.target for m in members)
-    label = runs[0]["id"] if len(runs) == 1 else f"{runs[0]['id']}+{len(runs) - 1}"
+    label = runs[0].id if len(runs) == 1 else f"{runs[0].id}+{len(runs) - 1}"
     bar = _progress_bar(progress, last, first, label)
     t0 = time.perf_counter()
     for m in members:
-        m.pack = [r["id"] for r in runs] if packed else None
+        m.pack = [r.id for r in runs] if packed else None
         m.engine = engine
         m.stepper = stepper
     # The step's active mask lives in one tensor for the whole loop: a CUDA graph reads the memory
@@ -320,12 +321,12 @@ def _after_step(m: _Member, done: int, sizes: dict, log_every: int, checkpoint_e
 
 def _finish(m: _Member, dev: torch.device, elapsed: float) -> None:
     """Write the run's final weights (unless diverged) and its status.json, last."""
-    run, train, target = m.run, m.run["train"], m.target
+    run, train, target = m.run, m.run.train, m.target
     planned = int(train["steps"])
     diverged = m.diverged
     steps_run = (diverged[0] if diverged else target) - m.start
     m.status = {
-        "run_id": run["id"],
+        "run_id": run.id,
         "state": "diverged" if diverged else "done",
         "step": diverged[0] if diverged else target,
         "message": diverged[1] if diverged else
@@ -350,7 +351,7 @@ def _finish(m: _Member, dev: torch.device, elapsed: float) -> None:
         m.status["cuda_graphs"] = m.stepper.summary()
     if not diverged:
         runfolder.save_torch(m.out_dir / MODEL, {
-            "run_id": run["id"], "step": target,
+            "run_id": run.id, "step": target,
             "model": m.engine.run_weights(m.k),
         })
     runfolder.write_status(m.out_dir, m.status)
@@ -381,7 +382,7 @@ def _save_checkpoint(path, run, weights, optimizer_state, step, window, recent, 
     """A run's checkpoint, in the format of a lone run (its weights and torch.optim.Adam state),
     whether it trained alone or in a pack."""
     runfolder.save_torch(path, {
-        "run_id": run["id"], "step": step, "window": list(window), "recent": list(recent), "wall_s": wall_s,
+        "run_id": run.id, "step": step, "window": list(window), "recent": list(recent), "wall_s": wall_s,
         "model": weights, "optimizer": optimizer_state, "rng": _rng_state(dev),
     })
 

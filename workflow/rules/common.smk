@@ -54,23 +54,23 @@ if not RUNS:
 # GPU session each); the report still lists every run of the specs, the others as missing.
 _wanted = config.get("experiments") or []
 _wanted = [_wanted] if isinstance(_wanted, str) else list(_wanted)
-_unknown = sorted(set(_wanted) - {run["experiment"] for run in RUNS})
+_unknown = sorted(set(_wanted) - {run.experiment for run in RUNS})
 if _unknown:
     sys.exit(f"error: config experiments: no experiment {', '.join(map(repr, _unknown))} in "
              + ", ".join(SPECS) + "; the specs have: "
-             + ", ".join(sorted({run["experiment"] for run in RUNS})))
+             + ", ".join(sorted({run.experiment for run in RUNS})))
 if _wanted:
-    RUNS = [run for run in RUNS if run["experiment"] in _wanted]
-RUN_BY_ID = {run["id"]: run for run in RUNS}
-TASKS = sorted({run["task"] for run in RUNS})
+    RUNS = [run for run in RUNS if run.experiment in _wanted]
+RUN_BY_ID = {run.id: run for run in RUNS}
+TASKS = sorted({run.task for run in RUNS})
 
 
 def eval_path(run):
-    return f"{RUNS_DIR}/{run['id']}/eval-{run['eval_id']}.json"
+    return f"{RUNS_DIR}/{run.id}/eval-{run.eval_id}.json"
 
 
 def evals_of(task):
-    return sorted({eval_path(r) for r in RUNS if r["task"] == task})
+    return sorted({eval_path(r) for r in RUNS if r.task == task})
 
 
 # -- packed training -------------------------------------------------------------------------
@@ -126,17 +126,17 @@ def plan_packs(runs, size, eligible=None):
     `eligible(run)`: which runs still to train may be packed (None: all)."""
     packs = {}
     pending = {}
-    for run_id, run in {r["id"]: r for r in runs}.items():
+    for run_id, run in {r.id: r for r in runs}.items():
         recorded = _recorded_pack(run_id)
         if recorded is None and (eligible is None or eligible(run)):
-            pending.setdefault(run["spec"], []).append(run)
+            pending.setdefault(run.spec, []).append(run)
         elif recorded:
             packs.setdefault(pack_rule_name(recorded), []).append(run_id)
     if size > 1:
         for spec in sorted(pending):
             for pack in group_runs(pending[spec], size):
                 if len(pack) > 1:
-                    packs[pack_rule_name([r["id"] for r in pack])] = [r["id"] for r in pack]
+                    packs[pack_rule_name([r.id for r in pack])] = [r.id for r in pack]
     return packs
 
 
