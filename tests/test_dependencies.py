@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # What each part may import, besides itself. icl/cli.py wires everything and is not listed.
-LEAVES = {"errors", "schema", "atomic", "runfolder"}  # icl/<leaf>.py: the shared leaves
+LEAVES = {"errors", "schema", "atomic", "runfolder", "run"}  # icl/<leaf>.py: the shared leaves
 # training/ holds the training loop and, beside it, what an evaluation runs with too: the seed
 # streams, the curriculum's end sizes, the precision contexts, the run error, the device and its
 # GPU slot. Those modules are a part of their own, "runtime": evaluation may import them (never
@@ -23,13 +23,14 @@ ALLOWED = {
     "kernels": set(),
     "blocks": {"kernels", "schema"},
     "tasks": {"schema", "errors"},
-    "compiler": {"dsl", "blocks", "tasks", "schema", "errors"},
-    "runtime": {"compiler", "tasks", "schema", "errors", "atomic", "runfolder"},
-    "training": {"compiler", "blocks", "tasks", "kernels", "runtime", "schema", "errors", "atomic", "runfolder"},
-    "evaluation": {"compiler", "blocks", "tasks", "kernels", "runtime", "schema", "errors", "atomic", "runfolder"},
-    "report": {"evaluation", "tasks", "schema", "errors", "atomic", "runfolder"},
+    "compiler": {"dsl", "blocks", "tasks", "schema", "errors", "run"},
+    "runtime": {"compiler", "tasks", "schema", "errors", "atomic", "runfolder", "run"},
+    "training": {"compiler", "blocks", "tasks", "kernels", "runtime", "schema", "errors", "atomic", "runfolder", "run"},
+    "evaluation": {"compiler", "blocks", "tasks", "kernels", "runtime", "schema", "errors", "atomic", "runfolder", "run"},
+    "report": {"evaluation", "tasks", "schema", "errors", "atomic", "runfolder", "run"},
 }
-ALLOWED.update({"errors": set(), "schema": set(), "atomic": {"errors"}, "runfolder": {"errors", "atomic"}})
+ALLOWED.update({"errors": set(), "schema": set(), "atomic": {"errors"}, "runfolder": {"errors", "atomic"},
+                "run": set()})
 
 # Arrows that break the layering, each to be removed: the test fails on any other, and on one of
 # these once it is gone, so the list only shrinks. Empty since issue #30; keep it for the next.
