@@ -171,7 +171,7 @@ class _Scorer:
             keep = min(left, self.batch)
             left -= keep
             with matmul_precision(self.precision, self.dev), autocast(self.precision, self.dev):
-                pred = prompts.gather(self.model(prompts.inputs).float())
+                pred = self.task.predict(self.model, prompts)
             model_errors.append(_host(self.task.error(pred, prompts)[:keep]))
             for name, metric in metrics.items():
                 metric_errors[name].append(_host(metric(pred, prompts)[:keep]))

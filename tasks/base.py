@@ -28,8 +28,9 @@ class Prompts:
     xs:      (B, P, d) raw inputs for classical baselines (None where they don't apply)
     ys:      (B, P) raw scalar outputs for baselines
     info:    what the sampler knows beyond the prompt (active `dims`, `points`,
-             `variant`, and per-kind tensors such as the outlier positions);
-             used by `error` and by tests, never by the model.
+             `variant`, and per-kind tensors such as the outlier positions; a task's
+             `predict` may add what its metrics need); used by `error`, the metrics
+             and tests, never by the model.
     """
 
     inputs: Tensor
@@ -96,6 +97,12 @@ class Task:
     def error(self, pred: Tensor, prompts: Prompts) -> Tensor:
         """pred (B, P, out_dim) -> (B, P) metric per position; NaN where mask is False."""
         raise NotImplementedError
+
+    def predict(self, model, prompts: Prompts) -> Tensor:
+        """What evaluation scores: the model's outputs (B, P, out_dim) at the read-outs of one
+        forward pass over the prompts. A task whose test-time protocol differs from teacher
+        forcing (chain_of_thought: the model's own intermediate step) overrides it."""
+        return prompts.gather(model(prompts.inputs).float())
 
     # -- helpers shared by the kinds ---------------------------------------
     @property

@@ -8,6 +8,12 @@ Read-out p = 2i predicts s_i, p = 2i + 1 predicts y_i.
 Loss: per example ||s_pred - s||^2 + (y_pred - y)^2, averaged over examples.
 Metric: the same squared errors divided by d (E||s||^2 = E[y^2] = d), so the zero
 predictor scores ~1 at every read-out; even read-outs are features, odd ones outputs.
+
+Evaluation follows Li et al.'s test protocol: the query's intermediate step is the model's
+own. Example i's s_i token is replaced by the model's prediction s_hat_i (made at the x_i
+token), the earlier examples keep their true s (they are the demonstrations), and y_i is read
+at that token (`predict`). The teacher-forced errors (the true s_i fed) are kept as the
+metric `teacher_forced`. Training is teacher-forced, as theirs.
 """
 from __future__ import annotations
 
@@ -70,6 +76,26 @@ class ChainOfThought(Task):
     def error(self, pred, prompts):
         return nan_where_masked(self.squared_errors(pred, prompts) / float(prompts.info["dims"]),
                                 prompts.mask)
+
+    def predict(self, model, prompts: Prompts) -> Tensor:
+        """Read-outs with the model's own s at each query: s_hat_i from the teacher-forced pass,
+        then, for each example i, one pass over the prompt up to its s_i token with s_i replaced
+        by s_hat_i (causal models: later tokens cannot change that read-out), y_i read there.
+        N passes over prefixes of growing length: about 1.5 N times the cost of one pass."""
+        forced = prompts.gather(model(prompts.inputs).float())        # (B, 2N, k)
+        k = forced.shape[-1]
+        pred = forced.clone()
+        for i in range(forced.shape[1] // 2):
+            s_token = int(prompts.readout[2 * i + 1])                   # the s_i token
+            prefix = prompts.inputs[:, :s_token + 1].clone()
+            prefix[:, s_token, :k] = forced[:, 2 * i].to(prefix.dtype)
+            pred[:, 2 * i + 1] = model(prefix)[:, s_token].float()
+        prompts.info["teacher_forced_pred"] = forced
+        return pred
+
+    def teacher_forced_error(self, pred: Tensor, prompts: Prompts) -> Tensor:
+        """(B, P): the errors with the true s_i fed at every query (the training protocol)."""
+        return self.error(prompts.info["teacher_forced_pred"], prompts)
 
     def output_error(self, pred: Tensor, prompts: Prompts) -> Tensor:
         """(B, N): the error on y alone, one column per example (what Li et al. plot)."""

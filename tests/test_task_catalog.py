@@ -107,7 +107,9 @@ def test_the_readout_and_the_metrics_match_the_samplers_prompts():
         prompts = task.sample(torch.Generator().manual_seed(0), 3, **small)
         if entry.readout == "once":
             assert prompts.readout.numel() == 1, kind
-        pred = torch.zeros(*prompts.targets.shape[:2], entry.layout(entry.with_defaults({"kind": kind})).out_dim)
+        out_dim = entry.layout(entry.with_defaults({"kind": kind})).out_dim
+        pred = task.predict(lambda inputs: torch.zeros(*inputs.shape[:2], out_dim), prompts)
+        assert pred.shape[:2] == prompts.targets.shape[:2], kind
         for metric in entry.metrics:
             assert getattr(task, f"{metric}_error")(pred, prompts).shape == prompts.mask.shape
 

@@ -326,6 +326,41 @@ def test_chain_of_thought_layout_and_features():
     assert x.shape[-1] == max(d, k)
 
 
+def _cot_stand_in(p: Prompts, s_offset: float):
+    """A causal stand-in model for chain_of_thought prompts: at each x token it predicts the
+    true s plus `s_offset` times v (so a wrong s always moves y), at each s token it outputs the y that the s token it reads implies
+    (y = s . v, the prompt's own v): exact when fed the true s, wrong when fed a wrong one."""
+    k = p.targets.shape[-1]
+    s_true = p.targets[:, 0::2]
+
+    def model(inputs):
+        out = torch.zeros(inputs.shape[0], inputs.shape[1], k)
+        for t in range(inputs.shape[1]):
+            if t % 3 == 0:
+                out[:, t] = s_true[:, t // 3] + s_offset * p.info["v"]
+            elif t % 3 == 1:
+                out[:, t, 0] = (inputs[:, t, :k] * p.info["v"]).sum(-1)
+        return out
+    return model
+
+
+def test_chain_of_thought_evaluation_feeds_the_models_own_s():
+    t = task("chain_of_thought")
+    p = t.sample(gen(3), 6, dims=7, points=5)
+    wrong = t.predict(_cot_stand_in(p, s_offset=1.0), p)
+    forced = t.teacher_forced_error(wrong, p)
+    # teacher forced, the stand-in's y is exact; with its own (wrong) s, y is off
+    assert torch.allclose(forced[:, 1::2], torch.zeros(6, 5), atol=1e-6)
+    assert (t.error(wrong, p)[:, 1::2] > 1e-3).all()
+    assert torch.equal(t.error(wrong, p)[:, 0::2], forced[:, 0::2])      # the s read-outs: one pass
+    # substituted one query at a time: y_i is what the model's s_hat_i implies, nothing else
+    s_hat = p.targets[:, 0::2] + p.info["v"][:, None]
+    assert torch.allclose(wrong[:, 1::2, 0], (s_hat * p.info["v"][:, None]).sum(-1), atol=1e-5)
+    # a model whose s is right scores the same either way
+    right = t.predict(_cot_stand_in(p, s_offset=0.0), p)
+    assert torch.allclose(t.error(right, p), t.teacher_forced_error(right, p), atol=1e-6)
+
+
 def test_vector_mqar_target_is_the_value_of_the_matching_key():
     t = task("vector_mqar")
     p = t.sample(gen(), 256)
