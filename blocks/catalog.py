@@ -13,6 +13,7 @@ one file in blocks/ and one entry here (docs/extending.md).
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -33,8 +34,8 @@ MODEL_OPTIONS: tuple[Param, ...] = (
           doc="norm of the pre-norm residual wrapper and of the final norm"),
     Param("dropout", "float", 0.0, min=0.0, max=0.9, doc="dropout on block outputs"),
     Param("init_std", "float", 0.02, min=0.0, max=1.0,
-          doc="std of the normal init of the read-in, read-out and the A and F blocks' weights "
-              "(the SSM blocks keep their released inits: catalog `init`)"),
+          doc="std of the normal init of the read-in, read-out and the A, F, GLA, DN, GDN, R7 and "
+              "HY blocks' projections (the SSM blocks keep their released inits: catalog `init`)"),
     Param("positions_init_std", "float", None, min=0.0, max=10.0,
           doc="std of the normal init of the position table (positions = learned; default "
               "init_std). The study's released Standard Hybrid keeps PyTorch's N(0, 1)"),
@@ -42,17 +43,24 @@ MODEL_OPTIONS: tuple[Param, ...] = (
 
 # Options read by blocks; declared once, shared by every block kind that names them.
 BLOCK_OPTIONS: dict[str, Param] = {p.name: p for p in (
-    Param("heads", "int", 8, min=1, max=1024, doc="attention heads (must divide width)"),
+    Param("heads", "int", 8, min=1, max=1024,
+          doc="heads of attention and of the linear-attention mixers (must divide width)"),
     Param("bias", "bool", True, doc="biases in attention and MLP projections"),
     Param("mlp_ratio", "int", 4, min=1, max=64, doc="MLP hidden width = mlp_ratio * width"),
     Param("d_state", "int", 16, min=1, max=1024, doc="state size N per channel (SSM blocks; even for S and SM: complex pairs)"),
-    Param("d_conv", "int", 4, min=1, max=64, doc="causal depthwise conv width (Mamba blocks)"),
+    Param("d_conv", "int", 4, min=1, max=64,
+          doc="causal depthwise conv width (Mamba, DeltaNet and Hyena blocks)"),
     Param("expand", "int", 2, min=1, max=16, doc="inner width = expand * width (Mamba blocks)"),
     Param("dt_rank", "int", None, min=1, max=65536,
           doc="rank of the dt projection (default ceil(width / 16))"),
     Param("dt_min", "float", 0.001, min=1e-6, max=1.0, doc="smallest initial dt"),
     Param("dt_max", "float", 0.1, min=1e-6, max=10.0, doc="largest initial dt"),
     Param("headdim", "int", 64, min=1, max=1024, doc="channels per head (Mamba-2)"),
+    Param("mixer_backend", "choice", "auto", choices=("auto", "fla", "reference"),
+          doc="implementation of the linear-attention mixers (GLA DN GDN R7): fla = "
+              "flash-linear-attention's Triton kernels (CUDA; pip install 'icl-compiler[fla]'), "
+              "reference = the plain-PyTorch recurrence on any device, auto = fla on CUDA and the "
+              "reference elsewhere (never a silent fallback: fla missing on CUDA is an error)"),
 )}
 
 
@@ -89,7 +97,7 @@ class BlockKind:
     # pipeline's pack=auto packs only models whose every block does. Measured with the stacked
     # engine on an H200 (benchmarks/results/train_step_packed.md): packs of 16 of every study
     # architecture (A, F, M, S, SM) ran 1.5-4x faster per run than one run, at the reduced and
-    # the paper shapes. A block not measured packed (M2 so far) says False.
+    # the paper shapes. A block not measured packed (M2, GLA, DN, GDN, R7, HY so far) says False.
     packs_well: bool = False
 
 
@@ -175,6 +183,100 @@ def mamba2_width_step(o):
     return headdim // math.gcd(headdim, expand)
 
 
+# ---------------------------------------------------------------- linear-attention mixers and Hyena
+# Sizes fixed by the papers' layers (not options); the block files import them from here.
+GLA_GATE_RANK = 16          # GLA's low-rank forget gate (W_2 W_1 x)
+R7_LORA_RANK = 32           # RWKV-7's low-rank decay, in-context rate and output gate
+HYENA_FREQUENCIES = 4       # sin and cos at 4 frequencies: the filter FFN's 8 inputs
+HYENA_FILTER_HIDDEN = 64    # the filter FFN's hidden width (the released code's filter_order)
+FLA_INSTALL = "pip install 'icl-compiler[fla]'"
+
+
+def fla_errors(D, o) -> Errors:
+    """mixer_backend = fla without flash-linear-attention installed (find_spec: nothing imported).
+    `auto` is not checked here: it needs fla only on CUDA, which a check cannot know."""
+    if o["mixer_backend"] == "fla" and importlib.util.find_spec("fla") is None:
+        return [("mixer_backend", "mixer_backend = fla needs flash-linear-attention, which is not "
+                                  f"installed: {FLA_INSTALL}")]
+    return []
+
+
+def mixer_conv_errors(D, o) -> Errors:
+    if o["d_conv"] > MAX_D_CONV:
+        return [("d_conv", f"d_conv={o['d_conv']} is wider than {MAX_D_CONV}: the causal conv of "
+                           "DeltaNet and Hyena blocks is a short conv (their papers use 3 or 4)")]
+    return []
+
+
+def head_dim(D, o) -> int:
+    return D // o["heads"]
+
+
+def gla_params(D, o):
+    # q k v r 4D^2, gate W_1 16D and W_2 16D + bias D, head norm d, out_proj D^2
+    return 5 * D * D + 2 * GLA_GATE_RANK * D + D + head_dim(D, o)
+
+
+def deltanet_params(D, o):
+    # q k v 3D^2, conv 3D(k+1), beta DH, head norm d, out_proj D^2
+    return 4 * D * D + 3 * D * (o["d_conv"] + 1) + D * o["heads"] + head_dim(D, o)
+
+
+def gated_deltanet_params(D, o):
+    # q k v r 4D^2, conv 3D(k+1), beta and decay 2DH, A_log and dt_bias 2H, head norm d, out_proj D^2
+    return (5 * D * D + 3 * D * (o["d_conv"] + 1) + 2 * D * o["heads"] + 2 * o["heads"]
+            + head_dim(D, o))
+
+
+def rwkv7_params(D, o):
+    # r k v 3D^2, out D^2; 3 low-rank pairs 6RD; mu 6D, w0 a0 2D, k_k k_a r_k 3D, group norm 2D
+    return 4 * D * D + 6 * R7_LORA_RANK * D + 13 * D
+
+
+def hyena_params(D, o):
+    F, Hf = 2 * HYENA_FREQUENCIES, HYENA_FILTER_HIDDEN
+    # in_proj 3D^2 + 3D, short conv 3D(k+1), filter FFN F*Hf + Hf, Hf (sin), Hf^2 + Hf, Hf (sin),
+    # Hf*D, filter bias D, out_proj D^2 + D
+    return (3 * D * D + 3 * D + 3 * D * (o["d_conv"] + 1) + (F * Hf + Hf) + Hf + (Hf * Hf + Hf) + Hf
+            + Hf * D + D + D * D + D)
+
+
+def linear_attention_state(D, o, T):
+    """H heads of a d x d state: D * d."""
+    return D * head_dim(D, o)
+
+
+# FLOPs: the projections (2 per weight), the short convs (2 per tap), and the recurrent form's
+# state work, 2 per multiply-add of each d x d state entry: GLA decay + update + read-out (6),
+# DeltaNet recall + update + read-out (6), Gated DeltaNet + the decay (8), RWKV-7 decay + the
+# removal's a^T S and its outer product + update + read-out (10). Hyena: its FFT long conv as S's,
+# and the filter FFN once per lag (T lags for T tokens).
+def gla_flops(D, o, T):
+    return 2 * (5 * D * D + 2 * GLA_GATE_RANK * D) + 6 * D * head_dim(D, o)
+
+
+def deltanet_flops(D, o, T):
+    return 2 * (4 * D * D + 3 * D * o["d_conv"] + D * o["heads"]) + 6 * D * head_dim(D, o)
+
+
+def gated_deltanet_flops(D, o, T):
+    return 2 * (5 * D * D + 3 * D * o["d_conv"] + 2 * D * o["heads"]) + 8 * D * head_dim(D, o)
+
+
+def rwkv7_flops(D, o, T):
+    return 2 * (4 * D * D + 6 * R7_LORA_RANK * D) + 10 * D * head_dim(D, o)
+
+
+def hyena_flops(D, o, T):
+    F, Hf = 2 * HYENA_FREQUENCIES, HYENA_FILTER_HIDDEN
+    return (2 * (4 * D * D + 3 * D * o["d_conv"]) + fft_conv_flops(D, T)
+            + 2 * (F * Hf + Hf * Hf + Hf * D))
+
+
+LINEAR_ATTENTION_INIT = ("GPT-2 style: projections N(0, init_std), the output projection N(0, init_std / "
+                         "sqrt(n_layers)), head norms 1")
+
+
 GPT2_INIT = "GPT-2: weights N(0, init_std), the output projection N(0, init_std / sqrt(n_layers)), biases 0"
 MAMBA_INIT = ("mamba-ssm's: linears PyTorch's default, out_proj / sqrt(n_layers), dt log-uniform "
               "in [dt_min, dt_max]; init_std does not apply")
@@ -223,6 +325,42 @@ BLOCKS: dict[str, BlockKind] = {b.token: b for b in (
               flops=mamba2_flops, init=MAMBA_INIT.replace("dt log-uniform", "A_log = log U(1, 16), dt log-uniform"),
               checks=all_of(short_conv_errors, dt_range_errors, mamba2_head_errors),
               width_step=mamba2_width_step),
+    # Linear-attention mixers and Hyena (issue 26); not measured packed (packs_well False).
+    BlockKind("GLA", "gla", ("heads", "mixer_backend"), "icl.blocks.gla:GatedLinearAttention",
+              "gated linear attention (Yang et al. 2024): per-channel data-dependent decay",
+              params=gla_params, state_size=linear_attention_state, flops=gla_flops,
+              init=LINEAR_ATTENTION_INIT + "; the gate's low-rank factors N(0, init_std), its bias 0",
+              reads_init_std=True, checks=all_of(heads_errors, fla_errors),
+              width_step=lambda o: max(1, o["heads"])),
+    BlockKind("DN", "deltanet", ("heads", "d_conv", "mixer_backend"), "icl.blocks.deltanet:DeltaNet",
+              "DeltaNet (Schlag et al. 2021; Yang et al. 2024): linear attention with the delta rule",
+              params=deltanet_params, state_size=linear_attention_state, flops=deltanet_flops,
+              init=LINEAR_ATTENTION_INIT + "; beta's projection N(0, init_std), the short conv PyTorch's default",
+              reads_init_std=True, checks=all_of(heads_errors, mixer_conv_errors, fla_errors),
+              width_step=lambda o: max(1, o["heads"])),
+    BlockKind("GDN", "gated_deltanet", ("heads", "d_conv", "mixer_backend"),
+              "icl.blocks.gated_deltanet:GatedDeltaNet",
+              "Gated DeltaNet (Yang et al. 2025): the delta rule with a Mamba-2 decay per head",
+              params=gated_deltanet_params, state_size=linear_attention_state, flops=gated_deltanet_flops,
+              init=LINEAR_ATTENTION_INIT + "; A_log = log U(1, 16), softplus(dt_bias) log-uniform in "
+                   "[0.001, 0.1] (Mamba-2's), the short conv PyTorch's default",
+              reads_init_std=True, checks=all_of(heads_errors, mixer_conv_errors, fla_errors),
+              width_step=lambda o: max(1, o["heads"])),
+    BlockKind("R7", "rwkv7", ("heads", "mixer_backend"), "icl.blocks.rwkv7:RWKV7TimeMix",
+              "RWKV-7 time mixing (Peng et al. 2025): generalised delta rule, per-channel decay",
+              params=rwkv7_params, state_size=linear_attention_state, flops=rwkv7_flops,
+              init=("r, k, v N(0, init_std), the output projection N(0, init_std / sqrt(n_layers)); "
+                    "token-shift mixes, decay and low-rank factors as RWKV-7's first layer "
+                    "(blocks/rwkv7.py)"),
+              reads_init_std=True, checks=all_of(heads_errors, fla_errors),
+              width_step=lambda o: max(1, o["heads"])),
+    BlockKind("HY", "hyena", ("d_conv",), "icl.blocks.hyena:HyenaOperator",
+              "Hyena operator of order 2 (Poli et al. 2023): gated implicit long convolution",
+              params=hyena_params, state_size=lambda D, o, T: D * T,  # the long conv's input history
+              flops=hyena_flops,
+              init=("in/out projections N(0, init_std) and N(0, init_std / sqrt(n_layers)), biases 0; "
+                    "short conv and filter FFN PyTorch's default, filter bias N(0, 1) (released code's)"),
+              reads_init_std=True, checks=mixer_conv_errors),
 )}
 
 

@@ -42,6 +42,8 @@ def test_params_equal_numel_for_every_token(token, width):
     config("M M", 20, d_state=6, d_conv=2, expand=3, dt_rank=5),
     config("S SM", 12, d_state=10, d_conv=3, expand=1, norm="rmsnorm"),
     config("M2 A", 32, headdim=16, expand=1, d_state=8, heads=8, positions="learned"),
+    config("GLA DN GDN", 24, heads=3, d_conv=2, norm="rmsnorm", mixer_backend="reference"),
+    config("R7 HY A", 20, heads=5, d_conv=3, positions="learned"),
 ])
 @pytest.mark.parametrize("layout", [SMALL, TOKENS], ids=["vectors", "tokens"])
 def test_params_equal_numel_with_options(cfg, layout):
@@ -145,7 +147,7 @@ def test_mambaformer_has_exactly_the_layers_of_its_string():
 
 # ---------------------------------------------------------------- width for a budget
 @pytest.mark.parametrize("layers,width", [("M M M M", 72), ("A F A F", 136), ("M A M", 200), ("S S", 50),
-                                           ("M2 M2", 96), ("SM", 9)])
+                                           ("M2 M2", 96), ("SM", 9), ("GLA DN", 64), ("GDN R7 HY", 96)])
 def test_solve_width_hits_budget_within_2_percent(layers, width):
     cfg = {"layers": layers, "heads": 8, "dt_rank": None}
     budget = round(account(dict(cfg, width=width), LINEAR)["params"] * 1.013)
@@ -214,7 +216,7 @@ def test_accounting_is_torch_free():
 def test_an_unknown_token_is_an_error_not_a_default_formula():
     with pytest.raises(KeyError, match="unknown layer token 'Q'"):
         account(config("M Q", 16), SMALL)
-    assert check_model(config("M Q", 16), SMALL) == [("layers", "unknown layer token(s) Q (known: A F M S SM M2)")]
+    assert check_model(config("M Q", 16), SMALL) == [("layers", "unknown layer token(s) Q (known: A F M S SM M2 GLA DN GDN R7 HY)")]
 
 
 @pytest.mark.parametrize("token", sorted(BLOCKS))

@@ -21,7 +21,7 @@ RUNTIME = {"training/seeds.py", "training/curriculum.py", "training/precision.py
 ALLOWED = {
     "dsl": {"errors"},
     "kernels": set(),
-    "blocks": {"kernels", "schema"},
+    "blocks": {"kernels", "schema", "errors"},
     "tasks": {"schema", "errors"},
     "compiler": {"dsl", "blocks", "tasks", "schema", "errors", "run"},
     "runtime": {"compiler", "tasks", "schema", "errors", "atomic", "runfolder", "run"},

@@ -1,0 +1,134 @@
+"""What the linear-attention mixers (GLA, DN, GDN, R7) share: the choice of implementation, the
+head layout, and small pieces (L2 norm, per-head norms).
+
+Implementation (the model option `mixer_backend`, recorded in the run's status as `backend_ran`):
+- "reference": the plain-PyTorch form of the block's recurrence (its chunked form where it has
+  one, tested equal to the step-by-step recurrence), on any device;
+- "fla": flash-linear-attention's Triton kernels (`pip install 'icl-compiler[fla]'`), CUDA only;
+- "auto" (default): fla's kernels on CUDA tensors, the reference on every other device.
+A block never switches implementation on its own: fla asked for (or "auto" on CUDA) without fla
+installed is a one-line error naming the install command, not a quiet fallback to the reference.
+
+Every block takes (K, B, T, D) activations (K runs stacked, blocks/stacked.py); the recurrences
+take the K * B sequences as one batch in fla's layout (batch, tokens, heads, head_dim), so the
+fla path folds K into fla's batch axis and each run's q / k / v / gates come from its own weights.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from icl.blocks.catalog import BLOCK_OPTIONS, FLA_INSTALL
+from icl.errors import IclError
+
+KERNELS = BLOCK_OPTIONS["mixer_backend"].choices  # auto, fla, reference
+
+
+class FlaMissing(IclError):
+    """flash-linear-attention was asked for and is not installed: the command line prints it as
+    one line naming the install."""
+
+
+def fla_installed() -> bool:
+    return importlib.util.find_spec("fla") is not None
+
+
+def require_fla(block: str) -> None:
+    if not fla_installed():
+        raise FlaMissing(f"{block}: mixer_backend = fla needs flash-linear-attention, which is not "
+                         f"installed: {FLA_INSTALL}")
+
+
+def resolve_kernel(block: str, requested: str, device_type: str) -> str:
+    """The implementation a forward on a device of this type runs: "fla" or "reference"."""
+    if requested not in KERNELS:
+        raise ValueError(f"{block}: mixer_backend must be one of {', '.join(KERNELS)}, got {requested!r}")
+    if requested == "reference":
+        return "reference"
+    if requested == "fla":
+        require_fla(block)
+        if device_type != "cuda":
+            raise ValueError(f"{block}: mixer_backend = fla runs on CUDA only, got {device_type} tensors "
+                             "(mixer_backend = auto runs the PyTorch reference off CUDA)")
+        return "fla"
+    if device_type != "cuda":
+        return "reference"
+    if not fla_installed():
+        raise FlaMissing(f"{block}: on CUDA, mixer_backend = auto runs flash-linear-attention's kernels, "
+                         f"which are not installed: {FLA_INSTALL} (or set mixer_backend = reference "
+                         "to run the PyTorch reference on the GPU)")
+    return "fla"
+
+
+class KernelChoice:
+    """Mixin of the blocks with an fla path: `mixer_backend` asked for, `backend_ran` recorded
+    (ICLModel.scan_backend collects it into the run's status). The attribute is not called
+    `backend`: that one is train.backend, the selective scan's (ICLModel.set_backend)."""
+
+    block_name = "mixer"
+
+    def init_kernel(self, mixer_backend: str) -> None:
+        if mixer_backend not in KERNELS:
+            raise ValueError(f"{self.block_name}: mixer_backend must be one of {', '.join(KERNELS)}, "
+                             f"got {mixer_backend!r}")
+        if mixer_backend == "fla":
+            require_fla(self.block_name)  # at build time, before any training
+        self.mixer_backend = mixer_backend
+        self.backend_ran: str | None = None
+
+    def _apply(self, fn, *args, **kwargs):
+        """Moving the block to CUDA (model.to(device), before any step) asks for fla under auto and
+        fla: missing, that is the error here rather than at the first forward."""
+        module = super()._apply(fn, *args, **kwargs)
+        weight = next(self.parameters(), None)
+        if weight is not None and weight.device.type == "cuda":
+            resolve_kernel(self.block_name, self.mixer_backend, "cuda")
+        return module
+
+    def pick_kernel(self, x: Tensor) -> str:
+        self.backend_ran = resolve_kernel(self.block_name, self.mixer_backend, x.device.type)
+        return self.backend_ran
+
+
+def split_heads(x: Tensor, heads: int) -> Tensor:
+    """(K, B, T, H * d) -> (K * B, T, H, d): the runs' sequences as one batch (a view)."""
+    runs, batch, length, channels = x.shape
+    return x.reshape(runs * batch, length, heads, channels // heads)
+
+
+def merge_heads(y: Tensor, runs: int) -> Tensor:
+    """(K * B, T, H, d) -> (K, B, T, H * d)."""
+    rows, length, heads, dim = y.shape
+    return y.reshape(runs, rows // runs, length, heads * dim)
+
+
+def l2_normalize(x: Tensor, eps: float = 1e-6) -> Tensor:
+    """x / sqrt(sum x^2 + eps) over the last axis (fla's l2norm convention)."""
+    return x * torch.rsqrt(x.square().sum(-1, keepdim=True) + eps)
+
+
+def rms_norm_heads(y: Tensor, weight: Tensor, eps: float = 1e-5) -> Tensor:
+    """RMSNorm of each head's d channels, y (K, B, T, H, d), one weight (K, d) shared by the heads."""
+    runs, dim = weight.shape
+    return F.rms_norm(y, (dim,), eps=eps) * weight.view(runs, 1, 1, 1, dim).to(y.dtype)
+
+
+def per_run(p: Tensor, batch: int) -> Tensor:
+    """A per-run parameter (K, ...) repeated for the K * B sequences: (K * B, ...)."""
+    return p.repeat_interleave(batch, dim=0)
+
+
+def pad_tokens(length: int, chunk: int, *tensors: Tensor) -> list[Tensor]:
+    """Zero-pad (b, t, ...) tensors along t to a multiple of `chunk`."""
+    pad = (-length) % chunk
+    if not pad:
+        return list(tensors)
+    return [F.pad(t, (0, 0) * (t.dim() - 2) + (0, pad)) for t in tensors]
+
+
+def normal_(weight: Tensor, std: float) -> None:
+    with torch.no_grad():
+        nn.init.normal_(weight, std=std)
