@@ -45,11 +45,19 @@ from icl.run import Run
 
 EVAL_SEED = 0
 TAIL_FRACTION = 0.25  # summary: mean error over the last quarter of positions
+# The validation set: prompts of their own stream (never the test prompts), a quarter as many
+# as the test set; the report picks a cell's best learning rate (any swept value) by them.
+VALIDATION_FRACTION = 0.25
 
 
-def eval_seeds(prompts: int, batch: int) -> list[int]:
-    """The generator seed of every chunk of `batch` prompts an evaluation of `prompts` draws."""
-    return [stream_seed("eval", EVAL_SEED, i) for i in range(math.ceil(prompts / batch))]
+def eval_seeds(prompts: int, batch: int, stream: str = "eval") -> list[int]:
+    """The generator seed of every chunk of `batch` prompts an evaluation of `prompts` draws
+    from `stream` ("eval": the test prompts; "validation")."""
+    return [stream_seed(stream, EVAL_SEED, i) for i in range(math.ceil(prompts / batch))]
+
+
+def validation_prompts(prompts: int) -> int:
+    return max(1, math.ceil(prompts * VALIDATION_FRACTION))
 
 
 def evaluate_run(run: Run, run_dir: Path, out_path: Path, *, device: str | None = None,
@@ -117,6 +125,14 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
               "prompts": n_prompts, "bootstrap": resamples, "batch": batch,
               "dims": sizes["dims"], "points": sizes["points"], "trained_steps": saved.get("step")}
     result.update(_block(scorer.score(None), resamples, kind, sizes))
+    # The model alone on the validation prompts (no baselines, no variants): a number to
+    # choose among a cell's configurations without looking at the test prompts.
+    n_validation = validation_prompts(n_prompts)
+    validator = _Scorer(task, kind, model, sizes, n_validation, batch, dev, {}, cache, progress,
+                        run.id, precision_of(run), stream="validation")
+    validation = validator.score(None)["model"]
+    result["validation"] = {"prompts": n_validation,
+                            "model_tail": _tail_mean(bootstrap_bands(validation, 0, None)["mean"].tolist())}
     result["variants"] = {
         name: _block(scorer.score(variant), resamples, kind, sizes, bins=kind.variant_bins.get(variant))
         for name, variant in _expand_variants(run, kind)}
@@ -136,8 +152,9 @@ class _Scorer:
     """Draws the evaluation prompts of one variant and scores the model and baselines on them."""
 
     def __init__(self, task, kind: TaskKind, model, sizes, n_prompts, batch, dev, baselines, cache,
-                 progress, run_id, precision):
+                 progress, run_id, precision, stream: str = "eval"):
         self.task, self.kind, self.model, self.sizes, self.precision = task, kind, model, sizes, precision
+        self.stream = stream
         self.n_prompts, self.batch, self.dev = n_prompts, batch, dev
         self.baselines, self.cache, self.progress, self.run_id = baselines, cache, progress, run_id
 
@@ -159,11 +176,11 @@ class _Scorer:
         bar = None
         if self.progress:
             from tqdm import tqdm
-            label = f"eval {self.run_id}" + (f" [{variant}]" if variant else "")
+            label = f"{self.stream} {self.run_id}" + (f" [{variant}]" if variant else "")
             bar = tqdm(total=self.n_prompts, desc=label, unit="prompt", file=sys.stderr,
                        dynamic_ncols=True)
         left = self.n_prompts
-        for seed in eval_seeds(self.n_prompts, self.batch):
+        for seed in eval_seeds(self.n_prompts, self.batch, self.stream):
             generator = torch.Generator(device=self.dev)
             generator.manual_seed(seed)
             prompts = self.task.sample(generator, self.batch, dims=self.sizes["dims"],

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 
-STREAMS = {"init": 0, "train": 1, "dropout": 2, "eval": 3, "bootstrap": 4}
+STREAMS = {"init": 0, "train": 1, "dropout": 2, "eval": 3, "bootstrap": 4, "validation": 5}
 _SPAN = 2 ** 60
 
 
