@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from icl.errors import IclError
+from icl.run import Run
 
 # The specs `icl train` and `icl eval` read when no SOURCE is given (set by the pipeline).
 SPECS_ENV = "ICL_SPECS"
@@ -83,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--one-by-one", action="store_true",
                    help="train the --run runs one after another in this process, each alone (runs of "
                         "any shapes; the pipeline's batches on a CPU), instead of as one pack")
+    t.add_argument("--pack", metavar="auto|off|N",
+                   help="group the runs (the --run ones, else every run of SOURCE) into packs of runs "
+                        "that may share one (same model, task and schedule) and train them pack after "
+                        "pack: auto = the pipeline's rule (on a GPU, up to 16 runs of models that pack "
+                        "well; on a CPU, none), off, or at most N runs a pack")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(handler=cmd_train)
 
@@ -125,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--runs-dir", required=True, metavar="DIR")
     rp.add_argument("--out", required=True, metavar="DIR")
     rp.add_argument("--title", default="ICL study")
+    rp.add_argument("--compare", action="store_true",
+                    help="compare two specs, SPEC A then B: their cells side by side, the difference with its "
+                         "interval, the spec diff (OUT/compare.html and compare.md)")
     rp.set_defaults(handler=cmd_report)
     return p
 
@@ -137,7 +146,7 @@ def _spec_options(parser: argparse.ArgumentParser) -> None:
                         help="let imports leave the spec's project folder (default: $ICL_ALLOW_OUTSIDE)")
 
 
-def _runs(files: list[str], args=None) -> list[dict]:
+def _runs(files: list[str], args=None) -> list[Run]:
     from icl.compiler.runs import runs_of
 
     return runs_of(files, max_runs=getattr(args, "max_runs", None),
@@ -149,10 +158,10 @@ def cmd_check(args) -> int:
     runs = _runs(args.files, args)
     rows = [("id", "experiment", "model", "params", "task", "seed", "sweep", "layers")]
     for r in runs:
-        sweep = " ".join(f"{k}={v}" for k, v in r["sweep"].items()) or "-"
-        tokens = r["layers"].split()
-        layers = r["layers"] if len(r["layers"]) <= 32 else f"{r['layers'][:28]}... ({len(tokens)} layers)"
-        rows.append((r["id"], r["experiment"], r["model"], _human(r["params"]), r["task"], str(r["seed"]),
+        sweep = " ".join(f"{k}={v}" for k, v in r.sweep.items()) or "-"
+        tokens = r.layers.split()
+        layers = r.layers if len(r.layers) <= 32 else f"{r.layers[:28]}... ({len(tokens)} layers)"
+        rows.append((r.id, r.experiment, r.model, _human(r.params), r.task, str(r.seed),
                      sweep, layers))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -215,11 +224,11 @@ def _write_in_place(path: str, data: bytes) -> None:
 def cmd_runs(args) -> int:
     runs = _runs(args.files, args)
     if args.json:
-        json.dump(runs, sys.stdout, indent=1)
+        json.dump([r.to_dict() for r in runs], sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         for r in runs:
-            print(r["id"], r["experiment"], r["model"], r["task"], r["seed"])
+            print(r.id, r.experiment, r.model, r.task, r.seed)
     return 0
 
 
@@ -273,12 +282,17 @@ def _run_source(args) -> str | list[str]:
 
 
 def cmd_train(args) -> int:
-    from icl.training.runfile import load_runs
+    from icl.training.runfile import load_runs, load_table
 
-    runs = load_runs(_run_source(args), args.run)
+    if args.pack is not None and args.one_by_one:
+        raise IclError("--pack and --one-by-one are two ways to group runs: give one")
+    if args.pack is not None and not args.run:
+        runs = load_table(_run_source(args))[0]  # every run of the source
+    else:
+        runs = load_runs(_run_source(args), args.run)
     if args.out is not None and len(runs) > 1:
         raise IclError("--out is the folder of one run; give --runs-dir DIR to train several")
-    folders = [Path(args.out)] if args.out else [Path(args.runs_dir) / r["id"] for r in runs]
+    folders = [Path(args.out)] if args.out else [Path(args.runs_dir) / r.id for r in runs]
     if args.force and args.max_steps is None:
         raise IclError("--force only goes with --max-steps")
     if args.max_steps is not None and not args.force:
@@ -286,38 +300,62 @@ def cmd_train(args) -> int:
         import tempfile
 
         scratch = Path(tempfile.gettempdir()) / "icl-scratch"
-        folders = [scratch / f"{r['id']}-max-steps-{args.max_steps}" for r in runs]
+        folders = [scratch / f"{r.id}-max-steps-{args.max_steps}" for r in runs]
         print(f"note: --max-steps: training into scratch folder(s) {', '.join(map(str, folders))}, "
               f"not {args.out or args.runs_dir} (--force trains there)", file=sys.stderr)
+    folder_of = {r.id: folder for r, folder in zip(runs, folders)}
+    if args.pack is not None:
+        from icl.training.grouping import group_for_training
+
+        groups = group_for_training(runs, args.pack, _trains_on_gpu(runs, args.device))
+    elif args.one_by_one:
+        groups = [[run] for run in runs]
+    else:
+        groups = [runs]  # one run, or the --run runs as one pack
     progress = not args.no_progress
-    if args.one_by_one or len(runs) == 1:
-        from icl.training.train import train_run
-
-        failed = []
-        for run, folder in zip(runs, folders):
-            try:
-                status = train_run(run, folder, max_steps=args.max_steps, device=args.device, progress=progress)
-            except IclError as error:  # the other runs of the batch still train; the job fails at the end
-                if len(runs) == 1:
-                    raise
-                print(f"error: {folder}: run {run['id']}: {error}", file=sys.stderr)
-                failed.append(run["id"])
-                continue
-            _print_trained(run, folder, status)
-        if failed:
-            raise IclError(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)} (their errors above)")
-        return 0
-    from icl.training.pack import train_pack
-
-    statuses = train_pack(runs, folders, max_steps=args.max_steps, device=args.device, progress=progress)
-    for run, folder, status in zip(runs, folders, statuses):
-        _print_trained(run, folder, status)
+    failed = []
+    for group in groups:
+        try:
+            statuses = _train_group(group, [folder_of[r.id] for r in group], args, progress)
+        except IclError as error:  # the other groups still train; the command fails at the end
+            if len(groups) == 1:
+                raise
+            print(f"error: run(s) {', '.join(r.id for r in group)}: {error}", file=sys.stderr)
+            failed += [r.id for r in group]
+            continue
+        for run, status in zip(group, statuses):
+            _print_trained(run, folder_of[run.id], status)
+    if failed:
+        raise IclError(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)} (their errors above)")
     return 0
 
 
-def _print_trained(run: dict, folder: Path, status: dict) -> None:
+def _train_group(group: list[Run], folders: list[Path], args, progress: bool) -> list[dict]:
+    """Train one run alone, or several as one pack; their statuses."""
+    if len(group) == 1:
+        from icl.training.train import train_run
+
+        return [train_run(group[0], folders[0], max_steps=args.max_steps, device=args.device,
+                          progress=progress)]
+    from icl.training.pack import train_pack
+
+    return train_pack(group, folders, max_steps=args.max_steps, device=args.device, progress=progress)
+
+
+def _trains_on_gpu(runs: list[Run], device: str | None) -> bool:
+    """Whether training will run on a GPU: --device, else the runs' train.device (auto: CUDA
+    when one is visible)."""
+    wanted = device or runs[0].train.get("device", "auto")
+    if wanted != "auto":
+        return wanted == "cuda"
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _print_trained(run: Run, folder: Path, status: dict) -> None:
     # A diverged run is a result, not an error: the rest of the study goes on (exit 0).
-    print(f"{folder}: run {run['id']} {status['state']} at step {status['step']}: {status['message']}",
+    print(f"{folder}: run {run.id} {status['state']} at step {status['step']}: {status['message']}",
           file=sys.stderr)
 
 
@@ -343,17 +381,17 @@ def cmd_eval(args) -> int:
         if args.runs_dir is None:
             jobs.append((run, Path(args.run_dir), Path(args.out)))
         else:
-            folder = Path(args.runs_dir) / run["id"]
-            jobs.append((run, folder, folder / f"eval-{run.get('eval_id')}.json"))
+            folder = Path(args.runs_dir) / run.id
+            jobs.append((run, folder, folder / f"eval-{run.eval_id}.json"))
     if args.prompts is not None:
         for run, _, out in jobs:
-            planned = run.get("eval", {}).get("prompts")
-            if args.prompts != planned and out.name == f"eval-{run.get('eval_id')}.json":
+            planned = run.eval.get("prompts")
+            if args.prompts != planned and out.name == f"eval-{run.eval_id}.json":
                 # That name says "the spec's evaluation": the pipeline and the report read it as such.
                 raise IclError(f"--prompts {args.prompts} differs from the spec's eval prompts ({planned}), but "
                                f"{out} is the spec's evaluation file", "write the override to another --out")
     failed = []
-    together = [run["id"] for run, _, _ in jobs]  # recorded in each file (the pipeline's batches)
+    together = [run.id for run, _, _ in jobs]  # recorded in each file (the pipeline's batches)
     for run, folder, out in jobs:
         try:
             evaluate_run(run, folder, out, device=args.device, prompts=args.prompts,
@@ -362,8 +400,8 @@ def cmd_eval(args) -> int:
         except IclError as error:  # the other runs still get evaluated; the job fails at the end
             if len(jobs) == 1:
                 raise
-            print(f"error: {out}: run {run['id']}: {error}", file=sys.stderr)
-            failed.append(run["id"])
+            print(f"error: {out}: run {run.id}: {error}", file=sys.stderr)
+            failed.append(run.id)
     if failed:
         raise IclError(f"{len(failed)} of {len(jobs)} evaluations failed: {', '.join(failed)} (their errors above)")
     return 0
@@ -379,6 +417,15 @@ def cmd_plot(args) -> int:
 def cmd_report(args) -> int:
     from icl.report.build import build_report
 
+    if args.compare:
+        from icl.compiler.diff import diff_runs, render_diff
+        from icl.report.compare import build_comparison
+
+        if len(args.files) != 2:
+            raise IclError(f"--compare compares two specs, A and B; got {len(args.files)}")
+        a, b = _runs(args.files[:1]), _runs(args.files[1:])
+        build_comparison(a, b, Path(args.runs_dir), Path(args.out), args.files, render_diff(diff_runs(a, b)))
+        return 0
     # The pipeline has drawn the plots already (one rule per task); the report embeds them.
     build_report(_runs(args.files), Path(args.runs_dir), Path(args.out), args.title, replot=False)
     return 0

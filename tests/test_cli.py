@@ -235,3 +235,25 @@ def test_train_one_by_one_and_eval_several_runs_in_one_process(tmp_path, tiny_sp
     assert (tmp_path / "runs" / runs[1].id / f"eval-{runs[1].eval_id}.json").exists()
     done = icl("eval", str(spec), *ids, "--eval-id", "x", "--runs-dir", str(tmp_path / "runs"))
     assert done.returncode != 0 and "1 --eval-id for 2 --run" in done.stderr
+
+
+def test_train_pack_groups_every_run_of_a_spec(tmp_path, tiny_spec):
+    """--pack N without --run: every run of the spec, runs that may share a pack (same model,
+    task and schedule: here the seeds) trained as packs of at most N, the others alone."""
+    from icl.compiler.runs import runs_of
+
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(tiny_spec.replace("log_every = 4 }", "log_every = 4  seeds = [0, 1, 2] }"))
+    runs = runs_of([spec])
+    assert len(runs) == 12
+    done = icl("train", str(spec), "--runs-dir", str(tmp_path / "runs"), "--pack", "2", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    packs = {}
+    for r in runs:
+        status = json.loads((tmp_path / "runs" / r.id / "status.json").read_text())
+        assert status["state"] == "done"
+        packs.setdefault((r.model, r.task), []).append(len((status.get("pack") or {}).get("runs") or [r.id]))
+    # three seeds of each (model, task): one pack of 2 and one run alone
+    assert all(sorted(sizes) == [1, 2, 2] for sizes in packs.values()), packs
+    bad = icl("train", str(spec), "--runs-dir", str(tmp_path / "runs"), "--pack", "many")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: pack must be auto, off or a number")

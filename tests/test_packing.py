@@ -357,3 +357,18 @@ def test_pack_of_three_matches_lone_runs_on_the_gpu(tmp_path, layers, member, as
     train_alone([runs[0], runs[2]], tmp_path)
     for run in (runs[0], runs[2]):
         assert_same_curve(tmp_path / "pack" / run.id, tmp_path / "alone" / run.id, drift=True)
+
+
+def test_the_pack_setting_groups_runs_for_training(member):
+    from icl.training.grouping import AUTO_PACK, group_for_training, pack_plan
+
+    runs = [member(f"00000000000{i}", seed=i) for i in range(5)]
+    assert [len(p) for p in group_for_training(runs, "2", on_gpu=False)] == [2, 2, 1]
+    assert [len(p) for p in group_for_training(runs, "off", on_gpu=True)] == [1] * 5
+    assert [len(p) for p in group_for_training(runs, "auto", on_gpu=False)] == [1] * 5  # CPU: no packs
+    # auto on a GPU packs only models whose every block packs well (the tiny model: A A)
+    assert [len(p) for p in group_for_training(runs, "auto", on_gpu=True)] == [5]
+    assert pack_plan("auto", on_gpu=True)[0] == AUTO_PACK
+    for bad in ("0", "lots"):
+        with pytest.raises(RunError, match="pack must be"):
+            pack_plan(bad, on_gpu=False)

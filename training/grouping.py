@@ -7,6 +7,8 @@ train settings in PER_RUN_TRAIN, since every run of a pack has its own optimizer
 - `check_pack(runs)`       a clear one-line error when runs cannot be packed
 - `group_runs(runs, size)` runs -> packs of at most `size` runs with equal keys, stable order
 - `packs_well(run)`        whether the run's model trains faster packed (pipeline's pack=auto)
+- `pack_plan(setting, on_gpu)`, `group_for_training(runs, setting, on_gpu)`  the `pack` setting
+                           (auto | off | N) of the pipeline and of `icl train --pack`
 """
 from __future__ import annotations
 
@@ -54,6 +56,40 @@ def group_runs(runs: list[Run], size: int) -> list[list[Run]]:
         same = by_key[key]
         packs.extend(same[i:i + size] for i in range(0, len(same), size))
     return packs
+
+
+# pack = auto packs, only where training runs on a GPU, the runs of a model whose every block
+# trains faster packed (catalog's packs_well), 16 to a pack. Measured with the stacked engine on
+# an H200 (benchmarks/results/train_step_packed.md): packs of 16 ran 1.5-4x faster per run than
+# lone runs for every study architecture; 64 gained 1-14 % more and ran out of its 140 GB for
+# paper-size Mamba and S4-Mamba. 16 is not sized to a smaller GPU's memory (pack = N sets it).
+# On a CPU nothing was measured, so nothing is packed unless asked.
+AUTO_PACK = 16
+
+
+def pack_plan(setting, on_gpu: bool):
+    """(pack size, which runs may be packed: a predicate or None for all) of a `pack` setting:
+    "auto", "off" (False: YAML's bare off) or a number."""
+    if setting in ("off", False):
+        return 1, None
+    if setting == "auto":
+        return (AUTO_PACK if on_gpu else 1), packs_well
+    try:
+        size = int(setting)
+    except (TypeError, ValueError):
+        raise RunError(f"pack must be auto, off or a number of runs, got {setting!r}") from None
+    if size < 1:
+        raise RunError(f"pack must be at least 1 run, got {size}")
+    return size, None
+
+
+def group_for_training(runs: list[Run], setting, on_gpu: bool) -> list[list[Run]]:
+    """The runs as packs to train, one after another: eligible runs grouped (group_runs), the
+    others alone; in a stable order."""
+    size, eligible = pack_plan(setting, on_gpu)
+    packable = [r for r in runs if eligible is None or eligible(r)]
+    alone = [[r] for r in runs if not (eligible is None or eligible(r))]
+    return group_runs(packable, size) + alone
 
 
 def packs_well(run: Run) -> bool:

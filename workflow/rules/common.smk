@@ -86,24 +86,7 @@ def evals_of(task):
 import hashlib
 import json
 
-from icl.training.grouping import group_runs, packs_well
-
-# auto packs, only where training runs on a GPU, the runs of a model whose every block trains
-# faster packed (catalog's packs_well), 16 to a pack. Measured with the stacked engine on an
-# H200 (benchmarks/results/train_step_packed.md): packs of 16 ran 1.5-4x faster per run than
-# lone runs for every study architecture; 64 gained 1-14 % more and ran out of its 140 GB for
-# paper-size Mamba and S4-Mamba. 16 is not sized to a smaller GPU's memory (pack = N sets
-# it). On a CPU nothing was measured, so nothing is packed unless asked.
-AUTO_PACK = 16
-
-
-def _pack_plan(setting):
-    """(pack size, which runs may be packed) for the config's `pack` setting."""
-    if setting in ("off", False):  # YAML reads a bare off as false
-        return 1, None
-    if setting == "auto":
-        return (AUTO_PACK if TRAINS_ON_GPU else 1), packs_well
-    return int(setting), None
+from icl.training.grouping import group_runs, pack_plan
 
 
 def pack_rule_name(run_ids):
@@ -140,7 +123,10 @@ def plan_packs(runs, size, eligible=None):
     return packs
 
 
-PACK_SIZE, PACK_ELIGIBLE = _pack_plan(config.get("pack", "auto"))
+try:
+    PACK_SIZE, PACK_ELIGIBLE = pack_plan(config.get("pack", "auto"), TRAINS_ON_GPU)
+except IclError as error:
+    sys.exit(f"{error} (config key pack)")
 PACKS = plan_packs(RUNS, PACK_SIZE, PACK_ELIGIBLE)
 PACKED_IDS = {run_id for ids in PACKS.values() for run_id in ids}
 
