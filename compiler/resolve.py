@@ -46,6 +46,9 @@ TRAIN_PARAMS: tuple[Param, ...] = (
     Param("checkpoint_every", "int", 1000, min=1, max=10**10, doc="steps between checkpoints",
           sweepable=False),
     Param("log_every", "int", 100, min=1, max=10**10, doc="steps between metric lines", sweepable=False),
+    Param("log_error", "int", 0, min=0, max=1_000_000, sweepable=False,
+          doc="fresh prompts (their own seed stream) scored at every metric line, whose mean task "
+              "error the line records as `error` (time to accuracy); 0: off"),
     Param("backend", "choice", "auto", choices=("auto", "triton", "triton_seq", "reference"),
           doc="selective-scan kernel (auto: Triton on CUDA, reference on CPU)", sweepable=False),
     Param("device", "choice", "auto", choices=("auto", "cpu", "cuda"), sweepable=False),
@@ -65,7 +68,7 @@ EVAL_PARAMS: tuple[Param, ...] = (
 )
 
 # Train keys that say how to run, not what to compute: left out of run ids.
-TRAIN_HOW_KEYS = ("checkpoint_every", "log_every", "backend", "device", "seeds")
+TRAIN_HOW_KEYS = ("checkpoint_every", "log_every", "log_error", "backend", "device", "seeds")
 
 
 @dataclass

@@ -163,3 +163,10 @@ def test_precision_is_part_of_the_run_id(write_spec):
     bf16 = runs_of([write_spec("b.icl", BASE.replace("seeds = [0, 1] }", "seeds = [0, 1] precision = bf16 }"))])
     assert {r.train["precision"] for r in tf32} == {"tf32"} and len(tf32) == len(bf16) == 8
     assert all(x.id != y.id for x, y in zip(tf32, bf16))
+
+
+def test_log_error_is_how_to_run_not_part_of_the_run_id(write_spec):
+    a = runs_of([write_spec("a.icl", BASE)])
+    b = runs_of([write_spec("b.icl", BASE.replace("seeds = [0, 1] }", "seeds = [0, 1] log_error = 64 }"))])
+    assert [r.id for r in a] == [r.id for r in b]
+    assert {r.train["log_error"] for r in b} == {64}

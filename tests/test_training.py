@@ -299,3 +299,18 @@ def test_training_claims_its_steps_to_go_and_updates_them(monkeypatch, tmp_path,
     (tmp_path / "d" / "metrics.jsonl").write_text('{"step": 20}\n')
     train_run(run, tmp_path / "d", progress=False)
     assert claimed[4:] == [24]
+
+
+def test_log_error_records_the_error_and_changes_no_weight(tmp_path, make_run, load_weights, assert_same_weights):
+    """train.log_error N: each metrics line also holds the task's error on N fresh prompts; the
+    scoring draws nothing from training's streams, so the weights are those of a run without it."""
+    run = make_run(steps=8, log_every=4, log_error=32)
+    run.model_config["dropout"] = 0.1  # dropout on: the scoring runs in eval mode, drawing no mask
+    base = make_run(steps=8, log_every=4)
+    base.model_config["dropout"] = 0.1
+    train_run(base, tmp_path / "base", progress=False)
+    assert train_run(run, tmp_path / "monitored", progress=False)["state"] == "done"
+    assert_same_weights(load_weights(tmp_path / "base"), load_weights(tmp_path / "monitored"))
+    lines = [json.loads(x) for x in (tmp_path / "monitored" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [4, 8] and all(0 < x["error"] < 10 for x in lines)
+    assert "error" not in json.loads((tmp_path / "base" / "metrics.jsonl").read_text().splitlines()[0])

@@ -85,6 +85,18 @@ class PackedEngine:
         self.optimizer.step(active)
         return losses.detach(), norms.detach()
 
+    @torch.no_grad()
+    def outputs(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Every run's outputs on its inputs, in eval mode (no dropout: no random draw, so the
+        training that follows is unchanged) and without gradients."""
+        self.model.eval()
+        try:
+            with precision.matmul_precision(self.precision, self.device):
+                with precision.autocast(self.precision, self.device):
+                    return [out.float() for out in self._forward(inputs, None)]
+        finally:
+            self.model.train()
+
     def _forward(self, inputs, dropout_seeds) -> list[torch.Tensor]:
         if self.mode != "loop":  # a lone run (its own dropout stream), or a pack without dropout
             if self.mode == "single" and dropout_seeds is not None:

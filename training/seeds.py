@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import hashlib
 
-STREAMS = {"init": 0, "train": 1, "dropout": 2, "eval": 3, "bootstrap": 4, "validation": 5}
+STREAMS = {"init": 0, "train": 1, "dropout": 2, "eval": 3, "bootstrap": 4, "validation": 5,
+           "monitor": 6}
 _SPAN = 2 ** 60
 
 

@@ -4,7 +4,9 @@
 - checkpoint.pt  model + optimizer + step + RNG state, every `train.checkpoint_every` steps
                  and at the end (atomic: tmp file, fsync, os.replace);
 - metrics.jsonl  one JSON line per `train.log_every` steps: step, loss (mean since the
-                 last line), dims, points, lr, grad_norm, steps_per_s, wall_s;
+                 last line), dims, points, lr, grad_norm, steps_per_s, wall_s; with
+                 `train.log_error` N > 0 also error: the task's error averaged over N fresh
+                 prompts (stream "monitor") at the step's sizes (time to accuracy);
 - model.pt       the final weights (atomic);
 - status.json    written last (atomic): state "done" | "diverged", step, message, final_loss
                  (the mean training loss of the last FINAL_LOSS_STEPS steps: it depends on
@@ -180,6 +182,7 @@ class _Member:
         self.norms: list[torch.Tensor] = []
         self.first_unsynced = self.start
         self.diverged: tuple[int, str] | None = None
+        self.monitored: float | None = None   # the error of train.log_error prompts, for the next metrics line
         self.status: dict | None = None
         self.metrics = open(out_dir / METRICS, "a", encoding="utf-8")
 
@@ -201,6 +204,7 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
     batch = int(train["batch"])
     log_every = max(1, int(train["log_every"]))
     checkpoint_every = max(1, int(train["checkpoint_every"]))
+    log_error = int(train["log_error"])
     task_config = runs[0].task_config
     dropout = float(model_settings(runs[0])["dropout"])
     engine = PackedEngine([m.model for m in members], [train_settings(r) for r in runs], dropout,
@@ -252,6 +256,8 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
                 m.norms.append(step_norms[m.k])
 
             done = step + 1
+            if log_error and done % log_every == 0:
+                _monitor(engine, members, active, done, log_error, sizes, dev)
             for m in active:
                 _after_step(m, done, sizes, log_every, checkpoint_every, t0, bar, dev)
             if bar is not None and (done % log_every == 0 or done % checkpoint_every == 0):
@@ -270,6 +276,21 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
         if m.status is None:  # a member whose range was empty (resumed at its target)
             _finish(m, dev, elapsed)
     return [m.status for m in members]
+
+
+def _monitor(engine, members, active, done: int, prompts: int, sizes: dict, dev) -> None:
+    """Score each active run on `prompts` fresh prompts (stream "monitor": never a training or
+    evaluation prompt) with its weights after step `done`; the next metrics line records it."""
+    drawn = {}
+    for m in active:
+        generator = torch.Generator(device=dev)
+        generator.manual_seed(stream_seed("monitor", m.seed, done))
+        drawn[m.k] = m.task.sample(generator, prompts, dims=sizes["dims"], points=sizes["points"])
+    chosen = [drawn.get(m.k, drawn[active[0].k]) for m in members]  # the pack computes every run
+    outputs = engine.outputs([p.inputs for p in chosen])
+    for m in active:
+        p = drawn[m.k]
+        m.monitored = float(torch.nanmean(m.task.error(p.gather(outputs[m.k]), p)).item())
 
 
 def _loss_fn(task, prompts):
@@ -307,6 +328,8 @@ def _after_step(m: _Member, done: int, sizes: dict, log_every: int, checkpoint_e
         entry = {"step": done, "loss": sum(m.window) / len(m.window), "dims": sizes["dims"],
                  "points": sizes["points"], "lr": m.lr, "grad_norm": host_norms[-1],
                  "steps_per_s": rate, "wall_s": m.wall_before + elapsed}
+        if m.monitored is not None:
+            entry["error"], m.monitored = m.monitored, None
         m.metrics.write(json.dumps(entry) + "\n")
         m.metrics.flush()
         m.window = []
