@@ -260,7 +260,8 @@ TASKS: dict[str, TaskKind] = {t.name: t for t in (
              "x uniform in {-1, 1}^d, y = product of k coordinates chosen per prompt",
              (_dims(10), _points(140), Param("k", "int", 2, min=1, max=64)), lr=4e-4,
              constraints=_k_fits_active_dims, levels=_parity_query_only,
-             baselines=("zero", "gf2_solver"), chance=lambda config: 0.5),
+             baselines=("zero", "gf2_solver"), chance=lambda config: 0.5,
+             metrics=("released_sign",)),   # sign(0) counted wrong, as the released metric
     TaskKind("chain_of_thought", "icl.tasks.chain_of_thought:ChainOfThought",
              "2-layer ReLU net; each example is x, hidden features s, y (Li et al. 2023)",
              (_dims(10), _points(101), Param("hidden", "int", 4, min=1, max=4096)),
@@ -272,7 +273,12 @@ TASKS: dict[str, TaskKind] = {t.name: t for t in (
              (_dims(20), Param("pairs", "int", 64, min=1, max=100_000)),
              variants=("noisy_query", "query_position"),
              tokens_per_point=2, extra_tokens=1, out="vector", lr=2e-4, clip=100.0,
-             baselines=("zero",), readout="once", metrics=("nearest_value",),
+             baselines=("zero",), readout="once",
+             # error: exact match of the nearest stored value; chance: a uniform guess among the
+             # pairs' values (accuracy 1/pairs). Extra: the same under its old name, and the
+             # released proxy (argmax over keys of <pred, key> against <target, key>).
+             chance=lambda config: 1.0 - 1.0 / config["pairs"],
+             metrics=("nearest_value", "released_proxy"),
              variant_sweeps={"noisy_query": VariantSweep("noise_sigmas", "query noise sigma")},
              variant_bins={"query_position": VariantBins(
                  "query_index", "index of the key the query copies (0 = first pair)")}),

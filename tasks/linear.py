@@ -8,6 +8,7 @@ from icl.tasks.base import random_subset
 from icl.tasks.regression import RegressionTask, linear_ys
 
 DEFAULT_SCALE = 2.0  # "scaled_x" / "scaled_y" without a value
+SKEW_SEED = 0        # "skewed_covariance" without a value: the rotation's seed
 
 
 def random_rotation(generator: torch.Generator, batch: int, dims: int) -> Tensor:
@@ -17,16 +18,34 @@ def random_rotation(generator: torch.Generator, batch: int, dims: int) -> Tensor
     return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
-def skewed_xs(generator, xs: Tensor, dims: int) -> Tensor:
-    """x ~ N(0, S) with S = U diag(l) U^T, l_i ~ 1/i^2 scaled so trace(S) = dims, U random."""
-    batch = xs.shape[0]
-    eig = 1.0 / torch.arange(1, dims + 1, device=xs.device, dtype=xs.dtype) ** 2
+def skew_root(device, dims: int, seed: int = SKEW_SEED) -> Tensor:
+    """(dims, dims) symmetric square root of the skewed covariance S = U diag(l) U^T, with
+    l_i proportional to 1/i^2 and trace(S) = dims. U is drawn from a generator of its own,
+    seeded by `seed` alone, so every prompt of an evaluation (every chunk, every model)
+    meets the same covariance, as in the released evaluation, which draws its transformation
+    once per evaluation (docs/tasks.md)."""
+    rotation_generator = torch.Generator(device=device).manual_seed(int(seed))
+    eig = 1.0 / torch.arange(1, dims + 1, device=device, dtype=torch.float32) ** 2
     eig = eig * dims / eig.sum()
-    u = random_rotation(generator, batch, dims)
-    root = u @ torch.diag_embed(eig.sqrt().expand(batch, dims)) @ u.transpose(1, 2)
+    u = random_rotation(rotation_generator, 1, dims)[0]
+    return u @ torch.diag(eig.sqrt()) @ u.T
+
+
+def skewed_xs(xs: Tensor, dims: int, seed: int = SKEW_SEED) -> Tensor:
+    """x ~ N(0, S): the active coordinates of Gaussian xs times the fixed root of S (skew_root)."""
+    root = skew_root(xs.device, dims, seed)
     out = torch.zeros_like(xs)
     out[..., :dims] = xs[..., :dims] @ root  # root is symmetric
     return out
+
+
+def rotation_seed(value: float | None) -> int:
+    """The seed of the skewed covariance's rotation: the variant's value (default SKEW_SEED)."""
+    if value is None:
+        return SKEW_SEED
+    if value != int(value) or value < 0:
+        raise ValueError(f"skewed_covariance: rotation seed {value:g} is not a non-negative integer")
+    return int(value)
 
 
 def orthogonal_xs(xs: Tensor, dims: int) -> Tensor:
@@ -43,7 +62,7 @@ def orthogonal_xs(xs: Tensor, dims: int) -> Tensor:
 
 class LinearRegression(RegressionTask):
     kind = "linear_regression"
-    option_names = {"scaled_x": "scale", "scaled_y": "scale"}
+    option_names = {"scaled_x": "scale", "scaled_y": "scale", "skewed_covariance": "rotation_seed"}
 
     def weights(self, generator, batch, dims) -> Tensor:
         return self.gaussian_w(generator, batch, dims)
@@ -53,7 +72,7 @@ class LinearRegression(RegressionTask):
         w = self.weights(generator, batch, dims)
         mask = None
         if variant == "skewed_covariance":
-            xs = skewed_xs(generator, xs, dims)
+            xs = skewed_xs(xs, dims, rotation_seed(value))
         elif variant == "scaled_x":
             xs = xs * (DEFAULT_SCALE if value is None else value)
         elif variant == "orthogonal_subspace":

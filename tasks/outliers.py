@@ -4,7 +4,7 @@ Orthogonal outliers: with probability p a position's x is replaced by a vector
 orthogonal to the prompt's own w and its y token by another such vector.
 Many outliers: with probability p a position is x = all-ones (active dims), y = 1.
 Variants: "no_outliers" (p = 0) and "fixed_outliers" (outliers at evenly spaced
-positions at rate p, the same for every prompt).
+positions at rate p, the same for every prompt; fixed_outlier_positions).
 """
 from __future__ import annotations
 
@@ -15,9 +15,17 @@ from icl.tasks.regression import RegressionTask, linear_ys
 
 
 def fixed_outlier_positions(points: int, rate: float, device) -> Tensor:
-    """(points,) bool, evenly spaced with the given rate: i is an outlier iff floor((i+1)p) > floor(ip)."""
+    """(points,) bool: outliers at fixed, evenly spaced positions at the given rate.
+
+    The rarer kind of position (outliers when rate <= 1/2, clean ones above) sits at every
+    position i >= 1 where floor(i q) steps up, q = min(rate, 1 - rate); position 0 is always
+    of the commoner kind. At rate 1/2 that is the released evaluation's own layout (outliers
+    at 2, 4, 6, ...); at 0.9 one clean position in ten (10, 20, ...), where the released code
+    puts its outliers at positions 0..9 only (docs/tasks.md, "Departures")."""
+    q = round(min(rate, 1.0 - rate), 12)    # 1 - 0.9 is 0.0999...98 in floating point
     i = torch.arange(points, device=device, dtype=torch.float64)
-    return torch.floor((i + 1) * rate) > torch.floor(i * rate)
+    rare = (torch.floor(i * q + 1e-9) > torch.floor((i - 1) * q + 1e-9)) & (i >= 1)
+    return rare if rate <= 0.5 else ~rare
 
 
 def project_out(v: Tensor, w: Tensor) -> Tensor:

@@ -31,7 +31,15 @@ class SparseParity(RegressionTask):
         return masked_mean(bce, prompts.mask)
 
     def error(self, pred, prompts):
-        # sign with ties to +1, so the zero predictor sits at chance (error 0.5)
+        """0/1 error of sign(pred) with ties (pred = 0) counted as +1, so a predictor of 0 (the
+        zero baseline, the GF(2) solver where it cannot tell) sits at chance, error 0.5."""
         guess = torch.where(pred[..., 0] >= 0, 1.0, -1.0)
         wrong = (guess != prompts.targets[..., 0]).to(pred.dtype)
+        return nan_where_masked(wrong, prompts.mask)
+
+    def released_sign_error(self, pred, prompts):
+        """The released metric's rule: torch.sign(pred) must equal the label, and sign(0) = 0
+        equals neither label, so pred = 0 is always wrong. Equal to `error` wherever pred != 0
+        (a trained network's output practically always is)."""
+        wrong = (torch.sign(pred[..., 0]) != prompts.targets[..., 0]).to(pred.dtype)
         return nan_where_masked(wrong, prompts.mask)

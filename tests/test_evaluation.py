@@ -178,6 +178,17 @@ def test_mqar_variants(tmp_path, make_run):
     assert result["reports_accuracy"] is True
 
 
+def test_mqar_headline_is_nearest_value_exact_match_with_the_released_proxy_beside(tmp_path, make_run):
+    run = dataclasses.replace(make_run(steps=2), task_config={"kind": "vector_mqar", "dims": 4, "pairs": 4,
+                                                              "curriculum": {}})
+    run.eval.update(prompts=64, batch=32, bootstrap=50, variants=[])
+    train_run(run, tmp_path, progress=False)
+    result = evaluate_run(run, tmp_path, tmp_path / "eval.json", progress=False)
+    assert result["metric"].startswith("error rate (1 - accuracy of the stored value nearest")
+    assert result["model"]["mean"] == result["nearest_value"]["mean"]   # the headline, old name too
+    assert "released_proxy" in result and result["released_proxy"]["prompts"] == 64
+
+
 # -- diverged and missing runs ---------------------------------------------------------
 
 def test_diverged_run_gets_a_diverged_evaluation(tmp_path, make_run):

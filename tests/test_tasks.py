@@ -244,10 +244,22 @@ def test_outlier_rate_and_masks(kind, rate):
 
 
 def test_fixed_outliers_are_evenly_spaced():
-    assert fixed_outlier_positions(6, 0.5, "cpu").tolist() == [False, True] * 3
-    nine = fixed_outlier_positions(20, 0.9, "cpu")
-    assert (~nine).nonzero().flatten().tolist() == [0, 10]
+    # the released evaluation's layout at p = 0.5: outliers at 2, 4, 6, ..., position 0 clean
+    assert fixed_outlier_positions(6, 0.5, "cpu").tolist() == [False, False, True, False, True, False]
+    half = fixed_outlier_positions(101, 0.5, "cpu")
+    assert half.nonzero().flatten().tolist() == list(range(2, 101, 2))
+    # p = 0.9: one clean position in ten, at 10, 20, ... (the released code's outliers would sit
+    # at 0..9 only); 1 - 0.9 is not 0.1 in floating point, the spacing still is
+    nine = fixed_outlier_positions(512, 0.9, "cpu")
+    assert (~nine).nonzero().flatten().tolist() == list(range(10, 512, 10))
     assert not fixed_outlier_positions(5, 0.0, "cpu").any()
+    assert fixed_outlier_positions(5, 1.0, "cpu").all()
+
+
+def test_fixed_outliers_variant_uses_the_released_positions():
+    p = task("orthogonal_outlier_regression").sample(gen(), 4, variant="fixed_outliers")
+    assert p.info["outlier"][0].nonzero().flatten().tolist() == list(range(2, 41, 2))
+    assert torch.equal(p.mask, ~p.info["outlier"])
 
 
 def test_orthogonal_outliers_are_orthogonal_to_the_prompts_own_w():
@@ -361,6 +373,56 @@ def test_chain_of_thought_evaluation_feeds_the_models_own_s():
     assert torch.allclose(t.error(right, p), t.teacher_forced_error(right, p), atol=1e-6)
 
 
+def test_parity_released_sign_metric_counts_zero_wrong():
+    t = task("sparse_parity")
+    p = t.sample(gen(), 64)
+    zero = torch.zeros(p.targets.shape)
+    labels = p.targets[..., 0]
+    # the headline error breaks a tie to +1; the released rule (torch.sign(0) = 0) never matches
+    assert torch.equal(t.error(zero, p), (labels != 1).float())
+    assert t.released_sign_error(zero, p).min() == 1
+    # away from zero both agree
+    pred = torch.randn(p.targets.shape, generator=gen(3)) + 1e-3
+    pred[pred == 0] = 1e-3
+    assert torch.equal(t.error(pred, p), t.released_sign_error(pred, p))
+    assert "released_sign" in TASKS["sparse_parity"].metrics
+    assert TASKS["sparse_parity"].chance({}) == 0.5
+
+
+def test_vector_mqar_error_is_exact_match_of_the_nearest_value():
+    t = task("vector_mqar", dims=8, pairs=4)
+    p = t.sample(gen(), 512)
+    _, values = t.keys_values(p)
+    rows, target = torch.arange(512), p.info["target_index"]
+    assert t.error(p.targets, p).max() == 0                          # the target value: right
+    assert t.error(p.targets + 0.1 * torch.randn(p.targets.shape, generator=gen(1)), p).max() == 0
+    for shift in (1, 2, 3):                                          # another stored value: wrong
+        other = values[rows, (target + shift) % 4].unsqueeze(1)
+        assert t.error(other, p).min() == 1
+        # the released proxy scores some of those right (where the most aligned keys coincide)
+        assert t.released_proxy_error(other, p).min() == 0
+    assert torch.equal(t.nearest_value_error(other, p), t.error(other, p))
+    kind = TASKS["vector_mqar"]
+    assert kind.chance(kind.with_defaults({})) == 1 - 1 / 64                 # accuracy 1/pairs
+    assert kind.chance({"dims": 8, "pairs": 4}) == 0.75
+    assert "released_proxy" in kind.metrics and "nearest_value" in kind.metrics
+    # a guess among the stored values at random scores about chance
+    guess = values[rows, torch.randint(0, 4, (512,), generator=gen(2))].unsqueeze(1)
+    assert abs(t.error(guess, p).mean().item() - 0.75) < 0.06
+
+
+def test_vector_mqar_noisy_query_is_renormalised():
+    t = task("vector_mqar")
+    for sigma in (0.1, 1.0, 5.0):
+        p = t.sample(gen(), 64, variant=f"noisy_query:{sigma}")
+        assert torch.allclose(p.inputs[:, -1].norm(dim=-1), torch.full((64,), math.sqrt(20)))
+    # the same prompts as the unnoised ones up to the query: the noise moved q's direction only
+    p = t.sample(gen(), 64, variant="noisy_query:0.5")
+    keys, _ = t.keys_values(p)
+    cosine = torch.nn.functional.cosine_similarity(p.inputs[:, -1], keys[torch.arange(64), p.info["query_index"]])
+    assert 0.8 < cosine.mean().item() < 0.95                         # 1 / sqrt(1 + 0.25) ~ 0.89
+
+
 def test_vector_mqar_target_is_the_value_of_the_matching_key():
     t = task("vector_mqar")
     p = t.sample(gen(), 256)
@@ -383,8 +445,10 @@ def test_vector_mqar_variants():
     b = t.sample(gen(), 64, variant="noisy_query", noise=0.5)
     assert torch.equal(a.inputs, b.inputs)
     keys, _ = t.keys_values(a)
+    # noise of std 0.5 per coordinate, then q rescaled to norm sqrt(d): q = (k + n) / sqrt(1.25)
+    # on average, so q - k has std about sqrt(0.106^2 + 0.894^2 0.25) = 0.46
     noise = a.inputs[:, -1] - keys[torch.arange(64), a.info["query_index"]]
-    assert abs(noise.std().item() - 0.5) < 0.05
+    assert abs(noise.std().item() - 0.46) < 0.05
     # the target follows the key most aligned with the noisy query
     big = t.sample(gen(), 256, variant="noisy_query:5")
     assert (big.info["target_index"] != big.info["query_index"]).float().mean() > 0.5
@@ -418,6 +482,33 @@ def test_linear_distribution_shifts():
     assert ortho.mask[:, :8].all() and not ortho.mask[:, 8:].any()
     sparse = task("sparse_linear_regression").sample(gen(), 8, variant="scaled_x:2")
     assert sparse.info["variant"] == "scaled_x"
+
+
+def test_skewed_covariance_is_one_fixed_covariance_for_the_evaluation():
+    t = task("linear_regression", dims=5, points=3000)
+
+    def top_direction(xs):
+        cov = xs.T @ xs / xs.shape[0]
+        eigvals, eigvecs = torch.linalg.eigh(cov)
+        return eigvals, eigvecs[:, -1]
+
+    # two prompts of one chunk, and a prompt of another chunk (another generator), share S
+    a = t.sample(gen(1), 2, variant="skewed_covariance")
+    b = t.sample(gen(2), 1, variant="skewed_covariance")
+    directions = []
+    for xs in (a.xs[0, :, :5], a.xs[1, :, :5], b.xs[0, :, :5]):
+        eigvals, top = top_direction(xs)
+        # eigenvalues proportional to 1/i^2 with trace 5: 3.41, 0.85, 0.38, 0.21, 0.14
+        assert abs(eigvals[-1].item() / 3.41 - 1) < 0.1 and abs(eigvals.sum().item() / 5 - 1) < 0.1
+        directions.append(top)
+    for other in directions[1:]:
+        assert abs(torch.dot(directions[0], other).item()) > 0.99
+    # the variant's value seeds the rotation: another seed, another covariance
+    c = t.sample(gen(1), 1, variant="skewed_covariance:7")
+    assert torch.equal(c.xs, t.sample(gen(1), 1, variant="skewed_covariance", rotation_seed=7).xs)
+    assert abs(torch.dot(directions[0], top_direction(c.xs[0, :, :5])[1]).item()) < 0.99
+    with pytest.raises(ValueError, match="not a non-negative integer"):
+        t.sample(gen(), 1, variant="skewed_covariance:0.5")
 
 
 def test_token_mqar_queries_recall_their_values():
