@@ -3,6 +3,7 @@
     snakemake --cores all                          # the smoke study on CPU
     snakemake --cores all --config scale=reduced   # one GPU
     snakemake -n                                   # what would run, and why
+    snakemake compare --config 'specs=[A.icl,B.icl]'   # two specs side by side: compare.html
 
 Run folders are named by run id (a hash of what decides the weights), so editing
 one line of a spec re-runs exactly the runs that line changes, and the plots and

@@ -1,6 +1,7 @@
 """Plots, the Table-1 verdicts and the HTML/Markdown report.
 
     from icl.report import build_report, plot_only, write_report, verdicts, plot_task, write_exports
+    from icl.report import build_comparison, write_run_pages
 
 Exports are imported lazily, so `import icl.report` does not load matplotlib.
 """
@@ -11,6 +12,7 @@ _EXPORTS = {
     "load_results": "icl.report.build", "load_states": "icl.report.build", "ReportError": "icl.report.build",
     "write_report": "icl.report.render", "verdicts": "icl.report.table1",
     "plot_task": "icl.report.plots", "write_exports": "icl.report.exports",
+    "build_comparison": "icl.report.compare", "write_run_pages": "icl.report.runpages",
 }
 
 __all__ = sorted(_EXPORTS)

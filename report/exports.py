@@ -11,9 +11,14 @@ metrics/runs.csv      one row per run: its configuration, how its training ended
                       evaluation summary (tail errors of the model and of every baseline).
 metrics/training.csv  every run's training curve: one row per logged step (metrics.jsonl).
 
-Parquet is not written: it needs pyarrow (or fastparquet), which the project does not
-depend on; the CSVs load into any data frame. Every file is written atomically, and the
-same inputs give the same bytes (the pipeline's outputs are compared byte for byte).
+table1.parquet, metrics/runs.parquet, metrics/training.parquet
+               the same three tables as Parquet (PARQUET), written only where pyarrow is
+               installed (`pip install -e .[parquet]`; pyarrow is a 55 MB wheel, 170 MB installed, so an
+               optional extra, not a dependency); without it write_exports skips them and
+               `parquet_note()` says why, which the report's downloads show.
+
+Every file is written atomically, and the same inputs give the same bytes (the pipeline's
+outputs are compared byte for byte; Parquet's with the same pyarrow version).
 """
 from __future__ import annotations
 
@@ -25,9 +30,14 @@ from pathlib import Path
 
 from icl import atomic
 from icl.report import table1
+from icl.run import Run
 
 EXPORTS = {"table1_csv": "table1.csv", "table1_tex": "table1.tex",
            "runs_csv": "metrics/runs.csv", "training_csv": "metrics/training.csv"}
+
+# Written beside the CSVs when pyarrow is installed (table1_csv etc.'s rows, the same columns).
+PARQUET = {"table1_parquet": "table1.parquet", "runs_parquet": "metrics/runs.parquet",
+           "training_parquet": "metrics/training.parquet"}
 
 TABLE1_COLUMNS = ("task", "architecture", "verdict", "paper", "agrees", "metric", "chance", "best_other",
                   "seeds", "diverged", "evaluated", "best_lr", "steps", "steps_done", "seed_tails",
@@ -44,7 +54,7 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "^": r"\textasciicircum{}"}
 
 
-def write_exports(table: dict, evals: list[dict], runs: list[dict], statuses: dict,
+def write_exports(table: dict, evals: list[dict], runs: list[Run], statuses: dict,
                   training: dict[str, list[dict]] | None, out_dir: Path, title: str) -> dict[str, Path]:
     """Write every file of EXPORTS under `out_dir`; returns name -> path.
 
@@ -56,12 +66,65 @@ def write_exports(table: dict, evals: list[dict], runs: list[dict], statuses: di
     atomic.write_bytes(paths["table1_tex"], table1_latex(table, title).encode("utf-8"))
     atomic.write_bytes(paths["runs_csv"], runs_csv(evals, runs, statuses).encode("utf-8"))
     atomic.write_bytes(paths["training_csv"], training_csv(runs, training or {}).encode("utf-8"))
+    if parquet_available():
+        tables = {"table1_parquet": table1_rows(table), "runs_parquet": runs_rows(evals, runs, statuses),
+                  "training_parquet": training_rows(runs, training or {})}
+        for name, (columns, rows) in tables.items():
+            paths[name] = out_dir / PARQUET[name]
+            atomic.write_bytes(paths[name], parquet_bytes(columns, rows))
+    else:   # a Parquet file of an earlier build with pyarrow would be stale now
+        for rel in PARQUET.values():
+            (out_dir / rel).unlink(missing_ok=True)
     return paths
+
+
+# -- Parquet (optional) --------------------------------------------------------------------
+
+def parquet_available() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def parquet_note() -> str | None:
+    """Why there is no Parquet download (None when pyarrow is installed)."""
+    if parquet_available():
+        return None
+    return ("Parquet files are not written: pyarrow is not installed where the report was built "
+            "(pip install -e '.[parquet]' adds it). The CSVs hold the same tables.")
+
+
+def parquet_bytes(columns, rows: list[dict]) -> bytes:
+    """The rows as one Parquet table: numbers stay numbers (ints and floats together as
+    floats), dicts and lists as JSON text, a column mixing text and numbers as text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = {}
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        values = [json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for v in values]
+        kinds = {type(v) for v in values if v is not None}
+        if str in kinds and len(kinds) > 1:
+            values = [None if v is None else _value(v) for v in values]
+        elif kinds and kinds <= {int, float} and float in kinds:
+            values = [None if v is None else float(v) for v in values]
+        data[column] = pa.array(values) if kinds else pa.array(values, type=pa.string())
+    out = pa.BufferOutputStream()
+    pq.write_table(pa.table(data), out, compression="zstd")
+    return out.getvalue().to_pybytes()
 
 
 # -- Table 1 ---------------------------------------------------------------------------
 
 def table1_csv(table: dict) -> str:
+    return _csv(*table1_rows(table))
+
+
+def table1_rows(table: dict) -> tuple[tuple, list[dict]]:
     rows = []
     for task, cells in table.items():
         for model, cell in cells.items():
@@ -70,7 +133,7 @@ def table1_csv(table: dict) -> str:
                 "seed_tails": ";".join(f"{e['seed']}:{_value(e['tail']) if e['state'] == 'done' else e['state']}"
                                        for e in cell.get("seed_metrics") or []),
             })
-    return _csv(TABLE1_COLUMNS, rows)
+    return TABLE1_COLUMNS, rows
 
 
 def table1_latex(table: dict, title: str) -> str:
@@ -118,24 +181,28 @@ def _comment(text: str) -> str:
 
 # -- raw per-run metrics -----------------------------------------------------------------
 
-def runs_csv(evals: list[dict], runs: list[dict], statuses: dict) -> str:
+def runs_csv(evals: list[dict], runs: list[Run], statuses: dict) -> str:
     """One row per run of the run table; baseline_tail.<name> columns for every baseline any
     evaluation scored."""
+    return _csv(*runs_rows(evals, runs, statuses))
+
+
+def runs_rows(evals: list[dict], runs: list[Run], statuses: dict) -> tuple[tuple, list[dict]]:
     eval_of = {(e.get("run_id"), e.get("eval_id")): e for e in evals}
     eval_by_run = {e.get("run_id"): e for e in evals}
     baselines = sorted({name for e in evals
                         for name in ((e.get("summary") or {}).get("baselines_tail") or {})})
     rows = []
     for run in runs:
-        status = statuses.get(run["id"]) or {}
-        ev = eval_of.get((run["id"], run.get("eval_id"))) or eval_by_run.get(run["id"]) or {}
+        status = statuses.get(run.id) or {}
+        ev = eval_of.get((run.id, run.eval_id)) or eval_by_run.get(run.id) or {}
         summary = ev.get("summary") or {}
-        train = run.get("train") or {}
+        train = run.train or {}
         row = {
-            "run_id": run["id"], "eval_id": run.get("eval_id"), "experiment": run.get("experiment"),
-            "spec": run.get("spec"), "task": run.get("task"), "architecture": run.get("model"),
-            "layers": run.get("layers"), "seed": run.get("seed"), "lr": train.get("lr"),
-            "sweep": json.dumps(run.get("sweep") or {}, sort_keys=True) if run.get("sweep") else None,
+            "run_id": run.id, "eval_id": run.eval_id, "experiment": run.experiment,
+            "spec": run.spec, "task": run.task, "architecture": run.model,
+            "layers": run.layers, "seed": run.seed, "lr": train.get("lr"),
+            "sweep": json.dumps(run.sweep or {}, sort_keys=True) if run.sweep else None,
             "steps_planned": status.get("steps_planned", train.get("steps")),
             "steps_done": status.get("steps_done", status.get("step")),
             "train_state": status.get("state"), "final_loss": status.get("final_loss"),
@@ -145,21 +212,25 @@ def runs_csv(evals: list[dict], runs: list[dict], statuses: dict) -> str:
             "model_tail": summary.get("model_tail"), "model_final": summary.get("model_final"),
             "best_baseline": summary.get("best_baseline"),
             "best_baseline_tail": summary.get("best_baseline_tail"),
-            "params": run.get("params"), "state_size": run.get("state_size"),
-            "flops_per_token": run.get("flops_per_token"),
+            "params": run.params, "state_size": run.state_size,
+            "flops_per_token": run.flops_per_token,
         }
         tails = summary.get("baselines_tail") or {}
         row.update({f"baseline_tail.{name}": tails.get(name) for name in baselines})
         rows.append(row)
-    return _csv(RUN_COLUMNS + tuple(f"baseline_tail.{name}" for name in baselines), rows)
+    return RUN_COLUMNS + tuple(f"baseline_tail.{name}" for name in baselines), rows
 
 
-def training_csv(runs: list[dict], training: dict[str, list[dict]]) -> str:
+def training_csv(runs: list[Run], training: dict[str, list[dict]]) -> str:
     """Every run's logged training steps, in the run table's order, then by step."""
+    return _csv(*training_rows(runs, training))
+
+
+def training_rows(runs: list[Run], training: dict[str, list[dict]]) -> tuple[tuple, list[dict]]:
     keys = sorted({k for entries in training.values() for e in entries for k in e} - set(TRAINING_FIRST))
-    rows = [{"run_id": run["id"], **entry}
-            for run in runs for entry in sorted(training.get(run["id"]) or [], key=lambda e: e["step"])]
-    return _csv(TRAINING_FIRST + tuple(keys), rows)
+    rows = [{"run_id": run.id, **entry}
+            for run in runs for entry in sorted(training.get(run.id) or [], key=lambda e: e["step"])]
+    return TRAINING_FIRST + tuple(keys), rows
 
 
 # -- CSV ---------------------------------------------------------------------------------

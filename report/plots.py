@@ -3,9 +3,12 @@
     plot_task(evals, runs, out_png) -> Path
 
 Each architecture is drawn at its best configuration (the one Table 1 judges, see
-table1.best_configs): the line is the mean over its seeds, the band runs from the
-lowest 5% to the highest 95% bootstrap bound of those seeds (one seed: the
-evaluation's own band). The classical baselines, scored on the same prompts, are grey
+table1.best_configs): the line is the mean over its seeds, the band its 90% bootstrap
+interval over those seeds (intervals.seed_bands; one seed: the evaluation's own 5%-95%
+band over prompts). Where a cell's runs sweep the learning rate, a panel under the main one
+draws the learning-rate sensitivity: each architecture's score (Table 1's: tail error, mean
+over seeds, a diverged seed counting as chance) against the learning rate, with its
+interval over seeds (sensitivity.lr_sensitivity). The classical baselines, scored on the same prompts, are grey
 and dashed, each with its own dash pattern: the zero predictor (chance) and the
 MAX_BASELINES others with the lowest tail error (of the Lasso family only the best
 alpha); the rest are named under the panel, with their tail errors, so that a task with
@@ -44,11 +47,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from icl.report import table1
+from icl.report import intervals, sensitivity, table1
 from icl.tasks.catalog import TASKS, TaskKind, VariantSweep
 from icl import atomic
+from icl.run import Run
 
 WIDTH_IN, MAIN_HEIGHT_IN, VARIANT_HEIGHT_IN = 7.0, 4.5, 2.7
+LR_HEIGHT_IN = 2.6       # the learning-rate sensitivity panel, where a cell sweeps lr
 DPI = 120
 LOG_SPAN = 100.0          # max/min of the plotted errors above which the y axis is logarithmic
 LOG_FLOOR = 1e-4          # a log axis shows at most 4 decades below the largest error: exact
@@ -77,7 +82,7 @@ BASELINE_STYLES = (("#222222", (0, (5, 2))), ("#555555", (0, (1, 1.5))), ("#3333
 ZERO_STYLE = ("#9a9a9a", (0, (10, 2)))   # the zero predictor: chance, always drawn
 
 
-def plot_task(evals: list[dict], runs: list[dict], out_png: Path) -> Path:
+def plot_task(evals: list[dict], runs: list[Run], out_png: Path) -> Path:
     """Draw the ICL curves of one task (its evaluations and runs) into `out_png`, and the same
     figure as .svg and .pdf beside it; returns the PNG's path."""
     out_png = Path(out_png)
@@ -94,36 +99,42 @@ def figure_paths(out_png: Path) -> list[Path]:
     return [Path(out_png).with_suffix(suffix) for suffix in FORMATS]
 
 
-def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
-    kinds = {r["id"]: TASKS.get((r.get("task_config") or {}).get("kind")) for r in runs}
+def _task_figure(evals: list[dict], runs: list[Run]) -> Figure:
+    kinds = {r.id: TASKS.get((r.task_config or {}).get("kind")) for r in runs}
     evals = [_split_hidden_and_output(ev) if _readout(kinds.get(ev.get("run_id"))) == "hidden_and_output"
              else ev for ev in evals]
     best = table1.best_configs(evals, runs)
     tasks = table1.ordered_tasks(best, runs) if best else []
-    task = tasks[0] if tasks else (runs[0]["task"] if runs else "task")
+    task = tasks[0] if tasks else (runs[0].task if runs else "task")
     kind, config = _entry(task, runs)
     lines = {m: [ev for ev in c["evals"] if table1.tail(ev) is not None]
              for m, c in best.get(task, {}).items()}
     lines = {m: lines[m] for m in table1.ordered_models(lines) if lines[m]}
     done = [ev for ev in evals if ev.get("state") == "done" and ev.get("model")]
     diverged = sorted({ev.get("model_name") or "?" for ev in evals if table1.is_diverged(ev)})
-    colours = _colours(list(lines) + [r["model"] for r in runs])
+    colours = _colours(list(lines) + [r.model for r in runs])
 
     sweeps = kind.variant_sweeps if kind is not None else {}
     variant_names = _variant_groups(done, sweeps)
     rows = math.ceil(len(variant_names) / VARIANT_COLUMNS)
-    height = MAIN_HEIGHT_IN + rows * VARIANT_HEIGHT_IN
+    lr_lines = sensitivity.lr_sensitivity(evals, runs).get(task) or {}
+    lr_panel = bool(lr_lines.get("swept"))
+    height = MAIN_HEIGHT_IN + rows * VARIANT_HEIGHT_IN + (LR_HEIGHT_IN if lr_panel else 0)
     fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(1 + rows, VARIANT_COLUMNS,
-                            height_ratios=[MAIN_HEIGHT_IN] + [VARIANT_HEIGHT_IN] * rows)
+    grid = fig.add_gridspec(1 + rows + lr_panel, VARIANT_COLUMNS,
+                            height_ratios=[MAIN_HEIGHT_IN] + [VARIANT_HEIGHT_IN] * rows
+                            + ([LR_HEIGHT_IN] if lr_panel else []))
     main = fig.add_subplot(grid[0, :])
     metric = done[0].get("metric", "error") if done else "error"
     seeds = sorted({len(v) for v in lines.values()})
     single = bool(done) and len(done[0].get("positions") or []) == 1
     title = [f"{task}: error at the read-out" if single else f"{task}: in-context learning curve"]
     if seeds:
-        title.append(f"(best sweep point per architecture; {'/'.join(map(str, seeds))} seed(s))")
+        band = ("band: 5%-95% over prompts" if seeds == [1] else
+                f"band: {intervals.LEVEL} bootstrap interval over seeds" if min(seeds) > 1 else
+                f"band: {intervals.LEVEL} interval over seeds, over prompts where one seed")
+        title.append(f"(best sweep point per architecture; {'/'.join(map(str, seeds))} seed(s); {band})")
     _panel(main, lines, done[0] if done else None, None, colours, metric, legend=True,
            levels=kind.levels(kind.with_defaults(config)) if kind is not None else {})
     main.set_title(_title_lines(title), fontsize=9)
@@ -141,13 +152,45 @@ def _task_figure(evals: list[dict], runs: list[dict]) -> Figure:
         else:
             _panel(ax, lines, done[0], members[0], colours, None, legend=False)
         ax.set_title(label, fontsize=8)
+    if lr_panel:
+        _lr_panel(fig.add_subplot(grid[1 + rows, :]), lr_lines, colours)
     fig.tight_layout()
     return fig
 
 
-def _entry(task: str, runs: list[dict]) -> tuple[TaskKind | None, dict]:
+def _lr_panel(ax, sensitivity_of_task: dict, colours: dict) -> None:
+    """Learning-rate sensitivity: each architecture's score (Table 1's) against the learning
+    rate, with its interval over seeds; chance as a grey level."""
+    for model, points in sensitivity_of_task["models"].items():
+        lrs = np.array([p["lr"] for p in points], dtype=float)
+        mean = np.array([p["metric"] for p in points], dtype=float)
+        lo = np.array([p["lo"] if p["lo"] is not None else p["metric"] for p in points], dtype=float)
+        hi = np.array([p["hi"] if p["hi"] is not None else p["metric"] for p in points], dtype=float)
+        ax.errorbar(lrs, mean, yerr=[np.maximum(mean - lo, 0), np.maximum(hi - mean, 0)], marker="o", ms=3.5,
+                    lw=1.5, capsize=2.5, color=colours.get(model, "#000000"), label=model)
+        for p in points:
+            if p["diverged"]:
+                ax.annotate(f"{p['diverged']} diverged", (p["lr"], p["metric"]), fontsize=6, color="#b00020",
+                            textcoords="offset points", xytext=(3, 3))
+    chance = sensitivity_of_task.get("chance")
+    if sensitivity.is_finite(chance):
+        colour, dashes = ZERO_STYLE
+        ax.axhline(chance, ls=dashes, lw=1.0, color=colour, label=f"chance ({chance:.3g})")
+    if all(lr > 0 for lr in sensitivity_of_task["lrs"]):
+        ax.set_xscale("log")
+    ax.set_xticks(sensitivity_of_task["lrs"], [f"{lr:g}" for lr in sensitivity_of_task["lrs"]])
+    ax.minorticks_off()
+    ax.set_xlabel("learning rate", fontsize=8)
+    ax.set_ylabel("tail error (mean over seeds)", fontsize=8)
+    ax.set_title("learning-rate sensitivity (bars: 90% bootstrap interval over seeds)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=3, loc="best", framealpha=0.85)
+
+
+def _entry(task: str, runs: list[Run]) -> tuple[TaskKind | None, dict]:
     """The task's catalog entry and its runs' task config (None and {} without one)."""
-    config = next((r.get("task_config") for r in runs if r.get("task") == task and r.get("task_config")), None)
+    config = next((r.task_config for r in runs if r.task == task and r.task_config), None)
     kind = TASKS.get((config or {}).get("kind"))
     return (kind, config) if kind is not None else (None, {})
 
@@ -305,7 +348,9 @@ def _part(ev: dict, variant: str | None) -> dict:
 
 
 def _seed_curve(evs: list[dict], variant: str | None):
-    """(x, mean over seeds, lowest 5% bound, highest 95% bound), or None without data."""
+    """(x, mean over seeds, lo, hi), or None without data. Several seeds: the band is the
+    bootstrap interval over seeds of their mean curves (intervals.seed_bands); one seed: its
+    evaluation's own 5%-95% band over prompts."""
     parts = [_part(ev, variant) for ev in evs]
     parts = [p for p in parts if p.get("model") and p.get("positions")]
     if not parts:
@@ -313,11 +358,12 @@ def _seed_curve(evs: list[dict], variant: str | None):
     length = min(len(p["positions"]) for p in parts)
     x = np.asarray(parts[0]["positions"][:length], dtype=float)
     means = np.stack([_array(p["model"]["mean"][:length]) for p in parts])
-    lows = np.stack([_array(p["model"]["lo"][:length]) for p in parts])
-    highs = np.stack([_array(p["model"]["hi"][:length]) for p in parts])
+    if len(parts) == 1:
+        return x, means[0], _array(parts[0]["model"]["lo"][:length]), _array(parts[0]["model"]["hi"][:length])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # an all-NaN position stays NaN
-        return x, np.nanmean(means, 0), np.nanmin(lows, 0), np.nanmax(highs, 0)
+        mean, lo, hi = intervals.seed_bands(means)
+    return x, mean, lo, hi
 
 
 def _drawn_baselines(part: dict, length: int) -> tuple[list, list]:

@@ -22,26 +22,27 @@ from pathlib import Path
 
 from icl import runfolder
 from icl.runfolder import STATES
+from icl.run import Run
 RECENT_LOGS = 6   # a run's speed: over its last five logging intervals
 
 
-def study_progress(run_table: list[dict], runs_dir: Path, now: float | None = None) -> list[dict]:
+def study_progress(run_table: list[Run], runs_dir: Path, now: float | None = None) -> list[dict]:
     """One row per run: id, experiment, model, task, seed, state, step, steps; a run in progress
     also has steps_per_s (its recent speed, or None), logged_s_ago and log_every."""
     runs_dir = runfolder.require_runs_dir(runs_dir)
     now = time.time() if now is None else now
     rows = []
     for run in run_table:
-        steps = int(run.get("train", {}).get("steps") or 0)
-        found = runfolder.run_state(runs_dir, run["id"], run.get("eval_id"), recent=RECENT_LOGS)
+        steps = int(run.train.get("steps") or 0)
+        found = runfolder.run_state(runs_dir, run.id, run.eval_id, recent=RECENT_LOGS)
         state, step = found.state, found.step
         extra = {}
         if state == "in progress":
             extra = {"steps_per_s": _recent_rate(list(found.recent)),
                      "logged_s_ago": max(0.0, now - found.logged_at),
-                     "log_every": int(run["train"]["log_every"])}  # the compiler's run table: never absent
-        rows.append({"id": run["id"], "experiment": run.get("experiment"), "model": run.get("model"),
-                     "task": run.get("task"), "seed": run.get("seed"), "sweep": run.get("sweep") or {},
+                     "log_every": int(run.train["log_every"])}  # the compiler's run table: never absent
+        rows.append({"id": run.id, "experiment": run.experiment, "model": run.model,
+                     "task": run.task, "seed": run.seed, "sweep": run.sweep or {},
                      "state": state, "step": step or 0, "steps": steps, **extra})
     return rows
 

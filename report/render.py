@@ -21,17 +21,19 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
-from icl.report import exports, table1
+from icl.report import exports, intervals, runpages, sensitivity, table1
 from icl import atomic, runfolder
+from icl.run import Run
 
 TEMPLATES = Path(__file__).parent / "templates"
 SMOKE_STEPS = 10_000      # fewer planned steps than this: a pipeline check, not a result
 PAPER_STEPS = 500_000     # the study's training length (many-outlier: 1M)
 
 
-def write_report(evals: list[dict], runs: list[dict], statuses, plots: dict, out_dir: Path,
+def write_report(evals: list[dict], runs: list[Run], statuses, plots: dict, out_dir: Path,
                  title: str, states: dict[str, str] | None = None,
-                 training: dict[str, list[dict]] | None = None) -> dict[str, Path]:
+                 training: dict[str, list[dict]] | None = None,
+                 runs_dir: Path | None = None) -> dict[str, Path]:
     """Write out_dir/report.html, report.md, table1.json and the downloads (exports.EXPORTS);
     returns their paths.
 
@@ -40,12 +42,21 @@ def write_report(evals: list[dict], runs: list[dict], statuses, plots: dict, out
     a PDF of the same name beside it are linked too.
     states: each run's state (runfolder.run_state's, as build_report passes them); None derives
     them from `statuses` and `evals` by the same rule (runfolder.derive_state).
-    training: run id -> its metrics.jsonl entries, for metrics/training.csv (None: no rows)."""
+    training: run id -> its metrics.jsonl entries, for metrics/training.csv and the run pages'
+    training curves (None: no rows).
+    runs_dir: the run folders, which the run pages link their raw files in (None: no links).
+    Each run gets its page, out_dir/pages/<run id>.html (icl.report.runpages); a page of a
+    run no longer in the table is removed."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = table1.verdicts(evals, runs)
     # The downloads first: the pages link only to files that exist.
     downloads = exports.write_exports(table, evals, runs, _status_index(statuses), training, out_dir, title)
+    pages = runpages.write_run_pages(runs, evals, _status_index(statuses), training, out_dir, runs_dir,
+                                     render=lambda name, context: _render(name, context, html=True))
+    for stale in sorted((out_dir / runpages.PAGES).glob("*.html")):
+        if stale not in pages.values():
+            stale.unlink()
     context = report_context(evals, runs, statuses, plots, out_dir, title, table, states)
     paths = {"html": out_dir / "report.html", "md": out_dir / "report.md",
              "json": out_dir / "table1.json"}
@@ -76,31 +87,34 @@ def report_context(evals, runs, statuses, plots, out_dir, title, table, states=N
         "architectures": _architectures(runs, models),
         "runs": run_rows,
         "counts": _counts(runs, states),
-        "downloads": _downloads(),
+        "downloads": _downloads(out_dir),
+        "parquet_note": exports.parquet_note(),
         "filters": _filters(run_rows),
+        "sensitivity": _sensitivity(evals, runs),
+        "interval_level": intervals.LEVEL,
     }
 
 
 # -- scale -----------------------------------------------------------------------------
 
-def describe_scale(runs: list[dict], status_of: dict) -> dict:
+def describe_scale(runs: list[Run], status_of: dict) -> dict:
     """What stands behind the numbers: steps, batch, sweep, seeds and evaluation size per experiment."""
     experiments: dict[str, dict] = {}
     for run in runs:
-        name = run.get("experiment") or "?"
-        ex = experiments.setdefault(name, {"name": name, "spec": run.get("spec"), "tasks": [],
+        name = run.experiment or "?"
+        ex = experiments.setdefault(name, {"name": name, "spec": run.spec, "tasks": [],
                                            "models": [], "steps": set(), "batch": set(),
                                            "lr": set(), "seeds": set(), "sweep": set(),
                                            "prompts": set(), "bootstrap": set()})
-        for key, value in (("tasks", run.get("task")), ("models", run.get("model"))):
+        for key, value in (("tasks", run.task), ("models", run.model)):
             if value not in ex[key]:
                 ex[key].append(value)
-        train, evaluation = run.get("train", {}), run.get("eval", {})
+        train, evaluation = run.train, run.eval
         ex["steps"].add(train.get("steps"))
         ex["batch"].add(train.get("batch"))
         ex["lr"].add(train.get("lr"))
-        ex["seeds"].add(run.get("seed"))
-        ex["sweep"].update((run.get("sweep") or {}).keys())
+        ex["seeds"].add(run.seed)
+        ex["sweep"].update((run.sweep or {}).keys())
         ex["prompts"].add(evaluation.get("prompts"))
         ex["bootstrap"].add(evaluation.get("bootstrap"))
     rows = []
@@ -108,9 +122,9 @@ def describe_scale(runs: list[dict], status_of: dict) -> dict:
         rows.append({**ex, **{k: _join(ex[k]) for k in ("steps", "batch", "lr", "prompts", "bootstrap")},
                      "sweep": ", ".join(sorted(ex["sweep"])) or "none",
                      "seeds": len(ex["seeds"]), "seed_list": _join(ex["seeds"])})
-    steps = [r.get("train", {}).get("steps") for r in runs]
+    steps = [r.train.get("steps") for r in runs]
     steps = [s for s in steps if isinstance(s, (int, float))]
-    smoke_spec = any("smoke" in Path(str(r.get("spec") or "")).parts for r in runs)
+    smoke_spec = any("smoke" in Path(str(r.spec or "")).parts for r in runs)
     if not steps:
         return {"label": "none", "warnings": ["No runs with a training length: nothing to report."],
                 "experiments": rows, "smoke": False, "paper_steps": PAPER_STEPS}
@@ -132,9 +146,9 @@ def describe_scale(runs: list[dict], status_of: dict) -> dict:
             "ICL training often sits on a plateau and then drops abruptly, and too high a "
             "learning rate can keep a model there: a 'fails' at this scale means something "
             "only if the runs are long enough and the sweep wide enough.")
-    capped = [r["id"] for r in runs
-              if (status_of.get(r["id"]) or {}).get("capped")
-              or _done_less_than_planned(status_of.get(r["id"]))]
+    capped = [r.id for r in runs
+              if (status_of.get(r.id) or {}).get("capped")
+              or _done_less_than_planned(status_of.get(r.id))]
     if capped:
         warnings.append(f"{len(capped)} run(s) stopped before their planned steps "
                         f"(--max-steps): {', '.join(capped[:8])}{' ...' if len(capped) > 8 else ''}.")
@@ -142,7 +156,7 @@ def describe_scale(runs: list[dict], status_of: dict) -> dict:
     # cell with an lr each (the cell takes its best): judged per cell, as Table 1 does.
     cell_lrs: dict[tuple, set] = {}
     for run in runs:
-        cell_lrs.setdefault((run.get("task"), run.get("model")), set()).add(run.get("train", {}).get("lr"))
+        cell_lrs.setdefault((run.task, run.model), set()).add(run.train.get("lr"))
     if runs and all(len(lrs) <= 1 for lrs in cell_lrs.values()):
         warnings.append("No learning-rate sweep: every cell rests on a single learning rate, "
                         "while the study takes each cell's best.")
@@ -241,21 +255,49 @@ def _link(path: Path, out_dir: Path) -> str:
     return Path(os.path.relpath(path.resolve(), out_dir.resolve())).as_posix()
 
 
-def _downloads() -> list[dict]:
-    """The files exports.write_exports and write_report put beside the report, for the pages' links."""
+def _downloads(out_dir: Path | None = None) -> list[dict]:
+    """The files exports.write_exports and write_report put beside the report, for the pages'
+    links: the Parquet files only where they were written."""
     what = {"table1_csv": "Table 1, one row per cell (CSV)",
             "table1_tex": "Table 1 as a LaTeX table (booktabs, amssymb)",
             "runs_csv": "every run: configuration, how training ended, evaluation summary (CSV)",
-            "training_csv": "every run's training curve: loss and the rest of each logged step (CSV)"}
-    return ([{"link": rel, "what": what[name]} for name, rel in exports.EXPORTS.items()]
+            "training_csv": "every run's training curve: loss and the rest of each logged step (CSV)",
+            "table1_parquet": "Table 1 (Parquet)", "runs_parquet": "every run (Parquet)",
+            "training_parquet": "every run's training curve (Parquet)"}
+    files = dict(exports.EXPORTS)
+    if out_dir is not None:
+        files.update({name: rel for name, rel in exports.PARQUET.items() if (Path(out_dir) / rel).is_file()})
+    return ([{"link": rel, "what": what[name]} for name, rel in files.items()]
             + [{"link": "table1.json", "what": "Table 1 with every number behind it (JSON)"}])
 
 
-def _architectures(runs: list[dict], models: list[str]) -> dict:
+def _sensitivity(evals: list[dict], runs) -> dict:
+    """The learning-rate sensitivity section: per task, each architecture's score at every
+    learning rate (sensitivity.lr_sensitivity) where the task's runs sweep it; the others listed."""
+    found = sensitivity.lr_sensitivity(evals, runs)
+    swept, single = [], []
+    for task, entry in found.items():
+        if not entry["swept"]:
+            single.append({"task": task, "lrs": ", ".join(fmt(lr) for lr in entry["lrs"]) or "\u2014"})
+            continue
+        rows = []
+        for model, points in entry["models"].items():
+            at = {p["lr"]: p for p in points}
+            rows.append({"model": model, "cells": [
+                None if lr not in at else {
+                    "metric": fmt(at[lr]["metric"]), "lo": fmt(at[lr]["lo"]), "hi": fmt(at[lr]["hi"]),
+                    "seeds": at[lr]["seeds"], "diverged": at[lr]["diverged"],
+                    "best": at[lr]["metric"] == min(p["metric"] for p in points)}
+                for lr in entry["lrs"]]})
+        swept.append({"task": task, "lrs": [fmt(lr) for lr in entry["lrs"]], "rows": rows})
+    return {"swept": swept, "single": single}
+
+
+def _architectures(runs: list[Run], models: list[str]) -> dict:
     """Per architecture: layer string, width, and the range over tasks of params, state, FLOPs/token."""
-    by_model: dict[str, list[dict]] = {}
+    by_model: dict[str, list[Run]] = {}
     for run in runs:
-        by_model.setdefault(run["model"], []).append(run)
+        by_model.setdefault(run.model, []).append(run)
     summary, detail = [], []
     for model in table1.ordered_models(by_model) + [m for m in models if m not in by_model]:
         rs = by_model.get(model, [])
@@ -263,21 +305,21 @@ def _architectures(runs: list[dict], models: list[str]) -> dict:
             continue
         summary.append({
             "model": model,
-            "layers": _join({compact_layers(r.get("layers")) for r in rs}),
-            "width": _join({r.get("model_config", {}).get("width") for r in rs}),
-            "params": _span([r.get("params") for r in rs]),
-            "state_size": _span([r.get("state_size") for r in rs]),
-            "flops_per_token": _span([r.get("flops_per_token") for r in rs]),
+            "layers": _join({compact_layers(r.layers) for r in rs}),
+            "width": _join({r.model_config.get("width") for r in rs}),
+            "params": _span([r.params for r in rs]),
+            "state_size": _span([r.state_size for r in rs]),
+            "flops_per_token": _span([r.flops_per_token for r in rs]),
         })
         seen = set()
         for r in rs:
-            key = (r.get("task"), r.get("params"), r.get("state_size"), r.get("flops_per_token"))
+            key = (r.task, r.params, r.state_size, r.flops_per_token)
             if key in seen:
                 continue
             seen.add(key)
-            detail.append({"model": model, "task": r.get("task"), "params": fmt_int(r.get("params")),
-                           "state_size": fmt_int(r.get("state_size")),
-                           "flops_per_token": fmt_int(r.get("flops_per_token"))})
+            detail.append({"model": model, "task": r.task, "params": fmt_int(r.params),
+                           "state_size": fmt_int(r.state_size),
+                           "flops_per_token": fmt_int(r.flops_per_token)})
     return {"summary": summary, "detail": detail}
 
 
@@ -286,16 +328,16 @@ def _architectures(runs: list[dict], models: list[str]) -> dict:
 def _run_rows(runs, status_of, eval_of, eval_by_run) -> list[dict]:
     rows = []
     for run in runs:
-        status = status_of.get(run["id"]) or {}
-        ev = eval_of.get((run["id"], run.get("eval_id"))) or eval_by_run.get(run["id"]) or {}
+        status = status_of.get(run.id) or {}
+        ev = eval_of.get((run.id, run.eval_id)) or eval_by_run.get(run.id) or {}
         diverged = status.get("state") == "diverged" or table1.is_diverged(ev)
         versions = status.get("versions") or ev.get("versions") or {}
         tail = table1.tail(ev) if ev else None
         rows.append({
-            "id": run["id"], "eval_id": run.get("eval_id"), "experiment": run.get("experiment"),
-            "model": run.get("model"), "task": run.get("task"), "seed": run.get("seed"),
-            "sweep": ", ".join(f"{k}={fmt(v)}" for k, v in (run.get("sweep") or {}).items()) or "",
-            "lr": fmt(run.get("train", {}).get("lr")),
+            "id": run.id, "page": runpages.page_link(run.id), "eval_id": run.eval_id, "experiment": run.experiment,
+            "model": run.model, "task": run.task, "seed": run.seed,
+            "sweep": ", ".join(f"{k}={fmt(v)}" for k, v in (run.sweep or {}).items()) or "",
+            "lr": fmt(run.train.get("lr")),
             "state": status.get("state") or "not trained",
             "eval_state": ev.get("state") or "not evaluated",
             "diverged": diverged,
@@ -307,12 +349,12 @@ def _run_rows(runs, status_of, eval_of, eval_by_run) -> list[dict]:
             "wall_s": fmt_seconds(status.get("wall_s")),
             "steps_per_s": fmt(status.get("steps_per_s")),
             "steps": f"{fmt_int(status.get('steps_done', status.get('step')))} / "
-                     f"{fmt_int(status.get('steps_planned', run.get('train', {}).get('steps')))}",
+                     f"{fmt_int(status.get('steps_planned', run.train.get('steps')))}",
             "short": _done_less_than_planned(status),
             "final_loss": fmt(status.get("final_loss")),
             "tail": fmt(tail),
             # raw values the runs table sorts by (the shown text is rounded, or a dash)
-            "sort": {"seed": _sortable(run.get("seed")), "lr": _sortable(run.get("train", {}).get("lr")),
+            "sort": {"seed": _sortable(run.seed), "lr": _sortable(run.train.get("lr")),
                      "tail": _sortable(tail), "final_loss": _sortable(status.get("final_loss")),
                      "steps": _sortable(status.get("steps_done", status.get("step"))),
                      "wall_s": _sortable(status.get("wall_s")),
@@ -339,7 +381,7 @@ def _counts(runs, states: dict[str, str]) -> dict:
     """From each run's one state (runfolder.STATES, as `icl status` counts them): trained counts
     every run whose training finished (evaluated or not), missing the runs with neither an
     evaluation nor a divergence."""
-    count = {state: sum(1 for r in runs if states.get(r["id"]) == state) for state in runfolder.STATES}
+    count = {state: sum(1 for r in runs if states.get(r.id) == state) for state in runfolder.STATES}
     return {"runs": len(runs), "trained": count["trained"] + count["evaluated"], "diverged": count["diverged"],
             "evaluated": count["evaluated"], "missing": len(runs) - count["evaluated"] - count["diverged"]}
 
@@ -348,11 +390,11 @@ def _derive_states(runs, status_of, eval_of, eval_by_run) -> dict[str, str]:
     """Each run's state from the records given, by runfolder.derive_state (validating them)."""
     states = {}
     for run in runs:
-        status = status_of.get(run["id"])
-        ev = eval_of.get((run["id"], run.get("eval_id"))) or eval_by_run.get(run["id"])
-        status = None if status is None else runfolder.StatusRecord.from_dict(status, f"status of run {run['id']}")
-        ev = None if ev is None else runfolder.EvalRecord.from_dict(ev, f"evaluation of run {run['id']}")
-        states[run["id"]] = runfolder.derive_state(status, ev)[0]
+        status = status_of.get(run.id)
+        ev = eval_of.get((run.id, run.eval_id)) or eval_by_run.get(run.id)
+        status = None if status is None else runfolder.StatusRecord.from_dict(status, f"status of run {run.id}")
+        ev = None if ev is None else runfolder.EvalRecord.from_dict(ev, f"evaluation of run {run.id}")
+        states[run.id] = runfolder.derive_state(status, ev)[0]
     return states
 
 
@@ -442,5 +484,6 @@ def _render(name: str, context: dict, html: bool) -> str:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
     env.filters["fmt"] = fmt
+    env.filters["fmt_int"] = fmt_int
     env.filters["breakable"] = breakable
     return env.get_template(name).render(**context)

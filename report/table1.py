@@ -30,6 +30,7 @@ import json
 import math
 
 from icl.tasks.catalog import TASKS
+from icl.run import Run
 
 FAIL_FRACTION = 0.75   # at or above 75% of chance: the model did not learn the task
 CHECK_RATIO = 1.5      # within 1.5x the best other architecture: on par
@@ -95,28 +96,30 @@ def chance_error(task_evals: list[dict], task_config: dict | None = None) -> flo
     return float(kind.chance(kind.with_defaults(task_config)))
 
 
-def group(evals: list[dict], runs: list[dict]) -> dict:
+def group(evals: list[dict], runs: list[Run]) -> dict:
     """{task: {model: [config, ...]}}: each config is one sweep point with its evaluations.
 
     config = {"key", "experiment", "sweep", "lr", "steps", "evals": [...], "runs": [...]};
     an evaluation is matched to its run by (run_id, eval_id), else by run_id."""
-    by_pair = {(r["id"], r.get("eval_id")): r for r in runs}
-    by_id = {r["id"]: r for r in runs}
+    by_pair = {(r.id, r.eval_id): r for r in runs}
+    by_id = {r.id: r for r in runs}
     table: dict[str, dict[str, dict[str, dict]]] = {}
     for ev in evals:
-        run = by_pair.get((ev.get("run_id"), ev.get("eval_id"))) or by_id.get(ev.get("run_id")) or {}
-        task = ev.get("task") or run.get("task")
-        model = ev.get("model_name") or run.get("model")
+        # An evaluation of a run the table does not hold (a hand-picked file) is placed by what it records.
+        run = by_pair.get((ev.get("run_id"), ev.get("eval_id"))) or by_id.get(ev.get("run_id"))
+        task = ev.get("task") or (run.task if run else None)
+        model = ev.get("model_name") or (run.model if run else None)
         if task is None or model is None:
             continue   # not an evaluation of a known run: nothing to place
-        sweep = run.get("sweep", ev.get("sweep")) or {}
-        experiment = run.get("experiment", ev.get("experiment"))
+        sweep = (run.sweep if run else ev.get("sweep")) or {}
+        experiment = run.experiment if run else ev.get("experiment")
+        train = run.train if run else {}
         key = config_key(experiment, sweep)
         configs = table.setdefault(task, {}).setdefault(model, {})
         config = configs.setdefault(key, {
             "key": key, "experiment": experiment, "sweep": sweep,
-            "lr": run.get("train", {}).get("lr"), "steps": run.get("train", {}).get("steps"),
-            "task_config": run.get("task_config"), "evals": [], "runs": []})
+            "lr": train.get("lr"), "steps": train.get("steps"),
+            "task_config": run.task_config if run else None, "evals": [], "runs": []})
         config["evals"].append(ev)
         if run:
             config["runs"].append(run)
@@ -151,7 +154,7 @@ def score_config(config: dict, chance: float) -> dict:
             "seeds": len(scored), "diverged": diverged}
 
 
-def best_configs(evals: list[dict], runs: list[dict]) -> dict:
+def best_configs(evals: list[dict], runs: list[Run]) -> dict:
     """{task: {model: the best config (group()'s dict plus "score")}} under rules 2-3."""
     best: dict[str, dict[str, dict]] = {}
     for task, models in group(evals, runs).items():
@@ -166,17 +169,17 @@ def best_configs(evals: list[dict], runs: list[dict]) -> dict:
     return best
 
 
-def verdicts(evals: list[dict], runs: list[dict]) -> dict:
+def verdicts(evals: list[dict], runs: list[Run]) -> dict:
     """Table 1: {task: {model: cell}}, tasks and models in display order (see the module doc)."""
     grouped = group(evals, runs)
     # Cells with runs but no evaluation yet appear with a null verdict; the seeds each sweep
     # point has in the run table show the ones not evaluated yet.
     planned: dict[tuple[str, str], dict[str, list]] = {}
     for run in runs:
-        grouped.setdefault(run["task"], {}).setdefault(run["model"], [])
-        key = config_key(run.get("experiment"), run.get("sweep") or {})
-        planned.setdefault((run["task"], run["model"]), {}).setdefault(key, []).append(run.get("seed"))
-    kinds = {r["task"]: r.get("task_config", {}).get("kind") for r in runs}
+        grouped.setdefault(run.task, {}).setdefault(run.model, [])
+        key = config_key(run.experiment, run.sweep or {})
+        planned.setdefault((run.task, run.model), {}).setdefault(key, []).append(run.seed)
+    kinds = {r.task: r.task_config.get("kind") for r in runs}
     table: dict[str, dict[str, dict]] = {}
     for task in ordered_tasks(grouped, runs):
         models = grouped[task]
@@ -250,9 +253,9 @@ def _judge(cells: dict[str, dict], chance: float) -> None:
         cell["agrees"] = None if cell["paper"] is None else verdict == cell["paper"]
 
 
-def ordered_tasks(tasks, runs: list[dict]) -> list[str]:
+def ordered_tasks(tasks, runs: list[Run]) -> list[str]:
     """Tasks in the run table's order (the spec's), then any others in first-seen order."""
-    order = list(dict.fromkeys(r["task"] for r in runs))
+    order = list(dict.fromkeys(r.task for r in runs))
     return [t for t in order if t in tasks] + [t for t in tasks if t not in order]
 
 

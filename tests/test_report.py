@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
+import itertools
 import json
 import re
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +35,7 @@ CELL_KEYS = {"verdict", "paper", "metric", "seeds", "best_lr", "steps"}
 
 
 def _evals(study) -> list[dict]:
-    return [json.loads((study["runs_dir"] / r["id"] / f"eval-{r['eval_id']}.json").read_text())
+    return [json.loads((study["runs_dir"] / r.id / f"eval-{r.eval_id}.json").read_text())
             for r in study["runs"]]
 
 
@@ -35,20 +43,19 @@ def _evals(study) -> list[dict]:
 
 def _cell_runs(study, models: dict[str, list[tuple[float, float | None]]], zero: float = 1.0):
     """Runs and evaluations of one task: models -> [(lr, tail or None for diverged), ...] (one per seed)."""
-    real_run = next(r for r in study["runs"] if r["task"] == "linear_regression" and r["model"] == "transformer")
-    real_eval = json.loads((study["runs_dir"] / real_run["id"] / f"eval-{real_run['eval_id']}.json").read_text())
+    real_run = next(r for r in study["runs"] if r.task == "linear_regression" and r.model == "transformer")
+    real_eval = json.loads((study["runs_dir"] / real_run.id / f"eval-{real_run.eval_id}.json").read_text())
     runs, evals = [], []
     for model, points in models.items():
         seeds: dict[float, int] = {}
         for lr, tail in points:
             seed = seeds[lr] = seeds.get(lr, -1) + 1
-            run = copy.deepcopy(real_run)
-            run.update(id=f"{model[:4]}{len(runs):08d}", eval_id=f"e{len(runs):011d}", model=model, seed=seed,
-                       sweep={"train.lr": lr})
-            run["train"]["lr"] = lr
+            run = dataclasses.replace(copy.deepcopy(real_run), id=f"{model[:4]}{len(runs):08d}",
+                                      eval_id=f"e{len(runs):011d}", model=model, seed=seed, sweep={"train.lr": lr})
+            run.train["lr"] = lr
             ev = copy.deepcopy(real_eval)
-            ev.update(run_id=run["id"], eval_id=run["eval_id"], model_name=model, seed=seed,
-                      sweep=run["sweep"])
+            ev.update(run_id=run.id, eval_id=run.eval_id, model_name=model, seed=seed,
+                      sweep=run.sweep)
             if tail is None:
                 ev.update(state="diverged", model=None, summary=None, baselines={}, variants={}, positions=[])
             else:
@@ -236,11 +243,9 @@ def test_report_md_and_plot_files(built):
 
 
 def test_paper_scale_has_no_smoke_warning(study, tmp_path):
-    runs = copy.deepcopy(study["runs"])
-    for run in runs:
-        run["train"]["steps"] = 500_000
-        run["spec"] = "specs/paper/study.icl"
-    statuses = {r["id"]: json.loads((study["runs_dir"] / r["id"] / "status.json").read_text()) for r in runs}
+    runs = [dataclasses.replace(r, spec="specs/paper/study.icl", train={**r.train, "steps": 500_000})
+            for r in study["runs"]]
+    statuses = {r.id: json.loads((study["runs_dir"] / r.id / "status.json").read_text()) for r in runs}
     paths = write_report(_evals(study), runs, statuses, {"linear_regression": None}, tmp_path, "Paper")
     html = paths["html"].read_text(encoding="utf-8")
     assert "loss became nan at step 2" in html   # statuses given as a dict by run id
@@ -251,20 +256,18 @@ def test_paper_scale_has_no_smoke_warning(study, tmp_path):
 @pytest.mark.parametrize("lengths, said", [((20_000, 20_000), "Reduced scale: 20,000 steps (the study"),
                                             ((20_000, 50_000), "Reduced scale: 20,000 to 50,000 steps")])
 def test_reduced_scale_note_names_the_training_lengths(study, tmp_path, lengths, said):
-    runs = copy.deepcopy(study["runs"])
-    for i, run in enumerate(runs):
-        run["train"]["steps"] = lengths[i % 2]
-        run["spec"] = "specs/reduced/study.icl"
-    statuses = {r["id"]: json.loads((study["runs_dir"] / r["id"] / "status.json").read_text()) for r in runs}
+    runs = [dataclasses.replace(r, spec="specs/reduced/study.icl", train={**r.train, "steps": lengths[i % 2]})
+            for i, r in enumerate(study["runs"])]
+    statuses = {r.id: json.loads((study["runs_dir"] / r.id / "status.json").read_text()) for r in runs}
     paths = write_report(_evals(study), runs, statuses, {}, tmp_path, "Reduced")
     md = paths["md"].read_text(encoding="utf-8")
     assert said in md and "Scale: **reduced**" in md
 
 
 def test_one_run_is_not_called_runs(study, tmp_path):
-    runs = [r for r in study["runs"] if r["task"] == "linear_regression"][:1]
-    statuses = {r["id"]: json.loads((study["runs_dir"] / r["id"] / "status.json").read_text()) for r in runs}
-    evals = [e for e in _evals(study) if e["run_id"] == runs[0]["id"]]
+    runs = [r for r in study["runs"] if r.task == "linear_regression"][:1]
+    statuses = {r.id: json.loads((study["runs_dir"] / r.id / "status.json").read_text()) for r in runs}
+    evals = [e for e in _evals(study) if e["run_id"] == runs[0].id]
     paths = write_report(evals, runs, statuses, {}, tmp_path, "One")
     assert "1 run: " in paths["md"].read_text(encoding="utf-8")
     assert "1 run: " in paths["html"].read_text(encoding="utf-8")
@@ -273,9 +276,9 @@ def test_one_run_is_not_called_runs(study, tmp_path):
 def test_plot_task_with_diverged_and_single_readout(study, tmp_path):
     evals = _evals(study)
     lin = [e for e in evals if e["task"] == "linear_regression"]
-    path = plot_task(lin, [r for r in study["runs"] if r["task"] == "linear_regression"], tmp_path / "a.png")
+    path = plot_task(lin, [r for r in study["runs"] if r.task == "linear_regression"], tmp_path / "a.png")
     mqar = [e for e in evals if e["task"] == "vector_mqar"]
-    path2 = plot_task(mqar, [r for r in study["runs"] if r["task"] == "vector_mqar"], tmp_path / "b.png")
+    path2 = plot_task(mqar, [r for r in study["runs"] if r.task == "vector_mqar"], tmp_path / "b.png")
     from PIL import Image
 
     with Image.open(path) as a, Image.open(path2) as b:
@@ -291,7 +294,8 @@ def test_a_long_plot_title_stays_inside_the_figure(study):
     # the title of orthogonal_outlier_regression with seeds 1/2 ran off the right edge
     runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.5), (1e-3, 0.4)], "s4": [(1e-3, 0.3)]})
     for task in ("orthogonal_outlier_regression", "orthogonal_outlier_regression_at_half_the_dimensions"):
-        for item in runs + evals:
+        runs = [dataclasses.replace(r, task=task) for r in runs]
+        for item in evals:
             item["task"] = task
         fig = _task_figure(evals, runs)
         fig.canvas.draw()
@@ -307,10 +311,10 @@ def test_parity_plot_draws_the_query_only_level(study):
     runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.45)], "mamba": [(1e-3, 0.0)]})
     fig = _task_figure(evals, runs)   # linear regression: no closed-form level
     assert not [l for l in fig.axes[0].get_lines() if l.get_linestyle() == ":"]
-    for item in runs + evals:
+    for item in evals:
         item["task"] = "sparse_parity"
-    for run in runs:
-        run["task_config"] = {"kind": "sparse_parity", "dims": 10, "points": 140}   # k: the default, 2
+    runs = [dataclasses.replace(r, task="sparse_parity",   # k: the default, 2
+                                task_config={"kind": "sparse_parity", "dims": 10, "points": 140}) for r in runs]
     fig = _task_figure(evals, runs)
     dotted = [l for l in fig.axes[0].get_lines() if l.get_linestyle() == ":"]
     assert [l.get_label() for l in dotted] == ["query-only guess (0.445)"]
@@ -422,7 +426,7 @@ def test_raw_metrics_hold_each_runs_evaluation_summary_and_training_curve(study,
 
     with open(built["out"] / "metrics" / "runs.csv", newline="", encoding="utf-8") as f:
         runs = {r["run_id"]: r for r in csv.DictReader(f)}
-    assert list(runs) == [r["id"] for r in study["runs"]]
+    assert list(runs) == [r.id for r in study["runs"]]
     for ev in _evals(study):
         row = runs[ev["run_id"]]
         assert row["eval_state"] == ev["state"] and row["architecture"] == ev["model_name"]
@@ -437,12 +441,12 @@ def test_raw_metrics_hold_each_runs_evaluation_summary_and_training_curve(study,
         assert reader.fieldnames[:3] == ["run_id", "step", "loss"]
         logged = list(reader)
     for run in study["runs"]:
-        lines = (study["runs_dir"] / run["id"] / "metrics.jsonl")
+        lines = (study["runs_dir"] / run.id / "metrics.jsonl")
         entries = [json.loads(l) for l in lines.read_text().splitlines()] if lines.exists() else []
-        mine = [r for r in logged if r["run_id"] == run["id"]]
+        mine = [r for r in logged if r["run_id"] == run.id]
         assert [int(r["step"]) for r in mine] == [e["step"] for e in entries]
         assert [float(r["loss"]) for r in mine] == [e["loss"] for e in entries]
-    assert len(logged) == 3 * len([r for r in study["runs"] if r["id"] != "d1ver9ed0000"])
+    assert len(logged) == 3 * len([r for r in study["runs"] if r.id != "d1ver9ed0000"])
 
 
 def test_every_figure_is_also_svg_and_pdf_the_same_bytes_each_time(study, built, tmp_path):
@@ -453,7 +457,7 @@ def test_every_figure_is_also_svg_and_pdf_the_same_bytes_each_time(study, built,
         assert svg.startswith("<?xml") and "<svg" in svg and "<dc:date>" not in svg
         assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
     evals = [e for e in _evals(study) if e["task"] == "linear_regression"]
-    runs = [r for r in study["runs"] if r["task"] == "linear_regression"]
+    runs = [r for r in study["runs"] if r.task == "linear_regression"]
     first, second = plot_task(evals, runs, tmp_path / "a" / "x.png"), plot_task(evals, runs, tmp_path / "b" / "x.png")
     for suffix in (".png", ".svg", ".pdf"):
         assert first.with_suffix(suffix).read_bytes() == second.with_suffix(suffix).read_bytes(), suffix
@@ -479,7 +483,7 @@ def test_runs_table_carries_sort_keys_and_filter_values(study, built):
     table = table[:table.index("</table>")]
     rows = re.findall(r'<tr class="[^"]*" title="[^"]*"\s+data-task="([^"]+)" data-model="([^"]+)" '
                       r'data-training="([^"]+)">', table)
-    assert sorted(rows) == sorted((r["task"], r["model"], "diverged" if r["id"] == "d1ver9ed0000" else "done")
+    assert sorted(rows) == sorted((r.task, r.model, "diverged" if r.id == "d1ver9ed0000" else "done")
                                   for r in study["runs"])
     # a tail error is shown rounded, and sorted by its exact value; none sorts last ("")
     tails = {e["run_id"]: e["summary"]["model_tail"] for e in _evals(study) if e["state"] == "done"}
@@ -582,3 +586,333 @@ def test_a_swept_value_of_zero_stays_on_a_log_x_axis():
     ax = Figure().add_subplot()
     _sweep_panel(ax, {"mamba": [ev]}, members[1:], {"mamba": "#D55E00"}, VariantSweep("noise_sigmas", "sigma"))
     assert ax.get_xscale() == "log"
+
+
+# -- run pages, seeds' intervals, lr sensitivity, comparison, Parquet (issue #27) ----------------
+
+def test_each_run_has_a_page_with_its_curves_config_and_spec_lines(study, built):
+    html = built["html"].read_text(encoding="utf-8")
+    for run in study["runs"]:
+        assert f'<a href="pages/{run.id}.html"><code>{run.id}</code></a>' in html
+        page = (built["out"] / "pages" / f"{run.id}.html").read_text(encoding="utf-8")
+        assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "<script" not in page
+        config = json.loads(page[page.index('<pre class="config">') + 20:page.index("</pre>", page.index('<pre class="config">'))]
+                            .replace("&#34;", '"').replace("&quot;", '"').replace("&#39;", "'"))
+        assert config == run.to_dict()   # the exact run, as `icl runs --json` prints it
+        if run.id == "d1ver9ed0000":   # diverged before logging: no curve, said so
+            assert "No logged training step" in page and "No finished evaluation" in page
+            continue
+        train = page[page.index('id="training-curve"'):]
+        assert train.index("<svg") < train.index("</figure>") and 'data-label="training loss"' in train
+        points = re.search(r'data-label="training loss" points="([^"]+)"', page).group(1).split()
+        assert len(points) == 3   # the tiny study logs steps 1, 2, 3
+        # the spec lines: the experiment's block with its line numbers, and the model's and task's
+        spec_lines = study["spec"].read_text().splitlines()
+        experiment = next(i for i, l in enumerate(spec_lines, 1) if l.startswith(f"experiment {run.experiment} "))
+        assert f"lines {experiment}&ndash;" in page and f"(experiment {run.experiment})" in page
+        assert f"(model {run.model})" in page and f"(task {run.task})" in page and "(train tiny)" in page
+        assert f'<span class="lineno">{experiment:4d}</span>  experiment {run.experiment} {{' in page
+        assert 'href="../report.html#runs"' in page
+        for link in re.findall(r'href="([^"#]+)"', page):
+            assert (built["out"] / "pages" / link).resolve().is_file(), link
+    lr = next(r for r in study["runs"] if r.task == "linear_regression" and r.model == "transformer")
+    page = (built["out"] / "pages" / f"{lr.id}.html").read_text(encoding="utf-8")
+    assert 'id="eval-curve"' in page and 'data-label="zero predictor (chance)"' in page
+    ev = next(e for e in _evals(study) if e["run_id"] == lr.id)
+    assert f'<td class="num" id="validation-tail">{fmt(ev["validation"]["model_tail"])} (' in page
+
+
+def test_a_page_of_a_run_no_longer_in_the_table_is_removed(study, tmp_path):
+    runs = study["runs"]
+    build_report(runs, study["runs_dir"], tmp_path, "All", replot=False)
+    build_report(runs[:2], study["runs_dir"], tmp_path, "Two", replot=False)
+    assert sorted(p.stem for p in (tmp_path / "pages").glob("*.html")) == sorted(r.id for r in runs[:2])
+
+
+def test_seed_bands_are_a_bootstrap_interval_over_seeds_not_an_envelope(study):
+    from icl.report import intervals
+    from icl.report.plots import _seed_curve
+
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.1), (1e-3, 0.2), (1e-3, 0.3), (1e-3, 0.4)]})
+    for i, ev in enumerate(evals):
+        ev["model"] = {"mean": [1.0 + i, 0.5 + i], "lo": [0.0, 0.0], "hi": [9.0, 9.0], "prompts": [16, 16]}
+        ev["positions"] = [0, 1]
+    x, mean, lo, hi = _seed_curve(evals, None)
+    assert list(mean) == pytest.approx([2.5, 2.0])
+    # over seeds (1, 2, 3, 4): inside the seeds' range, not the prompts' 0..9 envelope
+    assert 1.0 <= lo[0] < 2.5 < hi[0] <= 4.0 and (lo[0], hi[0]) != (0.0, 9.0)
+    assert (mean[0], lo[0], hi[0]) == pytest.approx(intervals.seed_interval([1.0, 2.0, 3.0, 4.0]))
+    assert _seed_curve(evals[:1], None)[2][0] == 0.0   # one seed: its own band over prompts
+    # the same numbers give the same interval (a fixed resampling seed): the plots' bytes stay put
+    assert intervals.seed_interval([0.3, 0.1, 0.7]) == intervals.seed_interval([0.3, 0.1, 0.7])
+
+
+def test_difference_intervals_pair_seeds_when_both_sides_have_them():
+    from icl.report import intervals
+
+    diff, lo, hi = intervals.difference_interval([1.0, 2.0, 3.0], [1.5, 2.5, 3.5], paired=True)
+    assert (diff, lo, hi) == pytest.approx((0.5, 0.5, 0.5))   # every seed gained 0.5
+    diff, lo, hi = intervals.difference_interval([1.0, 2.0, 3.0], [1.5, 2.5, 3.5], paired=False)
+    assert diff == pytest.approx(0.5) and lo < 0 < hi          # unpaired, the seeds' spread counts
+    assert intervals.difference_interval([], [1.0], paired=False) == (None, None, None)
+
+
+def test_lr_sensitivity_panel_where_a_cell_sweeps_lr_and_a_note_where_none_does(study, built):
+    from icl.report.plots import _task_figure
+    from icl.report.sensitivity import lr_sensitivity
+
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.3), (1e-3, 0.5), (1e-2, 0.1), (1e-2, None)],
+                                     "mamba": [(1e-3, 0.2), (1e-2, 0.25)]})
+    found = lr_sensitivity(evals, runs)["linear_regression"]
+    assert found["swept"] and found["lrs"] == [1e-3, 1e-2]
+    transformer = {p["lr"]: p for p in found["models"]["transformer"]}
+    assert transformer[1e-3]["metric"] == pytest.approx(0.4) and transformer[1e-3]["seeds"] == 2
+    assert transformer[1e-2]["metric"] == pytest.approx((0.1 + 1.0) / 2) and transformer[1e-2]["diverged"] == 1
+    assert transformer[1e-3]["lo"] <= 0.4 <= transformer[1e-3]["hi"]
+    fig = _task_figure(evals, runs)
+    panel = next(ax for ax in fig.axes if ax.get_xlabel() == "learning rate")
+    assert panel.get_xscale() == "log" and {t.get_text() for t in panel.get_legend().get_texts()} >= {"transformer", "mamba"}
+    one_lr = [r for r in runs if r.train["lr"] == 1e-3]
+    assert not any(ax.get_xlabel() == "learning rate" for ax in
+                   _task_figure([e for e in evals if e["run_id"] in {r.id for r in one_lr}], one_lr).axes)
+    # the tiny study sweeps lr for linear regression only: a table there, a note for vector_mqar
+    html = built["html"].read_text(encoding="utf-8")
+    assert '<table class="lr-sensitivity" data-task="linear_regression">' in html
+    assert 'data-task="vector_mqar"' not in html[html.index('id="lr-sensitivity"'):html.index("<h2>Architectures")]
+    assert "vector_mqar (lr 0.001)" in html[html.index('id="lr-not-swept"'):]
+    assert "## Learning-rate sensitivity" in built["md"].read_text(encoding="utf-8")
+
+
+def test_report_compare_puts_two_specs_side_by_side_with_the_difference_and_the_spec_diff(study, tmp_path, capsys):
+    spec_a = study["spec"]
+    text = spec_a.read_text()
+    spec_b = spec_a.with_name("one_lr.icl")   # one line edited (lr 1e-3 only), the mqar experiment dropped
+    spec_b.write_text(text[:text.index("experiment vector_mqar")].replace("lr = [1e-3, 1e-2]", "lr = 1e-3"))
+    out = tmp_path / "cmp"
+    assert icl_main(["report", str(spec_a), str(spec_b), "--compare", "--runs-dir", str(study["runs_dir"]),
+                     "--out", str(out)]) == 0
+    html = (out / "compare.html").read_text(encoding="utf-8")
+    assert "<script" not in html and "http://" not in html
+    table = json.loads(json.dumps(verdicts(_evals(study), study["runs"])))["linear_regression"]
+    for model in ("transformer", "s4"):
+        row = re.search(rf'<tr class="[^"]*" data-task="linear_regression" data-model="{model}">(.*?)</tr>',
+                        html[:html.index("</table>")], re.S).group(1)
+        ev = next(e for e in _evals(study) if e["model_name"] == model and e["sweep"] == {"train.lr": 1e-3})
+        expected = ev["summary"]["model_tail"] - table[model]["metric"]   # B (lr 1e-3) - A (best lr)
+        assert f"{expected:+.3g}" in row and "1, 1 (paired)" in row
+        assert expected >= 0
+    one_side = html[html.index('id="compare-one-side"'):]
+    assert 'data-task="vector_mqar" data-model="transformer"' in one_side and "only in A" in one_side
+    assert '<span class="del">-  train extends tiny { lr = [1e-3, 1e-2] }</span>' in html
+    assert re.search(r'<span class="(add|del)">[+-]experiment vector_mqar', html)
+    # icl diff: the runs at lr 1e-2 (transformer, s4) and the mqar run removed, those at 1e-3 kept
+    assert "0 added, 3 removed, 0 changed, 2 unchanged" in html
+    md = (out / "compare.md").read_text(encoding="utf-8")
+    assert "| linear_regression | transformer |" in md and "```diff" in md
+    assert icl_main(["report", str(spec_a), "--compare", "--runs-dir", str(study["runs_dir"]),
+                     "--out", str(out)]) == 2
+    assert "--compare compares two specs" in capsys.readouterr().err
+
+
+def test_without_pyarrow_the_downloads_say_why_there_is_no_parquet(study, tmp_path, monkeypatch):
+    from icl.report import exports
+
+    monkeypatch.setattr(exports, "parquet_available", lambda: False)
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "runs.parquet").write_bytes(b"stale")
+    paths = build_report(study["runs"], study["runs_dir"], tmp_path, "No parquet", replot=False)
+    html, md = paths["html"].read_text(encoding="utf-8"), paths["md"].read_text(encoding="utf-8")
+    assert '<li id="parquet-note">Parquet files are not written: pyarrow is not installed' in html
+    assert "Parquet files are not written" in md and ".parquet" not in html
+    assert not list(tmp_path.rglob("*.parquet"))   # an earlier build's file would be stale
+
+
+def test_with_pyarrow_table1_and_the_metrics_are_parquet_too(study, built):
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow not installed (pip install -e '.[parquet]')")
+    import csv
+
+    out = built["out"]
+    for parquet, csv_file in (("table1.parquet", "table1.csv"), ("metrics/runs.parquet", "metrics/runs.csv"),
+                              ("metrics/training.parquet", "metrics/training.csv")):
+        rows = pq.read_table(out / parquet).to_pylist()
+        with open(out / csv_file, newline="", encoding="utf-8") as f:
+            expected = list(csv.DictReader(f))
+        assert len(rows) == len(expected) and list(rows[0]) == list(expected[0])
+        for row, want in zip(rows, expected):
+            for key, value in row.items():
+                if isinstance(value, float):
+                    assert value == pytest.approx(float(want[key]), nan_ok=True), (parquet, key)
+                elif value is not None and not isinstance(value, (bool, str)):
+                    assert value == int(want[key]), (parquet, key)
+    html = built["html"].read_text(encoding="utf-8")
+    assert 'href="table1.parquet"' in html and "parquet-note" not in html
+
+
+# -- in a real browser: the curves, the sortable table, the run pages, the comparison, the downloads
+
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+class _Browser:
+    """Headless Chromium driven over the DevTools protocol (websocket-client): navigate, evaluate."""
+
+    def __init__(self, profile: Path):
+        import websocket
+
+        self.process = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+             "--disable-background-networking", "--disable-component-update", "--remote-debugging-port=0",
+             f"--user-data-dir={profile}", "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        marker, deadline = profile / "DevToolsActivePort", time.monotonic() + 60
+        while not (marker.exists() and marker.read_text().split()[:1] and marker.read_text().split()[0].isdigit()):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(f"Chromium ({CHROMIUM}) did not start")
+            time.sleep(0.1)
+        port = int(marker.read_text().split()[0])
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with direct.open(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
+            page = next(t for t in json.loads(response.read()) if t.get("type") == "page")
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60, suppress_origin=True)
+        self.ids, self.events = itertools.count(1), []
+        for domain in ("Page", "Runtime", "Log"):
+            self.send(f"{domain}.enable")
+        self.send("Emulation.setDeviceMetricsOverride", width=1366, height=768, deviceScaleFactor=1, mobile=False)
+
+    def send(self, method: str, **params) -> dict:
+        ident = next(self.ids)
+        self.ws.send(json.dumps({"id": ident, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == ident:
+                assert "error" not in message, (method, message)
+                return message.get("result", {})
+            self.events.append(message)
+
+    def evaluate(self, expression: str):
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def wait_load(self) -> None:
+        deadline = time.monotonic() + 60
+        while not any(e.get("method") == "Page.loadEventFired" for e in self.events):
+            assert time.monotonic() < deadline, "the page did not load"
+            self.events.append(json.loads(self.ws.recv()))
+
+    def open(self, url: str) -> None:
+        self.events.clear()
+        self.send("Page.navigate", url=url)
+        self.wait_load()
+
+    def errors(self) -> list:
+        return [e for e in self.events if e.get("method") == "Runtime.exceptionThrown"
+                or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
+
+    def files_linked(self, root: Path) -> set[Path]:
+        links = self.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+        assert all(link.startswith("file://") for link in links), links   # nothing online
+        return {Path(urllib.request.url2pathname(urllib.parse.urlparse(link).path)) for link in links}
+
+    def close(self) -> None:
+        self.ws.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary installed (Debian: apt-get install -y chromium)")
+def test_in_chromium_curves_sortable_runs_run_pages_comparison_and_downloads(study, built, tmp_path, monkeypatch):
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+    out = built["out"].resolve()
+    browser = _Browser(tmp_path / "profile")
+    try:
+        browser.open(built["html"].resolve().as_uri())
+        # the curves: every figure decodes
+        sizes = browser.evaluate("Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)")
+        assert sizes and all(width > 0 for width in sizes)
+        # the runs table sorts by a column
+        order = browser.evaluate(
+            "(() => { const th = Array.from(document.querySelectorAll('#runs thead th')).find("
+            "h => h.textContent.trim() === 'final loss'); th.querySelector('button').click();"
+            " const i = Array.from(th.parentElement.cells).indexOf(th);"
+            " return [th.getAttribute('aria-sort'), Array.from(document.querySelectorAll('#runs tbody tr'))"
+            ".map(r => r.cells[i].getAttribute('data-value'))]; })()")
+        assert order[0] == "ascending"
+        numbers = [float(v) for v in order[1] if v]
+        assert numbers == sorted(numbers) and len(numbers) >= 4
+        # every link of the report (downloads, figures, run pages) is a file of the report
+        files = browser.files_linked(out)
+        assert {out / "table1.csv", out / "table1.tex", out / "metrics" / "runs.csv",
+                out / "metrics" / "training.csv"} | {out / "pages" / f"{r.id}.html" for r in study["runs"]} <= files
+        for path in files:
+            assert path.is_file() and out in path.parents, path
+        assert browser.errors() == []
+        # a run's id opens its page: the training loss curve is drawn, with its evaluation
+        run = next(r for r in study["runs"] if r.task == "linear_regression" and r.model == "transformer")
+        browser.events.clear()
+        browser.evaluate(f"document.querySelector('a[href=\"pages/{run.id}.html\"]').click()")
+        browser.wait_load()
+        assert browser.evaluate("location.pathname").endswith(f"/pages/{run.id}.html")
+        curves = browser.evaluate(
+            "Array.from(document.querySelectorAll('svg.chart polyline.series')).map(p => ({label: p.dataset.label,"
+            " width: p.getBBox().width, height: p.getBoundingClientRect().height}))")
+        labels = [c["label"] for c in curves]
+        assert "training loss" in labels and "zero predictor (chance)" in labels
+        assert all(c["width"] > 100 for c in curves)
+        assert browser.evaluate("document.querySelector('pre.config').textContent").count(run.id) >= 1
+        assert browser.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        for path in browser.files_linked(out):
+            assert path.is_file(), path
+        assert browser.errors() == []
+        # the comparison page: cells side by side, the difference, the spec diff
+        spec_b = study["spec"].with_name("browser_b.icl")
+        spec_b.write_text(study["spec"].read_text().replace("lr = [1e-3, 1e-2]", "lr = 1e-2"))
+        assert icl_main(["report", str(study["spec"]), str(spec_b), "--compare", "--runs-dir",
+                         str(study["runs_dir"]), "--out", str(tmp_path / "cmp")]) == 0
+        browser.open((tmp_path / "cmp" / "compare.html").as_uri())
+        rows = browser.evaluate(
+            "Array.from(document.querySelectorAll('#compare tbody tr')).map(r => ({model: r.dataset.model,"
+            " difference: r.querySelector('td.difference').textContent.trim(), call: r.querySelector('td.call').textContent}))")
+        assert {r["model"] for r in rows} == {"transformer", "s4"}
+        assert all(re.fullmatch(r"[+-][0-9.e+-]+", r["difference"]) for r in rows)
+        assert browser.evaluate("document.querySelectorAll('#text-diff .del, #text-diff .add').length") == 2
+        assert browser.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        assert browser.errors() == []
+    finally:
+        browser.close()
+
+
+# -- the pipeline: the default profile and the compare target ------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_plain_snakemake_reads_the_default_profile(run_snakemake, tiny_spec, tmp_path):
+    import yaml
+
+    profile = ROOT / "profiles" / "default" / "config.yaml"
+    settings = yaml.safe_load(profile.read_text())
+    assert settings["cores"] == "all"   # a plain `snakemake` runs without --cores
+    assert not {"executor", "jobs", "resources", "default-resources"} & set(settings)   # SLURM's to set
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(tiny_spec)
+    result = run_snakemake(tmp_path, spec, "-n")
+    assert result.returncode == 0, result.stderr
+    assert "Using workflow specific profile" in result.stdout + result.stderr
+    assert "profiles/default" in result.stdout + result.stderr
+
+
+def test_the_compare_target_takes_two_specs(run_snakemake, job_counts, tiny_spec, tmp_path):
+    a, b = tmp_path / "a.icl", tmp_path / "b.icl"
+    a.write_text(tiny_spec)
+    b.write_text(tiny_spec.replace("lr = 1e-3", "lr = 3e-3"))
+    one = run_snakemake(tmp_path, a, "compare", "-n")
+    assert one.returncode != 0 and "the compare target compares two specs" in one.stdout + one.stderr
+    two = run_snakemake(tmp_path, a, "compare", "-n", config=(f"specs=[{a},{b}]",))
+    assert two.returncode == 0, two.stderr
+    counts = job_counts(two.stdout)
+    assert counts.get("compare") == 1 and "report" not in counts and "plot" not in counts

@@ -180,7 +180,7 @@ def _click_header(chromium, name: str) -> str:
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary installed (Debian: apt-get install -y chromium)")
 def test_runs_table_sorts_and_filters_and_every_download_exists(built, study, chromium):
     _open_report(chromium, built)
-    ids = [r["id"] for r in study["runs"]]
+    ids = [r.id for r in study["runs"]]
     assert _column(chromium, "run") == ids   # the run table's order until a header is clicked
 
     # sort by tail error: exact values (data-value) ascending, runs without one (diverged) last
@@ -208,12 +208,12 @@ def test_runs_table_sorts_and_filters_and_every_download_exists(built, study, ch
     type_filter("")
     chromium.evaluate("(() => { const s = document.getElementById('runs-model'); s.value = 's4';"
                       " s.dispatchEvent(new Event('change')); })()")
-    s4 = sorted(r["id"] for r in study["runs"] if r["model"] == "s4")
+    s4 = sorted(r.id for r in study["runs"] if r.model == "s4")
     assert sorted(_column(chromium, "run")) == s4 and len(s4) == 2
     assert set(_column(chromium, "architecture")) == {"s4"}
     type_filter("0.01")   # both filters at once: the s4 run at lr 0.01
-    assert _column(chromium, "run") == [r["id"] for r in study["runs"]
-                                        if r["model"] == "s4" and r["train"]["lr"] == 1e-2]
+    assert _column(chromium, "run") == [r.id for r in study["runs"]
+                                        if r.model == "s4" and r.train["lr"] == 1e-2]
 
     # every link of the page resolves to a file beside it
     links = chromium.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
