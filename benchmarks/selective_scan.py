@@ -495,7 +495,7 @@ def main(argv=None):
     parser.add_argument("--dims", default=",".join(map(str, PACKED_DIMS)), help="--packed: channel counts")
     parser.add_argument("--lengths", default=",".join(map(str, PACKED_LENGTHS)), help="--packed: sequence lengths")
     parser.add_argument("--seq-configs", default="", help="--packed: triton_seq launch shapes "
-                        "'block_d,warps,block_d_bwd,warps_bwd,chunk;...' ('default' = launch_config)")
+                        "'block_d,warps,block_d_bwd,warps_bwd,chunk[,reduce];...' ('default' = launch_config)")
     parser.add_argument("--only", default="", help="--packed: time only these implementations (and triton), "
                         "';'-separated")
     parser.add_argument("--seq-default", default="", help="--packed: the launch shape of the 'triton_seq' "

@@ -48,9 +48,13 @@ def scan_runs(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor,
     def rows(t: Tensor) -> Tensor:  # (K, B, L, C) -> (K B, C, L): a view, the scan reads any strides
         return t.flatten(0, 1).transpose(1, 2)
 
-    # B and C are the exception: the scan reads them once per state, and strided along L that
-    # costs more than these two small copies (H100: ~4 ms of a 24-layer step).
-    out = selective_scan(rows(x), rows(dt), A, rows(B).contiguous(), rows(C).contiguous(), D,
+    # B and C: the chunked kernel ("triton") reads them once per state, and strided along L
+    # that costs more than these two small copies (H100: ~4 ms of a 24-layer step); the
+    # sequential one ("triton_seq") reads each step's N values of B_t and C_t, contiguous in
+    # the (K, B, L, N) views as they are.
+    if backend != "triton_seq":
+        B, C = (t.transpose(2, 3).contiguous().transpose(2, 3) for t in (B, C))
+    out = selective_scan(rows(x), rows(dt), A, rows(B), rows(C), D,
                          z=rows(z), delta_bias=delta_bias, delta_softplus=True,
                          return_last_state=return_state, backend=backend)
     y, state = out if return_state else (out, None)

@@ -4,23 +4,29 @@ D skip and the silu(z) gate. Pure-PyTorch reference: selective_scan_ref.py besid
 Made for the study's shapes (issue #24): short sequences (L 80-300), a small state (N 16) and
 many channels (K runs packed into one batch of K*64 rows, 256 or 512 channels each).
 
-Layout: one program per (block of BLOCK_D channels, batch row). The (BLOCK_D, N) fp32 state
-lives in registers and the program walks the sequence one step at a time: each step loads
-u_t, delta_t, z_t of BLOCK_D channels (coalesced when the channel stride is 1, i.e. the
-tensors are (batch, L, dim) in memory, as the Mamba block's projections are) and B_t, C_t
-(N values, the same for every channel). The inputs of a later step are loaded before the current
-step is computed, two steps ahead (a software prefetch), so the loads' latency overlaps the arithmetic.
+Layout: one program per (block of BLOCK_D channels, batch row); each thread owns whole
+channels, and a channel's N fp32 states are N separate (BLOCK_D,) register vectors (a tuple,
+the loop over n unrolled), not one (BLOCK_D, N) tile. So every sum over the state index n
+(y, and in the backward sum_n h B and sum_n h A a x) is arithmetic inside the thread, with no
+shuffles and no barriers; only the sums over channels (dB_t, dC_t) cross threads, inside one
+warp with the default one-warp programs. u_t, delta_t, z_t are (BLOCK_D,) loads, coalesced when
+the channel stride is 1 ((batch, L, dim) memory, as the Mamba block's projections are); B_t and
+C_t are N scalars each, the same for every channel (broadcast loads). The forward loads the
+next step's inputs before it computes the current one (a software prefetch).
+(The first version of this kernel held the state as one (BLOCK_D, N) tile: its sums over n
+and over channels each took shuffles and a barrier per step; on an H200 at D 256, L 280,
+1024 rows, its forward + backward ran 11.5 ms, slower than the chunked kernel's 9.8.)
 
 Forward: writes out_t = (<x_t, C_t> + D u_t) silu(z_t) and, when a gradient will be needed,
-the state at the end of every chunk of T steps (checkpoints; the last one is the final state),
-1/T of the (batch, dim, L, N) states in fp32.
+the state at the end of every chunk of T steps (checkpoints, laid out (batch, chunk, N, dim)
+so that each state vector is one coalesced store; the last one is the final state), 1/T of
+the (batch, dim, L, N) states in fp32.
 
 Backward: one program per (channel block, batch row) again, walking the chunks in reverse.
 For each chunk it reloads the checkpoint before it, recomputes the chunk's T states, holding
-them in registers (the loop over the chunk is unrolled: T state tiles), then runs the adjoint
-recurrence backwards through the chunk, recomputing the decays a_t = exp(delta_t A) (cheaper
-than holding T more tiles: on an H200 the first version, which held them, spilled registers
-and ran 3.6x slower than the chunked kernel) and using a_t x_{t-1} = x_t - delta_t B_t u_t:
+them in registers (the loop over the chunk is unrolled: T x N state vectors), then runs the
+adjoint recurrence backwards through the chunk, recomputing the decays a_t = exp(delta_t A)
+and using a_t x_{t-1} = x_t - delta_t B_t u_t (no division by a_t, which may underflow):
 
     h_t = dy_t C_t + a_{t+1} h_{t+1}                       (h = dL/dx, carried between chunks)
     dA += h_t a_t x_{t-1} delta_t,   dD += dy_t u_t
@@ -28,11 +34,16 @@ and ran 3.6x slower than the chunked kernel) and using a_t x_{t-1} = x_t - delta
     ddelta_t = (u_t sum_n h_t B_t + sum_n h_t A a_t x_{t-1}) softplus'(.)
     dB_t = sum_d h_t delta_t u_t,    dC_t = sum_d dy_t x_t      (dy_t = dout_t silu(z_t))
 
-dB and dC, sums over channels, are reduced inside the program and written as one partial
+dB and dC, sums over channels, are reduced inside the program (by default as a reduce-scatter
+over the warp's 32 lanes: 31 shuffles per step for the 2N = 32 sums, where one tl.sum per
+vector takes 160, which were half the backward's issue slots) and written as one partial
 sum per channel block (no atomics: deterministic); the host adds the partials when there is
 more than one block per row. dA, dD and d(delta_bias) are written per batch row and summed
 on the host, per parameter group (one group per model of a pack, as in
 selective_scan_triton.py).
+
+The state size N is unrolled into the code, so this kernel takes N <= MAX_STATE; a larger N
+runs the chunked kernel (selective_scan_triton.py) instead.
 """
 from __future__ import annotations
 
@@ -48,44 +59,55 @@ from icl.kernels.selective_scan_triton import _strides, dense_strides, new_buffe
 LOG2E = 1.4426950408889634
 
 
+MAX_STATE = 32  # the largest N this kernel unrolls (larger: the chunked kernel)
+
+
 class SeqConfig(NamedTuple):
     """Launch shape: channels per program and warps of each kernel, and the checkpoint
-    interval T (the backward unrolls T steps and holds T state tiles in registers)."""
-    block_d: int = 32
-    warps: int = 4
-    block_d_bwd: int = 16
-    warps_bwd: int = 2
-    chunk: int = 4
+    interval T (the backward unrolls T steps and holds T x N state vectors in registers)."""
+    block_d: int = 64
+    warps: int = 1
+    block_d_bwd: int = 32
+    warps_bwd: int = 1
+    chunk: int = 3
+    # How the backward sums over channels (dB_t, dC_t): 0 one tl.sum per vector (an all-reduce:
+    # log2(32) shuffles each), 1 one product with a ones matrix on the tensor cores, 2 a
+    # reduce-scatter (31 shuffles for the 32 vectors of a step; needs block_d_bwd 32, one warp).
+    reduce: int = 2
 
 
 def launch_config(batch: int, dim: int, length: int, n_state: int) -> SeqConfig:
-    """The default launch shape: the best of 7 tried on an H200 at D 256, L 280, fp32, B 64 and
-    1024 (benchmarks/results/selective_scan_packed.json, "sweep"). The backward wants small
-    programs and a short chunk (few registers, few barriers per step); T = 16 ran 3x slower."""
+    """The default launch shape, the fastest of 5 timed on an H200 at D 256, L 280, 1024 rows
+    (benchmarks/results/selective_scan_packed.json, 2026-12-05: fwd+bwd 5.10 ms fp32, 5.02 bf16;
+    with 32 forward channels 5.41 and 5.36; T = 4: 5.66; reduce 0: 5.76; reduce 1: 19.3).
+    Forward: one warp, two channels per thread (B_t, C_t loads shared). Backward: one warp per
+    program, one channel per thread (a sum over
+    channels then stays inside the warp: no barrier per step), T = 3 and the reduce-scatter.
+    At N = 16 the backward needs 255 registers with T = 3 and spills with T = 4 (ptxas, sm_90);
+    the checkpoints cost 64/T bytes per channel and step each way, so T is as large as fits."""
     return SeqConfig()
 
 
 @triton.jit
-def _program_setup(A_ptr, D_ptr, bias_ptr, dim, n_state, rows_per_group, HAS_BIAS: tl.constexpr,
-                   HAS_D: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr):
-    """This program's batch row (int64), channel and state offsets and masks, and the
-    parameters of the row's group: A (BLOCK_D, NP) in log2 units, delta_bias, D (fp32)."""
+def _program_setup(A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS: tl.constexpr,
+                   HAS_D: tl.constexpr, BLOCK_D: tl.constexpr, N: tl.constexpr):
+    """This program's batch row (int64), channels and their mask, and the parameters of the
+    row's group: A as a tuple of N (BLOCK_D,) vectors in log2 units, delta_bias, D (fp32)."""
     pid_b = tl.program_id(1).to(tl.int64)
     offs_d = tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, NP)
     mask_d = offs_d < dim
-    mask_n = offs_n < n_state
-    mask_dn = mask_d[:, None] & mask_n[None, :]
     group = pid_b // rows_per_group
-    a2 = tl.load(A_ptr + group * dim * n_state + offs_d[:, None] * n_state + offs_n[None, :],
-                 mask=mask_dn, other=0.0).to(tl.float32) * 1.4426950408889634
+    a_rows = A_ptr + group * dim * N + offs_d * N
+    a2 = ()
+    for n in tl.static_range(N):
+        a2 = a2 + (tl.load(a_rows + n, mask=mask_d, other=0.0).to(tl.float32) * 1.4426950408889634,)
     bias = tl.zeros((BLOCK_D,), tl.float32)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + group * dim + offs_d, mask=mask_d, other=0.0).to(tl.float32)
     d_skip = tl.zeros((BLOCK_D,), tl.float32)
     if HAS_D:
         d_skip = tl.load(D_ptr + group * dim + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    return pid_b, offs_d, offs_n, mask_d, mask_n, mask_dn, a2, bias, d_skip
+    return pid_b, offs_d, mask_d, a2, bias, d_skip
 
 
 @triton.jit
@@ -104,85 +126,157 @@ def _delta(delta_raw, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr
 
 
 @triton.jit
+def _live(t, length):
+    """t < length as a scalar tensor (t may be a plain int under the interpreter)."""
+    return (tl.zeros((), tl.int32) + t) < length
+
+
+@triton.jit
+def _live_d(offs_d, mask_d, t, length):
+    """mask_d where t < length, else all False."""
+    return mask_d & ((offs_d * 0 + t) < length)
+
+
+@triton.jit
+def _scalars(ptr, stride_n, live, N: tl.constexpr):
+    """N scalars ptr[n * stride_n] (a step's B_t or C_t, the same for every channel); 0 past L."""
+    values = ()
+    for n in tl.static_range(N):
+        values = values + (tl.load(ptr + n * stride_n, mask=live, other=0.0).to(tl.float32),)
+    return values
+
+
+@triton.jit
+def _bit_reverse(p, BITS: tl.constexpr):
+    r = p * 0
+    for i in tl.static_range(BITS):
+        r = r | (((p >> i) & 1) << (BITS - 1 - i))
+    return r
+
+
+@triton.jit
+def _channel_sums_dot(vectors, BLOCK_D: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr):
+    """The channel sums of NV = 2**BITS (BLOCK_D,) vectors as one product on the tensor cores:
+    ones (16, BLOCK_D) @ P (BLOCK_D, NV), P the vectors joined side by side (column p holds
+    vector bit_reverse(p): tl.join adds its axis last). Every row of the (16, NV) result holds the
+    sums; tf32x3 keeps them at fp32 accuracy. One pass of P through shared memory instead of
+    log2(32) shuffles per vector (the sums' all-reduce)."""
+    level = vectors
+    for _ in tl.static_range(BITS):
+        joined = ()
+        for i in tl.static_range(len(level) // 2):
+            joined = joined + (tl.join(level[2 * i], level[2 * i + 1]),)
+        level = joined
+    tile = tl.reshape(level[0], (BLOCK_D, NV))
+    ones = tl.full((16, BLOCK_D), 1.0, tl.float32)
+    return tl.dot(ones, tile, input_precision="tf32x3")
+
+
+@triton.jit
+def _channel_sums_scatter(vectors, BLOCK_D: tl.constexpr):
+    """The channel sums of 32 (32,) vectors, as a reduce-scatter: returns one (32,) vector whose
+    element k is the sum of vector k. The channel axis is viewed as 5 bits (2, 2, 2, 2, 2), the
+    layout of one warp's 32 lanes; at each bit, each lane keeps half of its values and adds the
+    other lane's copy of that half, which it gets as (sum over the bit's pair - its own sent
+    value): one shuffle per pair of values, 16 + 8 + 4 + 2 + 1 in all (an all-reduce per vector,
+    as tl.sum does, takes 5 per vector, 160)."""
+    lane = tl.reshape(tl.arange(0, BLOCK_D), (2, 2, 2, 2, 2))
+    level = ()
+    for k in tl.static_range(32):
+        level = level + (tl.reshape(vectors[k], (2, 2, 2, 2, 2)),)
+    for stage in tl.static_range(5):  # axis `stage` is lane bit 4 - stage; 16 >> stage pairs
+        low = ((lane >> (4 - stage)) & 1) == 0
+        kept = ()
+        for k in tl.static_range(16 >> stage):
+            keep = tl.where(low, level[k], level[k + (16 >> stage)])
+            send = tl.where(low, level[k + (16 >> stage)], level[k])
+            total = tl.sum(send, axis=stage, keep_dims=True)
+            kept = kept + (keep + (total - send),)
+        level = kept
+    return tl.reshape(level[0], (BLOCK_D,))
+
+
+@triton.jit
 def _seq_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
-                        out_ptr, ckpt_ptr, dim, length, n_state, n_saved, rows_per_group,
+                        out_ptr, ckpt_ptr, dim, length, n_saved, rows_per_group,
                         su_b, su_d, su_t, sdt_b, sdt_d, sdt_t, sz_b, sz_d, sz_t, so_b, so_d, so_t,
                         sB_b, sB_n, sB_t, sC_b, sC_n, sC_t,
                         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                         SOFTPLUS: tl.constexpr, SAVE: tl.constexpr, BLOCK_D: tl.constexpr,
-                        NP: tl.constexpr, T: tl.constexpr):
-    pid_b, offs_d, offs_n, mask_d, mask_n, mask_dn, a2, bias, d_skip = _program_setup(
-        A_ptr, D_ptr, bias_ptr, dim, n_state, rows_per_group, HAS_BIAS, HAS_D, BLOCK_D, NP)
+                        N: tl.constexpr, T: tl.constexpr):
+    pid_b, offs_d, mask_d, a2, bias, d_skip = _program_setup(
+        A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS, HAS_D, BLOCK_D, N)
     u_p = u_ptr + pid_b * su_b + offs_d * su_d
     dt_p = delta_ptr + pid_b * sdt_b + offs_d * sdt_d
     z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
     o_p = out_ptr + pid_b * so_b + offs_d * so_d
-    b_p = B_ptr + pid_b * sB_b + offs_n * sB_n
-    c_p = C_ptr + pid_b * sC_b + offs_n * sC_n
-    ck_p = ckpt_ptr + pid_b * n_saved * dim * n_state + offs_d[:, None] * n_state + offs_n[None, :]
-    # Steps 0 and 1's inputs; each iteration then loads those of two steps ahead before
-    # computing its own (a software prefetch of depth 2).
-    more_d = mask_d & ((offs_d * 0 + 1) < length)
-    more_n = mask_n & ((offs_n * 0 + 1) < length)
-    u_n1 = tl.load(u_p, mask=mask_d, other=0.0)
-    dt_n1 = tl.load(dt_p, mask=mask_d, other=0.0)
-    u_n2 = tl.load(u_p + su_t, mask=more_d, other=0.0)
-    dt_n2 = tl.load(dt_p + sdt_t, mask=more_d, other=0.0)
-    z_n1 = u_n1
-    z_n2 = u_n2
+    b_p = B_ptr + pid_b * sB_b
+    c_p = C_ptr + pid_b * sC_b
+    ck_p = ckpt_ptr + pid_b * n_saved * N * dim + offs_d
+    # Step 0's inputs; each iteration loads the next step's before computing its own.
+    u_nx = tl.load(u_p, mask=mask_d, other=0.0)
+    dt_nx = tl.load(dt_p, mask=mask_d, other=0.0)
+    z_nx = u_nx
     if HAS_Z:
-        z_n1 = tl.load(z_p, mask=mask_d, other=0.0)
-        z_n2 = tl.load(z_p + sz_t, mask=more_d, other=0.0)
-    b_n1 = tl.load(b_p, mask=mask_n, other=0.0)
-    c_n1 = tl.load(c_p, mask=mask_n, other=0.0)
-    b_n2 = tl.load(b_p + sB_t, mask=more_n, other=0.0)
-    c_n2 = tl.load(c_p + sC_t, mask=more_n, other=0.0)
-    x = tl.zeros((BLOCK_D, NP), tl.float32)
+        z_nx = tl.load(z_p, mask=mask_d, other=0.0)
+    b_nx = _scalars(b_p, sB_n, _live(0, length), N)
+    c_nx = _scalars(c_p, sC_n, _live(0, length), N)
+    x = ()
+    for n in tl.static_range(N):
+        x = x + (tl.zeros((BLOCK_D,), tl.float32),)
     for t in range(length):
-        u = u_n1.to(tl.float32)
-        delta_raw = dt_n1.to(tl.float32)
-        z = z_n1.to(tl.float32)
-        b = b_n1.to(tl.float32)
-        c = c_n1.to(tl.float32)
-        u_n1, dt_n1, z_n1, b_n1, c_n1 = u_n2, dt_n2, z_n2, b_n2, c_n2
-        nx = t + 2
-        more_d = mask_d & ((offs_d * 0 + nx) < length)
-        more_n = mask_n & ((offs_n * 0 + nx) < length)
-        u_n2 = tl.load(u_p + nx * su_t, mask=more_d, other=0.0)
-        dt_n2 = tl.load(dt_p + nx * sdt_t, mask=more_d, other=0.0)
+        u = u_nx.to(tl.float32)
+        delta_raw = dt_nx.to(tl.float32)
+        z = z_nx.to(tl.float32)
+        b = b_nx
+        c = c_nx
+        nt = t + 1
+        live = _live(nt, length)
+        more_d = _live_d(offs_d, mask_d, nt, length)
+        u_nx = tl.load(u_p + nt * su_t, mask=more_d, other=0.0)
+        dt_nx = tl.load(dt_p + nt * sdt_t, mask=more_d, other=0.0)
         if HAS_Z:
-            z_n2 = tl.load(z_p + nx * sz_t, mask=more_d, other=0.0)
-        b_n2 = tl.load(b_p + nx * sB_t, mask=more_n, other=0.0)
-        c_n2 = tl.load(c_p + nx * sC_t, mask=more_n, other=0.0)
+            z_nx = tl.load(z_p + nt * sz_t, mask=more_d, other=0.0)
+        b_nx = _scalars(b_p + nt * sB_t, sB_n, live, N)
+        c_nx = _scalars(c_p + nt * sC_t, sC_n, live, N)
 
         _, delta = _delta(delta_raw, bias, mask_d, HAS_BIAS, SOFTPLUS)
-        decay = tl.exp2(delta[:, None] * a2)
-        x = decay * x + (delta * u)[:, None] * b[None, :]
-        y = tl.sum(x * c[None, :], axis=1) + d_skip * u
+        delta_u = delta * u
+        y = d_skip * u
+        x_new = ()
+        for n in tl.static_range(N):
+            x_n = tl.exp2(delta * a2[n]) * x[n] + delta_u * b[n]
+            y += x_n * c[n]
+            x_new = x_new + (x_n,)
+        x = x_new
         if HAS_Z:
             y = y * z * tl.sigmoid(z)
         tl.store(o_p + t * so_t, y.to(out_ptr.dtype.element_ty), mask=mask_d)
         if SAVE:
             if (t % T == T - 1) | (t == length - 1):
-                tl.store(ck_p + (t // T) * dim * n_state, x, mask=mask_dn)
+                for n in tl.static_range(N):
+                    tl.store(ck_p + ((t // T) * N + n) * dim, x[n], mask=mask_d)
     if not SAVE:
-        tl.store(ck_p, x, mask=mask_dn)
+        for n in tl.static_range(N):
+            tl.store(ck_p + n * dim, x[n], mask=mask_d)
 
 
 @triton.jit
 def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
                          ckpt_ptr, dout_ptr, dlast_ptr,
                          du_ptr, ddelta_ptr, dz_ptr, dBp_ptr, dCp_ptr, dA_ptr, dD_ptr, dbias_ptr,
-                         dim, length, n_state, n_chunks, rows_per_group,
+                         dim, length, n_chunks, rows_per_group,
                          su_b, su_d, su_t, sdt_b, sdt_d, sdt_t, sz_b, sz_d, sz_t,
                          sdo_b, sdo_d, sdo_t, sdu_b, sdu_d, sdu_t, sddt_b, sddt_d, sddt_t,
                          sdz_b, sdz_d, sdz_t, sB_b, sB_n, sB_t, sC_b, sC_n, sC_t,
                          sdBp_p, sdBp_b, sdBp_n, sdBp_t, sdCp_p, sdCp_b, sdCp_n, sdCp_t,
+                         sdl_b, sdl_d, sdl_n,
                          HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                          SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
-                         BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr):
-    pid_b, offs_d, offs_n, mask_d, mask_n, mask_dn, a2, bias, d_skip = _program_setup(
-        A_ptr, D_ptr, bias_ptr, dim, n_state, rows_per_group, HAS_BIAS, HAS_D, BLOCK_D, NP)
+                         BLOCK_D: tl.constexpr, N: tl.constexpr, T: tl.constexpr,
+                         REDUCE: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr):
+    pid_b, offs_d, mask_d, a2, bias, d_skip = _program_setup(
+        A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS, HAS_D, BLOCK_D, N)
     pid_d = tl.program_id(0)
     u_p = u_ptr + pid_b * su_b + offs_d * su_d
     dt_p = delta_ptr + pid_b * sdt_b + offs_d * sdt_d
@@ -191,80 +285,143 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
     du_p = du_ptr + pid_b * sdu_b + offs_d * sdu_d
     ddt_p = ddelta_ptr + pid_b * sddt_b + offs_d * sddt_d
     dz_p = dz_ptr + pid_b * sdz_b + offs_d * sdz_d
-    b_p = B_ptr + pid_b * sB_b + offs_n * sB_n
-    c_p = C_ptr + pid_b * sC_b + offs_n * sC_n
-    dBp_p = dBp_ptr + pid_d * sdBp_p + pid_b * sdBp_b + offs_n * sdBp_n
-    dCp_p = dCp_ptr + pid_d * sdCp_p + pid_b * sdCp_b + offs_n * sdCp_n
-    dn_offsets = offs_d[:, None] * n_state + offs_n[None, :]
-    ck_p = ckpt_ptr + pid_b * n_chunks * dim * n_state + dn_offsets
-    # carry = a_{t+1} h_{t+1} for the step after the current one (dL/d final state at the end).
-    carry = tl.zeros((BLOCK_D, NP), tl.float32)
-    if HAS_DLAST:
-        carry = tl.load(dlast_ptr + pid_b * dim * n_state + dn_offsets, mask=mask_dn, other=0.0)
-    grad_a = tl.zeros((BLOCK_D, NP), tl.float32)
+    b_p = B_ptr + pid_b * sB_b
+    c_p = C_ptr + pid_b * sC_b
+    dBp_p = dBp_ptr + pid_d * sdBp_p + pid_b * sdBp_b
+    dCp_p = dCp_ptr + pid_d * sdCp_p + pid_b * sdCp_b
+    ck_p = ckpt_ptr + pid_b * n_chunks * N * dim + offs_d
+    # carry[n] = a_{t+1} h_{t+1} for the step after the current one (dL/d final state at the end).
+    carry = ()
+    grad_a = ()
+    for n in tl.static_range(N):
+        if HAS_DLAST:
+            carry = carry + (tl.load(dlast_ptr + pid_b * sdl_b + offs_d * sdl_d + n * sdl_n, mask=mask_d,
+                                     other=0.0).to(tl.float32),)
+        else:
+            carry = carry + (tl.zeros((BLOCK_D,), tl.float32),)
+        grad_a = grad_a + (tl.zeros((BLOCK_D,), tl.float32),)
     grad_d = tl.zeros((BLOCK_D,), tl.float32)
     grad_bias = tl.zeros((BLOCK_D,), tl.float32)
+    if REDUCE == 2:
+        # Element k of the channel sums: dB_k (k < N), dC_{k-N} (N <= k < 2N), or padding.
+        vec_k = tl.arange(0, BLOCK_D)
+        scatter_off_b = tl.where(vec_k < N, vec_k, 0) * sdBp_n
+        scatter_off_c = tl.where((vec_k >= N) & (vec_k < 2 * N), vec_k - N, 0) * sdCp_n
+        scatter_b = vec_k < N
+        scatter_c = (vec_k >= N) & (vec_k < 2 * N)
+    if REDUCE == 1:
+        # Where column p of the channel sums goes: vector k = bit_reverse(p) is dB_k (k < N), dC_{k-N}
+        # (N <= k < 2N), or padding.
+        col = tl.arange(0, NV)
+        vec = _bit_reverse(col, BITS)
+        row0 = (tl.arange(0, 16) == 0)[:, None]
+        rows = (tl.arange(0, 16) * 0)[:, None]
+        sums_off_b = rows + (tl.where(vec < N, vec, 0) * sdBp_n)[None, :]
+        sums_off_c = rows + (tl.where((vec >= N) & (vec < 2 * N), vec - N, 0) * sdCp_n)[None, :]
+        is_b = (vec < N)[None, :]
+        is_c = ((vec >= N) & (vec < 2 * N))[None, :]
     for c_rev in range(n_chunks):
         chunk = n_chunks - 1 - c_rev
         t0 = chunk * T
         # The chunk's start state: the checkpoint of the chunk before (zeros for the first).
-        x = tl.load(ck_p + (chunk - 1) * dim * n_state, mask=mask_dn & ((offs_n * 0 + 0) < chunk)[None, :],
-                    other=0.0)
-        # Recompute the chunk's states and decays into registers (unrolled: static indices).
+        x = ()
+        for n in tl.static_range(N):
+            x = x + (tl.load(ck_p + ((chunk - 1) * N + n) * dim, mask=_live_d(offs_d, mask_d, 0, chunk), other=0.0),)
+        # Recompute the chunk's states into registers (unrolled: static indices), keeping each
+        # step's u, delta_raw and delta for the adjoint.
         states = ()
+        us = ()
+        raws = ()
+        deltas = ()
         for s in tl.static_range(T):
             t = t0 + s
-            m = mask_d & ((offs_d * 0 + t) < length)
-            m_n = mask_n & ((offs_n * 0 + t) < length)
+            live = _live(t, length)
+            m = _live_d(offs_d, mask_d, t, length)
             u = tl.load(u_p + t * su_t, mask=m, other=0.0).to(tl.float32)
             delta_raw = tl.load(dt_p + t * sdt_t, mask=m, other=0.0).to(tl.float32)
-            b = tl.load(b_p + t * sB_t, mask=m_n, other=0.0).to(tl.float32)
-            _, delta = _delta(delta_raw, bias, m, HAS_BIAS, SOFTPLUS)
-            decay = tl.exp2(delta[:, None] * a2)
-            x = decay * x + (delta * u)[:, None] * b[None, :]
-            states = states + (x,)
-        # The adjoint, backwards through the chunk (steps past L are identities: no output).
-        for s in tl.static_range(T):
-            t = t0 + (T - 1 - s)  # (indices into the tuples written out: they must stay constexpr)
-            m = mask_d & ((offs_d * 0 + t) < length)
-            m_n = mask_n & ((offs_n * 0 + t) < length)
-            u = tl.load(u_p + t * su_t, mask=m, other=0.0).to(tl.float32)
-            delta_raw = tl.load(dt_p + t * sdt_t, mask=m, other=0.0).to(tl.float32)
-            b = tl.load(b_p + t * sB_t, mask=m_n, other=0.0).to(tl.float32)
-            c = tl.load(c_p + t * sC_t, mask=m_n, other=0.0).to(tl.float32)
-            dout = tl.load(do_p + t * sdo_t, mask=m, other=0.0).to(tl.float32)
             delta_raw, delta = _delta(delta_raw, bias, m, HAS_BIAS, SOFTPLUS)
-            x_t = states[T - 1 - s]
+            b = _scalars(b_p + t * sB_t, sB_n, live, N)
             delta_u = delta * u
-            decay = tl.exp2(delta[:, None] * a2)
+            x_new = ()
+            for n in tl.static_range(N):
+                x_new = x_new + (tl.exp2(delta * a2[n]) * x[n] + delta_u * b[n],)
+            x = x_new
+            states = states + (x,)
+            us = us + (u,)
+            raws = raws + (delta_raw,)
+            deltas = deltas + (delta,)
+        # The adjoint, backwards through the chunk (steps past L are identities: no output).
+        for i in tl.static_range(T - 1, -1, -1):  # (i constexpr: it indexes the tuples)
+            t = t0 + i
+            live = _live(t, length)
+            m = _live_d(offs_d, mask_d, t, length)
+            u = us[i]
+            delta = deltas[i]
+            x_t = states[i]
+            b = _scalars(b_p + t * sB_t, sB_n, live, N)
+            c = _scalars(c_p + t * sC_t, sC_n, live, N)
+            dout = tl.load(do_p + t * sdo_t, mask=m, other=0.0).to(tl.float32)
+            delta_u = delta * u
             if HAS_Z:
                 z = tl.load(z_p + t * sz_t, mask=m, other=0.0).to(tl.float32)
                 sig = tl.sigmoid(z)
                 dy = dout * z * sig
-                y = tl.sum(x_t * c[None, :], axis=1) + d_skip * u
+                y = d_skip * u
+                for n in tl.static_range(N):
+                    y += x_t[n] * c[n]
                 dz = dout * y * sig * (1.0 + z * (1.0 - sig))
                 tl.store(dz_p + t * sdz_t, dz.to(dz_ptr.dtype.element_ty), mask=m)
             else:
                 dy = dout
-            h = carry + dy[:, None] * c[None, :]
-            h_ax = h * (x_t - delta_u[:, None] * b[None, :])  # h_t a_t x_{t-1}
-            grad_a += h_ax * delta[:, None]
-            h_b = tl.sum(h * b[None, :], axis=1)
-            # sum_n h A a x_{t-1}, with A in log2 units in the tile: divide by log2(e) after.
-            ddelta = u * h_b + tl.sum(h_ax * a2, axis=1) * 0.6931471805599453
+            h_b = tl.zeros((BLOCK_D,), tl.float32)
+            h_ax_a = tl.zeros((BLOCK_D,), tl.float32)
+            new_carry = ()
+            new_grad_a = ()
+            parts_b = ()
+            for n in tl.static_range(N):
+                h = carry[n] + dy * c[n]
+                h_ax = h * (x_t[n] - delta_u * b[n])  # h_t a_t x_{t-1}
+                new_grad_a = new_grad_a + (grad_a[n] + h_ax * delta,)
+                h_b += h * b[n]
+                h_ax_a += h_ax * a2[n]
+                if REDUCE != 0:
+                    parts_b = parts_b + (h * delta_u,)
+                else:
+                    tl.store(dBp_p + n * sdBp_n + t * sdBp_t, tl.sum(h * delta_u, axis=0), mask=live)
+                    tl.store(dCp_p + n * sdCp_n + t * sdCp_t, tl.sum(x_t[n] * dy, axis=0), mask=live)
+                new_carry = new_carry + (h * tl.exp2(delta * a2[n]),)
+            carry = new_carry
+            grad_a = new_grad_a
+            if REDUCE != 0:
+                parts = parts_b
+                for n in tl.static_range(N):
+                    parts = parts + (x_t[n] * dy,)
+                for _ in tl.static_range(NV - 2 * N):
+                    parts = parts + (dy * 0.0,)
+            if REDUCE == 2:
+                sums = _channel_sums_scatter(parts, BLOCK_D)
+                ok = (vec_k * 0 + t) < length
+                tl.store(dBp_p + t * sdBp_t + scatter_off_b, sums, mask=ok & scatter_b)
+                tl.store(dCp_p + t * sdCp_t + scatter_off_c, sums, mask=ok & scatter_c)
+            if REDUCE == 1:
+                sums = _channel_sums_dot(parts, BLOCK_D, NV, BITS)
+                ok = row0 & ((rows + t) < length)
+                tl.store(dBp_p + t * sdBp_t + sums_off_b, sums, mask=ok & is_b)
+                tl.store(dCp_p + t * sdCp_t + sums_off_c, sums, mask=ok & is_c)
+            # sum_n h A a x_{t-1}, with A in log2 units: times ln 2.
+            ddelta = u * h_b + h_ax_a * 0.6931471805599453
             if SOFTPLUS:
-                ddelta = ddelta * tl.sigmoid(delta_raw)
+                ddelta = ddelta * tl.sigmoid(raws[i])
             ddelta = tl.where(m, ddelta, 0.0)
             grad_bias += ddelta
             grad_d += dy * u
             du = dy * d_skip + delta * h_b
             tl.store(du_p + t * sdu_t, du.to(du_ptr.dtype.element_ty), mask=m)
             tl.store(ddt_p + t * sddt_t, ddelta.to(ddelta_ptr.dtype.element_ty), mask=m)
-            tl.store(dBp_p + t * sdBp_t, tl.sum(h * delta_u[:, None], axis=0), mask=m_n)
-            tl.store(dCp_p + t * sdCp_t, tl.sum(x_t * dy[:, None], axis=0), mask=m_n)
-            carry = h * decay
-    # Per-batch-row partial sums of the parameter gradients; the host sums over the batch.
-    tl.store(dA_ptr + pid_b * dim * n_state + dn_offsets, grad_a, mask=mask_dn)
+    # Per-batch-row partial sums of the parameter gradients, dA laid out (batch, N, dim); the
+    # host sums over each group's rows.
+    for n in tl.static_range(N):
+        tl.store(dA_ptr + (pid_b * N + n) * dim + offs_d, grad_a[n], mask=mask_d)
     tl.store(dD_ptr + pid_b * dim + offs_d, grad_d, mask=mask_d)
     tl.store(dbias_ptr + pid_b * dim + offs_d, grad_bias, mask=mask_d)
 
@@ -278,8 +435,9 @@ def _config(config, batch, dim, length, n_state) -> SeqConfig:
 class SelectiveScanSeq(torch.autograd.Function):
     """The scan with grouped, dense per-channel parameters: A (G, dim, N), D and delta_bias
     (G, dim) (or None); group g serves the batch rows [g R, (g + 1) R), R = batch / G (one group
-    per model of a pack: blocks/mamba.py scan_runs). Returns (out, final state, checkpoints); the last is for the
-    backward only. `save`: write the checkpoints (False under torch.no_grad: no backward then)."""
+    per model of a pack: blocks/mamba.py scan_runs). Returns (out, final state, checkpoints); the
+    last is for the backward only. `save`: write the checkpoints (False under torch.no_grad: no
+    backward then)."""
 
     @staticmethod
     def forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, config, save):
@@ -292,17 +450,17 @@ class SelectiveScanSeq(torch.autograd.Function):
         n_chunks = triton.cdiv(length, cfg.chunk)
         n_saved = n_chunks if save else 1
         out = new_buffer((batch, dim, length), u.dtype, u.device, strides=dense_strides(u))
-        ckpt = new_buffer((batch, n_saved, dim, n_state), torch.float32, u.device)
+        ckpt = new_buffer((batch, n_saved, n_state, dim), torch.float32, u.device)
         grid = (triton.cdiv(dim, cfg.block_d), batch)
         _seq_forward_kernel[grid](
             u, delta, A, B, C, D if D is not None else u, z if z is not None else u,
-            delta_bias if delta_bias is not None else u, out, ckpt, dim, length, n_state, n_saved,
+            delta_bias if delta_bias is not None else u, out, ckpt, dim, length, n_saved,
             batch // groups,
             *_strides(u), *_strides(delta), *_strides(z), *_strides(out), *_strides(B), *_strides(C),
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=bool(delta_softplus), SAVE=bool(save), BLOCK_D=cfg.block_d,
-            NP=triton.next_power_of_2(n_state), T=cfg.chunk, num_warps=cfg.warps)
-        return out, ckpt[:, -1], ckpt
+            N=n_state, T=cfg.chunk, num_warps=cfg.warps)
+        return out, ckpt[:, -1].transpose(1, 2), ckpt
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -328,7 +486,7 @@ class SelectiveScanSeq(torch.autograd.Function):
         groups, _, n_state = A.shape
         n_chunks = ckpt.shape[1]
         dout = dout if dout is not None else torch.zeros_like(u)
-        dlast = dlast.float().contiguous() if dlast is not None else None
+        dlast = dlast.float() if dlast is not None else None
         du = new_buffer(u.shape, u.dtype, u.device, strides=dense_strides(u))
         ddelta = new_buffer(delta.shape, delta.dtype, u.device, strides=dense_strides(delta))
         dz = new_buffer(z.shape, z.dtype, u.device, strides=dense_strides(z)) if z is not None else None
@@ -339,22 +497,26 @@ class SelectiveScanSeq(torch.autograd.Function):
             return new_buffer((blocks,) + tuple(t.shape), torch.float32, u.device,
                               strides=(t.numel(),) + strides)
         dB_parts, dC_parts = partials(B), partials(C)
-        dA_rows = new_buffer((batch, dim, n_state), torch.float32, u.device)
+        dA_rows = new_buffer((batch, n_state, dim), torch.float32, u.device)
         dD_rows = new_buffer((batch, dim), torch.float32, u.device)
         dbias_rows = new_buffer((batch, dim), torch.float32, u.device)
+        reduce = int(cfg.reduce)
+        if reduce == 2 and (cfg.block_d_bwd != 32 or 2 * n_state > 32):
+            reduce = 0  # the reduce-scatter's shape: 32 channels, 32 vectors (N <= 16)
+        n_vectors = 32 if reduce == 2 else max(16, triton.next_power_of_2(2 * n_state))
         _seq_backward_kernel[(blocks, batch)](
             u, delta, A, B, C, D if D is not None else u, z if z is not None else u,
             delta_bias if delta_bias is not None else u, ckpt, dout,
             dlast if dlast is not None else ckpt,
             du, ddelta, dz if dz is not None else du, dB_parts, dC_parts, dA_rows, dD_rows, dbias_rows,
-            dim, length, n_state, n_chunks, batch // groups,
+            dim, length, n_chunks, batch // groups,
             *_strides(u), *_strides(delta), *_strides(z), *_strides(dout), *_strides(du),
             *_strides(ddelta), *_strides(dz), *_strides(B), *_strides(C),
-            *dB_parts.stride(), *dC_parts.stride(),
+            *dB_parts.stride(), *dC_parts.stride(), *_strides(dlast),
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=ctx.delta_softplus, HAS_DLAST=dlast is not None,
-            BLOCK_D=cfg.block_d_bwd, NP=triton.next_power_of_2(n_state), T=cfg.chunk,
-            num_warps=cfg.warps_bwd)
+            BLOCK_D=cfg.block_d_bwd, N=n_state, T=cfg.chunk, REDUCE=reduce,
+            NV=n_vectors, BITS=n_vectors.bit_length() - 1, num_warps=cfg.warps_bwd)
 
         def block_sum(parts, like):  # partial sums over channel blocks -> the gradient
             total = parts[0] if blocks == 1 else parts.sum(0)
@@ -363,22 +525,26 @@ class SelectiveScanSeq(torch.autograd.Function):
         def group_sums(rows, like):  # per-row partial sums -> one gradient per group
             return rows.unflatten(0, (groups, -1)).sum(1).to(like.dtype) if like is not None else None
 
-        return (du, ddelta, group_sums(dA_rows, A), block_sum(dB_parts, B), block_sum(dC_parts, C),
+        dA = group_sums(dA_rows, A).transpose(1, 2).contiguous()
+        return (du, ddelta, dA, block_sum(dB_parts, B), block_sum(dC_parts, C),
                 group_sums(dD_rows, D), dz, group_sums(dbias_rows, delta_bias), None, None, None)
 
 
 def selective_scan_seq(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                        return_last_state=False, config=None):
     """The sequential Triton selective scan; same interface as selective_scan_ref (grouped
-    parameters included). `config`
-    overrides the launch shape (a SeqConfig or a tuple of its fields), for tests and benchmarks."""
+    parameters included). `config` overrides the launch shape (a SeqConfig or a tuple of its
+    fields), for tests and benchmarks. N > MAX_STATE runs the chunked kernel instead."""
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
     if u.shape[2] == 0:
         raise ValueError("selective_scan: the sequence length L must be at least 1")
-    if A.shape[-1] > 256:
-        raise ValueError(f"selective_scan (triton_seq): N={A.shape[-1]} must be at most 256")
+    if A.shape[-1] > MAX_STATE:
+        from icl.kernels.selective_scan_triton import selective_scan_triton
+        return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     if config is not None and not 1 <= SeqConfig(*config).chunk <= 64:
         raise ValueError(f"selective_scan (triton_seq): chunk T={SeqConfig(*config).chunk} must be in 1..64")
+    if config is not None and SeqConfig(*config).reduce == 1 and SeqConfig(*config).block_d_bwd < 16:
+        raise ValueError("selective_scan (triton_seq): reduce=1 (a product) needs block_d_bwd >= 16")
     # Checkpoints for a backward whenever autograd records.
     save = torch.is_grad_enabled()
     if A.dim() == 2:  # one model: the Function's grouped layout with G = 1

@@ -76,6 +76,37 @@ def test_triton_matches_reference(poisoned_buffers, batch, dim, length, n_state,
     assert not over_tolerance(errors, dtype), errors
 
 
+# The sequential kernel (selective_scan_seq.py, backend "triton_seq"): each launch shape and
+# each way of summing over channels in its backward (SeqConfig.reduce: 0 tl.sum, 1 a product
+# on the tensor cores, 2 a reduce-scatter), at odd sizes. More cases: tests/test_scan_packed.py.
+SEQ_CASES = [
+    # (batch, dim, L, N, dtype, config (block_d, warps, block_d_bwd, warps_bwd, chunk, reduce), options)
+    (2, 37, 11, 5, torch.float32, (32, 1, 32, 1, 3, 0), dict()),
+    (1, 20, 5, 3, torch.float32, (8, 1, 32, 1, 2, 2), dict(with_z=False, with_d=False, with_bias=False, softplus=False)),
+    (2, 40, 7, 16, torch.float32, (64, 1, 32, 1, 3, 2), dict()),
+    (3, 9, 13, 5, torch.bfloat16, (16, 1, 32, 1, 4, 2), dict()),
+    (2, 19, 7, 9, torch.float32, (16, 1, 16, 1, 4, 1), dict(with_z=False)),
+]
+
+
+@pytest.fixture
+def seq_poisoned(monkeypatch, triton_scan):
+    module = importlib.import_module("icl.kernels.selective_scan_seq")
+    poison_buffers(monkeypatch, module)
+    return module
+
+
+@pytest.mark.parametrize("batch,dim,length,n_state,dtype,config,options", SEQ_CASES,
+                         ids=[f"L{c[2]}-D{c[1]}-N{c[3]}-{str(c[4])[6:]}-r{c[5][5]}" for c in SEQ_CASES])
+def test_seq_matches_reference(seq_poisoned, batch, dim, length, n_state, dtype, config, options):
+    options = dict(options)
+    softplus = options.pop("softplus", True)
+    inputs = make_scan_inputs(batch, dim, length, n_state, dtype, DEVICE, seed=length, **options)
+    errors = scan_errors(seq_poisoned.selective_scan_seq, kernels.selective_scan_ref, inputs,
+                         delta_softplus=softplus, config=config)
+    assert not over_tolerance(errors, dtype), errors
+
+
 def test_dispatch_forced_triton_runs_the_kernel(poisoned_buffers, monkeypatch):
     triton_scan, calls = poisoned_buffers, []
     kernel = triton_scan.selective_scan_triton
@@ -244,16 +275,18 @@ def test_triton_gradient_buffers_follow_input_layout(poisoned_buffers):
     assert dz.transpose(1, 2).is_contiguous()
 
 
-def test_mamba_block_with_triton_matches_reference(poisoned_buffers):
-    """The Mamba block with the Triton scan (fed the block's views) against the reference scan:
-    output, final state and every parameter gradient."""
+@pytest.mark.parametrize("kernel", ["triton", "triton_seq"])
+def test_mamba_block_with_triton_matches_reference(poisoned_buffers, kernel):
+    """The Mamba block with a Triton scan (fed the block's views: B and C copied to time-major
+    for "triton", as they are for "triton_seq") against the reference scan: output, final state
+    and every parameter gradient."""
     from icl.blocks.mamba import MambaMixer
 
     torch.manual_seed(0)
     block = MambaMixer(8, d_state=4, d_conv=3, expand=2, dt_rank=2, dt_min=0.001, dt_max=0.1).to(DEVICE)
     u = torch.randn(1, 2, 19, 8, device=DEVICE)  # one run (the block's leading run axis)
     results = {}
-    for backend in ("reference", "triton"):
+    for backend in ("reference", kernel):
         block.backend = backend
         block.zero_grad()
         out, state = block(u, return_state=True)
@@ -261,7 +294,7 @@ def test_mamba_block_with_triton_matches_reference(poisoned_buffers):
         assert block.backend_ran == backend
         results[backend] = [out, state] + [p.grad.clone() for p in block.parameters()]
     for name, ours, ref in zip(["out", "state"] + [n for n, _ in block.named_parameters()],
-                               results["triton"], results["reference"]):
+                               results[kernel], results["reference"]):
         torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
 
 
