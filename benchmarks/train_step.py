@@ -187,7 +187,7 @@ def peer_step(run: Run, dev: torch.device):
     from icl.training.curriculum import sizes_at
 
     config, layers = run.model_config, run.model_config["layers"].split()
-    layout = TASKS[run.task_config["kind"]].layout(run.task_config)
+    layout = TASKS[run.kind].layout(run.task_config)
     width = config["width"]
     if run.model == "transformer":
         from transformers import GPT2Config, GPT2Model
@@ -223,7 +223,7 @@ def peer_step(run: Run, dev: torch.device):
 def run_tokens(run: Run) -> int:
     from icl.tasks.catalog import TASKS
 
-    return TASKS[run.task_config["kind"]].layout(run.task_config).tokens
+    return TASKS[run.kind].layout(run.task_config).tokens
 
 
 def profile(step, dev: torch.device, label: str, log: Path, steps: int = 5) -> None:
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # noqa: BLE001 - a failed implementation is a row, not a crash
             fail(arch, impl, pack, run, error)
             return
-        layout = TASKS[run.task_config["kind"]].layout(run.task_config)
+        layout = TASKS[run.kind].layout(run.task_config)
         flops = 3 * account(run.model_config, layout)["flops_per_token"] * layout.tokens * args.batch
         mfu = flops / (ms / 1000) / peak[base["precision"]] if peak else None
         records.append({**base, **(extra() if callable(extra) else extra or {}), "ms_per_step": round(ms, 4),

@@ -110,7 +110,7 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
                        f"({str(error).splitlines()[0]})") from None
     model.to(dev).eval()
 
-    kind = TASKS[run.task_config["kind"]]
+    kind = TASKS[run.kind]
     sizes = end_sizes(run.task_config)
     baselines = _baselines_for(run, kind)
     batch = int(eval_config["batch"])

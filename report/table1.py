@@ -179,7 +179,7 @@ def verdicts(evals: list[dict], runs: list[Run]) -> dict:
         grouped.setdefault(run.task, {}).setdefault(run.model, [])
         key = config_key(run.experiment, run.sweep or {})
         planned.setdefault((run.task, run.model), {}).setdefault(key, []).append(run.seed)
-    kinds = {r.task: r.task_config.get("kind") for r in runs}
+    kinds = {r.task: r.kind for r in runs}
     table: dict[str, dict[str, dict]] = {}
     for task in ordered_tasks(grouped, runs):
         models = grouped[task]
