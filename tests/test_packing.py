@@ -120,6 +120,41 @@ def test_members_resume_from_different_steps(tmp_path, member, assert_same_curve
         assert [m["step"] for m in metrics(folder)] == [4, 8, 12, 16, 20, 24]
 
 
+def test_a_pack_out_of_gpu_memory_splits_and_each_half_resumes(tmp_path, member, assert_same_curve,
+                                                                  train_alone, monkeypatch, capfd):
+    """A pack that runs out of GPU memory mid-training (here: a pack of more than two runs, after
+    16 of its 24 steps) is trained again as two halves, which resume from the checkpoints and
+    end on the lone curves; a lone run out of memory is a one-line error."""
+    import icl.training.train as train_module
+
+    real = train_module.train_members
+
+    def small_gpu(runs, out_dirs, **kw):
+        if len(runs) > 2:  # a card that holds packs of 2
+            real(runs, out_dirs, **{**kw, "max_steps": 16})
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(runs, out_dirs, **kw)
+
+    monkeypatch.setattr(train_module, "train_members", small_gpu)
+    runs = [member("00000000000a"), member("00000000000b", seed=1), member("00000000000c", seed=2)]
+    dirs = [tmp_path / "pack" / r.id for r in runs]
+    statuses = train_pack(runs, dirs, progress=False)
+    assert "a pack of 3 runs ran out of GPU memory; training it as packs of 2 and 1" in capfd.readouterr().err
+    assert [s["state"] for s in statuses] == ["done"] * 3
+    assert [s["resumed_from"] for s in statuses] == [16, 16, 16]
+    train_alone(runs, tmp_path)
+    for run, folder in zip(runs, dirs):
+        assert_same_curve(folder, tmp_path / "alone" / run.id)
+        assert [m["step"] for m in metrics(folder)] == [4, 8, 12, 16, 20, 24]
+
+    def no_memory(runs, out_dirs, **kw):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(train_module, "train_members", no_memory)
+    with pytest.raises(RunError, match="does not fit in GPU memory alone"):
+        train_pack([member("00000000000e")], [tmp_path / "e"], progress=False)
+
+
 def test_killed_pack_resumes_exactly(tmp_path, member, load_weights, assert_same_weights):
     runs = [member("00000000000a", steps=400, checkpoint_every=10, log_every=3),
             member("00000000000b", seed=1, lr=2e-3, steps=400, checkpoint_every=10, log_every=3)]

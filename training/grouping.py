@@ -62,7 +62,8 @@ def group_runs(runs: list[Run], size: int) -> list[list[Run]]:
 # trains faster packed (catalog's packs_well), 16 to a pack. Measured with the stacked engine on
 # an H200 (benchmarks/results/train_step_packed.md): packs of 16 ran 1.5-4x faster per run than
 # lone runs for every study architecture; 64 gained 1-14 % more and ran out of its 140 GB for
-# paper-size Mamba and S4-Mamba. 16 is not sized to a smaller GPU's memory (pack = N sets it).
+# paper-size Mamba and S4-Mamba. A pack too big for a smaller GPU's memory halves itself when
+# it runs out of memory (training/pack.py train_pack); pack = N sets the size outright.
 # On a CPU nothing was measured, so nothing is packed unless asked.
 AUTO_PACK = 16
 

@@ -12,11 +12,19 @@ lone run leaves. A run that diverges stops alone; the others go on.
 
 - `pack_key`, `check_pack`, `group_runs`  which runs may share a pack (grouping.py, torch-free)
 - `train_pack(runs, out_dirs, ...)` train a pack; each run's status.json, in order
+
+A pack is sized to the GPU's memory by trying: when a pack's step runs out of GPU memory, the
+pack is split in two halves that train one after the other, each resuming its runs from their
+checkpoints as a killed job would (so a pack of 16 planned for an H200 still trains on a 24 GB
+card, as 2 x 8 or 4 x 4). A lone run that does not fit is a clear error.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Callable
+
+import torch
 
 from icl.training.errors import RunError
 from icl.training.grouping import check_pack
@@ -32,5 +40,21 @@ def train_pack(runs: list[Run], out_dirs: list[Path], *, max_steps: int | None =
     check_pack(runs)
     if len(out_dirs) != len(runs):
         raise RunError(f"{len(runs)} runs but {len(out_dirs)} output folders")
-    return train_members(runs, [Path(d) for d in out_dirs], max_steps=max_steps, device=device,
-                         progress=progress, model_factory=model_factory)
+    out_dirs = [Path(d) for d in out_dirs]
+    try:
+        return train_members(runs, out_dirs, max_steps=max_steps, device=device, progress=progress,
+                             model_factory=model_factory)
+    except torch.OutOfMemoryError:
+        if len(runs) == 1:
+            raise RunError(f"run {runs[0].id} does not fit in GPU memory alone: lower its train batch "
+                           "or width, or train it on a larger GPU") from None
+    # Out of memory: the locks and the CUDA tensors of the failed pack are released by now.
+    torch.cuda.empty_cache()
+    half = (len(runs) + 1) // 2
+    print(f"icl train: a pack of {len(runs)} runs ran out of GPU memory; training it as packs of "
+          f"{half} and {len(runs) - half}, each resuming from its checkpoints", file=sys.stderr)
+    statuses = []
+    for part in (slice(0, half), slice(half, None)):
+        statuses += train_pack(runs[part], out_dirs[part], max_steps=max_steps, device=device,
+                               progress=progress, model_factory=model_factory)
+    return statuses

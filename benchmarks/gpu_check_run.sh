@@ -1,0 +1,24 @@
+# One device-tool call for the checks left open by issues #24 and #26 (run from the checkout's
+# root on the GPU machine, .whl carried): the quick token-MQAR headline run alone on the GPU
+# (its metrics give the time to accuracy), then, in parallel processes (Triton compiles are CPU
+# bound), the sequential-scan GPU tests and the flash-linear-attention mixer tests.
+source benchmarks/device_env.sh
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader | tee $OUT/device.txt
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a $OUT/device.txt
+mkdir -p $OUT/mqar
+timeout ${MQAR_S:-100} python3 -m icl.cli train specs/quick/mqar.icl --runs-dir /tmp/qruns --no-progress \
+    2>&1 | tail -5 | tee $OUT/mqar/train.log
+cp /tmp/qruns/*/metrics.jsonl /tmp/qruns/*/status.json $OUT/mqar/ 2>/dev/null
+T=${TESTS_S:-130}
+PYT="python3 -m pytest -q -p no:cacheprovider"
+K=tests/gpu/test_kernels_gpu.py
+X=tests/gpu/test_mixers_gpu.py
+( timeout $T $PYT $K -k "dispatch or agrees_with_mamba_ssm or odd_state" > $OUT/t_seq_misc.log 2>&1 ) &
+for d in fp32 bf16; do for l in bld bdl; do
+  ( timeout $T $PYT $K -k "test_seq_matches_reference and $d and $l" > $OUT/t_seq_${d}_${l}.log 2>&1 ) &
+done; done
+( timeout $T $PYT $X -k "fp32" > $OUT/t_mix_fp32.log 2>&1 ) &
+( timeout $T $PYT $X -k "not fp32" > $OUT/t_mix_rest.log 2>&1 ) &
+wait
+tail -n 3 $OUT/t_*.log
