@@ -33,13 +33,25 @@ MODEL_OPTIONS: tuple[Param, ...] = (
     Param("norm", "choice", "layernorm", choices=("layernorm", "rmsnorm"),
           doc="norm of the pre-norm residual wrapper and of the final norm"),
     Param("dropout", "float", 0.0, min=0.0, max=0.9, doc="dropout on block outputs"),
+    Param("init", "choice", "released", choices=("released", "gpt2"),
+          doc="weight init: released = the study's released code (read-in and read-out keep "
+              "PyTorch's default Linear init; a model of only A and F blocks GPT-2's init; in any "
+              "other model the A and F blocks keep PyTorch's default weights with zero biases and "
+              "the position table PyTorch's N(0, 1)); gpt2 = GPT-2's N(0, init_std) for all of "
+              "these. SSM blocks keep their released inits either way"),
     Param("init_std", "float", 0.02, min=0.0, max=1.0,
-          doc="std of the normal init of the read-in, read-out and the A, F, GLA, DN, GDN, R7 and "
-              "HY blocks' projections (the SSM blocks keep their released inits: catalog `init`)"),
+          doc="std of GPT-2's normal init: read-in and read-out (init = gpt2), A and F blocks "
+              "(GPT-2 init), the GLA, DN, GDN, R7 and HY blocks' projections, token embeddings"),
     Param("positions_init_std", "float", None, min=0.0, max=10.0,
           doc="std of the normal init of the position table (positions = learned; default "
-              "init_std). The study's released Standard Hybrid keeps PyTorch's N(0, 1)"),
+              "init_std, or 1.0 where init = released keeps PyTorch's default)"),
 )
+
+# The released code builds a model of only these blocks as Hugging Face's GPT2Model (GPT-2's
+# init: weights N(0, 0.02), residual outputs N(0, 0.02 / sqrt(2 n_layer)), positions N(0, 0.02));
+# every other model in mamba-ssm's MixerModel, which keeps PyTorch's default Linear weights and
+# zeroes every Linear bias (compiler/graph.py, `init = released`).
+GPT2_BACKBONE_BLOCKS = ("A", "F")
 
 # Options read by blocks; declared once, shared by every block kind that names them.
 BLOCK_OPTIONS: dict[str, Param] = {p.name: p for p in (

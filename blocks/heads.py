@@ -3,7 +3,8 @@
 Read-in: one Linear(token_dim, D) shared by every token (x and y tokens alike, no token-type
 embedding), or an Embedding(vocab, D) table for token-id tasks. Positions: none, or a learned
 table with one row per token position of the task's longest prompt. Read-out: Linear(D, out_dim).
-Weights N(0, init_std), biases zero. Each has a leading run axis K (blocks/stacked.py).
+Weights N(0, init_std) with zero biases (init = gpt2), or the Linears' PyTorch default init (init =
+released, as the study's released code). Each has a leading run axis K (blocks/stacked.py).
 """
 from __future__ import annotations
 
@@ -14,12 +15,18 @@ from icl.blocks.stacked import StackedEmbedding, StackedLinear
 
 
 class ReadIn(nn.Module):
-    def __init__(self, token_dim: int, vocab: int, width: int, init_std: float):
+    """init_std None: the Linear keeps PyTorch's default init (the released code's); a token
+    table is N(0, embedding_std) either way (default init_std)."""
+
+    def __init__(self, token_dim: int, vocab: int, width: int, init_std: float | None,
+                 embedding_std: float | None = None):
         super().__init__()
         self.tokenized = vocab > 0
         self.map = StackedEmbedding(vocab, width) if self.tokenized else StackedLinear(token_dim, width)
-        nn.init.normal_(self.map.weight, std=init_std)
-        if not self.tokenized:
+        if self.tokenized:
+            nn.init.normal_(self.map.weight, std=init_std if embedding_std is None else embedding_std)
+        elif init_std is not None:
+            nn.init.normal_(self.map.weight, std=init_std)
             nn.init.zeros_(self.map.bias)
 
     def check(self, inputs: Tensor) -> None:
@@ -53,11 +60,14 @@ class LearnedPositions(nn.Module):
 
 
 class ReadOut(nn.Module):
-    def __init__(self, width: int, out_dim: int, init_std: float):
+    """init_std None: PyTorch's default Linear init (the released code's)."""
+
+    def __init__(self, width: int, out_dim: int, init_std: float | None):
         super().__init__()
         self.map = StackedLinear(width, out_dim)
-        nn.init.normal_(self.map.weight, std=init_std)
-        nn.init.zeros_(self.map.bias)
+        if init_std is not None:
+            nn.init.normal_(self.map.weight, std=init_std)
+            nn.init.zeros_(self.map.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.map(x)

@@ -63,6 +63,19 @@ class StackedLinear(nn.Module):
         return y.reshape(runs, *shape, stop - start)
 
 
+def pytorch_default_init(module: nn.Module) -> None:
+    """Every StackedLinear in `module` back to nn.Linear's default weight init (kaiming uniform,
+    a = sqrt(5), per run), its bias zeroed: what mamba-ssm's MixerModel (_init_weights) leaves in
+    the blocks it does not re-initialise, the released code's hybrid attention among them."""
+    with torch.no_grad():
+        for linear in module.modules():
+            if isinstance(linear, StackedLinear):
+                for k in range(linear.weight.shape[0]):
+                    nn.init.kaiming_uniform_(linear.weight[k], a=math.sqrt(5))
+                if linear.bias is not None:
+                    nn.init.zeros_(linear.bias)
+
+
 class StackedNorm(nn.Module):
     """LayerNorm (weight and bias) or RMSNorm (weight only) over the last axis, eps 1e-5 as GPT-2
     and Mamba, with each run's own affine: weight and bias (K, D)."""

@@ -11,7 +11,7 @@ from typing import Callable
 
 import networkx as nx
 
-from icl.blocks.catalog import block_kind
+from icl.blocks.catalog import GPT2_BACKBONE_BLOCKS, block_kind
 from icl.compiler.graph import check_graph, layer_nodes, model_graph
 from icl.compiler.runs import train_settings
 from icl.errors import IclError
@@ -28,13 +28,16 @@ def build_from_graph(g: nx.DiGraph, backend: str | None = None):
     from icl.blocks.heads import LearnedPositions, ReadIn, ReadOut
     from icl.blocks.model import ICLModel
     from icl.blocks.residual import PreNormResidual, make_norm
+    from icl.blocks.stacked import pytorch_default_init
 
     errors = check_graph(g)
     if errors:
         raise ValueError(f"invalid model graph: {errors[0]}")
     width, norm, init_std = g.graph["width"], g.graph["norm"], g.graph["init_std"]
+    # init = released: the read-in and read-out Linears keep PyTorch's default init (io_std None)
+    io_std = None if g.graph.get("init", "gpt2") == "released" else init_std
     read_in = ReadIn(g.nodes["read_in"]["options"]["token_dim"], g.nodes["read_in"]["options"]["vocab"],
-                     width, init_std)
+                     width, io_std, embedding_std=init_std)
     positions = None
     if "positions" in g:
         options = g.nodes["positions"]["options"]
@@ -45,9 +48,11 @@ def build_from_graph(g: nx.DiGraph, backend: str | None = None):
         # init_std only where the block's init has that knob (catalog: reads_init_std)
         init = {"init_std": init_std} if block_kind(token).reads_init_std else {}
         block = block_class(token)(width, n_layers=g.graph["n_layers"], **init, **options)
+        if token in GPT2_BACKBONE_BLOCKS and not g.graph.get("gpt2_backbone", True):
+            pytorch_default_init(block)  # the released MixerModel's A and F blocks
         layers.append(PreNormResidual(token, options, block, norm, width, g.graph["dropout"]))
     model = ICLModel(read_in, positions, layers, make_norm(norm, width),
-                     ReadOut(width, g.nodes["read_out"]["options"]["out_dim"], init_std), graph_attrs=g.graph)
+                     ReadOut(width, g.nodes["read_out"]["options"]["out_dim"], io_std), graph_attrs=g.graph)
     if backend is not None:
         model.set_backend(backend)
     return model

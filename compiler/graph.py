@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from icl.blocks.catalog import block_kind
+from icl.blocks.catalog import GPT2_BACKBONE_BLOCKS, block_kind
 from icl.compiler import accounting
 from icl.compiler.accounting import block_options, tokens_of, model_option, norm_params
 
@@ -22,14 +22,21 @@ def model_graph(model_config: dict, layout) -> nx.DiGraph:
     norm = model_option(model_config, "norm")
     tokens = tokens_of(model_config)
     io = accounting.io_params(model_config, layout, width)
+    # A model_config without `init` predates the option: its runs were built with GPT-2's init,
+    # and keep their ids (compiler/runs.py records init only where it is released).
+    init, init_std = model_config.get("init") or "gpt2", model_option(model_config, "init_std")
+    # init = released (catalog's MODEL_OPTIONS): the released code's GPT2Model for a model of only
+    # GPT2_BACKBONE_BLOCKS, its MixerModel (PyTorch's default inits) for any other.
+    gpt2_backbone = init == "gpt2" or set(tokens) <= set(GPT2_BACKBONE_BLOCKS)
     g = nx.DiGraph(width=width, norm=norm, dropout=model_option(model_config, "dropout"),
-                   init_std=model_option(model_config, "init_std"), n_layers=len(tokens))
+                   init=init, init_std=init_std, n_layers=len(tokens), gpt2_backbone=gpt2_backbone)
     g.add_node("read_in", kind="read_in", params=io["read_in"],
                options={"token_dim": layout.token_dim, "vocab": layout.vocab})
     chain = ["read_in"]
     if model_option(model_config, "positions") == "learned":
         std = model_option(model_config, "positions_init_std")
-        std = model_option(model_config, "init_std") if std is None else std
+        if std is None:
+            std = init_std if gpt2_backbone else 1.0  # GPT-2's table, or nn.Embedding's N(0, 1)
         g.add_node("positions", kind="positions", params=io["positions"],
                    options={"tokens": layout.tokens, "init_std": std})
         chain.append("positions")

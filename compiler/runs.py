@@ -207,6 +207,10 @@ def _model_config(program: Program, model: Checked, values: dict[str, Any], layo
     # init_std), so the runs from before this option existed keep their ids.
     if config["positions_init_std"] in (None, config["init_std"]):
         del config["positions_init_std"]
+    # Likewise init = gpt2, the only init before the option existed (compiler/graph.py reads a
+    # config without init as gpt2); released, the default, changes the weights and the id.
+    if config["init"] == "gpt2":
+        del config["init"]
     return config
 
 
