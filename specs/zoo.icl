@@ -1,0 +1,123 @@
+# The zoo (issue #26): the study's six architectures beside the linear-attention and
+# convolution mixers, at one parameter budget (3M; the compiler picks each width), on
+# three tasks that separate them: token MQAR at zoology's settings (recall), the S5 and A5
+# word problems (state tracking: no constant-depth circuit tracks a non-solvable group) and
+# the study's sparse parity. 3 seeds x 3 learning rates per cell (396 runs); runs of one
+# cell differ only in seed and lr, so on a GPU each cell trains as one pack of 9. The budget
+# counts embeddings: on MQAR the 8192-token table and read-out take most of it (widths
+# ~130 there, ~240 on the other tasks; `icl runs specs/zoo.icl` lists them).
+# Not run yet (2026-12-05): its results go to results/zoo with the report.
+
+model transformer {
+  layers = "(A F)*4"
+  params = 3M
+  heads = 4
+  positions = learned
+}
+
+model mamba {
+  layers = "M*8"
+  params = 3M
+}
+
+model s4 {
+  layers = "S*8"
+  params = 3M
+}
+
+model s4_mamba {
+  layers = "SM*8"
+  params = 3M
+}
+
+model standard_hybrid {
+  layers = "(A M)*4"
+  params = 3M
+  heads = 4
+  positions = learned
+}
+
+model mambaformer {
+  layers = "M (A M)*4"
+  params = 3M
+  heads = 4
+}
+
+# The new mixers, each alternating with an MLP as zoology's models do.
+model gla {
+  layers = "(GLA F)*4"
+  params = 3M
+  heads = 4
+}
+
+model deltanet {
+  layers = "(DN F)*4"
+  params = 3M
+  heads = 4
+}
+
+model gated_deltanet {
+  layers = "(GDN F)*4"
+  params = 3M
+  heads = 4
+}
+
+model rwkv7 {
+  layers = "(R7 F)*4"
+  params = 3M
+  heads = 4
+}
+
+model hyena {
+  layers = "(HY F)*4"
+  params = 3M
+}
+
+task mqar {
+  kind = token_mqar
+  vocab = 8192
+  seq_len = 128
+  pairs = 16
+}
+
+task s5 {
+  kind = word_problem
+  group = S5
+  points = 32
+}
+
+task a5 {
+  kind = word_problem
+  group = A5
+  points = 32
+}
+
+task sparse_parity {
+  kind = sparse_parity
+}
+
+train zoo {
+  steps = 20k
+  batch = 64
+  optimizer = adam
+  lr = [3e-4, 1e-3, 3e-3]
+  checkpoint_every = 2000
+  log_every = 200
+  seeds = [0, 1, 2]
+}
+
+experiment mqar {
+  models = [transformer, mamba, s4, s4_mamba, standard_hybrid, mambaformer,
+            gla, deltanet, gated_deltanet, rwkv7, hyena]
+  tasks = [mqar]
+  train extends zoo {}
+}
+
+experiment state_tracking extends mqar {
+  tasks = [s5, a5]
+}
+
+experiment sparse_parity extends mqar {
+  tasks = [sparse_parity]
+  train { lr = [1e-4, 4e-4, 1e-3]  steps = 50k }
+}
