@@ -49,6 +49,9 @@ TRAIN_PARAMS: tuple[Param, ...] = (
     Param("log_error", "int", 0, min=0, max=1_000_000, sweepable=False,
           doc="fresh prompts (their own seed stream) scored at every metric line, whose mean task "
               "error the line records as `error` (time to accuracy); 0: off"),
+    Param("tensorboard", "bool", False, sweepable=False,
+          doc="also write each metrics line's scalars to <run>/tensorboard/ (TensorBoard event files; "
+              "needs the tensorboard extra; $ICL_TENSORBOARD=1 turns it on without the spec)"),
     Param("backend", "choice", "auto", choices=("auto", "triton", "triton_seq", "reference"),
           doc="selective-scan kernel (auto: Triton on CUDA, reference on CPU)", sweepable=False),
     Param("device", "choice", "auto", choices=("auto", "cpu", "cuda"), sweepable=False),
@@ -68,7 +71,7 @@ EVAL_PARAMS: tuple[Param, ...] = (
 )
 
 # Train keys that say how to run, not what to compute: left out of run ids.
-TRAIN_HOW_KEYS = ("checkpoint_every", "log_every", "log_error", "backend", "device", "seeds")
+TRAIN_HOW_KEYS = ("checkpoint_every", "log_every", "log_error", "tensorboard", "backend", "device", "seeds")
 
 
 @dataclass

@@ -8,6 +8,8 @@
         model.pt             the final weights (atomic)
         eval-<eval id>.json  EvalRecord, written by evaluation (atomic)
         .lock                held (flock) while a process trains or evaluates the run
+        tensorboard/         TensorBoard event files of the metrics, only when asked for
+                             (train.tensorboard, $ICL_TENSORBOARD; icl/training/sinks.py)
 
 Every reader here validates what it reads: a missing file is None (or []), a file that is
 empty, cut short, not JSON / not a torch file, of the wrong type or missing a field raises

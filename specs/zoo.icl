@@ -107,8 +107,7 @@ train zoo {
 }
 
 experiment mqar {
-  models = [transformer, mamba, s4, s4_mamba, standard_hybrid, mambaformer,
-            gla, deltanet, gated_deltanet, rwkv7, hyena]
+  models = [transformer, mamba, s4, s4_mamba, standard_hybrid, mambaformer, gla, deltanet, gated_deltanet, rwkv7, hyena]
   tasks = [mqar]
   train extends zoo {}
 }

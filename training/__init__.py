@@ -10,6 +10,8 @@
 - grouping.py    which runs may share a pack (torch-free; the pipeline plans its jobs with it)
 - graphs.py      whole-step CUDA graphs (on CUDA by default), re-captured per curriculum stage
 - precision.py   fp32 | tf32 | bf16 products on CUDA (train.precision)
+- sinks.py       optional sinks of the metrics lines: TensorBoard (train.tensorboard,
+                 $ICL_TENSORBOARD; off by default)
 - gpu_slots.py   which of a host's GPUs a job takes (the least busy; file locks, no SLURM)
 - (icl/runfolder.py: the run folder's files, validating reads, atomic writes, lock)
 - errors.py      RunError, the one-line user error of `icl train` / `icl eval`

@@ -7,6 +7,8 @@
                  last line), dims, points, lr, grad_norm, steps_per_s, wall_s; with
                  `train.log_error` N > 0 also error: the task's error averaged over N fresh
                  prompts (stream "monitor") at the step's sizes (time to accuracy);
+- tensorboard/   only with `train.tensorboard = true` or $ICL_TENSORBOARD=1: the metrics
+                 lines' scalars as TensorBoard event files (training/sinks.py);
 - model.pt       the final weights (atomic);
 - status.json    written last (atomic): state "done" | "diverged", step, message, final_loss
                  (the mean training loss of the last FINAL_LOSS_STEPS steps: it depends on
@@ -47,7 +49,7 @@ from icl import atomic, runfolder
 from icl.runfolder import CHECKPOINT, METRICS, MODEL, STATUS
 from icl.training.curriculum import sizes_at
 from icl.training.errors import RunError
-from icl.training import gpu_slots, graphs
+from icl.training import gpu_slots, graphs, sinks
 from icl.training.precision import precision_of
 from icl.training.seeds import stream_seed
 from icl.compiler.build import build_for_run
@@ -128,6 +130,7 @@ def _train_locked(runs, out_dirs, target, planned, device, progress, model_facto
     todo = [i for i, s in enumerate(statuses) if s is None]
     if not todo:
         return statuses
+    sinks.check_sinks(train)  # e.g. TensorBoard asked for but not installed: one line, nothing written
     # Every check passed: from here on the folders of the runs to train are ours to write.
     for i in todo:
         atomic.remove_stale_temporaries(out_dirs[i])  # safe: we hold the run's lock
@@ -185,6 +188,7 @@ class _Member:
         self.monitored: float | None = None   # the error of train.log_error prompts, for the next metrics line
         self.status: dict | None = None
         self.metrics = open(out_dir / METRICS, "a", encoding="utf-8")
+        self.sinks = sinks.open_sinks(train_settings(run), out_dir, self.start)  # TensorBoard, if asked
 
     def sample(self, step: int, batch: int, sizes: dict, dev: torch.device):
         generator = torch.Generator(device=dev)
@@ -269,6 +273,8 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
     finally:
         for m in members:
             m.metrics.close()
+            for sink in m.sinks:
+                sink.close()
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - t0
@@ -332,9 +338,13 @@ def _after_step(m: _Member, done: int, sizes: dict, log_every: int, checkpoint_e
             entry["error"], m.monitored = m.monitored, None
         m.metrics.write(json.dumps(entry) + "\n")
         m.metrics.flush()
+        for sink in m.sinks:
+            sink.write(entry)
         m.window = []
     if at_checkpoint:
         m.metrics.flush()
+        for sink in m.sinks:
+            sink.flush()
         _save_checkpoint(m.out_dir / CHECKPOINT, m.run, m.engine.run_weights(m.k),
                          m.engine.run_optimizer_state(m.k), done, m.window, m.recent,
                          m.wall_before + elapsed, dev)
