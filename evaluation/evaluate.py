@@ -14,6 +14,10 @@ reach. The seeds do not depend on the run, so every model of a study evaluated w
 same eval settings (and every variant, re-sampled with the same seeds) is scored on the
 very same prompts.
 
+The evaluation also records the run's training convergence (`convergence`: is the loss in its
+metrics.jsonl still falling over the last 10% of steps? evaluation/convergence.py), which the
+report's Table 1 reads (report/table1.py).
+
 The run folder's files are read through icl/runfolder.py (a bad status.json or model.pt is a
 one-line error naming it), and the run's lock is held while evaluating, so a training or
 another evaluation of the same run cannot write into its folder meanwhile.
@@ -34,6 +38,7 @@ from icl.compiler.build import build_for_run
 from icl.compiler.runs import eval_settings, train_settings
 from icl.evaluation.baseline_cache import BaselineCache
 from icl.evaluation.bootstrap import bootstrap_bands
+from icl.evaluation.convergence import convergence
 from icl import runfolder
 from icl.tasks.catalog import TASKS, TaskKind, check_baseline
 from icl.training.curriculum import end_sizes
@@ -139,6 +144,7 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
 
     result["train_status"] = {k: status.get(k) for k in ("state", "steps_done", "steps_planned", "capped")} \
         if status else None
+    result["convergence"] = training_convergence(run_dir)
     result["device"] = str(dev)
     result["wall_s"] = time.perf_counter() - started
     result["versions"] = {"torch": torch.__version__, "python": platform.python_version(),
@@ -146,6 +152,17 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
     result = _jsonable(result)
     runfolder.write_eval(out_path, result)
     return result
+
+
+def training_convergence(run_dir: Path) -> dict:
+    """The run's training convergence (evaluation/convergence.py) from its metrics.jsonl:
+    {"state": "converged" | "not converged" | "unknown", "drop", "t", "points"}; a folder
+    without logged losses, or too few in the last 10% of steps, is "unknown"."""
+    entries = runfolder.read_metrics(run_dir)
+    losses = [e.get("loss") if isinstance(e.get("loss"), (int, float)) and not isinstance(e.get("loss"), bool)
+              else None for e in entries]
+    found = convergence([int(e["step"]) for e in entries], losses)
+    return {"state": found.state, "drop": found.drop, "t": found.t, "points": found.points}
 
 
 class _Scorer:

@@ -9,7 +9,7 @@ hash, so the runs both specs share are trained once). Each spec gets its own Tab
 (table1.verdicts over its runs); cells are matched by task and architecture name. A cell's
 difference is B's metric minus A's (errors: below zero, B does better), with the bootstrap
 interval over seeds (intervals.difference_interval): paired by seed where both sides'
-best sweep points have the same seeds, each side resampled on its own otherwise; a diverged
+chosen sweep points have the same seeds, each side resampled on its own otherwise; a diverged
 seed counts as chance, as in Table 1. An interval that leaves out zero is called a
 difference, else "no clear difference"; with two seeds an interval is rough, and the page
 says how many seeds stand behind it.
@@ -122,7 +122,7 @@ def difference(a: dict | None, b: dict | None):
 
 
 def _seed_values(cell: dict) -> dict:
-    """seed -> the number Table 1 scores it by at the cell's best sweep point (a diverged
+    """seed -> the number Table 1 scores it by at the cell's chosen sweep point (a diverged
     seed: chance); seeds pending or without a value are left out, as Table 1 leaves them."""
     out = {}
     for entry in cell.get("seed_metrics") or []:

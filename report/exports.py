@@ -4,7 +4,8 @@
     EXPORTS: name -> path under the report's folder (the files write_exports writes)
 
 table1.csv     one row per (task, architecture) cell of table1.json, its numbers at full
-               precision (Python's repr), so a reader gets back exactly what the JSON holds.
+               precision (Python's repr), so a reader gets back exactly what the JSON holds
+               (metric_ci as two columns, metric_ci_low and metric_ci_high).
 table1.tex     the Table-1 matrix as a LaTeX table (booktabs; amssymb for \\checkmark):
                our verdict and metric, the study's verdict in parentheses.
 metrics/runs.csv      one row per run: its configuration, how its training ended and its
@@ -39,16 +40,18 @@ EXPORTS = {"table1_csv": "table1.csv", "table1_tex": "table1.tex",
 PARQUET = {"table1_parquet": "table1.parquet", "runs_parquet": "metrics/runs.parquet",
            "training_parquet": "metrics/training.parquet"}
 
-TABLE1_COLUMNS = ("task", "architecture", "verdict", "paper", "agrees", "metric", "chance", "best_other",
-                  "seeds", "diverged", "evaluated", "best_lr", "steps", "steps_done", "seed_tails",
-                  "reason", "note")
+TABLE1_COLUMNS = ("task", "architecture", "verdict", "rule_verdict", "paper", "agrees", "metric",
+                  "metric_ci_low", "metric_ci_high", "chance", "best_other", "seeds", "diverged",
+                  "evaluated", "best_lr", "selected_by", "validation", "converged", "steps", "steps_done",
+                  "seed_tails", "reason", "note")
 RUN_COLUMNS = ("run_id", "eval_id", "experiment", "spec", "task", "architecture", "layers", "seed",
                "lr", "sweep", "steps_planned", "steps_done", "train_state", "final_loss", "wall_s",
                "steps_per_s", "device", "backend", "eval_state", "metric", "model_tail", "model_final",
                "best_baseline", "best_baseline_tail", "params", "state_size", "flops_per_token")
 TRAINING_FIRST = ("run_id", "step", "loss")   # then every other logged key, sorted
 
-LATEX_SYMBOLS = {"check": r"$\checkmark$", "gap": r"$\triangle$", "fails": r"$\times$"}
+LATEX_SYMBOLS = {"check": r"$\checkmark$", "gap": r"$\triangle$", "fails": r"$\times$",
+                 table1.NOT_CONVERGED: r"$\searrow$"}
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                   "^": r"\textasciicircum{}"}
@@ -128,8 +131,10 @@ def table1_rows(table: dict) -> tuple[tuple, list[dict]]:
     rows = []
     for task, cells in table.items():
         for model, cell in cells.items():
+            ci = cell.get("metric_ci") or [None, None]
             rows.append({
                 "task": task, "architecture": model, **{k: cell.get(k) for k in TABLE1_COLUMNS[2:]},
+                "metric_ci_low": ci[0], "metric_ci_high": ci[1],
                 "seed_tails": ";".join(f"{e['seed']}:{_value(e['tail']) if e['state'] == 'done' else e['state']}"
                                        for e in cell.get("seed_metrics") or []),
             })
@@ -140,6 +145,7 @@ def table1_latex(table: dict, title: str) -> str:
     """The matrix as a LaTeX table: rows tasks, columns architectures (Table 1's order)."""
     models = table1.ordered_models(dict.fromkeys(m for cells in table.values() for m in cells))
     diverged = any(c.get("diverged") for cells in table.values() for c in cells.values())
+    unconverged = any(_unconverged_check(c) for cells in table.values() for c in cells.values())
     lines = [
         f"% Table 1 of {_comment(title)}, written by `icl report` (icl/report/exports.py).",
         "% Needs \\usepackage{booktabs} and \\usepackage{amssymb} (for \\checkmark).",
@@ -151,8 +157,11 @@ def table1_latex(table: dict, title: str) -> str:
         lines.append(" & ".join([latex_escape(task)] + [_latex_cell(cells.get(m)) for m in models]) + r" \\")
     caption = ("Can each architecture learn each task in context? Ours: $\\checkmark$ on par with the "
                "best other architecture, $\\triangle$ learns but clearly behind, $\\times$ at or near "
-               "chance, with the cell's tail error (best sweep point, mean over seeds); in parentheses "
-               "the study's verdict, where it reports one.")
+               "chance, $\\searrow$ not converged (training loss still falling at the end: not a "
+               "failure), with the cell's test tail error (the sweep point with the lowest validation "
+               "error, mean over seeds); in parentheses the study's verdict, where it reports one.")
+    if unconverged:
+        caption += " $^\\searrow$: a check whose training loss was still falling at the end."
     if diverged:
         caption += " $^\\dagger$: some runs of the cell diverged."
     lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{caption}}}", "\\label{tab:icl-table1}",
@@ -165,10 +174,17 @@ def _latex_cell(cell: dict | None) -> str:
         return "--"
     verdict = cell.get("verdict")
     ours = "--" if verdict is None else f"{LATEX_SYMBOLS[verdict]} {table1.format_number(cell['metric'])}"
+    if _unconverged_check(cell):
+        ours += "$^\\searrow$"
     if cell.get("diverged"):
         ours += "$^\\dagger$"
     paper = cell.get("paper")
     return ours if paper is None else f"{ours} ({LATEX_SYMBOLS[paper]})"
+
+
+def _unconverged_check(cell: dict) -> bool:
+    """A verdict other than 'not converged' whose training had not converged (a check: rule 7)."""
+    return cell.get("converged") is False and cell.get("verdict") not in (None, table1.NOT_CONVERGED)
 
 
 def latex_escape(text: str) -> str:

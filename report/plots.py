@@ -134,7 +134,7 @@ def _task_figure(evals: list[dict], runs: list[Run]) -> Figure:
         band = ("band: 5%-95% over prompts" if seeds == [1] else
                 f"band: {intervals.LEVEL} bootstrap interval over seeds" if min(seeds) > 1 else
                 f"band: {intervals.LEVEL} interval over seeds, over prompts where one seed")
-        title.append(f"(best sweep point per architecture; {'/'.join(map(str, seeds))} seed(s); {band})")
+        title.append(f"(chosen sweep point per architecture; {'/'.join(map(str, seeds))} seed(s); {band})")
     _panel(main, lines, done[0] if done else None, None, colours, metric, legend=True,
            levels=kind.levels(kind.with_defaults(config)) if kind is not None else {})
     main.set_title(_title_lines(title), fontsize=9)

@@ -7,7 +7,7 @@ report.html embeds its plots as base64 data URIs, its CSS and its one script inl
 external resource, so it opens anywhere, offline (mail it, archive it). The script only
 sorts and filters the runs table; without it the page shows everything. report.md holds
 the Table-1 matrix, the verdict rules and links to the plot files. table1.json is
-`table1.verdicts(evals, runs)`: {task: {model: cell}}. The downloads beside them (Table 1
+`table1.verdicts(evals, runs, training)`: {task: {model: cell}}. The downloads beside them (Table 1
 as CSV and LaTeX, each run's raw numbers and training curve as CSV, each figure as
 PNG, SVG and PDF) are linked from both pages. Every file is written atomically.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
+from icl.evaluation import convergence
 from icl.report import exports, intervals, runpages, sensitivity, table1
 from icl import atomic, runfolder
 from icl.run import Run
@@ -49,7 +50,7 @@ def write_report(evals: list[dict], runs: list[Run], statuses, plots: dict, out_
     run no longer in the table is removed."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = table1.verdicts(evals, runs)
+    table = table1.verdicts(evals, runs, training)
     # The downloads first: the pages link only to files that exist.
     downloads = exports.write_exports(table, evals, runs, _status_index(statuses), training, out_dir, title)
     pages = runpages.write_run_pages(runs, evals, _status_index(statuses), training, out_dir, runs_dir,
@@ -80,7 +81,8 @@ def report_context(evals, runs, statuses, plots, out_dir, title, table, states=N
         "scale": describe_scale(runs, status_of),
         "rules": table1.RULES,
         "constants": {"FAIL_FRACTION": table1.FAIL_FRACTION, "CHECK_RATIO": table1.CHECK_RATIO,
-                      "CHECK_SLACK": table1.CHECK_SLACK},
+                      "CHECK_SLACK": table1.CHECK_SLACK, "CONVERGENCE_TAIL": convergence.TAIL_FRACTION,
+                      "MIN_DROP": convergence.MIN_DROP, "MIN_T": convergence.MIN_T},
         "matrix": _matrix(table, models),
         "agreement": _agreement(table),
         "plots": _plots(table, plots, out_dir),
@@ -185,31 +187,48 @@ def _matrix(table: dict, models: list[str]) -> dict:
                 row["cells"].append(None)
                 continue
             verdict, paper = cell["verdict"], cell["paper"]
-            agreement = "none" if paper is None or verdict is None else \
+            agreement = "none" if paper is None or verdict in (None, table1.NOT_CONVERGED) else \
                 ("agree" if verdict == paper else "disagree")
+            ci = cell.get("metric_ci")
             row["cells"].append({
                 **cell, "symbol": table1.SYMBOLS[verdict], "paper_symbol": table1.SYMBOLS.get(paper, "?"),
                 "metric_text": fmt(cell["metric"]), "chance_text": fmt(cell["chance"]),
+                # the 90% interval over seeds, in 2 digits: "[0.02, 0.041]"; '' with one seed
+                "ci_text": "" if not ci else f"[{_fmt2(ci[0])}, {_fmt2(ci[1])}]",
+                # a check whose training had not converged keeps its verdict, with this mark
+                "unconverged_mark": cell.get("converged") is False and verdict != table1.NOT_CONVERGED,
                 "lr_text": fmt(cell["best_lr"]), "steps_text": _steps_text(cell),
                 "steps_done_text": fmt_int(cell["steps_done"]), "agreement": agreement,
                 "seeds_text": ", ".join(_seed_text(e) for e in cell["seed_metrics"]),
                 "configs_text": "; ".join(
-                    _sweep_point(c) + f": {fmt(c['metric'])} ({c['seeds']} seed(s)"
+                    _sweep_point(c) + f": {fmt(c['metric'])}"
+                    + (f" (validation {fmt(c['validation'])})" if c.get("validation") is not None else "")
+                    + f" ({c['seeds']} seed(s)"
                     + (f", {c['diverged']} diverged" if c["diverged"] else "") + ")"
-                    for c in cell["configs"]),
+                    for c in cell["configs"])
+                    + (f"; chosen by {cell['selected_by']}" if cell.get("selected_by") else ""),
             })
         rows.append(row)
     return {"models": models, "rows": rows}
 
 
 def _seed_text(entry: dict) -> str:
-    """'s0 0.475', 's1 diverged', 's1 pending' (not evaluated yet) or 's1 no value'."""
+    """'s0 0.475', 's1 diverged', 's1 pending' (not evaluated yet) or 's1 no value'; a seed whose
+    training had not converged gets ' (not converged)'."""
     label = f"s{entry['seed']}" if entry["seed"] is not None else "s?"
-    return f"{label} {fmt(entry['tail']) if entry['state'] == 'done' else entry['state']}"
+    text = f"{label} {fmt(entry['tail']) if entry['state'] == 'done' else entry['state']}"
+    if entry.get("convergence") == table1.NOT_CONVERGED:
+        text += f" ({table1.NOT_CONVERGED})"
+    return text
+
+
+def _fmt2(value) -> str:
+    """An interval's end in 2 significant digits (the table's cells are narrow)."""
+    return fmt(value) if not isinstance(value, (int, float)) else table1.format_number(value, 2)
 
 
 def _steps_text(cell: dict) -> str:
-    """'60 steps', or '10 of 60 steps' when the best sweep point's runs stopped early."""
+    """'60 steps', or '10 of 60 steps' when the chosen sweep point's runs stopped early."""
     done, planned = cell["steps_done"], cell["steps"]
     if isinstance(done, int) and isinstance(planned, int) and done < planned:
         return f"{done:,} of {planned:,} steps"
@@ -224,11 +243,17 @@ def _sweep_point(config: dict) -> str:
 
 
 def _agreement(table: dict) -> dict:
-    compared = [c for cells in table.values() for c in cells.values()
-                if c["paper"] is not None and c["verdict"] is not None]
+    """Cells compared with the study: those it judged and we did, less the not converged ones
+    (rule 7: neither agreeing nor disagreeing), counted apart; and the cells whose configuration
+    was chosen by the test prompts for want of validation scores."""
+    cells = [c for cells in table.values() for c in cells.values()]
+    judged = [c for c in cells if c["paper"] is not None and c["verdict"] is not None]
+    compared = [c for c in judged if c["verdict"] != table1.NOT_CONVERGED]
     agree = sum(1 for c in compared if c["verdict"] == c["paper"])
     return {"compared": len(compared), "agree": agree,
-            "unjudged": sum(1 for cells in table.values() for c in cells.values() if c["verdict"] is None)}
+            "not_converged": len(judged) - len(compared),
+            "unjudged": sum(1 for c in cells if c["verdict"] is None),
+            "by_test": sum(1 for c in cells if c.get("selected_by") == table1.SELECTED_BY_TEST)}
 
 
 # -- plots and architectures -----------------------------------------------------------
@@ -287,7 +312,7 @@ def _sensitivity(evals: list[dict], runs) -> dict:
                 None if lr not in at else {
                     "metric": fmt(at[lr]["metric"]), "lo": fmt(at[lr]["lo"]), "hi": fmt(at[lr]["hi"]),
                     "seeds": at[lr]["seeds"], "diverged": at[lr]["diverged"],
-                    "best": at[lr]["metric"] == min(p["metric"] for p in points)}
+                    "best": at[lr]["taken"]}
                 for lr in entry["lrs"]]})
         swept.append({"task": task, "lrs": [fmt(lr) for lr in entry["lrs"]], "rows": rows})
     return {"swept": swept, "single": single}

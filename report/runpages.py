@@ -108,6 +108,8 @@ def page_context(record: dict, ev: dict, status: dict, entries: list[dict], spec
         "state": status.get("state") or "not trained",
         "eval_state": ev.get("state") or "not evaluated",
         "message": status.get("message") or ev.get("message") or "",
+        "convergence": convergence_text(table1.run_convergence({**ev, "run_id": record["id"]},
+                                                               {record["id"]: entries})),
         "train_chart": train_chart(losses),
         "train_points": len(losses),
         "evaluation": evaluation,
@@ -116,6 +118,20 @@ def page_context(record: dict, ev: dict, status: dict, entries: list[dict], spec
         "files": files,
         "back": "../report.html",
     }
+
+
+def convergence_text(found: dict | None) -> str:
+    """The run's training convergence (Table 1's rule 7) in words: 'not converged: loss fell
+    4.1% over the last 10% of steps (slope -5.2 standard errors)'."""
+    from icl.evaluation.convergence import TAIL_FRACTION
+
+    if not found or found.get("state") == "unknown" or found.get("drop") is None:
+        points = (found or {}).get("points") or 0
+        return f"unknown ({points} logged losses in the last {TAIL_FRACTION:.0%} of steps)"
+    drop, t = found["drop"], found.get("t")
+    slope = "" if t is None else f" (slope {t:+.1f} standard errors)"
+    return (f"{found['state']}: loss {'fell' if drop > 0 else 'rose'} {abs(drop):.1%} over the last "
+            f"{TAIL_FRACTION:.0%} of steps{slope}")
 
 
 # -- inline SVG charts -------------------------------------------------------------------

@@ -1,34 +1,57 @@
-"""The study's Table 1: a check / gap / fails verdict per (task, architecture), from evaluation JSONs.
+"""The study's Table 1: a check / gap / fails / not converged verdict per (task, architecture), from evaluation JSONs.
 
-    verdicts(evals, runs) -> {task: {model: cell}}
+    verdicts(evals, runs, training=None) -> {task: {model: cell}}
 
 A cell holds at least {"verdict", "paper", "metric", "seeds", "best_lr", "steps"}
-(table1.json's contract) and the numbers behind them: each seed's tail error at the best
-sweep point (`seed_metrics`) and the verdict's arithmetic in one line (`reason`). The rules, with the constants
-below, are also printed in the report (`RULES`):
+(table1.json's contract) and the numbers behind them: each seed's tail error at the chosen
+sweep point (`seed_metrics`), the interval over those seeds (`metric_ci`), how the sweep
+point was chosen (`selected_by`), whether its runs' training had converged (`converged`),
+the verdict the error alone gives (`rule_verdict`) and the verdict's arithmetic in one line
+(`reason`). The rules, with the constants below, are also printed in the report (`RULES`):
 
 1. A run's number is its evaluation summary's `model_tail`: the mean error over the
-   last quarter of prompt positions (evaluation/evaluate.py, TAIL_FRACTION).
+   last quarter of prompt positions (evaluation/evaluate.py, TAIL_FRACTION), on the test
+   prompts. Its validation number is the same on the evaluation's validation prompts (a
+   seed stream of their own, VALIDATION_FRACTION as many: `validation.model_tail`).
 2. A configuration of a cell (one point of the spec's sweep: learning rate, or any
-   other swept value, in one experiment) scores the mean of its seeds' numbers. A
-   seed that diverged counts as chance: it left no usable model, and a learning rate
-   that diverges half the time is not the best one.
-3. The cell's metric is the best (lowest) configuration's score: the study takes each
-   cell's best learning rate.
-4. chance = the zero predictor's tail error on the same prompts (the mean over the
+   other swept value, in one experiment) scores the mean of its seeds' numbers, on the
+   test and on the validation prompts. A seed that diverged counts as chance on both: it
+   left no usable model, and a learning rate that diverges half the time is not the best one.
+3. The cell takes the configuration with the lowest VALIDATION score (the study takes each
+   cell's best learning rate; choosing it on the test prompts would bias the metric low).
+   Where some configuration's evaluations have no validation number (evaluations written
+   before validation sets), the cell falls back to the lowest test score and says so
+   (`selected_by`: "validation" | "test (no validation recorded)").
+4. The cell's metric is the chosen configuration's TEST score; `metric_ci` = [low, high] is
+   the bootstrap interval over its seeds' numbers (report/intervals.py: the 5% to 95%
+   quantiles of 1,000 resampled means; a diverged seed counts as chance), None with fewer
+   than two seeds.
+5. chance = the zero predictor's tail error on the same prompts (the mean over the
    task's evaluations), or the task's trivial error (its catalog entry's `chance`) where
    no zero baseline ran.
-5. fails if metric >= FAIL_FRACTION * chance; else check if
+6. fails if metric >= FAIL_FRACTION * chance; else check if
    metric <= max(CHECK_RATIO * best_other, best_other + CHECK_SLACK * chance), with
    best_other the lowest metric of the other architectures in the task (the ratio
    judges errors far from zero; the slack keeps two near-zero errors, say 1e-4 and
    1e-3, on par); else gap. An architecture alone in its task is check unless it fails.
+7. Convergence (evaluation/convergence.py): a run is "not converged" when a least-squares
+   line through its logged training losses over the last 10% of its steps falls by more than
+   2% of their mean, at least 3 standard errors below zero (its evaluation's `convergence`,
+   else computed from the run's metrics.jsonl entries when `training` is given; too few
+   logged losses: unknown). A cell whose chosen configuration has a non-diverged seed not
+   converged gets `converged: false` and a "not converged" mark; a verdict of fails or gap
+   becomes "not converged" (the error of a run still learning says nothing final: never
+   called a failure), which counts neither as agreeing nor as disagreeing with the study
+   (`agrees`: None). A check stays check, with the mark. `converged` is True when every
+   non-diverged seed converged, None when some are unknown.
 """
 from __future__ import annotations
 
 import json
 import math
 
+from icl.evaluation import convergence as _convergence
+from icl.report import intervals
 from icl.tasks.catalog import TASKS
 from icl.run import Run
 
@@ -36,16 +59,25 @@ FAIL_FRACTION = 0.75   # at or above 75% of chance: the model did not learn the 
 CHECK_RATIO = 1.5      # within 1.5x the best other architecture: on par
 CHECK_SLACK = 0.05     # ... or within 5% of chance of it (errors near zero)
 
-VERDICTS = ("check", "gap", "fails")
-SYMBOLS = {"check": "\u2713", "gap": "\u25b3", "fails": "\u2717", None: "\u2014"}
+NOT_CONVERGED = "not converged"
+VERDICTS = ("check", "gap", "fails", NOT_CONVERGED)
+# ↘: the training loss still going down
+SYMBOLS = {"check": "\u2713", "gap": "\u25b3", "fails": "\u2717", NOT_CONVERGED: "\u2198", None: "\u2014"}
+SELECTED_BY_VALIDATION = "validation"
+SELECTED_BY_TEST = "test (no validation recorded)"
 
 RULES = (
     "A run scores its evaluation's tail error: the mean error over the last quarter of "
-    "prompt positions.",
+    "prompt positions, on the test prompts; its validation score is the same on the "
+    "evaluation's validation prompts (a seed stream of their own, never the test prompts).",
     "A configuration (one point of the spec's sweep: a learning rate or other swept value) "
-    "scores the mean over its seeds; a diverged seed counts as chance.",
-    "A cell's metric is its best configuration's score (the study takes each cell's best "
-    "learning rate).",
+    "scores the mean over its seeds, on the test and on the validation prompts; a diverged "
+    "seed counts as chance.",
+    "A cell takes the configuration with the lowest validation score (the study takes each "
+    "cell's best learning rate); where an evaluation has no validation score (written before "
+    "validation sets), the lowest test score, and the cell says so.",
+    "A cell's metric is that configuration's test score, with its "
+    f"{intervals.LEVEL} bootstrap interval over seeds in brackets (none with one seed).",
     "chance = the zero predictor's tail error on the same prompts (the task's trivial "
     "error where no zero baseline ran).",
     f"fails: metric >= {FAIL_FRACTION:g} x chance.",
@@ -53,6 +85,12 @@ RULES = (
     f"{CHECK_SLACK:g} x chance), best other = the lowest metric of the other architectures "
     "in the task; an architecture alone in its task is check unless it fails.",
     "gap: neither.",
+    f"not converged: a seed of the chosen configuration (not diverged) whose training loss "
+    f"still fell over the last {_convergence.TAIL_FRACTION:.0%} of its steps (a least-squares "
+    f"line falling by more than {_convergence.MIN_DROP:.0%} of the mean loss there, at least "
+    f"{_convergence.MIN_T:g} standard errors below zero). Such a cell is marked; a fails or gap "
+    "becomes 'not converged' (never called a failure: trained longer it may learn), which "
+    "counts neither as agreeing nor as disagreeing with the study; a check stays check.",
 )
 
 # The study's own marks (Park et al. 2024, Table 1 and its text), keyed by the spec's
@@ -144,33 +182,87 @@ def tail(ev: dict) -> float | None:
     return float(value) if _finite(value) else None
 
 
+def validation_tail(ev: dict) -> float | None:
+    """A finished evaluation's tail error on its validation prompts, or None (diverged, or an
+    evaluation written before validation sets)."""
+    if is_diverged(ev) or ev.get("state") != "done":
+        return None
+    value = (ev.get("validation") or {}).get("model_tail")
+    return float(value) if _finite(value) else None
+
+
 def score_config(config: dict, chance: float) -> dict:
-    """A sweep point's score: the mean over seeds, a diverged seed counting as chance."""
+    """A sweep point's score: the mean over seeds, a diverged seed counting as chance, on the
+    test prompts ("metric") and on the validation prompts ("validation": None where a seed
+    with a test number has no validation number)."""
     values = [tail(ev) for ev in config["evals"]]
     diverged = sum(1 for ev in config["evals"] if is_diverged(ev))
     scored = [v for v in values if v is not None]
     counted = scored + [chance] * diverged
+    checks = [validation_tail(ev) for ev, v in zip(config["evals"], values) if v is not None]
+    validated = None
+    if counted and all(v is not None for v in checks):
+        validated = (sum(checks) + chance * diverged) / len(counted)
     return {"metric": sum(counted) / len(counted) if counted else None,
-            "seeds": len(scored), "diverged": diverged}
+            "validation": validated, "seeds": len(scored), "diverged": diverged}
+
+
+def choose(scored: list[tuple[dict, dict]]) -> tuple[dict, dict, str] | None:
+    """Rule 3: (score, config, selected_by) of the configuration a cell takes among
+    [(score_config's score, config), ...]: the lowest validation score, or the lowest test
+    score where some configuration has no validation score; None if none has a value."""
+    usable = [(s, c) for s, c in scored if s["metric"] is not None]
+    if not usable:
+        return None
+    if all(s["validation"] is not None for s, _ in usable):
+        score, config = min(usable, key=lambda sc: sc[0]["validation"])
+        return score, config, SELECTED_BY_VALIDATION
+    score, config = min(usable, key=lambda sc: sc[0]["metric"])
+    return score, config, SELECTED_BY_TEST
 
 
 def best_configs(evals: list[dict], runs: list[Run]) -> dict:
-    """{task: {model: the best config (group()'s dict plus "score")}} under rules 2-3."""
+    """{task: {model: the chosen config (group()'s dict plus "score")}} under rules 2-3."""
     best: dict[str, dict[str, dict]] = {}
     for task, models in group(evals, runs).items():
         chance = _task_chance(models)
         for model, configs in models.items():
-            scored = [(score_config(c, chance), c) for c in configs]
-            usable = [(s, c) for s, c in scored if s["metric"] is not None]
-            if not usable:
+            chosen = choose([(score_config(c, chance), c) for c in configs])
+            if chosen is None:
                 continue
-            score, config = min(usable, key=lambda sc: sc[0]["metric"])
+            score, config, _ = chosen
             best.setdefault(task, {})[model] = {**config, "score": score}
     return best
 
 
-def verdicts(evals: list[dict], runs: list[Run]) -> dict:
-    """Table 1: {task: {model: cell}}, tasks and models in display order (see the module doc)."""
+def run_convergence(ev: dict, training: dict[str, list[dict]] | None = None) -> dict | None:
+    """A run's training convergence: its evaluation's record ({"state", "drop", "t", "points"}),
+    else computed from its metrics.jsonl entries in `training` (run id -> entries); None when
+    neither is there."""
+    recorded = ev.get("convergence")
+    if isinstance(recorded, dict) and recorded.get("state") in _STATES:
+        return recorded
+    entries = (training or {}).get(ev.get("run_id"))
+    if not entries:
+        return None
+    steps, losses = [], []
+    for entry in entries:
+        loss = entry.get("loss")
+        if isinstance(entry.get("step"), int) and isinstance(loss, (int, float)) and not isinstance(loss, bool):
+            steps.append(entry["step"])
+            losses.append(float(loss))
+    found = _convergence.convergence(steps, losses)
+    return {"state": found.state, "drop": found.drop, "t": found.t, "points": found.points}
+
+
+_STATES = ("converged", NOT_CONVERGED, "unknown")
+
+
+def verdicts(evals: list[dict], runs: list[Run], training: dict[str, list[dict]] | None = None) -> dict:
+    """Table 1: {task: {model: cell}}, tasks and models in display order (see the module doc).
+
+    training: run id -> its metrics.jsonl entries, where an evaluation does not record its
+    run's convergence (evaluations written before it did); None: such runs are unknown."""
     grouped = group(evals, runs)
     # Cells with runs but no evaluation yet appear with a null verdict; the seeds each sweep
     # point has in the run table show the ones not evaluated yet.
@@ -187,34 +279,43 @@ def verdicts(evals: list[dict], runs: list[Run]) -> dict:
         cells = {}
         for model in ordered_models(models):
             cells[model] = _cell(models[model], chance, paper_verdict(task, model, kinds.get(task)),
-                                 planned.get((task, model), {}))
+                                 planned.get((task, model), {}), training)
         _judge(cells, chance)
         table[task] = cells
     return table
 
 
-def _cell(configs: list[dict], chance: float, paper: str | None, planned_seeds: dict[str, list]) -> dict:
+def _cell(configs: list[dict], chance: float, paper: str | None, planned_seeds: dict[str, list],
+          training: dict[str, list[dict]] | None = None) -> dict:
     """One cell; planned_seeds: {config key: the seeds the run table has for it}."""
     scored = [(score_config(c, chance), c) for c in configs]
-    usable = [(s, c) for s, c in scored if s["metric"] is not None]
-    cell = {"verdict": None, "paper": paper, "metric": None, "seeds": 0, "best_lr": None,
+    cell = {"verdict": None, "paper": paper, "metric": None, "metric_ci": None, "seeds": 0, "best_lr": None,
             "steps": None, "steps_done": None, "chance": chance, "best_other": None,
             "agrees": None, "diverged": sum(s["diverged"] for s, _ in scored),
             "evaluated": sum(len(c["evals"]) for c in configs),
             "sweep": {"lr": sorted({c["lr"] for c in configs if c["lr"] is not None})},
             "configs": [{"experiment": c["experiment"], "sweep": c["sweep"], "lr": c["lr"],
                          "steps": c["steps"], **s} for s, c in scored],
-            "best_sweep": None, "note": "", "seed_metrics": [], "reason": ""}
-    if not usable:
+            "best_sweep": None, "selected_by": None, "validation": None, "converged": None,
+            "rule_verdict": None, "note": "", "seed_metrics": [], "reason": ""}
+    chosen = choose(scored)
+    if chosen is None:
         cell["note"] = "not evaluated yet" if not configs else "no evaluation has a value"
         return cell
-    score, config = min(usable, key=lambda sc: sc[0]["metric"])
+    score, config, selected_by = chosen
     done = [_steps_done(ev) for ev in config["evals"] if not is_diverged(ev)]
     done = [d for d in done if d is not None]
-    cell["seed_metrics"] = _seed_metrics(config, planned_seeds.get(config["key"], []))
+    cell["seed_metrics"] = _seed_metrics(config, planned_seeds.get(config["key"], []), training)
+    counted = [chance if e["state"] == "diverged" else e["tail"] for e in cell["seed_metrics"]
+               if e["state"] in ("done", "diverged")]
+    if len(counted) >= 2:
+        _, low, high = intervals.seed_interval(counted)
+        cell["metric_ci"] = [low, high]
     cell.update(metric=score["metric"], seeds=score["seeds"], best_lr=config["lr"],
                 steps=config["steps"] if config["steps"] is not None else _steps_planned(config),
-                steps_done=min(done) if done else None, best_sweep=config["sweep"])
+                steps_done=min(done) if done else None, best_sweep=config["sweep"],
+                selected_by=selected_by, validation=score["validation"],
+                converged=_converged(cell["seed_metrics"]))
     if score["seeds"] == 0:
         cell["note"] = "every run diverged"
     elif cell["diverged"]:
@@ -222,8 +323,17 @@ def _cell(configs: list[dict], chance: float, paper: str | None, planned_seeds: 
     return cell
 
 
+def _converged(seed_metrics: list[dict]) -> bool | None:
+    """Rule 7: False if a finished seed's training had not converged, True if every one had,
+    else None (some unknown, or none finished)."""
+    states = [e["convergence"] for e in seed_metrics if e["state"] in ("done", "no value")]
+    if NOT_CONVERGED in states:
+        return False
+    return True if states and all(s == "converged" for s in states) else None
+
+
 def _judge(cells: dict[str, dict], chance: float) -> None:
-    """Rule 5, in place: the verdict of every cell of one task."""
+    """Rules 6 and 7, in place: the verdict of every cell of one task."""
     metrics = {m: c["metric"] for m, c in cells.items() if c["metric"] is not None}
     for model, cell in cells.items():
         metric = cell["metric"]
@@ -248,9 +358,18 @@ def _judge(cells: dict[str, dict], chance: float) -> None:
             m, limit = _num_pair(metric, bar)
             reason = (f"{below_fail}; {m} {'<=' if verdict == 'check' else '>'} max({CHECK_RATIO:g} x best "
                       f"other {format_number(best_other)}, best other + {CHECK_SLACK:g} x chance) = {limit}")
+        cell["rule_verdict"] = verdict
+        if cell["converged"] is False:
+            falling = [e for e in cell["seed_metrics"] if e["convergence"] == NOT_CONVERGED]
+            seeds = ", ".join(f"s{e['seed']}" if e["seed"] is not None else "s?" for e in falling)
+            reason += (f"; training loss of {seeds} still falling over the last "
+                       f"{_convergence.TAIL_FRACTION:.0%} of steps")
+            if verdict != "check":
+                reason += f": {NOT_CONVERGED}, not {verdict}"
+                verdict = NOT_CONVERGED
         cell["verdict"] = verdict
         cell["reason"] = reason
-        cell["agrees"] = None if cell["paper"] is None else verdict == cell["paper"]
+        cell["agrees"] = None if cell["paper"] is None or verdict == NOT_CONVERGED else verdict == cell["paper"]
 
 
 def ordered_tasks(tasks, runs: list[Run]) -> list[str]:
@@ -285,17 +404,21 @@ def _steps_planned(config: dict) -> int | None:
     return None
 
 
-def _seed_metrics(config: dict, planned: list) -> list[dict]:
-    """Each seed of a sweep point: {"seed", "tail", "state"}, state done, diverged, no value
-    (an evaluation without a finite tail: left out of the score) or pending (in the run
-    table, not evaluated yet); by seed."""
+def _seed_metrics(config: dict, planned: list, training: dict[str, list[dict]] | None = None) -> list[dict]:
+    """Each seed of a sweep point: {"seed", "tail", "validation", "state", "convergence"}, state
+    done, diverged, no value (an evaluation without a finite tail: left out of the score) or
+    pending (in the run table, not evaluated yet); convergence the run's training convergence
+    state (rule 7: converged, not converged, unknown; None where diverged or pending); by seed."""
     entries, seen = [], set()
     for ev in config["evals"]:
         value = tail(ev)
         state = "diverged" if is_diverged(ev) else ("done" if value is not None else "no value")
-        entries.append({"seed": ev.get("seed"), "tail": value, "state": state})
+        found = None if state == "diverged" else run_convergence(ev, training)
+        entries.append({"seed": ev.get("seed"), "tail": value, "validation": validation_tail(ev), "state": state,
+                        "convergence": None if state == "diverged" else (found or {}).get("state", "unknown")})
         seen.add(ev.get("seed"))
-    entries += [{"seed": seed, "tail": None, "state": "pending"} for seed in planned if seed not in seen]
+    entries += [{"seed": seed, "tail": None, "validation": None, "state": "pending", "convergence": None}
+                for seed in planned if seed not in seen]
     return sorted(entries, key=lambda e: (e["seed"] is None, e["seed"] or 0))
 
 

@@ -61,6 +61,7 @@ def _cell_runs(study, models: dict[str, list[tuple[float, float | None]]], zero:
             else:
                 ev["summary"]["model_tail"] = tail
                 ev["summary"]["baselines_tail"]["zero"] = zero
+                ev["validation"]["model_tail"] = tail   # the same on the validation prompts, unless a test says
             runs.append(run)
             evals.append(ev)
     return runs, evals
@@ -152,6 +153,139 @@ def test_a_diverged_seed_counts_as_chance_and_is_flagged(study):
     assert cells["mamba"]["note"] == "every run diverged"
 
 
+# -- issue #25's protocol: selection by validation, the interval over seeds, convergence ------
+
+def _protocol_runs(study, validation: dict[tuple[str, float], list[float]] | None = None):
+    """transformer: lr 1e-3 best on the test prompts (0.10, 0.12), lr 1e-2 best on the validation
+    prompts (0.15, 0.17 against 0.30, 0.32); mamba one seed at 0.2."""
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.10), (1e-3, 0.12), (1e-2, 0.20), (1e-2, 0.22)],
+                                     "mamba": [(1e-3, 0.2)]})
+    validation = validation or {("transformer", 1e-3): [0.30, 0.32], ("transformer", 1e-2): [0.15, 0.17]}
+    for (model, lr), values in validation.items():
+        picked = [ev for ev, run in zip(evals, runs) if run.model == model and run.train["lr"] == lr]
+        for ev, value in zip(picked, values):
+            ev["validation"]["model_tail"] = value
+    return runs, evals
+
+
+def test_a_cell_takes_the_configuration_best_on_the_validation_prompts(study):
+    runs, evals = _protocol_runs(study)
+    cell = verdicts(evals, runs)["linear_regression"]["transformer"]
+    assert cell["selected_by"] == "validation" and cell["best_lr"] == 1e-2
+    assert cell["metric"] == pytest.approx(0.21)          # the test score of the chosen lr, not 0.11
+    assert cell["validation"] == pytest.approx(0.16)
+    assert [c["validation"] for c in cell["configs"]] == pytest.approx([0.31, 0.16])
+    assert [e["tail"] for e in cell["seed_metrics"]] == pytest.approx([0.20, 0.22])
+    # the plots draw the same sweep point
+    assert table1.best_configs(evals, runs)["linear_regression"]["transformer"]["lr"] == 1e-2
+
+
+def test_without_validation_scores_a_cell_falls_back_to_the_test_prompts_and_says_so(study, tmp_path):
+    runs, evals = _protocol_runs(study)
+    lr2 = next(ev for ev, run in zip(evals, runs) if run.model == "transformer" and run.train["lr"] == 1e-2)
+    del lr2["validation"]                                  # an evaluation from before validation sets
+    cells = verdicts(evals, runs)["linear_regression"]
+    assert cells["transformer"]["selected_by"] == "test (no validation recorded)"
+    assert cells["transformer"]["best_lr"] == 1e-3 and cells["transformer"]["metric"] == pytest.approx(0.11)
+    assert cells["transformer"]["configs"][1]["validation"] is None   # the lr 1e-2 seed without one
+    assert cells["mamba"]["selected_by"] == "validation"
+    paths = write_report(evals, runs, {}, {}, tmp_path, "Fallback")
+    assert "1 cell chose its sweep point by the test prompts" in paths["md"].read_text(encoding="utf-8")
+
+
+def test_the_metric_has_a_bootstrap_interval_over_three_seeds_and_none_with_one(study, tmp_path):
+    import csv
+    from icl.report import intervals
+
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.10), (1e-3, 0.20), (1e-3, 0.30)],
+                                     "mamba": [(1e-3, 0.25)]})
+    cells = verdicts(evals, runs)["linear_regression"]
+    low, high = cells["transformer"]["metric_ci"]
+    assert cells["transformer"]["metric"] == pytest.approx(0.2)
+    assert 0.1 <= low < 0.2 < high <= 0.3
+    assert [low, high] == list(intervals.seed_interval([0.10, 0.20, 0.30])[1:])
+    assert cells["mamba"]["metric_ci"] is None
+    paths = write_report(evals, runs, {}, {}, tmp_path, "CI")
+    shown = f"{fmt(0.2)} [{table1.format_number(low, 2)}, {table1.format_number(high, 2)}]"
+    assert f"✓ check {shown} (3s)" in paths["md"].read_text(encoding="utf-8")
+    html = paths["html"].read_text(encoding="utf-8")
+    assert f'<span class="nw ci">[{table1.format_number(low, 2)}, {table1.format_number(high, 2)}]</span>' in html
+    with open(paths["table1_csv"], newline="", encoding="utf-8") as f:
+        rows = {r["architecture"]: r for r in csv.DictReader(f)}
+    assert float(rows["transformer"]["metric_ci_low"]) == low and float(rows["transformer"]["metric_ci_high"]) == high
+    assert rows["mamba"]["metric_ci_low"] == "" and rows["mamba"]["selected_by"] == "validation"
+
+
+def _losses(falling: bool) -> list[dict]:
+    """metrics.jsonl entries of 20k steps: still falling 12% over the last 2k, or flat there."""
+    import math
+    curve = ((lambda s: 2.0 * math.exp(-s / 15_000)) if falling else (lambda s: 0.5 + 1.5 * math.exp(-s / 1_000)))
+    return [{"step": s, "loss": curve(s)} for s in range(0, 20_001, 100)]
+
+
+def test_a_run_still_learning_is_not_converged_never_failed_and_not_counted(study, tmp_path):
+    from icl.report.render import _agreement
+
+    # linear regression: the study says check for all three
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.80)], "mamba": [(1e-3, 0.85)],
+                                     "mambaformer": [(1e-3, 0.10), (1e-3, 0.12)]})
+    for ev in evals:
+        del ev["convergence"]                              # read from the training curves instead
+    falling = {runs[0].id: _losses(True), runs[1].id: _losses(False),
+               runs[2].id: _losses(False), runs[3].id: _losses(True)}
+    table = verdicts(evals, runs, falling)
+    cells = table["linear_regression"]
+    still = cells["transformer"]
+    assert still["verdict"] == "not converged" and still["rule_verdict"] == "fails"
+    assert still["converged"] is False and still["agrees"] is None
+    assert still["reason"] == ("0.8 >= 0.75 x chance 1 = 0.75; training loss of s0 still falling over the "
+                               "last 10% of steps: not converged, not fails")
+    assert still["seed_metrics"][0]["convergence"] == "not converged"
+    flat = cells["mamba"]                                  # as bad, but its loss had stopped falling
+    assert flat["verdict"] == "fails" and flat["converged"] is True and flat["agrees"] is False
+    check = cells["mambaformer"]                           # one seed still falling: a check stays check
+    assert check["verdict"] == "check" and check["converged"] is False and check["agrees"] is True
+    assert _agreement(table) == {"compared": 2, "agree": 1, "not_converged": 1, "unjudged": 0, "by_test": 0}
+    assert table1.SYMBOLS["not converged"] and "not converged" in table1.VERDICTS
+    # without the training curves nothing is known: the rule's verdict stands
+    unknown = verdicts(evals, runs)["linear_regression"]
+    assert unknown["transformer"]["verdict"] == "fails" and unknown["transformer"]["converged"] is None
+    # an evaluation's own record is read first
+    evals[0]["convergence"] = {"state": "converged", "drop": 0.0, "t": 0.0, "points": 21}
+    assert verdicts(evals, runs, falling)["linear_regression"]["transformer"]["verdict"] == "fails"
+    evals[0]["convergence"]["state"] = "not converged"
+    # and the page shows it: the verdict, the mark on the check, the tally
+    paths = write_report(evals, runs, {}, {}, tmp_path, "Converge", training=falling)
+    html = paths["html"].read_text(encoding="utf-8")
+    assert 'data-verdict="not converged"' in html and html.count('class="flag unconverged"') == 1
+    assert "Agreement: 1 of 2 cells the study judged (1 more not converged, counted neither way)." in html
+    md = paths["md"].read_text(encoding="utf-8")
+    assert "| ↘ not converged 0.8 (1s) / ✓ |" in md and "↘ not converged) / ✓ **=** |" in md
+    from icl.report.exports import table1_latex
+    assert "$\\searrow$ 0.8 ($\\checkmark$)" in table1_latex(table, "t")
+
+
+def test_a_gap_of_a_run_still_learning_is_not_converged_too(study):
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.10)], "mamba": [(1e-3, 0.40)]})
+    evals[1]["convergence"] = {"state": "not converged", "drop": 0.1, "t": -9.0, "points": 21}
+    mamba = verdicts(evals, runs)["linear_regression"]["mamba"]
+    assert mamba["rule_verdict"] == "gap" and mamba["verdict"] == "not converged" and mamba["agrees"] is None
+
+
+def test_an_evaluation_records_its_runs_training_convergence(study, tmp_path):
+    from icl.evaluation.evaluate import training_convergence
+
+    for ev in _evals(study):
+        if ev["state"] == "done":   # 3 logged steps: too few to judge
+            assert ev["convergence"]["state"] == "unknown" and ev["convergence"]["points"] == 1
+    assert training_convergence(tmp_path) == {"state": "unknown", "drop": None, "t": None, "points": 0}
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in _losses(True)))
+    found = training_convergence(tmp_path)
+    assert found["state"] == "not converged" and found["drop"] > 0.05 and found["points"] == 21
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in _losses(False)))
+    assert training_convergence(tmp_path)["state"] == "converged"
+
+
 def test_cells_without_evaluation_have_no_verdict(study):
     runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.1)], "mamba": [(1e-3, 0.1)]})
     cells = verdicts(evals[:1], runs)["linear_regression"]
@@ -191,8 +325,11 @@ def test_table1_json_has_the_contract_shape(study, built):
             assert cell["steps"] == 3
     lin = table["linear_regression"]
     assert lin["transformer"]["seeds"] == 1 and lin["transformer"]["best_lr"] in (1e-3, 1e-2)
-    assert lin["transformer"]["metric"] == pytest.approx(min(
-        c["metric"] for c in lin["transformer"]["configs"]))
+    # chosen by the validation prompts (the evaluation scores them), reported on the test prompts
+    chosen = min(lin["transformer"]["configs"], key=lambda c: c["validation"])
+    assert lin["transformer"]["selected_by"] == "validation" and lin["transformer"]["best_lr"] == chosen["lr"]
+    assert lin["transformer"]["metric"] == pytest.approx(chosen["metric"])
+    assert lin["transformer"]["metric_ci"] is None   # one seed: no interval
     assert lin["mamba"]["diverged"] == 1 and lin["mamba"]["verdict"] == "fails"
     assert table == json.loads(json.dumps(verdicts(_evals(study), study["runs"])))
 
