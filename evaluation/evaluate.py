@@ -107,7 +107,7 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
     if saved is None:
         raise RunError(f"run {run.id} has no trained model at {run_dir / runfolder.MODEL}; train it first")
     dev = resolve_device(device if device is not None else train_settings(run)["device"])
-    model, task, _layout = build_for_run(run, model_factory)
+    model, task, layout = build_for_run(run, model_factory)
     try:
         model.load_state_dict(saved["model"])
     except RuntimeError as error:  # weights of another architecture (the first line says which)
@@ -138,9 +138,12 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
     validation = validator.score(None)["model"]
     result["validation"] = {"prompts": n_validation,
                             "model_tail": _tail_mean(bootstrap_bands(validation, 0, None)["mean"].tolist())}
+    variants, skipped = _readable_variants(_expand_variants(run, kind), kind, model, layout)
     result["variants"] = {
         name: _block(scorer.score(variant), resamples, kind, sizes, bins=kind.variant_bins.get(variant))
-        for name, variant in _expand_variants(run, kind)}
+        for name, variant in variants}
+    if skipped:
+        result["variants_skipped"] = skipped
 
     result["train_status"] = {k: status.get(k) for k in ("state", "steps_done", "steps_planned", "capped")} \
         if status else None
@@ -327,6 +330,22 @@ def _expand_variants(run: Run, kind: TaskKind) -> list[tuple[str, str]]:
         else:
             expanded.append((name, name))
     return expanded
+
+
+def _readable_variants(variants: list[tuple[str, str]], kind: TaskKind, model, layout):
+    """(the variants the model can read, {name: why not} for the others): a length-generalisation
+    variant (catalog `variant_lengths`) is longer than a learned position table's rows."""
+    positions = getattr(model, "positions", None)
+    rows = positions.table.num_embeddings if positions is not None else None
+    readable, skipped = [], {}
+    for name, variant in variants:
+        factor = kind.variant_lengths.get(variant.partition(":")[0])
+        if factor is not None and rows is not None and factor * layout.tokens > rows:
+            skipped[name] = (f"prompts of {factor * layout.tokens} tokens, {factor}x the trained length; "
+                             f"the model's learned position table has {rows} rows")
+        else:
+            readable.append((name, variant))
+    return readable, skipped
 
 
 def _baselines_for(run: Run, kind: TaskKind) -> dict:

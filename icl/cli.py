@@ -74,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="run id or unique prefix; repeat to train runs as one pack (default: SOURCE's only run)")
     where = t.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", metavar="DIR", help="the run's folder (one run)")
-    where.add_argument("--runs-dir", metavar="DIR", help="each run trains into DIR/<run id>/")
+    where.add_argument("--runs-dir", metavar="DIR",
+                       help="each run trains into DIR/<run id>/; without --run, every run of SOURCE "
+                            "(grouped as --pack auto unless --pack or --one-by-one says otherwise)")
     t.add_argument("--max-steps", type=int, metavar="N",
                    help="stop after N steps (quick checks): trains into a scratch folder unless --force")
     t.add_argument("--force", action="store_true",
@@ -103,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", metavar="FILE", help="where to write the evaluation JSON (one run)")
     e.add_argument("--runs-dir", metavar="DIR",
                    help="instead of --run-dir and --out: each run's folder is DIR/<run id>, its "
-                        "evaluation DIR/<run id>/eval-<eval id>.json")
+                        "evaluation DIR/<run id>/eval-<eval id>.json; without --run, every run of SOURCE")
     e.add_argument("--prompts", type=int, metavar="N", help="override the number of prompts")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default=os.environ.get("ICL_DEVICE") or None,
                    help="override the spec's device (default: $ICL_DEVICE)")
@@ -286,8 +288,11 @@ def cmd_train(args) -> int:
 
     if args.pack is not None and args.one_by_one:
         raise IclError("--pack and --one-by-one are two ways to group runs: give one")
-    if args.pack is not None and not args.run:
-        runs = load_table(_run_source(args))[0]  # every run of the source
+    # --runs-dir without --run: every run of the source, grouped as --pack says (default auto)
+    if not args.run and args.out is None:
+        runs = load_table(_run_source(args))[0]
+        if args.pack is None and not args.one_by_one and len(runs) > 1:
+            args.pack = "auto"
     else:
         runs = load_runs(_run_source(args), args.run)
     if args.out is not None and len(runs) > 1:
@@ -376,8 +381,10 @@ def cmd_eval(args) -> int:
     pairs = list(zip(ids or [None], eval_ids or [None] * max(1, len(ids))))
     table = load_table(_run_source(args))  # specs resolved once for all the runs
     jobs = []
-    for run_id, eval_id in pairs:
-        (run,) = select_runs(*table, [run_id] if run_id else None, eval_id)
+    # --runs-dir without --run: every run of the source (each of its evaluation settings)
+    chosen = table[0] if args.runs_dir is not None and not ids and not eval_ids else \
+        [select_runs(*table, [run_id] if run_id else None, eval_id)[0] for run_id, eval_id in pairs]
+    for run in chosen:
         if args.runs_dir is None:
             jobs.append((run, Path(args.run_dir), Path(args.out)))
         else:

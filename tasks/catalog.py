@@ -97,13 +97,17 @@ class TaskKind:
     # standard evaluation, on prompts of that variant).
     variant_sweeps: dict[str, VariantSweep] = field(default_factory=dict)
     variant_bins: dict[str, VariantBins] = field(default_factory=dict)
+    # Length generalisation: variants whose prompts are this many times as long as the ones
+    # trained on (the error curve runs on past the trained length). A model whose learned
+    # position table has fewer rows cannot read them: its evaluation skips the variant, saying so.
+    variant_lengths: dict[str, int] = field(default_factory=dict)
     # out == "tokens": config -> (vocabulary size, longest prompt in tokens).
     token_shape: Callable[[dict], tuple[int, int]] = lambda config: (config["vocab"], config["seq_len"])
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
             raise ValueError(f"task {self.name}: unknown readout {self.readout!r}; known: {', '.join(READOUTS)}")
-        for name in (*self.variant_sweeps, *self.variant_bins):
+        for name in (*self.variant_sweeps, *self.variant_bins, *self.variant_lengths):
             if name not in self.variants:
                 raise ValueError(f"task {self.name}: {name!r} is not one of its variants")
         twice = set(self.baselines) & set(self.more_baselines)
@@ -294,6 +298,7 @@ TASKS: dict[str, TaskKind] = {t.name: t for t in (
              (Param("group", "choice", "S5", choices=tuple(GROUPS), doc="the permutation group"),
               Param("points", "int", 32, min=1, max=100_000, doc="word length (group elements per prompt)")),
              out="tokens", lr=1e-3, clip=1.0,
+             variants=("longer_words",), variant_lengths={"longer_words": 4},
              token_shape=lambda config: (group_order(config["group"]), config["points"]),
              chance=lambda config: 1.0 - 1.0 / group_order(config["group"])),   # a uniform guess
     TaskKind("flip_flop", "icl.tasks.flip_flop:FlipFlop",

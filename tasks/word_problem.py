@@ -7,7 +7,9 @@ the prefix product s_t = g_1 g_2 ... g_t (permutations composed left to right: s
 g_t(s_{t-1}(i))). Elements are token ids, the index of the permutation in lexicographic
 order among the group's elements (the identity is 0). S5 and A5 are not solvable, so no
 constant-depth circuit tracks their state: a fixed-depth Transformer should fail as L grows,
-a recurrent model need not. The per-position error curve is the error against word length.
+a recurrent model need not. The per-position error curve is the error against word length;
+the evaluation variant `longer_words` runs it on words 4 times the trained length (length
+generalisation: positions past the trained length were never trained on).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import itertools
 import torch
 
 from icl.tasks.base import Prompts, TokenTask
-from icl.tasks.catalog import GROUPS
+from icl.tasks.catalog import GROUPS, TASKS
 
 
 def permutations_of(group: str) -> list[tuple[int, ...]]:
@@ -58,7 +60,9 @@ class WordProblem(TokenTask):
 
     def sample(self, generator, batch, *, dims=None, points=None, variant=None, **options):
         _, length = self.sizes(dims, points)
-        self.parse_variant(variant, options)
+        name, _ = self.parse_variant(variant, options)
+        if name is not None:  # longer_words: length generalisation, words k times the trained length
+            length *= TASKS[self.kind].variant_lengths[name]
         device = generator.device
         table = self._table_on(device)
         order = table.shape[0]
@@ -71,4 +75,4 @@ class WordProblem(TokenTask):
             states[:, t] = state
         return Prompts(inputs=words, targets=states, mask=torch.ones_like(words, dtype=torch.bool),
                        readout=torch.arange(length, device=device), xs=None, ys=None,
-                       info={"dims": 0, "points": length, "variant": None})
+                       info={"dims": 0, "points": length, "variant": name})

@@ -257,3 +257,20 @@ def test_train_pack_groups_every_run_of_a_spec(tmp_path, tiny_spec):
     assert all(sorted(sizes) == [1, 2, 2] for sizes in packs.values()), packs
     bad = icl("train", str(spec), "--runs-dir", str(tmp_path / "runs"), "--pack", "many")
     assert bad.returncode == 2 and bad.stderr.startswith("error: pack must be auto, off or a number")
+
+
+def test_train_and_eval_with_runs_dir_alone_take_every_run_of_the_spec(tmp_path, tiny_spec):
+    """`icl train SPEC --runs-dir DIR` and `icl eval SPEC --runs-dir DIR` without --run: every
+    run of the spec (training grouped by --pack auto: on a CPU, each alone), every evaluation."""
+    from icl.compiler.runs import runs_of
+
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(tiny_spec)
+    runs = runs_of([spec])
+    assert len(runs) == 4
+    done = icl("train", str(spec), "--runs-dir", str(tmp_path / "runs"), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert all(json.loads((tmp_path / "runs" / r.id / "status.json").read_text())["state"] == "done" for r in runs)
+    done = icl("eval", str(spec), "--runs-dir", str(tmp_path / "runs"), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert all((tmp_path / "runs" / r.id / f"eval-{r.eval_id}.json").exists() for r in runs)

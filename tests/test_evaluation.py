@@ -233,3 +233,36 @@ def test_small_model_learns_linear_regression_in_context(tmp_path, make_run):
     # and the whole band, not just the mean, sits below the averaging curve at the last position
     assert result["model"]["hi"][-1] < result["baselines"]["averaging"]["lo"][-1]
     assert make_task(run.task_config).metric_name == result["metric"]
+
+
+# -- length generalisation ---------------------------------------------------------------
+
+def test_longer_words_run_past_the_trained_length_or_say_why_not(tmp_path, write_spec):
+    """word_problem's `longer_words` variant scores words 4x the trained length: a Mamba model
+    reads them (its curve has 4x the positions); a Transformer with a learned position table
+    of the trained length cannot, and its evaluation says so instead of failing."""
+    from icl.compiler.runs import runs_of
+
+    spec = write_spec("words.icl", '''
+model mamba { layers = "M" width = 16 d_state = 4 }
+model transformer { layers = "A F" width = 16 heads = 2 positions = learned }
+task words { kind = word_problem group = S3 points = 8 }
+experiment e {
+  models = [mamba, transformer]
+  tasks = [words]
+  train { steps = 4 batch = 8 checkpoint_every = 4 log_every = 2 }
+  eval { prompts = 32 batch = 16 bootstrap = 50 variants = [longer_words] }
+}
+''')
+    results = {}
+    for run in runs_of([spec]):
+        train_run(run, tmp_path / run.id, progress=False)
+        results[run.model] = evaluate_run(run, tmp_path / run.id, tmp_path / f"{run.id}.json", progress=False)
+    mamba, transformer = results["mamba"], results["transformer"]
+    assert len(mamba["positions"]) == 8 and len(mamba["variants"]["longer_words"]["positions"]) == 32
+    assert "variants_skipped" not in mamba
+    assert transformer["variants"] == {}
+    assert transformer["variants_skipped"] == {
+        "longer_words": "prompts of 32 tokens, 4x the trained length; the model's learned position "
+                        "table has 8 rows"}
+    assert json.loads((tmp_path / f"{transformer['run_id']}.json").read_text())["variants_skipped"]

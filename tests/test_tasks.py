@@ -567,6 +567,16 @@ def test_word_problem_targets_are_prefix_products():
     assert TASKS["word_problem"].chance({"group": "S3", "points": 10}) == pytest.approx(5 / 6)
 
 
+def test_longer_words_are_four_times_the_trained_length_with_the_same_targets():
+    t = task("word_problem", group="S3", points=10)
+    p = t.sample(gen(), 16, variant="longer_words")
+    assert p.inputs.shape == p.targets.shape == (16, 40) and p.info["variant"] == "longer_words"
+    state = p.inputs[:, 0]
+    for step in range(1, 40):   # each target the product of the last one with the next element
+        state = t.table[state, p.inputs[:, step]]
+        assert torch.equal(p.targets[:, step], state)
+
+
 def test_flip_flop_reads_recall_the_last_write():
     t = task("flip_flop", points=40, p_write=0.2, p_read=0.3)
     p = t.sample(gen(), 64)
