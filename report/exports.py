@@ -11,6 +11,10 @@ table1.tex     the Table-1 matrix as a LaTeX table (booktabs; amssymb for \\chec
 metrics/runs.csv      one row per run: its configuration, how its training ended and its
                       evaluation summary (tail errors of the model and of every baseline).
 metrics/training.csv  every run's training curve: one row per logged step (metrics.jsonl).
+time_to_accuracy.csv  the runs that logged their error while training (train.log_error): one
+                      row per (run, error threshold), the first logged step and wall_s at or
+                      below it (icl.report.time_to_accuracy). Written only where some run
+                      logged errors (OPTIONAL), removed otherwise, like the Parquet files.
 
 table1.parquet, metrics/runs.parquet, metrics/training.parquet
                the same three tables as Parquet (PARQUET), written only where pyarrow is
@@ -30,7 +34,7 @@ import math
 from pathlib import Path
 
 from icl import atomic
-from icl.report import table1
+from icl.report import table1, time_to_accuracy
 from icl.run import Run
 
 EXPORTS = {"table1_csv": "table1.csv", "table1_tex": "table1.tex",
@@ -39,6 +43,9 @@ EXPORTS = {"table1_csv": "table1.csv", "table1_tex": "table1.tex",
 # Written beside the CSVs when pyarrow is installed (table1_csv etc.'s rows, the same columns).
 PARQUET = {"table1_parquet": "table1.parquet", "runs_parquet": "metrics/runs.parquet",
            "training_parquet": "metrics/training.parquet"}
+
+# Written only where the study has something to put in them (removed otherwise).
+OPTIONAL = {"time_to_accuracy_csv": "time_to_accuracy.csv"}
 
 TABLE1_COLUMNS = ("task", "architecture", "verdict", "rule_verdict", "paper", "agrees", "metric",
                   "metric_ci_low", "metric_ci_high", "chance", "best_other", "seeds", "diverged",
@@ -69,6 +76,13 @@ def write_exports(table: dict, evals: list[dict], runs: list[Run], statuses: dic
     atomic.write_bytes(paths["table1_tex"], table1_latex(table, title).encode("utf-8"))
     atomic.write_bytes(paths["runs_csv"], runs_csv(evals, runs, statuses).encode("utf-8"))
     atomic.write_bytes(paths["training_csv"], training_csv(runs, training or {}).encode("utf-8"))
+    tta_rows = time_to_accuracy.study_rows(runs, evals, statuses, training)
+    tta_path = out_dir / OPTIONAL["time_to_accuracy_csv"]
+    if tta_rows:
+        paths["time_to_accuracy_csv"] = tta_path
+        atomic.write_bytes(tta_path, _csv(*time_to_accuracy.csv_rows(tta_rows)).encode("utf-8"))
+    else:   # no run logged its error: a file of an earlier build would be stale
+        tta_path.unlink(missing_ok=True)
     if parquet_available():
         tables = {"table1_parquet": table1_rows(table), "runs_parquet": runs_rows(evals, runs, statuses),
                   "training_parquet": training_rows(runs, training or {})}

@@ -9,7 +9,9 @@ sorts and filters the runs table; without it the page shows everything. report.m
 the Table-1 matrix, the verdict rules and links to the plot files. table1.json is
 `table1.verdicts(evals, runs, training)`: {task: {model: cell}}. The downloads beside them (Table 1
 as CSV and LaTeX, each run's raw numbers and training curve as CSV, each figure as
-PNG, SVG and PDF) are linked from both pages. Every file is written atomically.
+PNG, SVG and PDF) are linked from both pages. Where some run logged its error while training
+(train.log_error), both pages have a "Time to accuracy" section (icl.report.time_to_accuracy)
+and its numbers download as time_to_accuracy.csv. Every file is written atomically.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from icl.evaluation import convergence
-from icl.report import exports, intervals, runpages, sensitivity, table1
+from icl.report import exports, intervals, runpages, sensitivity, table1, time_to_accuracy
 from icl import atomic, runfolder
 from icl.run import Run
 
@@ -58,7 +60,7 @@ def write_report(evals: list[dict], runs: list[Run], statuses, plots: dict, out_
     for stale in sorted((out_dir / runpages.PAGES).glob("*.html")):
         if stale not in pages.values():
             stale.unlink()
-    context = report_context(evals, runs, statuses, plots, out_dir, title, table, states)
+    context = report_context(evals, runs, statuses, plots, out_dir, title, table, states, training)
     paths = {"html": out_dir / "report.html", "md": out_dir / "report.md",
              "json": out_dir / "table1.json"}
     atomic.write_json(paths["json"], table)
@@ -67,8 +69,9 @@ def write_report(evals: list[dict], runs: list[Run], statuses, plots: dict, out_
     return {**paths, **downloads}
 
 
-def report_context(evals, runs, statuses, plots, out_dir, title, table, states=None) -> dict:
-    """Everything the templates show, as plain values."""
+def report_context(evals, runs, statuses, plots, out_dir, title, table, states=None, training=None) -> dict:
+    """Everything the templates show, as plain values (training: run id -> its metrics.jsonl
+    entries, for the time-to-accuracy section; None: no section)."""
     status_of = _status_index(statuses)
     eval_of = {(e.get("run_id"), e.get("eval_id")): e for e in evals}
     eval_by_run = {e.get("run_id"): e for e in evals}
@@ -94,6 +97,7 @@ def report_context(evals, runs, statuses, plots, out_dir, title, table, states=N
         "filters": _filters(run_rows),
         "sensitivity": _sensitivity(evals, runs),
         "interval_level": intervals.LEVEL,
+        "time_to_accuracy": _time_to_accuracy(runs, evals, status_of, training),
     }
 
 
@@ -288,12 +292,29 @@ def _downloads(out_dir: Path | None = None) -> list[dict]:
             "runs_csv": "every run: configuration, how training ended, evaluation summary (CSV)",
             "training_csv": "every run's training curve: loss and the rest of each logged step (CSV)",
             "table1_parquet": "Table 1 (Parquet)", "runs_parquet": "every run (Parquet)",
-            "training_parquet": "every run's training curve (Parquet)"}
+            "training_parquet": "every run's training curve (Parquet)",
+            "time_to_accuracy_csv": "time to accuracy: each run that logged its error, the first logged "
+                                    "step and seconds at or below each threshold (CSV)"}
     files = dict(exports.EXPORTS)
     if out_dir is not None:
         files.update({name: rel for name, rel in exports.PARQUET.items() if (Path(out_dir) / rel).is_file()})
+        files.update({name: rel for name, rel in exports.OPTIONAL.items() if (Path(out_dir) / rel).is_file()})
     return ([{"link": rel, "what": what[name]} for name, rel in files.items()]
             + [{"link": "table1.json", "what": "Table 1 with every number behind it (JSON)"}])
+
+
+def _time_to_accuracy(runs, evals: list[dict], status_of: dict, training) -> dict | None:
+    """The time-to-accuracy section: the runs that logged their error while training
+    (train.log_error), each with the seconds and steps to every threshold; None where no run
+    logged one (no section)."""
+    rows = time_to_accuracy.study_rows(runs, evals, status_of, training)
+    if not rows:
+        return None
+    for row in rows:
+        row["page"] = runpages.page_link(row["id"])
+        row["lr_text"] = fmt(row["lr"])
+    return {"rows": rows, "headers": time_to_accuracy.headers(rows),
+            "csv": exports.OPTIONAL["time_to_accuracy_csv"]}
 
 
 def _sensitivity(evals: list[dict], runs) -> dict:

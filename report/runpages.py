@@ -9,7 +9,9 @@ is self-contained and offline: its two charts are inline SVG drawn here (a few k
 each, no matplotlib), its CSS inline, no script. The charts: the training loss against the
 step (metrics.jsonl, as logged), and the evaluation's error against the number of in-context
 examples with its 5%-95% bootstrap band over prompts, the zero predictor (chance) and the best
-baseline. The configuration is the run as the compiler made it (Run.to_dict, the JSON of
+baseline. Where the run logged its error while training (train.log_error), a small table gives
+the seconds and steps to each error threshold (icl.report.time_to_accuracy) and the device.
+The configuration is the run as the compiler made it (Run.to_dict, the JSON of
 `icl runs --json`); the spec lines are found in the spec's text (the run's root spec and the
 files it imports): the experiment's block, the model's and the task's, and the sections each
 extends, with their line numbers.
@@ -26,7 +28,7 @@ import re
 from pathlib import Path
 
 from icl import atomic
-from icl.report import table1
+from icl.report import table1, time_to_accuracy
 
 PAGES = "pages"
 CHART_W, CHART_H = 640, 260
@@ -110,6 +112,9 @@ def page_context(record: dict, ev: dict, status: dict, entries: list[dict], spec
         "message": status.get("message") or ev.get("message") or "",
         "convergence": convergence_text(table1.run_convergence({**ev, "run_id": record["id"]},
                                                                {record["id"]: entries})),
+        # the first logged step at or below each error threshold (train.log_error); None
+        # where the run logged no error (no section)
+        "time_to_accuracy": time_to_accuracy.run_time_to_accuracy(record, ev, status, entries),
         "train_chart": train_chart(losses),
         "train_points": len(losses),
         "evaluation": evaluation,
