@@ -34,10 +34,11 @@ class ICLModel(nn.Module):
         """K, the runs whose weights this model holds."""
         return self.read_out.map.weight.shape[0]
 
-    def forward(self, inputs: Tensor) -> Tensor:
+    def forward(self, inputs: Tensor, rows: Tensor | None = None) -> Tensor:
         """One run: inputs (B, T, token_dim) float or (B, T) int token ids -> (B, T, out_dim).
         K runs: the same with a leading run axis, (K, B, T, ...) -> (K, B, T, out_dim); run k's
-        inputs go through run k's weights."""
+        inputs go through run k's weights. rows ((K,) B, n) int64: the read-out only at these
+        positions of each prompt -> ((K,) B, n, out_dim) (training's Task.loss_rows)."""
         self.read_in.check(inputs)
         lone = inputs.dim() == (2 if self.read_in.tokenized else 3)
         if lone:
@@ -45,6 +46,7 @@ class ICLModel(nn.Module):
                 raise ValueError(f"this model holds {self.runs} runs: inputs need a leading run axis "
                                  f"of {self.runs}, got shape {tuple(inputs.shape)}")
             inputs = inputs.unsqueeze(0)
+            rows = None if rows is None else rows.unsqueeze(0)
         elif inputs.shape[0] != self.runs:
             raise ValueError(f"inputs for {inputs.shape[0]} runs, but the model holds {self.runs}")
         x = self.read_in(inputs)
@@ -52,6 +54,8 @@ class ICLModel(nn.Module):
             x = self.positions(x)
         for layer in self.layers:
             x = layer(x)
+        if rows is not None:  # (K, B, T, D) -> (K, B, n, D): the norm and read-out act per token
+            x = x.gather(2, rows.unsqueeze(-1).expand(*rows.shape, x.shape[-1]))
         out = self.read_out(self.final_norm(x))
         return out.squeeze(0) if lone else out
 

@@ -98,6 +98,18 @@ class Task:
         """pred (B, P, out_dim) -> (B, P) metric per position; NaN where mask is False."""
         raise NotImplementedError
 
+    def loss_rows(self, prompts: Prompts) -> Tensor | None:
+        """(B, n) int64: the token positions whose outputs the training loss reads, where a task
+        reads only a few of them (token MQAR: its queries; the sampler puts them in
+        `info["loss_rows"]`); None: the loss reads the read-out positions. Training then computes
+        the read-out only at these rows (for a token task, its largest product: width x vocab
+        per token) and scores them with `loss_on_rows`, the same loss."""
+        return prompts.info.get("loss_rows")
+
+    def loss_on_rows(self, pred: Tensor, prompts: Prompts) -> Tensor:
+        """pred (B, n, out_dim) at `loss_rows(prompts)` -> the scalar `loss` would give."""
+        raise NotImplementedError(f"{self.kind}: loss_rows without loss_on_rows")
+
     def predict(self, model, prompts: Prompts) -> Tensor:
         """What evaluation scores: the model's outputs (B, P, out_dim) at the read-outs of one
         forward pass over the prompts. A task whose test-time protocol differs from teacher
@@ -183,6 +195,11 @@ class TokenTask(Task):
         ce = F.cross_entropy(pred.transpose(1, 2), prompts.targets, reduction="none")
         mask = prompts.mask.to(ce.dtype)
         return (ce * mask).sum() / mask.sum().clamp_min(1.0)
+
+    def loss_on_rows(self, pred, prompts):
+        # every loss row counts (they are where mask is true): the mean cross-entropy there
+        targets = prompts.targets.gather(1, prompts.info["loss_rows"])
+        return F.cross_entropy(pred.transpose(1, 2), targets)
 
     def error(self, pred, prompts):
         wrong = (pred.argmax(-1) != prompts.targets).to(torch.float32)

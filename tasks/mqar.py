@@ -142,6 +142,7 @@ class TokenMQAR(TokenTask):
         targets.scatter_(1, where, values.gather(1, order))
         mask = torch.zeros(batch, seq_len, dtype=torch.bool, device=device)
         mask.scatter_(1, where, True)
+        # loss_rows: the query positions, the only ones the loss reads (Task.loss_rows)
         return Prompts(inputs=inputs, targets=targets, mask=mask,
                        readout=torch.arange(seq_len, device=device), xs=None, ys=None,
-                       info={"dims": 0, "points": pairs, "variant": None})
+                       info={"dims": 0, "points": pairs, "variant": None, "loss_rows": where})

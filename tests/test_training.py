@@ -314,3 +314,49 @@ def test_log_error_records_the_error_and_changes_no_weight(tmp_path, make_run, l
     lines = [json.loads(x) for x in (tmp_path / "monitored" / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [4, 8] and all(0 < x["error"] < 10 for x in lines)
     assert "error" not in json.loads((tmp_path / "base" / "metrics.jsonl").read_text().splitlines()[0])
+
+
+@pytest.mark.parametrize("mode", ["single", "stacked", "loop"])
+def test_token_mqar_reads_out_only_its_queries_and_trains_as_with_every_row(tmp_path, write_spec, monkeypatch, mode):
+    """Token MQAR's loss reads only the query positions (Task.loss_rows): training computes the
+    read-out there alone, and the losses and weights are those of the full read-out (float
+    rounding apart), lone and packed (stacked, and one run after another)."""
+    from icl.compiler.runs import runs_of
+    from icl.tasks.base import Task
+    from icl.training.pack import train_pack
+
+    seeds = "[0]" if mode == "single" else "[0, 1]"
+    spec = write_spec("mqar.icl", f'''
+model t {{ layers = "A F" width = 16 heads = 2 positions = learned }}
+task mqar {{ kind = token_mqar vocab = 64 seq_len = 24 pairs = 3 }}
+experiment e {{ models = [t] tasks = [mqar] train {{ steps = 12 batch = 8 log_every = 1 seeds = {seeds} }} }}
+''')
+    runs = runs_of([spec])
+    if mode == "loop":
+        monkeypatch.setenv("ICL_PACK_MODE", "loop")
+    calls = []
+
+    def trained(folder):
+        train_pack(runs, [folder / r.id for r in runs], progress=False)
+        return {r.id: ([json.loads(x)["loss"] for x in (folder / r.id / "metrics.jsonl").read_text().splitlines()],
+                       torch.load(folder / r.id / "model.pt", weights_only=True)["model"]) for r in runs}
+
+    from icl.blocks.model import ICLModel
+    original = ICLModel.forward
+
+    def spy(self, inputs, rows=None):
+        calls.append(rows is not None)
+        return original(self, inputs, rows=rows)
+
+    monkeypatch.setattr(ICLModel, "forward", spy)
+    by_rows = trained(tmp_path / "rows")
+    assert calls and all(calls)   # every training forward read out at the query rows only
+    monkeypatch.setattr(Task, "loss_rows", lambda self, prompts: None)
+    calls.clear()
+    full = trained(tmp_path / "full")
+    assert calls and not any(calls)
+    for run in runs:
+        (loss_a, w_a), (loss_b, w_b) = by_rows[run.id], full[run.id]
+        assert loss_a == pytest.approx(loss_b, rel=1e-5) and len(loss_a) == 12
+        assert all(torch.allclose(w_a[k], w_b[k], atol=1e-5) for k in w_a)
+    assert loss_a[-1] < loss_a[0]   # it trains

@@ -70,13 +70,14 @@ class PackedEngine:
         return self.optimizer.run_state(k)
 
     def step(self, inputs: list[torch.Tensor], loss_fns: list, active: torch.Tensor,
-             dropout_seeds: list[int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+             dropout_seeds: list[int] | None, rows: list[torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step of every active run. inputs[k]: run k's prompts; loss_fns[k](output) its
-        loss; active (K,) bool. Returns the runs' losses and gradient norms (K,) on the device,
-        without a host sync."""
+        loss; active (K,) bool; rows[k]: the positions whose outputs run k's loss reads (None:
+        all). Returns the runs' losses and gradient norms (K,) on the device, without a host sync."""
         with precision.matmul_precision(self.precision, self.device):
             with precision.autocast(self.precision, self.device):
-                outputs = self._forward(inputs, dropout_seeds)
+                outputs = self._forward(inputs, dropout_seeds, rows)
             losses = torch.stack([fn(out.float()) for fn, out in zip(loss_fns, outputs)])
             self.optimizer.zero_grad()
             # Each run's gradient is the gradient of its own loss; masked runs get none.
@@ -97,11 +98,12 @@ class PackedEngine:
         finally:
             self.model.train()
 
-    def _forward(self, inputs, dropout_seeds) -> list[torch.Tensor]:
+    def _forward(self, inputs, dropout_seeds, rows=None) -> list[torch.Tensor]:
         if self.mode != "loop":  # a lone run (its own dropout stream), or a pack without dropout
             if self.mode == "single" and dropout_seeds is not None:
                 torch.manual_seed(dropout_seeds[0])
-            return list(self.model(torch.stack(inputs)).unbind(0))
+            stacked_rows = None if rows is None else torch.stack(rows)
+            return list(self.model(torch.stack(inputs), rows=stacked_rows).unbind(0))
         params = dict(self.model.named_parameters())
         buffers = dict(self.model.named_buffers())
         outputs = []
@@ -109,5 +111,6 @@ class PackedEngine:
             if dropout_seeds is not None:
                 torch.manual_seed(dropout_seeds[k])  # the run's own dropout stream, as when alone
             weights = {name: t[k:k + 1] for name, t in {**params, **buffers}.items()}
-            outputs.append(functional_call(self.model, weights, (x.unsqueeze(0),))[0])
+            kwargs = {} if rows is None else {"rows": rows[k].unsqueeze(0)}
+            outputs.append(functional_call(self.model, weights, (x.unsqueeze(0),), kwargs)[0])
         return outputs

@@ -249,9 +249,12 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
             dropout_seeds = [stream_seed("dropout", m.seed, step) for m in members]
 
             def one_step(prompts_now, seed_dropout, mask=mask, dropout_seeds=dropout_seeds):
+                # A task whose loss reads few positions (Task.loss_rows): the read-out only there.
+                rows = [m.task.loss_rows(p) for m, p in zip(members, prompts_now)]
+                rows = None if any(r is None for r in rows) else rows
                 return engine.step([p.inputs for p in prompts_now],
-                                   [_loss_fn(m.task, p) for m, p in zip(members, prompts_now)],
-                                   mask, dropout_seeds if seed_dropout else None)
+                                   [_loss_fn(m.task, p, rows is not None) for m, p in zip(members, prompts_now)],
+                                   mask, dropout_seeds if seed_dropout else None, rows)
             # A new curriculum stage or a run leaving the pack changes the step: a new graph.
             key = (tuple(sizes.values()), tuple(id(m) for m in active))
             step_losses, step_norms = stepper.run(key, one_step, prompts)
@@ -299,8 +302,11 @@ def _monitor(engine, members, active, done: int, prompts: int, sizes: dict, dev)
         m.monitored = float(torch.nanmean(m.task.error(p.gather(outputs[m.k]), p)).item())
 
 
-def _loss_fn(task, prompts):
-    """The run's loss on its prompts, as a function of the model's output for them."""
+def _loss_fn(task, prompts, on_rows: bool = False):
+    """The run's loss on its prompts, as a function of the model's output for them (on_rows: the
+    output at the task's loss_rows only)."""
+    if on_rows:
+        return lambda out: task.loss_on_rows(out, prompts)
     return lambda out: task.loss(prompts.gather(out), prompts)
 
 
