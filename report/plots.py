@@ -51,6 +51,7 @@ from icl.report import intervals, sensitivity, table1
 from icl.tasks.catalog import TASKS, TaskKind, VariantSweep
 from icl import atomic
 from icl.run import Run
+from icl.report.numbers import is_number
 
 WIDTH_IN, MAIN_HEIGHT_IN, VARIANT_HEIGHT_IN = 7.0, 4.5, 2.7
 LR_HEIGHT_IN = 2.6       # the learning-rate sensitivity panel, where a cell sweeps lr
@@ -173,7 +174,7 @@ def _lr_panel(ax, sensitivity_of_task: dict, colours: dict) -> None:
                 ax.annotate(f"{p['diverged']} diverged", (p["lr"], p["metric"]), fontsize=6, color="#b00020",
                             textcoords="offset points", xytext=(3, 3))
     chance = sensitivity_of_task.get("chance")
-    if sensitivity.is_finite(chance):
+    if is_number(chance):
         colour, dashes = ZERO_STYLE
         ax.axhline(chance, ls=dashes, lw=1.0, color=colour, label=f"chance ({chance:.3g})")
     if all(lr > 0 for lr in sensitivity_of_task["lrs"]):
@@ -378,7 +379,7 @@ def _drawn_baselines(part: dict, length: int) -> tuple[list, list]:
         if len(mean) != length:
             continue
         curves[name] = mean
-        tail = tails.get(name) if table1._finite(tails.get(name)) else _tail(mean)
+        tail = tails.get(name) if is_number(tails.get(name)) else _tail(mean)
         if name != "zero":
             scored.append((math.inf if tail is None else tail, name))
     kept = {name for _, name in sorted(scored)[:MAX_BASELINES]} | ({"zero"} & set(curves))
@@ -414,7 +415,7 @@ def _baselines(part: dict) -> dict:
     lassos = [n for n in bases if n.startswith("lasso_")]
     keep = dict(bases)
     if len(lassos) > 1:
-        scored = [n for n in lassos if table1._finite(tails.get(n))]
+        scored = [n for n in lassos if is_number(tails.get(n))]
         best = min(scored, key=lambda n: tails[n]) if scored else lassos[0]
         for name in lassos:
             if name != best:

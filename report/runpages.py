@@ -29,6 +29,7 @@ from pathlib import Path
 
 from icl import atomic
 from icl.report import table1, time_to_accuracy
+from icl.report.numbers import is_number
 
 PAGES = "pages"
 CHART_W, CHART_H = 640, 260
@@ -94,11 +95,11 @@ def page_context(record: dict, ev: dict, status: dict, entries: list[dict], spec
             # the evaluation scored them (evaluations from issue #25 on)
             "validation_tail": (ev.get("validation") or {}).get("model_tail"),
             "validation_prompts": (ev.get("validation") or {}).get("prompts"),
-            "baselines": sorted(((name, value) for name, value in tails.items() if table1._finite(value)),
+            "baselines": sorted(((name, value) for name, value in tails.items() if is_number(value)),
                                 key=lambda item: item[1]),
             "chart": eval_chart(ev),
         }
-    losses = [(e["step"], e["loss"]) for e in entries if _num(e.get("step")) and _num(e.get("loss"))]
+    losses = [(e["step"], e["loss"]) for e in entries if is_number(e.get("step")) and is_number(e.get("loss"))]
     return {
         "run": record, "id": record["id"],
         "title": f"run {record['id']}: {record.get('model')} on {record.get('task')}",
@@ -179,8 +180,8 @@ def svg_chart(series: list[dict], xlabel: str, ylabel: str, label: str) -> str:
     """A small line chart as an <svg> element: each series {"x", "y", "colour", "label", optional
     "dash", "lo" and "hi" (a band)}. The y axis turns logarithmic when the finite positive values
     span more than two decades (what lies under its floor is drawn on it)."""
-    finite = [v for s in series for key in ("y", "lo", "hi") for v in (s.get(key) or []) if _num(v)]
-    xs = [x for s in series for x in s["x"] if _num(x)]
+    finite = [v for s in series for key in ("y", "lo", "hi") for v in (s.get(key) or []) if is_number(v)]
+    xs = [x for s in series for x in s["x"] if is_number(x)]
     if not finite or not xs:
         return ""
     positive = [v for v in finite if v > 0]
@@ -220,9 +221,9 @@ def svg_chart(series: list[dict], xlabel: str, ylabel: str, label: str) -> str:
     out.append(f'<text transform="translate(12 {_PAD_T + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">'
                f'{_esc(ylabel[:48])}{" (log)" if log else ""}</text>')
     for s in series:
-        pairs = [(x, y) for x, y in zip(s["x"], s["y"]) if _num(x) and _num(y)]
+        pairs = [(x, y) for x, y in zip(s["x"], s["y"]) if is_number(x) and is_number(y)]
         if s.get("lo") and s.get("hi"):
-            band = [(x, lo, hi) for x, lo, hi in zip(s["x"], s["lo"], s["hi"]) if _num(x) and _num(lo) and _num(hi)]
+            band = [(x, lo, hi) for x, lo, hi in zip(s["x"], s["lo"], s["hi"]) if is_number(x) and is_number(lo) and is_number(hi)]
             if band:
                 top = " ".join(f"{px(x):.0f},{py(hi):.0f}" for x, _, hi in band)
                 bottom = " ".join(f"{px(x):.0f},{py(lo):.0f}" for x, lo, _ in reversed(band))
@@ -263,10 +264,6 @@ def _ticks(low: float, high: float, log: bool, integer: bool = False) -> list[fl
 
 def _int_text(value: float) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
-
-
-def _num(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _esc(text) -> str:

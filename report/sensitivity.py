@@ -14,8 +14,6 @@ otherwise.
 """
 from __future__ import annotations
 
-import math
-
 from icl.report import intervals, table1
 
 
@@ -49,7 +47,3 @@ def lr_sensitivity(evals: list[dict], runs) -> dict:
         swept = any(len(points) > 1 for points in lines.values())
         out[task] = {"swept": swept, "lrs": lrs, "models": lines, "chance": chance}
     return out
-
-
-def is_finite(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

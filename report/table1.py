@@ -48,12 +48,12 @@ the verdict the error alone gives (`rule_verdict`) and the verdict's arithmetic 
 from __future__ import annotations
 
 import json
-import math
 
 from icl.evaluation import convergence as _convergence
 from icl.report import intervals
 from icl.tasks.catalog import TASKS
 from icl.run import Run
+from icl.report.numbers import is_number
 
 FAIL_FRACTION = 0.75   # at or above 75% of chance: the model did not learn the task
 CHECK_RATIO = 1.5      # within 1.5x the best other architecture: on par
@@ -125,7 +125,7 @@ def chance_error(task_evals: list[dict], task_config: dict | None = None) -> flo
     """The error of a model that learned nothing: the zero predictor's tail, else the task's trivial error."""
     zeros = [((e.get("summary") or {}).get("baselines_tail") or {}).get("zero") for e in task_evals
              if e.get("state") == "done"]
-    zeros = [z for z in zeros if _finite(z)]
+    zeros = [z for z in zeros if is_number(z)]
     if zeros:
         return sum(zeros) / len(zeros)
     kind = TASKS.get((task_config or {}).get("kind"))
@@ -179,7 +179,7 @@ def tail(ev: dict) -> float | None:
     if is_diverged(ev) or ev.get("state") != "done":
         return None
     value = (ev.get("summary") or {}).get("model_tail")
-    return float(value) if _finite(value) else None
+    return float(value) if is_number(value) else None
 
 
 def validation_tail(ev: dict) -> float | None:
@@ -188,7 +188,7 @@ def validation_tail(ev: dict) -> float | None:
     if is_diverged(ev) or ev.get("state") != "done":
         return None
     value = (ev.get("validation") or {}).get("model_tail")
-    return float(value) if _finite(value) else None
+    return float(value) if is_number(value) else None
 
 
 def score_config(config: dict, chance: float) -> dict:
@@ -435,7 +435,3 @@ def _num_pair(a: float, b: float) -> tuple[str, str]:
     while digits < 12 and a != b and format_number(a, digits) == format_number(b, digits):
         digits += 1
     return format_number(a, digits), format_number(b, digits)
-
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

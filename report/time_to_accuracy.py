@@ -21,17 +21,13 @@ task class's attribute where the run is not evaluated yet) a threshold reads as 
 """
 from __future__ import annotations
 
-import math
+from icl.report.numbers import is_number
 
 THRESHOLDS = (0.10, 0.02, 0.01)   # error thresholds; with accuracy: 90%, 98%, 99%
 
 COLUMNS = ("run_id", "experiment", "task", "architecture", "seed", "lr", "device", "log_error",
            "reports_accuracy", "threshold_error", "threshold_accuracy", "reached", "step", "wall_s",
            "error", "best_error", "best_step", "best_wall_s", "logged_errors", "last_step")
-
-
-def _num(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def crossings(entries: list[dict], thresholds=THRESHOLDS) -> dict | None:
@@ -43,7 +39,7 @@ def crossings(entries: list[dict], thresholds=THRESHOLDS) -> dict | None:
     "thresholds": [{"threshold", "reached", "step", "wall_s", "error"} per threshold, in the
     order given]} (step, wall_s and error None where not reached; wall_s None where the line
     has none)."""
-    logged = sorted((e for e in entries if _num(e.get("error")) and _num(e.get("step"))),
+    logged = sorted((e for e in entries if is_number(e.get("error")) and is_number(e.get("step"))),
                     key=lambda e: e["step"])   # sorted() is stable: equal steps keep file order
     if not logged:
         return None
@@ -53,11 +49,11 @@ def crossings(entries: list[dict], thresholds=THRESHOLDS) -> dict | None:
         first = next((e for e in logged if e["error"] <= threshold), None)
         found.append({"threshold": threshold, "reached": first is not None,
                       "step": None if first is None else first["step"],
-                      "wall_s": None if first is None or not _num(first.get("wall_s")) else first["wall_s"],
+                      "wall_s": None if first is None or not is_number(first.get("wall_s")) else first["wall_s"],
                       "error": None if first is None else first["error"]})
     return {"logged": len(logged), "last_step": logged[-1]["step"],
             "best": {"error": best["error"], "step": best["step"],
-                     "wall_s": best["wall_s"] if _num(best.get("wall_s")) else None},
+                     "wall_s": best["wall_s"] if is_number(best.get("wall_s")) else None},
             "thresholds": found}
 
 
@@ -75,7 +71,7 @@ def threshold_label(threshold: float, accuracy: bool) -> str:
 
 def error_text(error, accuracy: bool) -> str:
     """A logged error as the section shows it: 'accuracy 97.3%' or 'error 0.0271'."""
-    if not _num(error):
+    if not is_number(error):
         return "\u2014"
     if accuracy:
         return f"accuracy {(1.0 - error) * 100:.1f}%"
@@ -84,7 +80,7 @@ def error_text(error, accuracy: bool) -> str:
 
 def seconds_text(value) -> str:
     """Seconds of training: '12.3 s', '1,234 s'; '—' for none."""
-    if not _num(value):
+    if not is_number(value):
         return "\u2014"
     return f"{value:.1f} s" if value < 100 else f"{value:,.0f} s"
 
@@ -135,7 +131,7 @@ def study_rows(runs, evals: list[dict], statuses: dict, training: dict[str, list
     rows = []
     for run in runs:
         entries = (training or {}).get(run.id) or []
-        if not any(_num(e.get("error")) for e in entries):
+        if not any(is_number(e.get("error")) for e in entries):
             continue
         ev = eval_of.get((run.id, run.eval_id)) or eval_by_run.get(run.id) or {}
         record = {"task_config": run.task_config, "train": run.train}
