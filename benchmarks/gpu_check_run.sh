@@ -1,8 +1,8 @@
 # One device-tool call for the checks left open by issues #24 and #26 (run from the checkout's
 # root on the GPU machine, .whl carried):
-# 1. the quick token-MQAR lr sweep (specs/quick/mqar_sweep.icl, one pack), and the lr whose
-#    error first reaches 2% (benchmarks/quick_mqar_pick.py);
-# 2. specs/quick/mqar.icl at that lr, alone on the GPU (its metrics give the time to accuracy);
+# 1. the quick token-MQAR sweep (specs/quick/mqar_sweep.icl, a pack per position init), and
+#    the lr and init whose error first reaches 2% (benchmarks/quick_mqar_pick.py);
+# 2. specs/quick/mqar.icl at that lr and init, alone on the GPU (its metrics give the time to accuracy);
 # 3. in parallel processes (Triton compiles are CPU bound), the sequential-scan GPU tests and
 #    the flash-linear-attention mixer tests.
 source benchmarks/device_env.sh
@@ -10,13 +10,15 @@ export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader | tee $OUT/device.txt
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a $OUT/device.txt
 mkdir -p $OUT/sweep $OUT/mqar
-timeout ${SWEEP_S:-150} python3 -m icl.cli train specs/quick/mqar_sweep.icl --runs-dir /tmp/sweep --no-progress \
+timeout ${SWEEP_S:-240} python3 -m icl.cli train specs/quick/mqar_sweep.icl --runs-dir /tmp/sweep --no-progress \
     2>&1 | tail -5 | tee $OUT/sweep/train.log
 for d in /tmp/sweep/*/; do cp $d/metrics.jsonl $OUT/sweep/$(basename $d).jsonl; done
-LR=$(python3 benchmarks/quick_mqar_pick.py specs/quick/mqar_sweep.icl /tmp/sweep $OUT/sweep/pick.json)
-echo "chosen lr $LR" | tee -a $OUT/sweep/train.log
-sed "s/^    lr = .*/    lr = $LR/" specs/quick/mqar.icl > /tmp/mqar.icl
-grep -n "lr =" /tmp/mqar.icl | tee -a $OUT/mqar/train.log
+read LR STD < <(python3 benchmarks/quick_mqar_pick.py specs/quick/mqar_sweep.icl /tmp/sweep $OUT/sweep/pick.json)
+echo "chosen lr $LR positions_init_std $STD" | tee -a $OUT/sweep/train.log
+INIT="s/^  positions = learned/  positions = learned\n  positions_init_std = $STD/"
+[ "$STD" = default ] && INIT=""
+sed "s/^    lr = .*/    lr = $LR/; $INIT" specs/quick/mqar.icl > /tmp/mqar.icl
+grep -n "lr =\|positions" /tmp/mqar.icl | tee -a $OUT/mqar/train.log
 timeout ${MQAR_S:-100} python3 -m icl.cli train /tmp/mqar.icl --runs-dir /tmp/qruns --no-progress \
     2>&1 | tail -5 | tee -a $OUT/mqar/train.log
 cp /tmp/qruns/*/metrics.jsonl /tmp/qruns/*/status.json $OUT/mqar/ 2>/dev/null
