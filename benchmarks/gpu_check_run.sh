@@ -1,11 +1,11 @@
 # One device-tool call for the checks left open by issues #24 and #26 (run from the checkout's
 # root on the GPU machine, .whl carried):
-# 1. at once: the quick token-MQAR sweep (specs/quick/mqar_sweep.icl, a pack per position
-#    init; its runs are compared by steps, so sharing the GPU does not matter) and, in parallel
+# 1. at once: the quick token-MQAR sweep (specs/quick/mqar_sweep.icl, one pack; its runs are
+#    compared by steps, so sharing the GPU does not matter) and, in parallel
 #    processes (Triton compiles are CPU bound), the sequential-scan GPU tests and the
 #    flash-linear-attention mixer tests;
-# 2. the sweep's lr and init whose error first reaches 2% (benchmarks/quick_mqar_pick.py);
-# 3. specs/quick/mqar.icl at that lr and init, alone on the GPU: its metrics give the time to
+# 2. the sweep's lr whose error first reaches 2% (benchmarks/quick_mqar_pick.py);
+# 3. specs/quick/mqar.icl at that lr, alone on the GPU: its metrics give the time to
 #    98% accuracy.
 source benchmarks/device_env.sh
 export PYTHONUNBUFFERED=1
@@ -27,12 +27,10 @@ timeout ${SWEEP_S:-300} python3 -m icl.cli train specs/quick/mqar_sweep.icl --ru
 wait
 tail -n 3 $OUT/t_*.log
 for d in /tmp/sweep/*/; do cp $d/metrics.jsonl $OUT/sweep/$(basename $d).jsonl; done
-read LR STD < <(python3 benchmarks/quick_mqar_pick.py specs/quick/mqar_sweep.icl /tmp/sweep $OUT/sweep/pick.json)
-echo "chosen lr $LR positions_init_std $STD" | tee -a $OUT/sweep/train.log
-INIT="s/^  positions = learned/  positions = learned\n  positions_init_std = $STD/"
-[ "$STD" = default ] && INIT=""
-sed "s/^    lr = .*/    lr = $LR/; $INIT" specs/quick/mqar.icl > /tmp/mqar.icl
-grep -n "lr =\|positions" /tmp/mqar.icl | tee -a $OUT/mqar/train.log
+LR=$(python3 benchmarks/quick_mqar_pick.py specs/quick/mqar_sweep.icl /tmp/sweep $OUT/sweep/pick.json)
+echo "chosen lr $LR" | tee -a $OUT/sweep/train.log
+sed "s/^    lr = .*/    lr = $LR/" specs/quick/mqar.icl > /tmp/mqar.icl
+grep -n "lr =" /tmp/mqar.icl | tee -a $OUT/mqar/train.log
 timeout ${MQAR_S:-150} python3 -m icl.cli train /tmp/mqar.icl --runs-dir /tmp/qruns --no-progress \
     2>&1 | tail -5 | tee -a $OUT/mqar/train.log
 cp /tmp/qruns/*/metrics.jsonl /tmp/qruns/*/status.json $OUT/mqar/ 2>/dev/null
