@@ -1,0 +1,119 @@
+"""A plain eager PyTorch loop on the quick token MQAR (specs/quick/mqar.icl's task), the baseline
+issue #26 asks the pipeline to beat, and a bisection tool when the pipeline does not learn.
+
+    python benchmarks/plain_mqar.py OUT_JSON [--model plain|ours] [--lr 1e-3] [--weight-decay 0] [--steps N]
+                                    [--seconds S] [--batch 256] [--device cuda]
+
+The prompts come from this project's TokenMQAR sampler (the task is the project's definition);
+the rest is a textbook loop: `plain` is a 2-layer pre-norm GPT at width 128 (2 heads, learned
+positions N(0, 0.02), GELU MLP x4, fused SDPA attention), `ours` is the model the compiler
+builds from specs/quick/mqar.icl; Adam (AdamW with --weight-decay) at a constant lr, no clipping, tf32 matmuls on a GPU,
+loss at the query positions only. Every 50 steps it scores 256 fresh prompts and the JSON
+records the wall time (training only, from the first step) at which error first reaches 2%.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from icl.tasks import make_task
+
+TASK = {"kind": "token_mqar", "vocab": 8192, "seq_len": 64, "pairs": 8}
+
+
+class Block(nn.Module):
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                           is_causal=True)
+        x = x + self.proj(y.transpose(1, 2).reshape(b, t, d))
+        return x + self.mlp(self.norm2(x))
+
+
+class PlainGPT(nn.Module):
+    def __init__(self, vocab: int, length: int, width: int = 128, heads: int = 2, layers: int = 2):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.positions = nn.Parameter(torch.randn(length, width) * 0.02)
+        self.blocks = nn.ModuleList(Block(width, heads) for _ in range(layers))
+        self.norm, self.head = nn.LayerNorm(width), nn.Linear(width, vocab)
+
+    def forward(self, tokens):
+        x = self.embed(tokens) + self.positions[: tokens.shape[1]]
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))
+
+
+def our_model(dev):
+    from icl.compiler.build import build_model
+    from icl.tasks.catalog import TASKS
+    from icl.training.runfile import load_runs
+    run = load_runs("specs/quick/mqar.icl")[0]
+    return build_model(run.model_config, TASKS["token_mqar"].layout(run.task_config), device=dev)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out")
+    ap.add_argument("--model", choices=["plain", "ours"], default="plain")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.0, help="> 0: AdamW with this decay")
+    ap.add_argument("--steps", type=int, default=20000)
+    ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.manual_seed(0)
+    task = make_task(TASK)
+    gen = torch.Generator(device=dev).manual_seed(1)
+    model = (PlainGPT(TASK["vocab"], TASK["seq_len"]).to(dev) if args.model == "plain"
+             else our_model(dev))
+    adam = torch.optim.AdamW if args.weight_decay > 0 else torch.optim.Adam
+    opt = adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=dev.type == "cuda")
+    log, hit, start = [], None, None
+    for step in range(1, args.steps + 1):
+        p = task.sample(gen, args.batch)
+        logits = model(p.inputs)
+        loss = F.cross_entropy(logits[p.mask], p.targets[p.mask])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if start is None:
+            start = time.perf_counter()  # from the end of step 1 (compiles and warm-up excluded)
+        if step % 50 == 0:
+            with torch.no_grad():
+                q = task.sample(gen, 256)
+                err = (model(q.inputs).argmax(-1) != q.targets)[q.mask].float().mean().item()
+            wall = time.perf_counter() - start
+            log.append({"step": step, "loss": loss.item(), "error": err, "wall_s": wall})
+            print(f"step {step} loss {loss.item():.3f} error {err:.3f} wall {wall:.1f}s", flush=True)
+            if hit is None and err <= 0.02:
+                hit = {"step": step, "wall_s": wall}
+                break
+            if wall > args.seconds or not math.isfinite(loss.item()):
+                break
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    Path(args.out).write_text(json.dumps({"model": args.model, "lr": args.lr, "weight_decay": args.weight_decay, "batch": args.batch,
+                                          "device": name, "first_98": hit, "log": log}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

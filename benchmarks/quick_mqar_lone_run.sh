@@ -1,0 +1,24 @@
+# One device-tool call (issue #26): specs/quick/mqar.icl trained alone on the GPU at a few
+# settings in turn (each alone, so each run's metrics give its own time to 98% accuracy), the
+# .whl folder carried. Settings: "LR" (Adam) or "LR:WD" (AdamW with that weight decay).
+# The runs' metrics and status come back as one $OUT/quick_mqar.tar.gz.
+source benchmarks/device_env.sh >/dev/null 2>&1
+export PYTHONUNBUFFERED=1
+R=/tmp/quick_mqar; mkdir -p $R
+nvidia-smi --query-gpu=name --format=csv,noheader > $R/device.txt
+trap 'tar -C /tmp -czf $OUT/quick_mqar.tar.gz quick_mqar' EXIT
+for setting in ${SETTINGS:-3e-4 6e-4 1e-3 1e-3:0.1}; do
+  lr=${setting%%:*}; wd=${setting#*:}
+  spec=/tmp/mqar_${lr}_${wd}.icl
+  if [ "$wd" = "$setting" ]; then
+    sed "s/^    lr = .*/    lr = $lr/" specs/quick/mqar.icl > $spec
+  else
+    sed "s/^    lr = .*/    lr = $lr\n    optimizer = adamw\n    weight_decay = $wd/" specs/quick/mqar.icl > $spec
+  fi
+  name=lr${lr}_wd${wd}; [ "$wd" = "$setting" ] && name=lr$lr
+  START=$SECONDS
+  timeout ${RUN_S:-120} python3 -m icl.cli train $spec --runs-dir /tmp/runs_$name --no-progress 2>&1 | tail -2
+  echo "$name: wall $((SECONDS - START)) s for the train command" | tee -a $R/walls.txt
+  mkdir -p $R/$name; cp /tmp/runs_$name/*/metrics.jsonl /tmp/runs_$name/*/status.json $R/$name/
+  python3 -c "import json,sys; rows=[json.loads(l) for l in open('$R/$name/metrics.jsonl')]; hit=[r for r in rows if r.get('error') is not None and r['error']<=0.02]; print('$name', 'first<=2%:', (hit[0]['step'], round(hit[0]['wall_s'],1)) if hit else None, 'last', rows[-1]['step'], rows[-1]['error'])"
+done
