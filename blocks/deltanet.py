@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from icl.blocks.linear_attention import (KernelChoice, l2_normalize, normal_, pad_tokens, rms_norm_heads,
@@ -119,9 +118,12 @@ class DeltaNet(KernelChoice, nn.Module):
         q, k, v, beta = self.qkv_beta(x)
         scale = self.head_dim ** -0.5
         if kernel == "fla":
-            from fla.ops.delta_rule import chunk_delta_rule  # CUDA only: imported when it runs
-            o, state = chunk_delta_rule(q.contiguous(), k.contiguous(), v.contiguous(), beta.contiguous(),
-                                        scale=scale, output_final_state=return_state)
+            # CUDA only: imported when it runs. fla's chunked kernel refuses fp32 inputs; its
+            # fused recurrent one (same recurrence, a step per token) takes them.
+            from fla.ops.delta_rule import chunk_delta_rule, fused_recurrent_delta_rule
+            delta_rule = fused_recurrent_delta_rule if q.dtype == torch.float32 else chunk_delta_rule
+            o, state = delta_rule(q.contiguous(), k.contiguous(), v.contiguous(), beta.contiguous(),
+                                  scale=scale, output_final_state=return_state)
         else:
             o, state = delta_chunked(q.float(), k.float(), v.float(), beta.float(), scale)
         o = o.to(x.dtype).reshape(runs, batch, *o.shape[1:])

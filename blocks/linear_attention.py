@@ -5,9 +5,12 @@ Implementation (the model option `mixer_backend`, recorded in the run's status a
 - "reference": the plain-PyTorch form of the block's recurrence (its chunked form where it has
   one, tested equal to the step-by-step recurrence), on any device;
 - "fla": flash-linear-attention's Triton kernels (`pip install 'icl-compiler[fla]'`), CUDA only;
-- "auto" (default): fla's kernels on CUDA tensors, the reference on every other device.
-A block never switches implementation on its own: fla asked for (or "auto" on CUDA) without fla
-installed is a one-line error naming the install command, not a quiet fallback to the reference.
+- "auto" (default): fla's kernels on CUDA tensors, the reference on every other device, and the
+  reference where fla is known to compute wrongly (`fla_declines`: the gated delta rule's
+  backward on a Hopper GPU with Triton 3.4 to 3.7.0), with a one-line warning.
+fla asked for (or "auto" on CUDA) without fla installed is a one-line error naming the install
+command, not a quiet fallback to the reference; fla asked for where it declines is a one-line
+error saying why. `backend_ran` (the run's status) records what ran.
 
 Every block takes (K, B, T, D) activations (K runs stacked, blocks/stacked.py); the recurrences
 take the K * B sequences as one batch in fla's layout (batch, tokens, heads, head_dim), so the
@@ -15,7 +18,9 @@ fla path folds K into fla's batch axis and each run's q / k / v / gates come fro
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +47,26 @@ def require_fla(block: str) -> None:
                          f"installed: {FLA_INSTALL}")
 
 
+# Blocks whose fla kernel's backward runs fla's gated chunk_bwd_dqkwg, which fla 0.6 refuses on
+# Hopper with Triton >= 3.4 and < 3.7.1 (wrong results, fla issue #640) unless tilelang is installed.
+GATED_CHUNK_BACKWARD = {"GDN"}
+
+
+@functools.lru_cache(maxsize=None)
+def fla_declines(block: str) -> str | None:
+    """Why fla's kernel cannot run `block` correctly on the current CUDA device, or None."""
+    if block not in GATED_CHUNK_BACKWARD or importlib.util.find_spec("tilelang") is not None:
+        return None
+    import triton
+
+    version = tuple(int(part) for part in triton.__version__.split("+")[0].split(".")[:3] if part.isdigit())
+    if torch.cuda.get_device_capability()[0] == 9 and (3, 4, 0) <= version < (3, 7, 1):
+        return (f"flash-linear-attention's gated delta-rule backward computes wrongly on Hopper GPUs "
+                f"with Triton {triton.__version__} (fla issue #640): needs Triton >= 3.7.1 or "
+                f"`pip install tilelang`")
+    return None
+
+
 def resolve_kernel(block: str, requested: str, device_type: str) -> str:
     """The implementation a forward on a device of this type runs: "fla" or "reference"."""
     if requested not in KERNELS:
@@ -53,6 +78,10 @@ def resolve_kernel(block: str, requested: str, device_type: str) -> str:
         if device_type != "cuda":
             raise ValueError(f"{block}: mixer_backend = fla runs on CUDA only, got {device_type} tensors "
                              "(mixer_backend = auto runs the PyTorch reference off CUDA)")
+        reason = fla_declines(block)
+        if reason:
+            raise IclError(f"{block}: mixer_backend = fla: {reason} (mixer_backend = auto runs the "
+                           "PyTorch reference here)")
         return "fla"
     if device_type != "cuda":
         return "reference"
@@ -60,6 +89,10 @@ def resolve_kernel(block: str, requested: str, device_type: str) -> str:
         raise FlaMissing(f"{block}: on CUDA, mixer_backend = auto runs flash-linear-attention's kernels, "
                          f"which are not installed: {FLA_INSTALL} (or set mixer_backend = reference "
                          "to run the PyTorch reference on the GPU)")
+    reason = fla_declines(block)
+    if reason:
+        warnings.warn(f"{block}: mixer_backend = auto runs the PyTorch reference: {reason}", stacklevel=2)
+        return "reference"
     return "fla"
 
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from icl.blocks import linear_attention
 from icl.blocks.catalog import BLOCKS
 from icl.blocks.deltanet import delta_chunked, delta_recurrent
+from icl.errors import IclError
 from icl.blocks.gla import gla_chunked, gla_recurrent
 from icl.blocks.hyena import long_conv_fft, long_conv_recurrent
 from icl.blocks.model import stack_models
@@ -242,6 +243,43 @@ def test_kernel_choice_never_falls_back(monkeypatch):
     monkeypatch.setattr(linear_attention, "fla_installed", lambda: True)
     with pytest.raises(ValueError, match="runs on CUDA only"):
         resolve("R7", "fla", "cpu")
+
+
+@pytest.mark.parametrize("capability,triton_version,tilelang,declines", [
+    ((9, 0), "3.6.0", False, True),     # Hopper, Triton in [3.4, 3.7.1): fla's issue #640
+    ((9, 0), "3.7.1", False, False),
+    ((9, 0), "3.3.1", False, False),
+    ((8, 0), "3.6.0", False, False),    # an A100
+    ((9, 0), "3.6.0", True, False),     # tilelang installed: fla takes its backward from it
+])
+def test_gdn_under_auto_runs_the_reference_where_fla_computes_wrongly(monkeypatch, capability,
+                                                                      triton_version, tilelang, declines):
+    import importlib.util
+    import warnings
+
+    import triton
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: (real("torch") if tilelang else None) if name == "tilelang"
+                        else real(name, *a))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    monkeypatch.setattr(triton, "__version__", triton_version)
+    monkeypatch.setattr(linear_attention, "fla_installed", lambda: True)
+    linear_attention.fla_declines.cache_clear()
+    try:
+        resolve = linear_attention.resolve_kernel
+        assert resolve("GLA", "auto", "cuda") == "fla"   # only the gated delta rule's backward
+        if not declines:
+            assert resolve("GDN", "auto", "cuda") == "fla" and resolve("GDN", "fla", "cuda") == "fla"
+            return
+        with pytest.warns(UserWarning, match="GDN: mixer_backend = auto runs the PyTorch reference: .*#640"):
+            assert resolve("GDN", "auto", "cuda") == "reference"
+        with pytest.raises(IclError, match=r"GDN: mixer_backend = fla: .*Triton 3\.6\.0") as refused:
+            resolve("GDN", "fla", "cuda")
+        assert "\n" not in str(refused.value)
+    finally:
+        linear_attention.fla_declines.cache_clear()
 
 
 def test_check_reports_a_missing_fla_at_the_option(monkeypatch):

@@ -15,6 +15,7 @@ import torch
 from icl.blocks.deltanet import DeltaNet
 from icl.blocks.gated_deltanet import GatedDeltaNet
 from icl.blocks.gla import GatedLinearAttention
+from icl.blocks.linear_attention import fla_declines
 from icl.blocks.model import stack_models
 from icl.blocks.rwkv7 import RWKV7TimeMix
 
@@ -48,7 +49,15 @@ def stacked(token: str, runs: int, width: int, heads: int):
     return block.to(DEV)
 
 
+def skip_where_fla_declines(token: str) -> None:
+    reason = fla_declines(token)
+    if reason:  # a known fla defect on this GPU: auto runs the reference (tested below)
+        pytest.skip(reason)
+
+
 def run(block, x, dout, backend, autocast=False):
+    if backend == "fla":
+        skip_where_fla_declines(block.block_name)
     block.mixer_backend = backend
     block.zero_grad()
     x = x.detach().requires_grad_()
@@ -110,4 +119,4 @@ def test_auto_runs_fla_on_cuda_and_the_model_records_it(token):
     model = stack_models(models).to(DEV)
     out = model(torch.randn(2, 4, 32, 5, device=DEV))
     out.square().mean().backward()
-    assert "fla" in model.scan_backend().split(", ")
+    assert ("reference" if fla_declines(token) else "fla") in model.scan_backend().split(", ")
