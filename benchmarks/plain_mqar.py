@@ -8,7 +8,7 @@ The prompts come from this project's TokenMQAR sampler (the task is the project'
 the rest is a textbook loop: `plain` is a 2-layer pre-norm GPT at width 128 (2 heads, learned
 positions N(0, 0.02), GELU MLP x4, fused SDPA attention), `ours` is the model the compiler
 builds from specs/quick/mqar.icl; Adam (AdamW with --weight-decay) at a constant lr, no clipping, tf32 matmuls on a GPU,
-loss at the query positions only. Every 50 steps it scores 256 fresh prompts and the JSON
+loss at the query positions only. Every 50 steps it scores 256 fresh prompts (--score) and the JSON
 records the wall time (training only, from the first step) at which error first reaches 2%.
 """
 from __future__ import annotations
@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--score", type=int, default=256, help="fresh prompts scored every 50 steps")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     dev = torch.device(args.device)
@@ -100,7 +101,7 @@ def main() -> None:
             start = time.perf_counter()  # from the end of step 1 (compiles and warm-up excluded)
         if step % 50 == 0:
             with torch.no_grad():
-                q = task.sample(gen, 256)
+                q = task.sample(gen, args.score)
                 err = (model(q.inputs).argmax(-1) != q.targets)[q.mask].float().mean().item()
             wall = time.perf_counter() - start
             log.append({"step": step, "loss": loss.item(), "error": err, "wall_s": wall})

@@ -3,10 +3,10 @@
 Usage: python benchmarks/quick_mqar_summary.py FOLDER OUT_STEM
 
 FOLDER holds what the device calls brought back: a subfolder per pipeline run (its
-metrics.jsonl, and status.json where there is one), named `alone_<setting>` for a run that had
-the GPU to itself (benchmarks/quick_mqar_lone_run.sh) or `pack5_<setting>` for one trained in a
-pack of five (its wall times are the pack's); and benchmarks/plain_mqar.py's JSON files for the
-plain eager loop. Writes OUT_STEM.json and OUT_STEM.md: for each, the first logged step and
+metrics.jsonl, and status.json where there is one) and benchmarks/plain_mqar.py's JSON files
+for the plain eager loop, each named by how it had the GPU: `alone_...` (to itself, as
+benchmarks/quick_mqar_lone_run.sh runs them), `pack5_...` (in a pack of five: its wall times
+are the pack's) or `shared4_...` (four processes at once). Writes OUT_STEM.json and OUT_STEM.md: for each, the first logged step and
 training wall time at error <= 2% (98% accuracy), the best error, the last step.
 """
 
@@ -18,6 +18,17 @@ from icl import runfolder
 from icl.report.time_to_accuracy import crossings
 
 
+GPU_USE = {"alone": "alone", "pack5": "pack of 5", "shared4": "shared by 4 processes"}
+
+
+def gpu_use(name: str) -> str:
+    """How the run had the GPU, from its name's prefix (alone_, pack5_, shared4_)."""
+    prefix = name.partition("_")[0]
+    if prefix not in GPU_USE:
+        sys.exit(f"error: {name}: the name must start with one of {', '.join(p + '_' for p in GPU_USE)}")
+    return GPU_USE[prefix]
+
+
 def pipeline_row(folder: Path) -> dict:
     found = crossings(runfolder.read_metrics(folder), (0.02,))
     if found is None:
@@ -25,9 +36,8 @@ def pipeline_row(folder: Path) -> dict:
     status_path = folder / "status.json"
     status = json.loads(status_path.read_text()) if status_path.exists() else {}
     hit = found["thresholds"][0]
-    how, _, setting = folder.name.partition("_")
-    return {"name": folder.name, "loop": "pipeline", "gpu": "alone" if how == "alone" else "pack of 5",
-            "setting": setting, "step_98": hit["step"], "wall_98_s": hit["wall_s"],
+    return {"name": folder.name, "loop": "pipeline", "gpu": gpu_use(folder.name),
+            "setting": folder.name.partition("_")[2], "step_98": hit["step"], "wall_98_s": hit["wall_s"],
             "best_error": found["best"]["error"], "last_step": found["last_step"],
             "steps_per_s": status.get("steps_per_s"), "device": status.get("device")}
 
@@ -37,8 +47,7 @@ def plain_row(path: Path) -> dict:
     found = crossings(record["log"], (0.02,))
     hit = found["thresholds"][0]
     log = record["log"]
-    return {"name": path.stem, "loop": f"plain eager ({record['model']} model)",
-            "gpu": "shared by 4" if path.stem != "plain_1e-3" else "alone",
+    return {"name": path.stem, "loop": f"plain eager ({record['model']} model)", "gpu": gpu_use(path.stem),
             "setting": f"lr {record['lr']:g}, wd {record.get('weight_decay', 0):g}",
             "step_98": hit["step"], "wall_98_s": hit["wall_s"], "best_error": found["best"]["error"],
             "last_step": found["last_step"], "steps_per_s": log[-1]["step"] / log[-1]["wall_s"],
