@@ -22,7 +22,10 @@ if [ "${SEQ_TESTS:-1}" = 1 ]; then
     ( timeout $T $PYT $K -k "test_seq_matches_reference and $d and $l" > $OUT/t_seq_${d}_${l}.log 2>&1 ) &
   done; done
 fi
-( timeout $T $PYT $X -k "fp32" > $OUT/t_mix_fp32.log 2>&1 ) &
-( timeout $T $PYT $X -k "not fp32" > $OUT/t_mix_rest.log 2>&1 ) &
+# A process per mixer, CUDA errors reported at the kernel that raised them (they arrive late
+# otherwise, and once blamed the GLA test for what may have been an earlier kernel's fault).
+for sel in "GLA" "DN and not GDN" "GDN" "R7"; do
+  ( CUDA_LAUNCH_BLOCKING=1 timeout $T $PYT $X -k "$sel" > "$OUT/t_mix_${sel%% *}.log" 2>&1 ) &
+done
 wait
 tail -n 3 $OUT/t_*.log
