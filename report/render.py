@@ -130,13 +130,18 @@ def describe_scale(runs: list[Run], status_of: dict) -> dict:
                      "seeds": len(ex["seeds"]), "seed_list": _join(ex["seeds"])})
     steps = [r.train.get("steps") for r in runs]
     steps = [s for s in steps if isinstance(s, (int, float))]
+    # Only runs of the study's tasks are measured against its training length and protocol.
+    study_steps = [r.train.get("steps") for r in runs if _of_the_study(r)]
+    study_steps = [s for s in study_steps if isinstance(s, (int, float))]
     smoke_spec = any("smoke" in Path(str(r.spec or "")).parts for r in runs)
     if not steps:
         return {"label": "none", "warnings": ["No runs with a training length: nothing to report."],
                 "experiments": rows, "smoke": False, "paper_steps": PAPER_STEPS}
     if min(steps) < SMOKE_STEPS or smoke_spec:
         label = "smoke"
-    elif min(steps) < PAPER_STEPS:
+    elif not study_steps:
+        label = "beyond the study"
+    elif min(study_steps) < PAPER_STEPS:
         label = "reduced"
     else:
         label = "paper"
@@ -148,7 +153,7 @@ def describe_scale(runs: list[Run], status_of: dict) -> dict:
             "their numbers and verdicts say nothing about the architectures.")
     elif label == "reduced":
         warnings.append(
-            f"Reduced scale: {_step_range(steps)} steps (the study: {PAPER_STEPS:,}). "
+            f"Reduced scale: {_step_range(study_steps)} steps (the study: {PAPER_STEPS:,}). "
             "ICL training often sits on a plateau and then drops abruptly, and too high a "
             "learning rate can keep a model there: a 'fails' at this scale means something "
             "only if the runs are long enough and the sweep wide enough.")
@@ -164,12 +169,17 @@ def describe_scale(runs: list[Run], status_of: dict) -> dict:
     for run in runs:
         cell_lrs.setdefault((run.task, run.model), set()).add(run.train.get("lr"))
     if runs and all(len(lrs) <= 1 for lrs in cell_lrs.values()):
-        warnings.append("No learning-rate sweep: every cell rests on a single learning rate, "
-                        "while the study takes each cell's best.")
+        warnings.append("No learning-rate sweep: every cell rests on a single learning rate"
+                        + (", while the study takes each cell's best." if study_steps else "."))
     if runs and all(len(ex["seeds"]) <= 1 for ex in experiments.values()):
         warnings.append("One seed per configuration: no seed-to-seed spread behind the numbers.")
     return {"label": label, "warnings": warnings, "experiments": rows,
             "smoke": label == "smoke", "paper_steps": PAPER_STEPS}
+
+
+def _of_the_study(run: Run) -> bool:
+    """A run of one of the study's tasks (Table 1's rows), by the task's kind."""
+    return (run.task_config or {}).get("kind") in table1.PAPER_VERDICTS
 
 
 def _done_less_than_planned(status: dict | None) -> bool:

@@ -401,6 +401,18 @@ def test_reduced_scale_note_names_the_training_lengths(study, tmp_path, lengths,
     assert said in md and "Scale: **reduced**" in md
 
 
+def test_a_spec_without_the_studys_tasks_is_beyond_the_study(tmp_path):
+    from icl.compiler.runs import runs_of
+    from icl.report.render import describe_scale
+
+    scale = describe_scale(runs_of([ROOT / "specs" / "quick" / "mqar.icl"]), {})   # token MQAR only
+    notes = " ".join(scale["warnings"])
+    assert scale["label"] == "beyond the study" and "Reduced scale" not in notes
+    assert "No learning-rate sweep: every cell rests on a single learning rate." in notes
+    zoo = describe_scale(runs_of([ROOT / "specs" / "zoo.icl"]), {})   # sparse parity is the study's
+    assert zoo["label"] == "reduced" and "Reduced scale: 50,000 steps (the study" in " ".join(zoo["warnings"])
+
+
 def test_one_run_is_not_called_runs(study, tmp_path):
     runs = [r for r in study["runs"] if r.task == "linear_regression"][:1]
     statuses = {r.id: json.loads((study["runs_dir"] / r.id / "status.json").read_text()) for r in runs}
