@@ -3,7 +3,9 @@
 Each run costs its planned steps x the measured ms per step of its (architecture, task) at the
 curriculum's final sizes (an upper bound: early curriculum stages are shorter prompts). Over
 G GPUs the runs are scheduled longest first onto the least-loaded GPU; the wall time is
-that schedule's makespan, never less than the longest single run.
+that schedule's makespan, never less than the longest single run. With --pack K, a run costs
+the per-run step time measured in packs of K, and the schedule places packs: each cell's
+runs of one length, K at a time.
 
     python benchmarks/study_cost.py --spec specs/reduced/study.icl \\
         --steps benchmarks/results/train_step_reduced.json --out benchmarks/results/study_cost_reduced.md
@@ -25,11 +27,21 @@ from pathlib import Path
 from icl.run import Run
 
 
-def step_times(records: list[dict], precision: str) -> dict[tuple[str, str], float]:
-    """ms per step of a lone run (project, K = 1) by (arch, task)."""
+def step_times(records: list[dict], precision: str, pack: int = 1) -> dict[tuple[str, str], float]:
+    """ms per step per run of the project's engine in packs of `pack` runs (1: a lone run), by
+    (arch, task)."""
     return {(r["arch"], r["task"]): r["ms_per_step"] for r in records
-            if r.get("impl") == "project" and r.get("pack") == 1 and r.get("ms_per_step") is not None
+            if r.get("impl") == "project" and r.get("pack") == pack and r.get("ms_per_step") is not None
             and r.get("precision", "fp32") == precision and r.get("task")}
+
+
+def packs_of(costs: list[tuple[Run, float]], pack: int) -> list[float]:
+    """GPU-hours of each pack the scheduler would train: a cell's runs of one length, `pack` at a
+    time (a pack's wall time is the sum of its runs' per-run shares)."""
+    cells: dict[tuple, list[float]] = {}
+    for run, hours in costs:
+        cells.setdefault((run.model, run.task, int(run.train["steps"])), []).append(hours)
+    return [sum(hours[i:i + pack]) for hours in cells.values() for i in range(0, len(hours), pack)]
 
 
 def run_hours(runs: list[Run], times: dict[tuple[str, str], float],
@@ -68,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, type=Path)
     parser.add_argument("--steps", required=True, type=Path, help="train_step JSON with per-task rows")
     parser.add_argument("--precision", default="tf32")
+    parser.add_argument("--pack", type=int, default=1,
+                        help="runs trained together as one pack, with the step times measured at that K")
     parser.add_argument("--gpus", default="1,2,4,8")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown here (else stdout)")
     parser.add_argument("--runs-dir", type=Path, default=None,
@@ -87,22 +101,28 @@ def main(argv: list[str] | None = None) -> int:
     left = steps_left(runs, args.runs_dir) if args.runs_dir else None
     if left is not None:
         runs = [r for r in runs if left[r.id] > 0]
-    times = step_times(records, args.precision)
+    times = step_times(records, args.precision, args.pack)
+    if not times:
+        raise SystemExit(f"error: --steps {args.steps}: no project rows at pack {args.pack} and "
+                         f"precision {args.precision}")
     costs = run_hours(runs, times, left)
     total = sum(h for _, h in costs)
+    how = ("one run per process" if args.pack == 1 else
+           f"runs of a cell trained {args.pack} to a pack, at the pack's time per run; a smaller last "
+           "pack is costed at that rate too, an underestimate")
 
     title = f"# Training cost of {args.spec}"
     if left is not None:
         title += f": what is still to train in {args.runs_dir}"
     lines = [title, "",
              f"From measured step times ({args.steps.name}, {', '.join(devices)}, precision {args.precision}, "
-             "one run per process, prompts at the curriculum's final sizes: an upper bound).", "",
+             f"{how}, prompts at the curriculum's final sizes: an upper bound).", "",
              f"**{len(costs)} runs, {total:.2f} GPU-hours** on one GPU.", ""]
     if not costs:
         lines.append("Nothing left to train: every run has finished." if left is not None
                      else "The spec has no runs.")
     else:
-        lines += _tables(costs, times, left, [int(x) for x in args.gpus.split(",") if x])
+        lines += _tables(costs, times, left, [int(x) for x in args.gpus.split(",") if x], args.pack)
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.write_text(text)
@@ -112,13 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _tables(costs: list[tuple[dict, float]], times: dict[tuple[str, str], float],
-            left: dict[str, int] | None, gpus: list[int]) -> list[str]:
+def _tables(costs: list[tuple[Run, float]], times: dict[tuple[str, str], float],
+            left: dict[str, int] | None, gpus: list[int], pack: int = 1) -> list[str]:
     """The wall-hours table per GPU count, then GPU-hours per (architecture, task)."""
     lines = ["| GPUs | wall hours (longest-first schedule) |", "| --- | --- |"]
+    jobs = packs_of(costs, pack)
     for g in gpus:
-        lines.append(f"| {g} | {makespan([h for _, h in costs], g):.2f} |")
-    lines += ["", "| architecture | task | runs | steps per run | ms per step | GPU-hours |",
+        lines.append(f"| {g} | {makespan(jobs, g):.2f} |")
+    per = "ms per step" if pack == 1 else "ms per step per run"
+    lines += ["", f"| architecture | task | runs | steps per run | {per} | GPU-hours |",
               "| --- | --- | --- | --- | --- | --- |"]
     by_cell: dict[tuple[str, str], list[float]] = {}
     steps: dict[tuple[str, str], int] = {}

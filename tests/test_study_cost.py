@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 from icl.compiler.runs import runs_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,3 +59,28 @@ def test_runs_dir_counts_only_what_is_still_to_train(tmp_path, capsys, tiny_spec
     assert "**0 runs, 0.00 GPU-hours**" in done
     assert "Nothing left to train: every run has finished." in done
     assert "| GPUs |" not in done
+
+
+def test_pack_costs_runs_at_the_packed_rate_and_schedules_packs(tmp_path, capsys, tiny_spec):
+    from types import SimpleNamespace
+
+    run = lambda model, steps=10: SimpleNamespace(model=model, task="t", train={"steps": steps})
+    costs = [(run("a"), 1.0)] * 5 + [(run("a", 20), 2.0), (run("b"), 3.0)]
+    # cell (a, t, 10): packs of 2 -> 2 + 2 + 1 hours; (a, t, 20) and (b, t, 10) alone
+    assert sorted(study_cost.packs_of(costs, 2)) == [1.0, 2.0, 2.0, 2.0, 3.0]
+    assert sorted(study_cost.packs_of(costs, 1)) == sorted(h for _, h in costs)
+
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(tiny_spec)
+    runs = runs_of([spec])
+    records = [{"impl": "project", "pack": k, "precision": "tf32", "arch": r.model, "task": r.task,
+                "ms_per_step": ms, "device": "test GPU"} for r in runs for k, ms in ((1, 3600e3), (4, 900e3))]
+    steps = tmp_path / "steps.json"
+    steps.write_text(json.dumps(records))
+    assert study_cost.main(["--spec", str(spec), "--steps", str(steps), "--gpus", "1", "--pack", "4"]) == 0
+    out = capsys.readouterr().out
+    per_run = [int(r.train["steps"]) * 0.25 for r in runs]   # 900 s a step = 0.25 h
+    assert f"**{len(runs)} runs, {sum(per_run):.2f} GPU-hours**" in out
+    assert "4 to a pack" in out and "ms per step per run" in out
+    with pytest.raises(SystemExit, match="no project rows at pack 16"):
+        study_cost.main(["--spec", str(spec), "--steps", str(steps), "--pack", "16"])
