@@ -41,7 +41,9 @@ class S4DKernel(nn.Module):
     def discretised(self) -> tuple[Tensor, Tensor, Tensor]:
         """dt*A, B_bar = (exp(dt A) - 1) / A and C, each (K, H, N/2) complex."""
         dt = torch.exp(self.log_dt.float())                                   # (K, H)
-        C = torch.view_as_complex(self.C.float().contiguous())                # (K, H, N/2)
+        # torch.complex, not view_as_complex: C may be a view into the engine's flat parameter
+        # buffer at an odd offset, which view_as_complex refuses
+        C = torch.complex(self.C[..., 0].float(), self.C[..., 1].float())     # (K, H, N/2)
         A = torch.complex(-torch.exp(self.log_A_real.float()), self.A_imag.float())
         dtA = A * dt[..., None]
         return dtA, (torch.exp(dtA) - 1.0) / A, C

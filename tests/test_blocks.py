@@ -239,6 +239,23 @@ def test_s4d_init_and_even_state():
         S4DKernel(4, d_state=5)
 
 
+def test_s4d_parameters_may_sit_at_an_odd_offset_of_a_flat_buffer():
+    # the packed engine's flat-buffer Adam makes every parameter a view into one buffer; the
+    # zoo's S4 on sparse parity put C at an odd offset, which view_as_complex refused
+    torch.manual_seed(5)
+    k = S4DKernel(6, d_state=8)
+    u = torch.randn(1, 2, 9, 6)   # (K, B, L, H)
+    expected = k(u)
+    flat = torch.zeros(1 + k.C.numel())
+    flat[1:] = k.C.detach().flatten()
+    k.C = torch.nn.Parameter(flat[1:].view_as(k.C))
+    assert k.C.storage_offset() == 1
+    y = k(u)
+    assert torch.equal(y, expected)
+    y.square().sum().backward()
+    assert k.C.grad is not None and torch.isfinite(k.C.grad).all()
+
+
 @pytest.mark.parametrize("length", LENGTHS)
 def test_s4_block_matches_formula(length):
     torch.manual_seed(4)
