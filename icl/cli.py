@@ -328,6 +328,16 @@ def cmd_train(args) -> int:
             print(f"error: run(s) {', '.join(r.id for r in group)}: {error}", file=sys.stderr)
             failed += [r.id for r in group]
             continue
+        except Exception as error:  # a defect, not a user mistake: its traceback, then the rest train
+            if len(groups) == 1:
+                raise
+            import traceback
+
+            traceback.print_exc()
+            print(f"error: run(s) {', '.join(r.id for r in group)}: internal error "
+                  f"({type(error).__name__}: {error}); the other runs go on", file=sys.stderr)
+            failed += [r.id for r in group]
+            continue
         for run, status in zip(group, statuses):
             _print_trained(run, folder_of[run.id], status)
     if failed:

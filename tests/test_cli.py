@@ -274,3 +274,30 @@ def test_train_and_eval_with_runs_dir_alone_take_every_run_of_the_spec(tmp_path,
     done = icl("eval", str(spec), "--runs-dir", str(tmp_path / "runs"), "--no-progress")
     assert done.returncode == 0, done.stderr
     assert all((tmp_path / "runs" / r.id / f"eval-{r.eval_id}.json").exists() for r in runs)
+
+
+def test_a_defect_in_one_run_does_not_stop_the_others(tmp_path, tiny_spec, monkeypatch, capsys):
+    """An internal error (a bug, not a user mistake) in one of several runs: its traceback, one
+    line naming it, the other runs still train, and the command fails at the end."""
+    from icl import cli
+    from icl.compiler.runs import runs_of
+
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(tiny_spec)
+    runs = [r for r in runs_of([spec]) if r.task == "linear_regression"]
+    real = cli._train_group
+
+    def broken_first(group, folders, args, progress):
+        if group[0].id == runs[0].id:
+            raise RuntimeError("Tensor must have a storage_offset divisible by 2")
+        return real(group, folders, args, progress)
+
+    monkeypatch.setattr(cli, "_train_group", broken_first)
+    ids = [a for r in runs for a in ("--run", r.id)]
+    assert cli.main(["train", str(spec), *ids, "--runs-dir", str(tmp_path / "runs"), "--one-by-one",
+                     "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert f"1 of 2 runs failed: {runs[0].id}" in err
+    assert "Traceback" in err and f"error: run(s) {runs[0].id}: internal error (RuntimeError: Tensor" in err
+    assert json.loads((tmp_path / "runs" / runs[1].id / "status.json").read_text())["state"] == "done"
+    assert not (tmp_path / "runs" / runs[0].id / "status.json").exists()
