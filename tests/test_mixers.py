@@ -426,3 +426,24 @@ def test_fla_recurrent_kernels_under_the_triton_interpreter_equal_the_references
     out = subprocess.run([sys.executable, "-c", FLA_UNDER_INTERPRETER], capture_output=True, text=True,
                          env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=600)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_rwkv7_reference_checkpointed_in_stretches_gives_the_same_values_and_gradients(monkeypatch):
+    from icl.blocks import rwkv7
+
+    torch.manual_seed(11)
+    shapes = [(2, 70, 2, 4)] * 3 + [(2, 70, 2, 3)] + [(2, 70, 2, 4)] * 2   # r w k v a b; 70 = 3 stretches
+    inputs = [torch.randn(*s, dtype=torch.float64) for s in shapes]
+    inputs[1] = -torch.rand(*shapes[1], dtype=torch.float64)               # a log decay
+
+    def run(steps):
+        monkeypatch.setattr(rwkv7, "CHECKPOINT_STEPS", steps)
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        o, state = rwkv7.rwkv7_recurrent(*leaves, scale=0.7)
+        (o.sin().sum() + state.square().sum()).backward()
+        return o.detach(), state.detach(), [t.grad for t in leaves]
+
+    o1, s1, g1 = run(10_000)   # one stretch: nothing recomputed
+    o2, s2, g2 = run(32)
+    assert torch.equal(o1, o2) and torch.equal(s1, s2)
+    assert all(torch.equal(x, y) for x, y in zip(g1, g2))
