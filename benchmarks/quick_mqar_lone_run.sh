@@ -1,7 +1,8 @@
 # One device-tool call (issue #26): specs/quick/mqar.icl trained alone on the GPU at a few
 # settings in turn (each alone, so each run's metrics give its own time to 98% accuracy), the
 # .whl folder carried. Settings: "LR" (Adam) or "LR:WD" (AdamW with that weight decay).
-# The runs' metrics and status come back as one $OUT/quick_mqar.tar.gz.
+# The runs' metrics and status (runs/alone_<setting>/) and their summary (benchmarks/
+# quick_mqar_summary.py) come back as one $OUT/quick_mqar.tar.gz.
 source benchmarks/device_env.sh >/dev/null 2>&1
 export PYTHONUNBUFFERED=1
 R=/tmp/quick_mqar; mkdir -p $R
@@ -19,6 +20,6 @@ for setting in ${SETTINGS:-3e-4 6e-4 1e-3 1e-3:0.1}; do
   START=$SECONDS
   timeout ${RUN_S:-120} python3 -m icl.cli train $spec --runs-dir /tmp/runs_$name --no-progress 2>&1 | tail -2
   echo "$name: wall $((SECONDS - START)) s for the train command" | tee -a $R/walls.txt
-  mkdir -p $R/$name; cp /tmp/runs_$name/*/metrics.jsonl /tmp/runs_$name/*/status.json $R/$name/
-  python3 -c "import json,sys; rows=[json.loads(l) for l in open('$R/$name/metrics.jsonl')]; hit=[r for r in rows if r.get('error') is not None and r['error']<=0.02]; print('$name', 'first<=2%:', (hit[0]['step'], round(hit[0]['wall_s'],1)) if hit else None, 'last', rows[-1]['step'], rows[-1]['error'])"
+  mkdir -p $R/runs/alone_$name; cp /tmp/runs_$name/*/metrics.jsonl /tmp/runs_$name/*/status.json $R/runs/alone_$name/
 done
+python3 benchmarks/quick_mqar_summary.py $R/runs $R/summary

@@ -322,20 +322,18 @@ def cmd_train(args) -> int:
     for group in groups:
         try:
             statuses = _train_group(group, [folder_of[r.id] for r in group], args, progress)
-        except IclError as error:  # the other groups still train; the command fails at the end
+        except Exception as error:  # the other groups still train; the command fails at the end
             if len(groups) == 1:
                 raise
-            print(f"error: run(s) {', '.join(r.id for r in group)}: {error}", file=sys.stderr)
-            failed += [r.id for r in group]
-            continue
-        except Exception as error:  # a defect, not a user mistake: its traceback, then the rest train
-            if len(groups) == 1:
-                raise
-            import traceback
+            names = ", ".join(r.id for r in group)
+            if isinstance(error, IclError):  # a user mistake: its one line
+                print(f"error: run(s) {names}: {error}", file=sys.stderr)
+            else:  # a defect: its traceback, then one line naming the runs
+                import traceback
 
-            traceback.print_exc()
-            print(f"error: run(s) {', '.join(r.id for r in group)}: internal error "
-                  f"({type(error).__name__}: {error}); the other runs go on", file=sys.stderr)
+                traceback.print_exc()
+                print(f"error: run(s) {names}: internal error ({type(error).__name__}: {error}); "
+                      "the other runs go on", file=sys.stderr)
             failed += [r.id for r in group]
             continue
         for run, status in zip(group, statuses):

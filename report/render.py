@@ -128,11 +128,10 @@ def describe_scale(runs: list[Run], status_of: dict) -> dict:
         rows.append({**ex, **{k: _join(ex[k]) for k in ("steps", "batch", "lr", "prompts", "bootstrap")},
                      "sweep": ", ".join(sorted(ex["sweep"])) or "none",
                      "seeds": len(ex["seeds"]), "seed_list": _join(ex["seeds"])})
-    steps = [r.train.get("steps") for r in runs]
-    steps = [s for s in steps if isinstance(s, (int, float))]
+    lengths = [(r, r.train.get("steps")) for r in runs if isinstance(r.train.get("steps"), (int, float))]
+    steps = [s for _, s in lengths]
     # Only runs of the study's tasks are measured against its training length and protocol.
-    study_steps = [r.train.get("steps") for r in runs if _of_the_study(r)]
-    study_steps = [s for s in study_steps if isinstance(s, (int, float))]
+    study_steps = [s for r, s in lengths if r.kind in table1.PAPER_VERDICTS]
     smoke_spec = any("smoke" in Path(str(r.spec or "")).parts for r in runs)
     if not steps:
         return {"label": "none", "warnings": ["No runs with a training length: nothing to report."],
@@ -175,11 +174,6 @@ def describe_scale(runs: list[Run], status_of: dict) -> dict:
         warnings.append("One seed per configuration: no seed-to-seed spread behind the numbers.")
     return {"label": label, "warnings": warnings, "experiments": rows,
             "smoke": label == "smoke", "paper_steps": PAPER_STEPS}
-
-
-def _of_the_study(run: Run) -> bool:
-    """A run of one of the study's tasks (Table 1's rows), by the task's kind."""
-    return (run.task_config or {}).get("kind") in table1.PAPER_VERDICTS
 
 
 def _done_less_than_planned(status: dict | None) -> bool:
