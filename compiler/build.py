@@ -60,7 +60,8 @@ def build_from_graph(g: nx.DiGraph, backend: str | None = None):
 
 def build_model(model_config: dict, layout, backend: str | None = None, device=None):
     """ICLModel of a resolved `model_config` (width set) for a task Layout, on `device` (default CPU).
-    backend: selective-scan backend of Mamba blocks (auto | triton | reference; None = auto)."""
+    backend: selective-scan backend of Mamba blocks (auto | triton | triton_seq | reference; None:
+    $ICL_SCAN_BACKEND, else auto)."""
     model = build_from_graph(model_graph(model_config, layout), backend=backend)
     return model if device is None else model.to(device)
 
@@ -80,6 +81,8 @@ def build_for_run(run: Run, model_factory: Callable | None = None):
     task = make_task(task_config)
     if model_factory is None:
         backend = train_settings(run)["backend"]
+        # auto (the default) leaves the choice to $ICL_SCAN_BACKEND, then to dispatch's auto
+        backend = None if backend == "auto" else backend
         model = build_model(run.model_config, layout, backend=backend)
     else:
         model = model_factory(run.model_config, layout)

@@ -3,7 +3,8 @@
 # three tasks that separate them: token MQAR at zoology's settings (recall), the S5 and A5
 # word problems (state tracking: no constant-depth circuit tracks a non-solvable group) and
 # the study's sparse parity. 3 seeds x 3 learning rates per cell (396 runs); runs of one
-# cell differ only in seed and lr, so on a GPU each cell trains as one pack of 9. The budget
+# cell differ only in seed and lr, so on a GPU a cell of the study's six trains as one pack
+# of 9 (the new mixers' blocks are not measured packed: they train alone). The budget
 # counts embeddings: on MQAR the 8192-token table and read-out take most of it (widths
 # ~130 there, ~240 on the other tasks; `icl runs specs/zoo.icl` lists them).
 # Not run yet (2026-12-05): its results go to results/zoo with the report.

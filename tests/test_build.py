@@ -170,3 +170,26 @@ def test_backend_reaches_the_mamba_blocks():
     y = model(x)
     model.set_backend("auto")
     assert torch.allclose(model(x), y, atol=1e-6)
+
+
+@pytest.mark.parametrize("spec_backend,blocks_get", [("", None), ("backend = auto", None),
+                                                     ("backend = reference", "reference")])
+def test_scan_backend_environment_variable_applies_where_the_spec_says_auto(tmp_path, monkeypatch,
+                                                                           spec_backend, blocks_get):
+    """train.backend = auto (the default) leaves the choice to $ICL_SCAN_BACKEND; a backend the
+    spec names wins over it."""
+    from icl.compiler.build import build_for_run
+    from icl.compiler.runs import runs_of
+    spec = tmp_path / "s.icl"
+    spec.write_text("model m { layers = \"M\" width = 8 }\ntask t { kind = linear_regression dims = 2 points = 3 }\n"
+                    f"train tr {{ steps = 1 batch = 2 {spec_backend} }}\n"
+                    "experiment e { models = [m] tasks = [t] train extends tr {} }\n", encoding="utf-8")
+    (run,) = runs_of([spec])
+    model, _, _ = build_for_run(run)
+    assert model.layers[0].block.backend == blocks_get
+    monkeypatch.setenv("ICL_SCAN_BACKEND", "nonsense")
+    if blocks_get is None:
+        with pytest.raises(ValueError, match="ICL_SCAN_BACKEND"):
+            model.layers[0].block(torch.randn(1, 1, 3, 8))
+    else:
+        model.layers[0].block(torch.randn(1, 1, 3, 8))

@@ -191,6 +191,35 @@ def test_reference_matches_closed_form_for_one_state():
     torch.testing.assert_close(last, torch.tensor([[[14.5]]]))
 
 
+def test_reference_checkpointed_stretches_change_nothing_but_the_sum_order(monkeypatch):
+    """The reference recomputes stretches of CHECKPOINT_STEPS steps in the backward: outputs,
+    final state and every gradient but A's are the ones of a single stretch bit for bit; A's
+    (a sum over batch and steps) only adds the stretches' partial sums in another order."""
+    from icl.kernels.testing import run_scan
+    ref = importlib.import_module("icl.kernels.selective_scan_ref")   # the package exports the function
+    inputs = make_scan_inputs(2, 6, 70, 4)   # 70 steps = 3 stretches of 32; fp32, as it computes
+    dout, dlast = torch.randn(2, 6, 70), torch.randn(2, 6, 4)
+
+    calls = []
+    stretch = ref._stretch
+    monkeypatch.setattr(ref, "_stretch", lambda *args: calls.append(1) or stretch(*args))
+
+    def run(steps):
+        monkeypatch.setattr(ref, "CHECKPOINT_STEPS", steps)
+        calls.clear()
+        return run_scan(ref.selective_scan_ref, inputs, dout, dlast), len(calls)
+
+    (out1, last1, grads1), _ = run(10_000)   # one stretch
+    (out2, last2, grads2), stretches = run(32)
+    assert stretches == 6   # 3 stretches forward, each recomputed once in the backward
+    assert torch.equal(out1, out2) and torch.equal(last1, last2)
+    for name in grads1:
+        if name == "A":
+            torch.testing.assert_close(grads2[name], grads1[name], rtol=1e-5, atol=1e-6)
+        else:
+            assert torch.equal(grads1[name], grads2[name]), name
+
+
 
 class _GradientTransposed(torch.autograd.Function):
     """The identity, whose backward hands on the gradient (batch, L, dim) in memory, as out_proj's."""
