@@ -5,16 +5,18 @@
 # quick_mqar_summary.py) come back as one $OUT/quick_mqar.tar.gz.
 source benchmarks/device_env.sh >/dev/null 2>&1
 export PYTHONUNBUFFERED=1
-R=/tmp/quick_mqar; mkdir -p $R
+R=/tmp/quick_mqar; rm -rf $R; mkdir -p $R   # a warm machine keeps an earlier call's runs
 nvidia-smi --query-gpu=name --format=csv,noheader > $R/device.txt
 trap 'tar -C /tmp -czf $OUT/quick_mqar.tar.gz quick_mqar' EXIT
 for setting in ${SETTINGS:-3e-4 6e-4 1e-3 1e-3:0.1}; do
   lr=${setting%%:*}; wd=${setting#*:}
   spec=/tmp/mqar_${lr}_${wd}.icl
+  # The spec's own optimizer lines go first (a key set twice is an error), then the setting's.
+  plain="/^    optimizer = /d; /^    weight_decay = /d"
   if [ "$wd" = "$setting" ]; then
-    sed "s/^    lr = .*/    lr = $lr/" specs/quick/mqar.icl > $spec
+    sed "$plain; s/^    lr = .*/    lr = $lr/" specs/quick/mqar.icl > $spec
   else
-    sed "s/^    lr = .*/    lr = $lr\n    optimizer = adamw\n    weight_decay = $wd/" specs/quick/mqar.icl > $spec
+    sed "$plain; s/^    lr = .*/    lr = $lr\n    optimizer = adamw\n    weight_decay = $wd/" specs/quick/mqar.icl > $spec
   fi
   name=lr${lr}_wd${wd}; [ "$wd" = "$setting" ] && name=lr$lr
   START=$SECONDS
