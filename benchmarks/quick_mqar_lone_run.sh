@@ -19,6 +19,7 @@ for setting in ${SETTINGS:-3e-4 6e-4 1e-3 1e-3:0.1}; do
     sed "$plain; s/^    lr = .*/    lr = $lr\n    optimizer = adamw\n    weight_decay = $wd/" specs/quick/mqar.icl > $spec
   fi
   name=lr${lr}_wd${wd}; [ "$wd" = "$setting" ] && name=lr$lr
+  rm -rf /tmp/runs_$name   # a finished run there would not train again
   START=$SECONDS
   timeout ${RUN_S:-120} python3 -m icl.cli train $spec --runs-dir /tmp/runs_$name --no-progress 2>&1 | tail -2
   echo "$name: wall $((SECONDS - START)) s for the train command" | tee -a $R/walls.txt
