@@ -2,7 +2,8 @@
 issue #26 asks the pipeline to beat, and a bisection tool when the pipeline does not learn.
 
     python benchmarks/plain_mqar.py OUT_JSON [--model plain|ours] [--lr 1e-3] [--weight-decay 0] [--steps N]
-                                    [--seconds S] [--batch 256] [--device cuda]
+                                    [--seconds S] [--batch 256] [--device cuda] [--seed 0]
+                                    [--embedding-std S] [--block-init ours|default]
 
 The prompts come from this project's TokenMQAR sampler (the task is the project's definition);
 the rest is a textbook loop: `plain` is a 2-layer pre-norm GPT at width 128 (2 heads, learned
@@ -10,6 +11,9 @@ positions N(0, 0.02), GELU MLP x4, fused SDPA attention), `ours` is the model th
 builds from specs/quick/mqar.icl; Adam (AdamW with --weight-decay) at a constant lr, no clipping, tf32 matmuls on a GPU,
 loss at the query positions only. Every 50 steps it scores 256 fresh prompts (--score) and the JSON
 records the wall time (training only, from the first step) at which error first reaches 2%.
+Bisection knobs: --embedding-std redraws the token table N(0, S) (the plain model's default is
+nn.Embedding's N(0, 1), ours N(0, init_std)); --block-init default redraws our blocks' Linears with
+nn.Linear's default init instead of GPT-2's N(0, 0.02).
 """
 from __future__ import annotations
 
@@ -68,6 +72,18 @@ def our_model(dev):
     return build_model(run.model_config, TASKS["token_mqar"].layout(run.task_config), device=dev)
 
 
+def default_block_init(model) -> None:
+    """Our blocks' Linears redrawn as nn.Linear draws them (kaiming uniform, bias U(+-1/sqrt(fan_in)))."""
+    from icl.blocks.stacked import StackedLinear
+    with torch.no_grad():
+        for module in model.layers.modules():
+            if isinstance(module, StackedLinear):
+                nn.init.kaiming_uniform_(module.weight[0], a=math.sqrt(5))
+                if module.bias is not None:
+                    bound = 1 / math.sqrt(module.in_features)
+                    nn.init.uniform_(module.bias[0], -bound, bound)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
@@ -79,14 +95,24 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--score", type=int, default=256, help="fresh prompts scored every 50 steps")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--seed", type=int, default=0, help="init seed; the data stream's is seed + 1")
+    ap.add_argument("--embedding-std", type=float, default=None, help="redraw the token table N(0, S)")
+    ap.add_argument("--block-init", choices=["ours", "default"], default="ours",
+                    help="ours only: default = nn.Linear's init for the blocks' Linears")
     args = ap.parse_args()
     dev = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     task = make_task(TASK)
-    gen = torch.Generator(device=dev).manual_seed(1)
+    gen = torch.Generator(device=dev).manual_seed(args.seed + 1)
     model = (PlainGPT(TASK["vocab"], TASK["seq_len"]).to(dev) if args.model == "plain"
              else our_model(dev))
+    table = model.embed.weight if args.model == "plain" else model.read_in.map.weight
+    if args.embedding_std is not None:
+        with torch.no_grad():
+            nn.init.normal_(table, std=args.embedding_std)
+    if args.block_init == "default" and args.model == "ours":
+        default_block_init(model)
     adam = torch.optim.AdamW if args.weight_decay > 0 else torch.optim.Adam
     opt = adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=dev.type == "cuda")
     log, hit, start = [], None, None
@@ -113,6 +139,8 @@ def main() -> None:
                 break
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     Path(args.out).write_text(json.dumps({"model": args.model, "lr": args.lr, "weight_decay": args.weight_decay, "batch": args.batch,
+                                          "seed": args.seed, "embedding_std": args.embedding_std,
+                                          "block_init": args.block_init,
                                           "device": name, "first_98": hit, "log": log}, indent=1))
 
 
