@@ -4,6 +4,7 @@ issue #26 asks the pipeline to beat, and a bisection tool when the pipeline does
     python benchmarks/plain_mqar.py OUT_JSON [--model plain|ours] [--lr 1e-3] [--weight-decay 0] [--steps N]
                                     [--seconds S] [--batch 256] [--device cuda] [--seed 0]
                                     [--embedding-std S] [--block-init ours|default]
+                                    [--weights-from-plain] [--exact-numerics]
 
 The prompts come from this project's TokenMQAR sampler (the task is the project's definition);
 the rest is a textbook loop: `plain` is a 2-layer pre-norm GPT at width 128 (2 heads, learned
@@ -13,7 +14,10 @@ loss at the query positions only. Every 50 steps it scores 256 fresh prompts (--
 records the wall time (training only, from the first step) at which error first reaches 2%.
 Bisection knobs: --embedding-std redraws the token table N(0, S) (the plain model's default is
 nn.Embedding's N(0, 1), ours N(0, init_std)); --block-init default redraws our blocks' Linears with
-nn.Linear's default init instead of GPT-2's N(0, 0.02).
+nn.Linear's default init instead of GPT-2's N(0, 0.02); --weights-from-plain starts our model from
+the plain model's weights of the same seed (the two differ then only in GELU's tanh approximation
+and in numerics); --exact-numerics turns off our GPU shortcuts (fp16 attention under TF32, the
+Triton LayerNorm).
 """
 from __future__ import annotations
 
@@ -84,6 +88,30 @@ def default_block_init(model) -> None:
                     nn.init.uniform_(module.bias[0], -bound, bound)
 
 
+def copy_plain_weights(plain: PlainGPT, ours) -> None:
+    """Our model (layers "A F A F") takes the plain model's weights, tensor for tensor."""
+    pairs = [(plain.embed.weight, ours.read_in.map.weight), (plain.positions, ours.positions.table.weight),
+             (plain.norm.weight, ours.final_norm.weight), (plain.norm.bias, ours.final_norm.bias),
+             (plain.head.weight, ours.read_out.map.weight), (plain.head.bias, ours.read_out.map.bias)]
+    for i, block in enumerate(plain.blocks):
+        attention, mlp = ours.layers[2 * i], ours.layers[2 * i + 1]
+        for src, dst in ((block.norm1, attention.norm), (block.qkv, attention.block.qkv),
+                         (block.proj, attention.block.proj), (block.norm2, mlp.norm),
+                         (block.mlp[0], mlp.block.fc), (block.mlp[2], mlp.block.proj)):
+            pairs += [(src.weight, dst.weight), (src.bias, dst.bias)]
+    with torch.no_grad():
+        for src, dst in pairs:
+            dst.copy_(src.view(dst.shape))
+
+
+def exact_numerics() -> None:
+    """Our blocks without the GPU shortcuts: attention in the activations' dtype, LayerNorm in PyTorch."""
+    import icl.blocks.attention as attention
+    import icl.kernels.dispatch as dispatch
+    attention.tf32_attention = lambda q: False
+    dispatch.triton_available = lambda: False
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
@@ -99,6 +127,8 @@ def main() -> None:
     ap.add_argument("--embedding-std", type=float, default=None, help="redraw the token table N(0, S)")
     ap.add_argument("--block-init", choices=["ours", "default"], default="ours",
                     help="ours only: default = nn.Linear's init for the blocks' Linears")
+    ap.add_argument("--weights-from-plain", action="store_true", help="ours only: start from the plain model's weights")
+    ap.add_argument("--exact-numerics", action="store_true", help="ours only: no fp16 attention, no Triton LayerNorm")
     args = ap.parse_args()
     dev = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -107,6 +137,11 @@ def main() -> None:
     gen = torch.Generator(device=dev).manual_seed(args.seed + 1)
     model = (PlainGPT(TASK["vocab"], TASK["seq_len"]).to(dev) if args.model == "plain"
              else our_model(dev))
+    if args.weights_from_plain and args.model == "ours":
+        torch.manual_seed(args.seed)
+        copy_plain_weights(PlainGPT(TASK["vocab"], TASK["seq_len"]).to(dev), model)
+    if args.exact_numerics:
+        exact_numerics()
     table = model.embed.weight if args.model == "plain" else model.read_in.map.weight
     if args.embedding_std is not None:
         with torch.no_grad():
@@ -140,7 +175,8 @@ def main() -> None:
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     Path(args.out).write_text(json.dumps({"model": args.model, "lr": args.lr, "weight_decay": args.weight_decay, "batch": args.batch,
                                           "seed": args.seed, "embedding_std": args.embedding_std,
-                                          "block_init": args.block_init,
+                                          "block_init": args.block_init, "weights_from_plain": args.weights_from_plain,
+                                          "exact_numerics": args.exact_numerics,
                                           "device": name, "first_98": hit, "log": log}, indent=1))
 
 
