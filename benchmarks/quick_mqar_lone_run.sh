@@ -1,6 +1,7 @@
 # One device-tool call (issue #26): specs/quick/mqar.icl trained alone on the GPU at a few
 # settings in turn (each alone, so each run's metrics give its own time to 98% accuracy), the
-# .whl folder carried. Settings: "LR" (Adam) or "LR:WD" (AdamW with that weight decay).
+# .whl folder carried. Settings: "LR" (Adam) or "LR:WD" (AdamW with that weight decay), and
+# "@SEED" after either for a seed other than the spec's 0.
 # The runs' metrics and status (runs/alone_<setting>/) and their summary (benchmarks/
 # quick_mqar_summary.py) come back as one $OUT/quick_mqar.tar.gz.
 source benchmarks/device_env.sh >/dev/null 2>&1
@@ -9,8 +10,9 @@ R=/tmp/quick_mqar; rm -rf $R; mkdir -p $R   # a warm machine keeps an earlier ca
 nvidia-smi --query-gpu=name --format=csv,noheader > $R/device.txt
 trap 'tar -C /tmp -czf $OUT/quick_mqar.tar.gz quick_mqar' EXIT
 for setting in ${SETTINGS:-3e-4 6e-4 1e-3 1e-3:0.1}; do
+  seed=0; case $setting in *@*) seed=${setting#*@}; setting=${setting%@*};; esac
   lr=${setting%%:*}; wd=${setting#*:}
-  spec=/tmp/mqar_${lr}_${wd}.icl
+  spec=/tmp/mqar_${lr}_${wd}_$seed.icl
   # The spec's own optimizer lines go first (a key set twice is an error), then the setting's.
   plain="/^    optimizer = /d; /^    weight_decay = /d"
   if [ "$wd" = "$setting" ]; then
@@ -19,6 +21,9 @@ for setting in ${SETTINGS:-3e-4 6e-4 1e-3 1e-3:0.1}; do
     sed "$plain; s/^    lr = .*/    lr = $lr\n    optimizer = adamw\n    weight_decay = $wd/" specs/quick/mqar.icl > $spec
   fi
   name=lr${lr}_wd${wd}; [ "$wd" = "$setting" ] && name=lr$lr
+  if [ "$seed" != 0 ]; then
+    sed -i "s/^    lr = \(.*\)/    lr = \1\n    seeds = [$seed]/" $spec; name=${name}_seed$seed
+  fi
   rm -rf /tmp/runs_$name   # a finished run there would not train again
   START=$SECONDS
   timeout ${RUN_S:-120} python3 -m icl.cli train $spec --runs-dir /tmp/runs_$name --no-progress 2>&1 | tail -2

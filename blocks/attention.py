@@ -5,6 +5,13 @@ PyTorch has no TF32 attention kernel, and its fp32 one (cutlass, no tensor cores
 a Transformer pack's step at 280 tokens on an H200 (benchmarks/results/train_step_packed_profile.txt);
 fp16 keeps TF32's 10-bit mantissa (softmax and sums stay fp32 inside the kernel) and ran the
 attention's forward + backward 3.6x faster there, relative error 4e-4 against fp64 (fp32: 3e-7).
+fp16's range is the catch: its smallest normal number is 6e-5, and the gradients that reach the
+attention while a model sits on a loss plateau are far smaller. Unscaled, they flushed to zero:
+on the quick token MQAR (specs/quick/mqar.icl) a model started from the plain GPT's weights (benchmarks/plain_mqar.py)
+stayed on the plateau for 7,000 steps, and reached 98% at step 2,300 with the attention in fp32
+(H100, benchmarks/results/mqar_bisect.md). So the backward runs on the incoming gradient scaled by
+a power of two that brings its largest element to 1 (exact, as fp16 AMP's loss scaling, but per
+call and per run and without overflow checks), and the scale is divided out again in fp32.
 """
 from __future__ import annotations
 
@@ -22,6 +29,38 @@ def tf32_attention(q: Tensor) -> bool:
     (training/precision.py's matmul_precision) and no autocast (which picks its own dtype)."""
     return (q.is_cuda and q.dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32
             and not torch.is_autocast_enabled("cuda"))
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward on (K, ...) activations. Backward: picks, per run k, the power of two that
+    brings the incoming gradient's largest element to 1, writes it to `scale` (K, 1, ...) and
+    multiplies the gradient by it."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: Tensor) -> Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        largest = grad.abs().amax(dim=tuple(range(1, grad.dim())), keepdim=True).float()
+        exponent = torch.where(largest > 0, -torch.ceil(torch.log2(largest)), torch.zeros_like(largest))
+        ctx.scale.copy_(torch.exp2(exponent.clamp(-100, 100)))  # no host sync: CUDA graphs capture it
+        return grad * ctx.scale, None
+
+
+class _UnscaleGradient(torch.autograd.Function):
+    """Identity forward. Backward: divides the gradient by `scale` (set by _ScaleGradient's
+    backward, which autograd runs first: it sits downstream)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: Tensor) -> Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return grad / ctx.scale, None
 
 
 class CausalSelfAttention(nn.Module):
@@ -49,12 +88,16 @@ class CausalSelfAttention(nn.Module):
         runs, batch, length, width = x.shape
         qkv = self.qkv(x)
         dtype = qkv.dtype  # bf16 under autocast
-        if tf32_attention(qkv):
-            qkv = qkv.half()  # one cast of the dense product, not three of strided views
+        half = tf32_attention(qkv)
+        if half:  # one cast of the dense product, not three of strided views
+            scale = torch.ones(runs, 1, 1, 1, device=qkv.device)  # each run's gradient scale
+            qkv = _UnscaleGradient.apply(qkv, scale).half()
         # (K, B, T, D) -> (K*B, heads, T, D / heads), views
         q, k, v = (t.reshape(runs * batch, length, self.heads, width // self.heads).transpose(1, 2)
                    for t in qkv.split(width, dim=-1))
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         # back to (K, B, T, D) in the product's dtype: the transpose and the cast in one copy
-        y = y.transpose(1, 2).to(dtype, memory_format=torch.contiguous_format)
-        return self.proj(y.view(runs, batch, length, width))
+        y = y.transpose(1, 2).to(dtype, memory_format=torch.contiguous_format).view(runs, batch, length, width)
+        if half:
+            y = _ScaleGradient.apply(y, scale)
+        return self.proj(y)

@@ -120,6 +120,31 @@ def test_attention_is_causal():
     assert not torch.allclose(m(x2)[0, :, 5:], y[:, 5:], atol=1e-3)
 
 
+def test_fp16_attention_keeps_gradients_far_below_fp16s_range(monkeypatch):
+    """Under TF32 on a GPU the attention runs on fp16 copies (blocks/attention.py); a run whose
+    upstream gradient is ~1e-9 (a loss plateau) must keep its gradients (unscaled, fp16 flushed
+    them to zero), and each run of a pack is scaled by its own power of two."""
+    from icl.blocks import attention
+    from icl.blocks.model import stack_models
+    torch.manual_seed(0)
+    block = stack_models([CausalSelfAttention(32, heads=2, bias=True), CausalSelfAttention(32, heads=2, bias=True)])
+    x = torch.randn(2, 3, 16, 32)
+    dout = torch.randn_like(x) * torch.tensor([1e-9, 1.0]).view(2, 1, 1, 1)
+
+    def gradients(half: bool):
+        monkeypatch.setattr(attention, "tf32_attention", lambda q: half)  # the CPU runs fp16 SDPA too
+        xx = x.clone().requires_grad_()
+        block.zero_grad()
+        (block(xx) * dout).sum().backward()
+        return {"dx": xx.grad, "qkv.w": block.qkv.weight.grad.clone(), "qkv.b": block.qkv.bias.grad.clone()}
+
+    exact, fast = gradients(False), gradients(True)
+    for name in exact:
+        for k in range(2):
+            err = ((fast[name][k] - exact[name][k]).norm() / exact[name][k].norm()).item()
+            assert err < 2e-3, (name, k, err)  # fp16's 11-bit mantissa: ~4e-4
+
+
 def test_attention_without_bias_has_no_bias():
     m = CausalSelfAttention(8, heads=2, bias=False)
     assert m.qkv.bias is None and m.proj.bias is None
