@@ -43,3 +43,18 @@ def test_tf32_attention_runs_fp16_close_to_fp32(monkeypatch):
         assert rel < 3e-3, (name, rel)  # TF32 products alone: ~1e-3
     dtypes, _ = _run(block, x, dout, "bf16", monkeypatch)
     assert dtypes == [torch.bfloat16]  # autocast's choice, untouched
+
+
+def test_tf32_attention_keeps_a_plateaus_tiny_gradients(monkeypatch):
+    """An upstream gradient of ~1e-9 (a loss plateau): fp16 alone flushes what reaches q, k and v
+    to zero; the scaled backward keeps them within TF32's error of the fp32 attention's."""
+    torch.manual_seed(1)
+    block = CausalSelfAttention(128, heads=2, bias=True).to(DEV)
+    x = torch.randn(1, 16, 64, 128, device=DEV)
+    dout = torch.randn_like(x) * 1e-9
+    _, exact = _run(block, x, dout, "fp32", monkeypatch)
+    dtypes, fast = _run(block, x, dout, "tf32", monkeypatch)
+    assert dtypes == [torch.float16]
+    for name, ours, ref in zip(["y", "dx", "qkv.w", "qkv.b", "proj.w", "proj.b"], fast, exact):
+        rel = ((ours - ref).norm() / ref.norm()).item()
+        assert rel < 3e-3, (name, rel)
