@@ -23,20 +23,21 @@ import math
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from icl.blocks.linear_attention import KernelChoice, l2_normalize, normal_, split_heads
 from icl.blocks.catalog import R7_LORA_RANK as LORA_RANK  # RWKV-7's smallest low-rank size (32)
 from icl.blocks.stacked import StackedLinear
+from icl.kernels.stretches import run_in_stretches
 
 DECAY_SCALE = math.exp(-0.5)
 GROUP_NORM_EPS = 64e-5  # RWKV-7's ln_x: 1e-5 * head_size_divisor^2
 
 
-# Steps per checkpointed stretch of the reference: autograd keeps the state entering each
-# stretch, not one per token, and recomputes a stretch in the backward (same values). Without it
-# the zoo's R7 on sparse parity (280 tokens, 8 layers) peaked at 22.5 GB on the CPU.
+# Steps per checkpointed stretch of the reference (kernels/stretches.py): autograd keeps the
+# state entering each stretch, not one per token, and recomputes a stretch in the backward (same
+# values). Without it the zoo's R7 on sparse parity (280 tokens, 8 layers) peaked at 22.5 GB on
+# the CPU.
 CHECKPOINT_STEPS = 32
 
 
@@ -47,15 +48,8 @@ def rwkv7_recurrent(r: Tensor, w: Tensor, k: Tensor, v: Tensor, a: Tensor, b: Te
     S_t = diag(exp(w_t)) S_{t-1} + b_t (a_t^T S_{t-1}) + k_t v_t^T,  o_t = scale S_t^T r_t."""
     batch, length, heads, dk = r.shape
     state = r.new_zeros(batch, heads, dk, v.shape[-1])
-    keep = torch.is_grad_enabled() and any(t.requires_grad for t in (r, w, k, v, a, b))
-    out = []
-    for start in range(0, length, CHECKPOINT_STEPS):
-        stretch = [t[:, start:start + CHECKPOINT_STEPS] for t in (r, w, k, v, a, b)]
-        if keep:
-            o, state = torch.utils.checkpoint.checkpoint(_steps, state, *stretch, scale, use_reentrant=False)
-        else:
-            o, state = _steps(state, *stretch, scale)
-        out.append(o)
+    out, state = run_in_stretches(_steps, state, (r, w, k, v, a, b), axis=1, steps=CHECKPOINT_STEPS,
+                                  extra=(scale,))
     return torch.cat(out, dim=1), state
 
 

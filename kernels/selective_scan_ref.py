@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint
 from torch import Tensor
 
-# Steps per checkpointed stretch: when autograd records, it keeps the state entering each
-# stretch rather than the (batch, dim, L, N) discretised inputs and a state per step, and
-# recomputes a stretch in the backward (same values). Without it the zoo's Mamba on sparse
+from icl.kernels.stretches import run_in_stretches
+
+# Steps per checkpointed stretch (kernels/stretches.py): when autograd records, it keeps the state
+# entering each stretch rather than the (batch, dim, L, N) discretised inputs and a state per step,
+# and recomputes a stretch in the backward (same values). Without it the zoo's Mamba on sparse
 # parity (280 tokens, 8 layers) peaked at 18.5 GB on the CPU.
 CHECKPOINT_STEPS = 32
 
@@ -85,17 +86,8 @@ def selective_scan_ref(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     if delta_softplus:
         delta = F.softplus(delta)
     state = u.new_zeros(batch, dim, A.shape[-1])
-    keep = torch.is_grad_enabled() and any(t is not None and t.requires_grad
-                                           for t in (u, delta, A, B, C))
-    ys = []
-    for start in range(0, length, CHECKPOINT_STEPS):
-        stretch = [t[:, :, start:start + CHECKPOINT_STEPS] for t in (delta, u, B, C)]
-        if keep:
-            y_part, state = torch.utils.checkpoint.checkpoint(_stretch, state, A, *stretch,
-                                                              use_reentrant=False)
-        else:
-            y_part, state = _stretch(state, A, *stretch)
-        ys.append(y_part)
+    # A is whole in every stretch; the others are cut along their steps axis
+    ys, state = run_in_stretches(_stretch, state, (delta, u, B, C), axis=2, steps=CHECKPOINT_STEPS, extra=(A,))
     y = torch.cat(ys, dim=2) if length > 0 else u.new_zeros(batch, dim, 0)
     out = y if D is None else y + u * D[..., None]
     if z is not None:
@@ -104,7 +96,7 @@ def selective_scan_ref(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     return (out, state) if return_last_state else out
 
 
-def _stretch(state: Tensor, A: Tensor, delta: Tensor, u: Tensor, B: Tensor, C: Tensor):
+def _stretch(state: Tensor, delta: Tensor, u: Tensor, B: Tensor, C: Tensor, A: Tensor):
     """The recurrence over one stretch of steps from `state` (batch, dim, N): (y of the
     stretch (batch, dim, T), the state after it). A (1 or batch, dim, N); delta, u (batch,
     dim, T) after softplus; B, C (batch, N, T)."""
