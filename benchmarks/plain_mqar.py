@@ -5,6 +5,7 @@ issue #26 asks the pipeline to beat, and a bisection tool when the pipeline does
                                     [--seconds S] [--batch 256] [--device cuda] [--seed 0]
                                     [--embedding-std S] [--block-init ours|default]
                                     [--weights-from-plain] [--exact-numerics]
+                                    [--attention auto|fp16-scaled|fp16-unscaled] [--rows]
 
 The prompts come from this project's TokenMQAR sampler (the task is the project's definition);
 the rest is a textbook loop: `plain` is a 2-layer pre-norm GPT at width 128 (2 heads, learned
@@ -17,7 +18,10 @@ nn.Embedding's N(0, 1), ours N(0, init_std)); --block-init default redraws our b
 nn.Linear's default init instead of GPT-2's N(0, 0.02); --weights-from-plain starts our model from
 the plain model's weights of the same seed (the two differ then only in GELU's tanh approximation
 and in numerics); --exact-numerics turns off our GPU shortcuts (fp16 attention under TF32, the
-Triton LayerNorm).
+Triton LayerNorm); --attention fp16-scaled|fp16-unscaled forces our attention's TF32 path (fp16
+q, k, v, with or without the backward's gradient scaling) on any device, the CPU included;
+--rows computes the read-out at the query positions only (the same loss and gradients, 8x less
+read-out work: what makes a CPU run of a few thousand steps affordable).
 """
 from __future__ import annotations
 
@@ -112,6 +116,32 @@ def exact_numerics() -> None:
     dispatch.triton_available = lambda: False
 
 
+def force_fp16_attention(scaled: bool) -> None:
+    """Our attention takes its TF32 path (fp16 q, k, v) wherever it runs; unscaled: without the
+    backward's gradient scaling (as before the fix in blocks/attention.py)."""
+    import icl.blocks.attention as attention
+    attention.tf32_attention = lambda q: True
+    if not scaled:
+        attention._ScaleGradient.apply = staticmethod(lambda x, scale: x)
+        attention._UnscaleGradient.apply = staticmethod(lambda x, scale: x)
+
+
+def logits_at_queries(model, p, rows: bool):
+    """(logits, targets) at the loss's positions."""
+    if not rows:
+        return model(p.inputs)[p.mask], p.targets[p.mask]
+    index = p.mask.nonzero()[:, 1].view(p.mask.shape[0], -1)   # the same count of queries per prompt
+    if isinstance(model, PlainGPT):
+        x = model.embed(p.inputs) + model.positions[: p.inputs.shape[1]]
+        for block in model.blocks:
+            x = block(x)
+        x = x.gather(1, index.unsqueeze(-1).expand(*index.shape, x.shape[-1]))
+        out = model.head(model.norm(x))
+    else:
+        out = model(p.inputs, rows=index)
+    return out.reshape(-1, out.shape[-1]), p.targets.gather(1, index).reshape(-1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
@@ -129,6 +159,9 @@ def main() -> None:
                     help="ours only: default = nn.Linear's init for the blocks' Linears")
     ap.add_argument("--weights-from-plain", action="store_true", help="ours only: start from the plain model's weights")
     ap.add_argument("--exact-numerics", action="store_true", help="ours only: no fp16 attention, no Triton LayerNorm")
+    ap.add_argument("--attention", choices=["auto", "fp16-scaled", "fp16-unscaled"], default="auto",
+                    help="ours only: force the TF32 path's fp16 attention, with or without gradient scaling")
+    ap.add_argument("--rows", action="store_true", help="read-out at the query positions only")
     args = ap.parse_args()
     dev = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -142,6 +175,8 @@ def main() -> None:
         copy_plain_weights(PlainGPT(TASK["vocab"], TASK["seq_len"]).to(dev), model)
     if args.exact_numerics:
         exact_numerics()
+    if args.attention != "auto":
+        force_fp16_attention(scaled=args.attention == "fp16-scaled")
     table = model.embed.weight if args.model == "plain" else model.read_in.map.weight
     if args.embedding_std is not None:
         with torch.no_grad():
@@ -153,8 +188,8 @@ def main() -> None:
     log, hit, start = [], None, None
     for step in range(1, args.steps + 1):
         p = task.sample(gen, args.batch)
-        logits = model(p.inputs)
-        loss = F.cross_entropy(logits[p.mask], p.targets[p.mask])
+        logits, targets = logits_at_queries(model, p, args.rows)
+        loss = F.cross_entropy(logits, targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -163,7 +198,8 @@ def main() -> None:
         if step % 50 == 0:
             with torch.no_grad():
                 q = task.sample(gen, args.score)
-                err = (model(q.inputs).argmax(-1) != q.targets)[q.mask].float().mean().item()
+                logits, targets = logits_at_queries(model, q, args.rows)
+                err = (logits.argmax(-1) != targets).float().mean().item()
             wall = time.perf_counter() - start
             log.append({"step": step, "loss": loss.item(), "error": err, "wall_s": wall})
             print(f"step {step} loss {loss.item():.3f} error {err:.3f} wall {wall:.1f}s", flush=True)
@@ -176,7 +212,8 @@ def main() -> None:
     Path(args.out).write_text(json.dumps({"model": args.model, "lr": args.lr, "weight_decay": args.weight_decay, "batch": args.batch,
                                           "seed": args.seed, "embedding_std": args.embedding_std,
                                           "block_init": args.block_init, "weights_from_plain": args.weights_from_plain,
-                                          "exact_numerics": args.exact_numerics,
+                                          "exact_numerics": args.exact_numerics, "attention": args.attention,
+                                          "rows": args.rows,
                                           "device": name, "first_98": hit, "log": log}, indent=1))
 
 
