@@ -6,7 +6,9 @@
 # (seeds 1 and 2: 28.3 s, 29.3 s). The learning sits on a plateau (a third of the queries
 # right: a stored value not yet queried) and then drops abruptly; AdamW's weight decay 0.1
 # ends the plateau sooner: plain Adam at lr 6e-4 took 43.1 s (step 14,400), at lr 3e-4 or
-# 1e-3 it stayed on the plateau for all 20,000 steps.
+# 1e-3 it stayed on the plateau for all 20,000 steps. All these times predate the fix of the
+# attention's fp16 backward (blocks/attention.py, benchmarks/results/mqar_bisect.md), which
+# kept small gradients from the attention while the model sat on that plateau.
 
 model transformer {
   layers = "(A F)*2"
