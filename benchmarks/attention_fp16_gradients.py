@@ -38,11 +38,10 @@ def main() -> None:
     plain = plain_mqar.PlainGPT(plain_mqar.TASK["vocab"], plain_mqar.TASK["seq_len"])
     model = plain_mqar.our_model(torch.device("cpu"))
     plain_mqar.copy_plain_weights(plain, model)
-    scale, unscale = attention._ScaleGradient.apply, attention._UnscaleGradient.apply
+    scaled = attention._GradientScale.apply
 
     def scaling(off: bool) -> None:
-        attention._ScaleGradient.apply = staticmethod(lambda x, s: x) if off else scale
-        attention._UnscaleGradient.apply = staticmethod(lambda x, s: x) if off else unscale
+        attention._GradientScale.apply = staticmethod(lambda x, scale, pick: x) if off else scaled
 
     exact = qkv_gradients(model, prompts, "fp32", scaling)
     width = model.graph_attrs.get("width", 128)

@@ -122,8 +122,7 @@ def force_fp16_attention(scaled: bool) -> None:
     import icl.blocks.attention as attention
     attention.tf32_attention = lambda q: True
     if not scaled:
-        attention._ScaleGradient.apply = staticmethod(lambda x, scale: x)
-        attention._UnscaleGradient.apply = staticmethod(lambda x, scale: x)
+        attention._GradientScale.apply = staticmethod(lambda x, scale, pick: x)
 
 
 def logits_at_queries(model, p, rows: bool):

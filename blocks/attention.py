@@ -31,36 +31,26 @@ def tf32_attention(q: Tensor) -> bool:
             and not torch.is_autocast_enabled("cuda"))
 
 
-class _ScaleGradient(torch.autograd.Function):
-    """Identity forward on (K, ...) activations. Backward: picks, per run k, the power of two that
-    brings the incoming gradient's largest element to 1, writes it to `scale` (K, 1, ...) and
-    multiplies the gradient by it."""
+class _GradientScale(torch.autograd.Function):
+    """Identity forward on (K, ...) activations; `scale` (K, 1, ...) is shared by the two ends of
+    the fp16 attention. Backward at the output end (pick=True): picks, per run k, the power of two
+    that brings the incoming gradient's largest element to 1, writes it to `scale` and multiplies
+    the gradient by it. At the input end (pick=False), which autograd reaches later (it lies
+    upstream): divides the gradient by it."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, scale: Tensor) -> Tensor:
-        ctx.scale = scale
+    def forward(ctx, x: Tensor, scale: Tensor, pick: bool) -> Tensor:
+        ctx.scale, ctx.pick = scale, pick
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
+        if not ctx.pick:
+            return grad / ctx.scale, None, None
         largest = grad.abs().amax(dim=tuple(range(1, grad.dim())), keepdim=True).float()
         exponent = torch.where(largest > 0, -torch.ceil(torch.log2(largest)), torch.zeros_like(largest))
         ctx.scale.copy_(torch.exp2(exponent.clamp(-100, 100)))  # no host sync: CUDA graphs capture it
-        return grad * ctx.scale, None
-
-
-class _UnscaleGradient(torch.autograd.Function):
-    """Identity forward. Backward: divides the gradient by `scale` (set by _ScaleGradient's
-    backward, which autograd runs first: it sits downstream)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, scale: Tensor) -> Tensor:
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        return grad / ctx.scale, None
+        return grad * ctx.scale, None, None
 
 
 class CausalSelfAttention(nn.Module):
@@ -91,7 +81,7 @@ class CausalSelfAttention(nn.Module):
         half = tf32_attention(qkv)
         if half:  # one cast of the dense product, not three of strided views
             scale = torch.ones(runs, 1, 1, 1, device=qkv.device)  # each run's gradient scale
-            qkv = _UnscaleGradient.apply(qkv, scale).half()
+            qkv = _GradientScale.apply(qkv, scale, False).half()
         # (K, B, T, D) -> (K*B, heads, T, D / heads), views
         q, k, v = (t.reshape(runs * batch, length, self.heads, width // self.heads).transpose(1, 2)
                    for t in qkv.split(width, dim=-1))
@@ -99,5 +89,5 @@ class CausalSelfAttention(nn.Module):
         # back to (K, B, T, D) in the product's dtype: the transpose and the cast in one copy
         y = y.transpose(1, 2).to(dtype, memory_format=torch.contiguous_format).view(runs, batch, length, width)
         if half:
-            y = _ScaleGradient.apply(y, scale)
+            y = _GradientScale.apply(y, scale, True)
         return self.proj(y)
