@@ -7,9 +7,10 @@ fp16 keeps TF32's 10-bit mantissa (softmax and sums stay fp32 inside the kernel)
 attention's forward + backward 3.6x faster there, relative error 4e-4 against fp64 (fp32: 3e-7).
 fp16's range is the catch: its smallest normal number is 6e-5, and the gradients that reach the
 attention while a model sits on a loss plateau are far smaller. Unscaled, they flushed to zero:
-on the quick token MQAR (specs/quick/mqar.icl) a model started from the plain GPT's weights (benchmarks/plain_mqar.py)
-stayed on the plateau for 7,000 steps, and reached 98% at step 2,300 with the attention in fp32
-(H100, benchmarks/results/mqar_bisect.md). So the backward runs on the incoming gradient scaled by
+on the quick token MQAR (specs/quick/mqar.icl) a model started from the plain GPT's weights
+(benchmarks/plain_mqar.py) stayed on the plateau for 7,000 steps, and reached 98% at step 2,300
+with the attention in fp32 and PyTorch's LayerNorm (H100, benchmarks/results/mqar_bisect.md; the
+Triton LayerNorm's gradients match PyTorch's, the fp16 attention's were 8% off). So the backward runs on the incoming gradient scaled by
 a power of two that brings its largest element to 1 (exact, as fp16 AMP's loss scaling, but per
 call and per run and without overflow checks), and the scale is divided out again in fp32.
 """
