@@ -18,13 +18,12 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 import plain_mqar  # noqa: E402
 
-from icl.blocks import attention  # noqa: E402
 from icl.tasks import make_task  # noqa: E402
 
 
-def qkv_gradients(model, prompts, mode: str, monkeypatch_scaling) -> dict:
-    attention.tf32_attention = lambda q: mode != "fp32"
-    monkeypatch_scaling(mode == "fp16 unscaled")
+def qkv_gradients(model, prompts, mode: str) -> dict:
+    """mode: plain_mqar.set_attention's."""
+    plain_mqar.set_attention(mode)
     model.zero_grad()
     logits = model(prompts.inputs)
     F.cross_entropy(logits[prompts.mask], prompts.targets[prompts.mask]).backward()
@@ -38,24 +37,19 @@ def main() -> None:
     plain = plain_mqar.PlainGPT(plain_mqar.TASK["vocab"], plain_mqar.TASK["seq_len"])
     model = plain_mqar.our_model(torch.device("cpu"))
     plain_mqar.copy_plain_weights(plain, model)
-    scaled = attention._GradientScale.apply
-
-    def scaling(off: bool) -> None:
-        attention._GradientScale.apply = staticmethod(lambda x, scale, pick: x) if off else scaled
-
-    exact = qkv_gradients(model, prompts, "fp32", scaling)
+    exact = qkv_gradients(model, prompts, "fp32")
     width = model.graph_attrs.get("width", 128)
     lines = ["# fp16 attention's qkv gradients against fp32 attention's (CPU, one quick-MQAR batch)", "",
              "Relative error (norm of the difference / norm of the fp32 gradient) of each attention "
              "layer's qkv weight gradient, per q, k, v slice; written by benchmarks/attention_fp16_gradients.py.", "",
              "| attention | layer | q | k | v |", "|---|---|---|---|---|"]
-    for mode in ("fp16 unscaled", "fp16 scaled (ours)"):
-        grads = qkv_gradients(model, prompts, mode, scaling)
+    for mode, label in (("fp16-unscaled", "fp16 unscaled"), ("fp16-scaled", "fp16 scaled (ours)")):
+        grads = qkv_gradients(model, prompts, mode)
         for name, ref in exact.items():
             errs = [((grads[name][..., i * width:(i + 1) * width, :] - ref[..., i * width:(i + 1) * width, :]).norm()
                      / ref[..., i * width:(i + 1) * width, :].norm()).item() for i in range(3)]
-            lines.append(f"| {mode} | {name.split('.block')[0]} | " + " | ".join(f"{e:.1e}" for e in errs) + " |")
-    scaling(False)
+            lines.append(f"| {label} | {name.split('.block')[0]} | " + " | ".join(f"{e:.1e}" for e in errs) + " |")
+    plain_mqar.set_attention("auto")
     text = "\n".join(lines) + "\n"
     print(text)
     if len(sys.argv) > 1:

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from icl.blocks.attention import tf32_attention as TF32_ATTENTION  # our attention's own choice
 from icl.tasks import make_task
 
 TASK = {"kind": "token_mqar", "vocab": 8192, "seq_len": 64, "pairs": 8}
@@ -65,10 +66,13 @@ class PlainGPT(nn.Module):
         self.blocks = nn.ModuleList(Block(width, heads) for _ in range(layers))
         self.norm, self.head = nn.LayerNorm(width), nn.Linear(width, vocab)
 
-    def forward(self, tokens):
+    def forward(self, tokens, rows=None):
+        """rows (B, n): the read-out at these positions only, as our model's."""
         x = self.embed(tokens) + self.positions[: tokens.shape[1]]
         for block in self.blocks:
             x = block(x)
+        if rows is not None:
+            x = x.gather(1, rows.unsqueeze(-1).expand(*rows.shape, x.shape[-1]))
         return self.head(self.norm(x))
 
 
@@ -81,15 +85,11 @@ def our_model(dev):
 
 
 def default_block_init(model) -> None:
-    """Our blocks' Linears redrawn as nn.Linear draws them (kaiming uniform, bias U(+-1/sqrt(fan_in)))."""
+    """Our blocks' Linears redrawn as nn.Linear draws them."""
     from icl.blocks.stacked import StackedLinear
-    with torch.no_grad():
-        for module in model.layers.modules():
-            if isinstance(module, StackedLinear):
-                nn.init.kaiming_uniform_(module.weight[0], a=math.sqrt(5))
-                if module.bias is not None:
-                    bound = 1 / math.sqrt(module.in_features)
-                    nn.init.uniform_(module.bias[0], -bound, bound)
+    for module in model.layers.modules():
+        if isinstance(module, StackedLinear):
+            module.default_init()
 
 
 def copy_plain_weights(plain: PlainGPT, ours) -> None:
@@ -108,21 +108,23 @@ def copy_plain_weights(plain: PlainGPT, ours) -> None:
             dst.copy_(src.view(dst.shape))
 
 
+def set_attention(mode: str) -> None:
+    """Our attention's numerics everywhere: auto (its own choice: fp16 under TF32 on a GPU), fp32,
+    fp16-scaled (its TF32 path on any device, the CPU included) or fp16-unscaled (that path
+    without the backward's gradient scaling, as before the fix in blocks/attention.py)."""
+    import icl.blocks.attention as attention
+    attention.tf32_attention = {"auto": TF32_ATTENTION, "fp32": lambda q: False}.get(mode, lambda q: True)
+    if mode == "fp16-unscaled":
+        attention._GradientScale.apply = staticmethod(lambda x, scale, pick: x)
+    elif "apply" in vars(attention._GradientScale):
+        del attention._GradientScale.apply   # back to autograd.Function's own
+
+
 def exact_numerics() -> None:
     """Our blocks without the GPU shortcuts: attention in the activations' dtype, LayerNorm in PyTorch."""
-    import icl.blocks.attention as attention
     import icl.kernels.dispatch as dispatch
-    attention.tf32_attention = lambda q: False
+    set_attention("fp32")
     dispatch.triton_available = lambda: False
-
-
-def force_fp16_attention(scaled: bool) -> None:
-    """Our attention takes its TF32 path (fp16 q, k, v) wherever it runs; unscaled: without the
-    backward's gradient scaling (as before the fix in blocks/attention.py)."""
-    import icl.blocks.attention as attention
-    attention.tf32_attention = lambda q: True
-    if not scaled:
-        attention._GradientScale.apply = staticmethod(lambda x, scale, pick: x)
 
 
 def logits_at_queries(model, p, rows: bool):
@@ -130,14 +132,7 @@ def logits_at_queries(model, p, rows: bool):
     if not rows:
         return model(p.inputs)[p.mask], p.targets[p.mask]
     index = p.mask.nonzero()[:, 1].view(p.mask.shape[0], -1)   # the same count of queries per prompt
-    if isinstance(model, PlainGPT):
-        x = model.embed(p.inputs) + model.positions[: p.inputs.shape[1]]
-        for block in model.blocks:
-            x = block(x)
-        x = x.gather(1, index.unsqueeze(-1).expand(*index.shape, x.shape[-1]))
-        out = model.head(model.norm(x))
-    else:
-        out = model(p.inputs, rows=index)
+    out = model(p.inputs, rows=index)
     return out.reshape(-1, out.shape[-1]), p.targets.gather(1, index).reshape(-1)
 
 
@@ -175,7 +170,7 @@ def main() -> None:
     if args.exact_numerics:
         exact_numerics()
     if args.attention != "auto":
-        force_fp16_attention(scaled=args.attention == "fp16-scaled")
+        set_attention(args.attention)
     table = model.embed.weight if args.model == "plain" else model.read_in.map.weight
     if args.embedding_std is not None:
         with torch.no_grad():

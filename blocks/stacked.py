@@ -32,12 +32,15 @@ class StackedLinear(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.empty(1, out_features, in_features))
         self.bias = nn.Parameter(torch.empty(1, out_features)) if bias else None
-        # nn.Linear's init (kaiming uniform, a = sqrt(5); bias U(+-1/sqrt(fan_in))), drawn on the
-        # run's (out, in) slice so that fan-in is the layer's.
+        self.default_init()
+
+    def default_init(self) -> None:
+        """nn.Linear's init (kaiming uniform, a = sqrt(5); bias U(+-1/sqrt(fan_in))), drawn on the
+        first run's (out, in) slice so that fan-in is the layer's."""
         with torch.no_grad():
             nn.init.kaiming_uniform_(self.weight[0], a=math.sqrt(5))
             if self.bias is not None:
-                bound = 1 / math.sqrt(in_features) if in_features > 0 else 0
+                bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
                 nn.init.uniform_(self.bias[0], -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
