@@ -3,7 +3,7 @@
 Usage: python benchmarks/quick_mqar_summary.py FOLDER OUT_STEM
 
 FOLDER holds what the device calls brought back: a subfolder per pipeline run (its
-metrics.jsonl, and status.json where there is one) and benchmarks/plain_mqar.py's JSON files
+metrics.jsonl, and status.json where there is one; else FOLDER/../device.txt names the GPU) and benchmarks/plain_mqar.py's JSON files
 for the plain eager loop, each named by how it had the GPU: `alone_...` (to itself, as
 benchmarks/quick_mqar_lone_run.sh runs them), `pack5_...` (in a pack of five: its wall times
 are the pack's) or `shared4_...` (four processes at once). Writes OUT_STEM.json and OUT_STEM.md: for each, the first logged step and
@@ -29,17 +29,21 @@ def gpu_use(name: str) -> str:
     return GPU_USE[prefix]
 
 
-def pipeline_row(folder: Path) -> dict:
-    found = crossings(runfolder.read_metrics(folder), (0.02,))
+def pipeline_row(folder: Path, device: str | None) -> dict:
+    """device: the GPU's name where the run has no status.json (a run its call's time limit cut)."""
+    metrics = runfolder.read_metrics(folder)
+    found = crossings(metrics, (0.02,))
     if found is None:
         sys.exit(f"error: {folder}/metrics.jsonl logs no error (train.log_error)")
     status_path = folder / "status.json"
     status = json.loads(status_path.read_text()) if status_path.exists() else {}
+    last = metrics[-1]
     hit = found["thresholds"][0]
     return {"name": folder.name, "loop": "pipeline", "gpu": gpu_use(folder.name),
             "setting": folder.name.partition("_")[2], "step_98": hit["step"], "wall_98_s": hit["wall_s"],
             "best_error": found["best"]["error"], "last_step": found["last_step"],
-            "steps_per_s": status.get("steps_per_s"), "device": status.get("device")}
+            "steps_per_s": status.get("steps_per_s", last["step"] / last["wall_s"]),
+            "device": status.get("device", device)}
 
 
 def plain_row(path: Path) -> dict:
@@ -60,7 +64,9 @@ def cell(value, digits=1):
 
 def main() -> None:
     folder, stem = Path(sys.argv[1]), sys.argv[2]
-    rows = [pipeline_row(d) for d in sorted(folder.iterdir()) if d.is_dir()]
+    device_file = folder.parent / "device.txt"   # benchmarks/quick_mqar_lone_run.sh writes it
+    device = device_file.read_text().strip() if device_file.exists() else None
+    rows = [pipeline_row(d, device) for d in sorted(folder.iterdir()) if d.is_dir()]
     rows += [plain_row(p) for p in sorted(folder.glob("*.json"))]
     Path(f"{stem}.json").write_text(json.dumps(rows, indent=1) + "\n")
     devices = ", ".join(sorted({r["device"] for r in rows if r["device"]}))

@@ -33,12 +33,14 @@ MODEL_OPTIONS: tuple[Param, ...] = (
     Param("norm", "choice", "layernorm", choices=("layernorm", "rmsnorm"),
           doc="norm of the pre-norm residual wrapper and of the final norm"),
     Param("dropout", "float", 0.0, min=0.0, max=0.9, doc="dropout on block outputs"),
-    Param("init", "choice", "released", choices=("released", "gpt2"),
+    Param("init", "choice", "released", choices=("released", "gpt2", "pytorch"),
           doc="weight init: released = the study's released code (read-in and read-out keep "
               "PyTorch's default Linear init; a model of only A and F blocks GPT-2's init; in any "
               "other model the A and F blocks keep PyTorch's default weights with zero biases and "
               "the position table PyTorch's N(0, 1)); gpt2 = GPT-2's N(0, init_std) for all of "
-              "these. SSM blocks keep their released inits either way"),
+              "these; pytorch = a textbook PyTorch GPT: every Linear of the read-in, read-out, A "
+              "and F blocks PyTorch's default (biases too), a token table nn.Embedding's N(0, 1), "
+              "the position table N(0, init_std). SSM blocks keep their released inits always"),
     Param("init_std", "float", 0.02, min=0.0, max=1.0,
           doc="std of GPT-2's normal init: read-in and read-out (init = gpt2), A and F blocks "
               "(GPT-2 init), the GLA, DN, GDN, R7 and HY blocks' projections, token embeddings"),

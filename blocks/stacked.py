@@ -66,17 +66,22 @@ class StackedLinear(nn.Module):
         return y.reshape(runs, *shape, stop - start)
 
 
-def pytorch_default_init(module: nn.Module) -> None:
+def pytorch_default_init(module: nn.Module, zero_bias: bool = True) -> None:
     """Every StackedLinear in `module` back to nn.Linear's default weight init (kaiming uniform,
-    a = sqrt(5), per run), its bias zeroed: what mamba-ssm's MixerModel (_init_weights) leaves in
-    the blocks it does not re-initialise, the released code's hybrid attention among them."""
+    a = sqrt(5), per run). zero_bias: the bias zeroed, what mamba-ssm's MixerModel (_init_weights)
+    leaves in the blocks it does not re-initialise, the released code's hybrid attention among
+    them; else nn.Linear's own U(+-1/sqrt(fan_in)) (`init = pytorch`)."""
     with torch.no_grad():
         for linear in module.modules():
-            if isinstance(linear, StackedLinear):
-                for k in range(linear.weight.shape[0]):
-                    nn.init.kaiming_uniform_(linear.weight[k], a=math.sqrt(5))
-                if linear.bias is not None:
-                    nn.init.zeros_(linear.bias)
+            if not isinstance(linear, StackedLinear):
+                continue
+            if not zero_bias:
+                linear.default_init()  # blocks are built one run at a time
+                continue
+            for k in range(linear.weight.shape[0]):
+                nn.init.kaiming_uniform_(linear.weight[k], a=math.sqrt(5))
+            if linear.bias is not None:
+                nn.init.zeros_(linear.bias)
 
 
 class StackedNorm(nn.Module):

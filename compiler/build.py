@@ -34,10 +34,12 @@ def build_from_graph(g: nx.DiGraph, backend: str | None = None):
     if errors:
         raise ValueError(f"invalid model graph: {errors[0]}")
     width, norm, init_std = g.graph["width"], g.graph["norm"], g.graph["init_std"]
-    # init = released: the read-in and read-out Linears keep PyTorch's default init (io_std None)
-    io_std = None if g.graph.get("init", "gpt2") == "released" else init_std
+    # init = released or pytorch: the read-in and read-out Linears keep PyTorch's default init
+    # (io_std None); pytorch's token table is nn.Embedding's N(0, 1)
+    scheme = g.graph.get("init", "gpt2")
+    io_std = None if scheme in ("released", "pytorch") else init_std
     read_in = ReadIn(g.nodes["read_in"]["options"]["token_dim"], g.nodes["read_in"]["options"]["vocab"],
-                     width, io_std, embedding_std=init_std)
+                     width, io_std, embedding_std=1.0 if scheme == "pytorch" else init_std)
     positions = None
     if "positions" in g:
         options = g.nodes["positions"]["options"]
@@ -49,7 +51,8 @@ def build_from_graph(g: nx.DiGraph, backend: str | None = None):
         init = {"init_std": init_std} if block_kind(token).reads_init_std else {}
         block = block_class(token)(width, n_layers=g.graph["n_layers"], **init, **options)
         if token in GPT2_BACKBONE_BLOCKS and not g.graph.get("gpt2_backbone", True):
-            pytorch_default_init(block)  # the released MixerModel's A and F blocks
+            # the released MixerModel's A and F blocks (biases zeroed), or nn.Linear's own init
+            pytorch_default_init(block, zero_bias=scheme == "released")
         layers.append(PreNormResidual(token, options, block, norm, width, g.graph["dropout"]))
     model = ICLModel(read_in, positions, layers, make_norm(norm, width),
                      ReadOut(width, g.nodes["read_out"]["options"]["out_dim"], io_std), graph_attrs=g.graph)

@@ -26,8 +26,9 @@ def model_graph(model_config: dict, layout) -> nx.DiGraph:
     # and keep their ids (compiler/runs.py records init only where it is released).
     init, init_std = model_config.get("init") or "gpt2", model_option(model_config, "init_std")
     # init = released (catalog's MODEL_OPTIONS): the released code's GPT2Model for a model of only
-    # GPT2_BACKBONE_BLOCKS, its MixerModel (PyTorch's default inits) for any other.
-    gpt2_backbone = init == "gpt2" or set(tokens) <= set(GPT2_BACKBONE_BLOCKS)
+    # GPT2_BACKBONE_BLOCKS, its MixerModel (PyTorch's default inits) for any other; init = pytorch
+    # never has GPT-2's blocks.
+    gpt2_backbone = init == "gpt2" or (init == "released" and set(tokens) <= set(GPT2_BACKBONE_BLOCKS))
     g = nx.DiGraph(width=width, norm=norm, dropout=model_option(model_config, "dropout"),
                    init=init, init_std=init_std, n_layers=len(tokens), gpt2_backbone=gpt2_backbone)
     g.add_node("read_in", kind="read_in", params=io["read_in"],
@@ -36,7 +37,8 @@ def model_graph(model_config: dict, layout) -> nx.DiGraph:
     if model_option(model_config, "positions") == "learned":
         std = model_option(model_config, "positions_init_std")
         if std is None:
-            std = init_std if gpt2_backbone else 1.0  # GPT-2's table, or nn.Embedding's N(0, 1)
+            # GPT-2's table (and a textbook PyTorch GPT's), or the MixerModel's nn.Embedding N(0, 1)
+            std = init_std if gpt2_backbone or init == "pytorch" else 1.0
         g.add_node("positions", kind="positions", params=io["positions"],
                    options={"tokens": layout.tokens, "init_std": std})
         chain.append("positions")

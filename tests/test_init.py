@@ -1,4 +1,4 @@
-"""`init = released | gpt2` (issue #25): each scheme's weights follow its formula (statistics over
+"""`init = released | gpt2 | pytorch` (issues #25, #26): each scheme's weights follow its formula (statistics over
 a large draw), the DSL default is the released code's, and gpt2 keeps the ids of runs built
 before the option existed."""
 from __future__ import annotations
@@ -82,6 +82,30 @@ def test_gpt2_init_everywhere_and_positions_init_std_still_wins():
     assert_normal(w["layers.1.block.proj.weight"], 0.02 / math.sqrt(3))
     assert_normal(w["positions.table.weight"], 0.02)
     assert_normal(weights("M A M", "released", positions_init_std=0.5)["positions.table.weight"], 0.5)
+
+
+def test_pytorch_init_is_a_textbook_pytorch_gpt():
+    """init = pytorch: every Linear of the read-in, read-out, A and F blocks nn.Linear's own init,
+    biases included (also in a model of only A and F blocks), a token table N(0, 1), positions
+    N(0, init_std); the Mamba blocks keep their released init."""
+    w = weights("A F", "pytorch")
+    assert_uniform(w["read_in.map.weight"], LAYOUT.token_dim)
+    assert_uniform(w["read_in.map.bias"], LAYOUT.token_dim)
+    assert_uniform(w["read_out.map.weight"], WIDTH)
+    for name, fan_in in (("layers.0.block.qkv", WIDTH), ("layers.0.block.proj", WIDTH),
+                         ("layers.1.block.fc", WIDTH), ("layers.1.block.proj", 4 * WIDTH)):
+        assert_uniform(w[name + ".weight"], fan_in)
+        assert_uniform(w[name + ".bias"], fan_in)
+    assert_normal(w["positions.table.weight"], 0.02)
+    released = weights("M A M", "released")
+    hybrid = weights("M A M", "pytorch")
+    assert_uniform(hybrid["layers.1.block.qkv.bias"], WIDTH)
+    assert hybrid["layers.0.block.out_proj.weight"].std().item() == pytest.approx(
+        released["layers.0.block.out_proj.weight"].std().item(), rel=0.03)
+    tokens = Layout(token_dim=0, out_dim=1000, tokens=16, vocab=1000)
+    torch.manual_seed(0)
+    table = build_model({"layers": "A F", "width": WIDTH, "heads": 8, "init": "pytorch"}, tokens).read_in.map.weight
+    assert_normal(table[0].detach(), 1.0)
 
 
 def test_a_config_without_init_is_built_as_before_the_option(write_spec):
