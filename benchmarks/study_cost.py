@@ -4,8 +4,8 @@ Each run costs its planned steps x the measured ms per step of its (architecture
 curriculum's final sizes (an upper bound: early curriculum stages are shorter prompts). Over
 G GPUs the runs are scheduled longest first onto the least-loaded GPU; the wall time is
 that schedule's makespan, never less than the longest single run. With --pack K, a run costs
-the per-run step time measured in packs of K, and the schedule places packs: each cell's
-runs of one length, K at a time.
+the per-run step time measured in packs of K, and the schedule places packs as the pipeline
+groups them: runs of one model, prompt shape and length, K at a time.
 
     python benchmarks/study_cost.py --spec specs/reduced/study.icl \\
         --steps benchmarks/results/train_step_reduced.json --out benchmarks/results/study_cost_reduced.md
@@ -36,12 +36,13 @@ def step_times(records: list[dict], precision: str, pack: int = 1) -> dict[tuple
 
 
 def packs_of(costs: list[tuple[Run, float]], pack: int) -> list[float]:
-    """GPU-hours of each pack the scheduler would train: a cell's runs of one length, `pack` at a
-    time (a pack's wall time is the sum of its runs' per-run shares)."""
-    cells: dict[tuple, list[float]] = {}
-    for run, hours in costs:
-        cells.setdefault((run.model, run.task, int(run.train["steps"])), []).append(hours)
-    return [sum(hours[i:i + pack]) for hours in cells.values() for i in range(0, len(hours), pack)]
+    """GPU-hours of each pack the scheduler would train, grouped as it groups them (runs of one
+    model, prompt shape and schedule, `pack` at a time: training/grouping.py); a pack's wall
+    time is the sum of its runs' per-run shares."""
+    from icl.training.grouping import group_runs
+
+    hours = {run.id: h for run, h in costs}
+    return [sum(hours[r.id] for r in group) for group in group_runs([run for run, _ in costs], pack)]
 
 
 def run_hours(runs: list[Run], times: dict[tuple[str, str], float],
@@ -108,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     costs = run_hours(runs, times, left)
     total = sum(h for _, h in costs)
     how = ("one run per process" if args.pack == 1 else
-           f"runs of a cell trained {args.pack} to a pack, at the pack's time per run; a smaller last "
-           "pack is costed at that rate too, an underestimate")
+           f"runs of one model and prompt shape trained up to {args.pack} to a pack, at the time per run "
+           f"measured in packs of {args.pack} of one cell; a smaller pack is costed at that rate "
+           "too, an underestimate")
 
     title = f"# Training cost of {args.spec}"
     if left is not None:

@@ -2,6 +2,7 @@
 and each follows the curve of the same run trained alone, with the same files."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -51,6 +52,42 @@ def test_packed_runs_follow_their_lone_curves(tmp_path, layers, member, assert_s
     w = {r.id: load_weights(tmp_path / "pack" / r.id) for r in runs}
     for a, b in [("00000000000a", "00000000000b"), ("00000000000a", "00000000000c")]:
         assert any(not torch.allclose(w[a][k], w[b][k]) for k in w[a])
+
+
+def other_task(run, kind: str, **options):
+    """The run on another task of the same prompt shape (dims, points and curriculum kept)."""
+    config = {**run.task_config, "kind": kind, **options}
+    config.pop("noise", None)
+    return dataclasses.replace(run, task=kind, task_config=config)
+
+
+def test_runs_of_different_tasks_and_one_prompt_shape_pack_and_follow_their_lone_curves(
+        tmp_path, member, assert_same_curve, train_alone):
+    """Each run of a pack keeps its own task (sampler, loss): a pack of linear, sparse linear and
+    ReLU-net regression of one shape trains each run as it trains alone."""
+    runs = [member("00000000000a", seed=0),
+            other_task(member("00000000000b", seed=1), "sparse_linear_regression", k=2, noise=0.0),
+            other_task(member("00000000000c", seed=2, lr=3e-3), "relu_2nn_regression", hidden=8)]
+    check_pack(runs)
+    statuses = train_pack(runs, [tmp_path / "pack" / r.id for r in runs], progress=False)
+    train_alone(runs, tmp_path)
+    for run, status in zip(runs, statuses):
+        assert status["state"] == "done" and status["pack"]["mode"] == "stacked"
+        assert_same_curve(tmp_path / "pack" / run.id, tmp_path / "alone" / run.id)
+    # the tasks really differ: same seed, other task, other losses
+    same_seed = other_task(member("00000000000d", seed=0), "relu_2nn_regression", hidden=8)
+    train_alone([same_seed], tmp_path)
+    assert metrics(tmp_path / "alone" / "00000000000d")[0]["loss"] != metrics(tmp_path / "pack" / "00000000000a")[0]["loss"]
+
+
+def test_tasks_of_other_prompt_shapes_do_not_pack(member):
+    base = member("00000000000a")
+    longer = other_task(member("00000000000b"), "relu_2nn_regression", hidden=8, points=21)
+    vector = other_task(member("00000000000c"), "vector_mqar", pairs=11)
+    vector.task_config.pop("points")
+    for other in (longer, vector):
+        with pytest.raises(RunError, match="cannot be packed: their prompt_shape differ"):
+            check_pack([base, other])
 
 
 def test_packed_outputs_have_the_lone_layout(tmp_path, member):
@@ -105,10 +142,14 @@ def test_one_diverging_run_stops_alone(tmp_path, member, assert_same_curve, trai
         assert_same_curve(tmp_path / "pack" / run.id, tmp_path / "alone" / run.id)
 
 
-def test_members_resume_from_different_steps(tmp_path, member, assert_same_curve, train_alone):
+@pytest.mark.parametrize("tasks", ["one", "mixed"])
+def test_members_resume_from_different_steps(tmp_path, tasks, member, assert_same_curve, train_alone):
     """A pack whose runs were checkpointed at different steps (or trained alone) takes each
-    up from its own checkpoint and ends on its lone curve."""
+    up from its own checkpoint and ends on its lone curve; "mixed": each waits on prompts of
+    its own task (the ReLU-net run has no other run of its task to borrow them from)."""
     runs = [member("00000000000a"), member("00000000000b", seed=1), member("00000000000c", seed=2)]
+    if tasks == "mixed":
+        runs[0] = other_task(runs[0], "relu_2nn_regression", hidden=8)
     dirs = [tmp_path / "pack" / r.id for r in runs]
     train_run(runs[0], dirs[0], max_steps=16, progress=False)
     train_run(runs[1], dirs[1], max_steps=8, progress=False)

@@ -3,6 +3,7 @@ still to train in a runs folder."""
 from __future__ import annotations
 
 import importlib.util
+import dataclasses
 import json
 from pathlib import Path
 
@@ -61,13 +62,18 @@ def test_runs_dir_counts_only_what_is_still_to_train(tmp_path, capsys, tiny_spec
     assert "| GPUs |" not in done
 
 
-def test_pack_costs_runs_at_the_packed_rate_and_schedules_packs(tmp_path, capsys, tiny_spec):
-    from types import SimpleNamespace
+def test_pack_costs_runs_at_the_packed_rate_and_schedules_packs(tmp_path, capsys, tiny_spec, make_run):
+    def run(i: int, steps: int = 10, width: int = 16, task: str = "linear_regression"):
+        r = dataclasses.replace(make_run(steps=steps), id=f"{i:012d}", seed=i, task=task)
+        r.model_config["width"] = width
+        r.task_config["kind"] = task
+        return r
 
-    run = lambda model, steps=10: SimpleNamespace(model=model, task="t", train={"steps": steps})
-    costs = [(run("a"), 1.0)] * 5 + [(run("a", 20), 2.0), (run("b"), 3.0)]
-    # cell (a, t, 10): packs of 2 -> 2 + 2 + 1 hours; (a, t, 20) and (b, t, 10) alone
-    assert sorted(study_cost.packs_of(costs, 2)) == [1.0, 2.0, 2.0, 2.0, 3.0]
+    costs = [(run(i), 1.0) for i in range(5)] + [(run(5, task="sparse_linear_regression"), 1.0),
+                                                (run(6, steps=20), 2.0), (run(7, width=32), 3.0)]
+    # as the pipeline groups them: model "a", one prompt shape, 10 steps (the sparse run too):
+    # packs of 2 -> 2 + 2 + 2 hours; the 20-step run and the wider model alone
+    assert sorted(study_cost.packs_of(costs, 2)) == [2.0, 2.0, 2.0, 2.0, 3.0]
     assert sorted(study_cost.packs_of(costs, 1)) == sorted(h for _, h in costs)
 
     spec = tmp_path / "tiny.icl"

@@ -1,7 +1,9 @@
 """Which runs may train together in one pack (torch-free: the pipeline imports it to plan jobs).
 
-Packed runs share the model, the task and the schedule; each keeps its own seed and the
-train settings in PER_RUN_TRAIN, since every run of a pack has its own optimizer and clipping.
+Packed runs share the model, the prompts' shape and the schedule; each keeps its own seed, its
+own task (sampler, loss and error: a regression and a classification task of one shape may
+share a pack) and the train settings in PER_RUN_TRAIN, since every run of a pack has its own
+optimizer and clipping.
 
 - `pack_key(run)`          what packed runs must share (JSON text)
 - `check_pack(runs)`       a clear one-line error when runs cannot be packed
@@ -12,9 +14,12 @@ train settings in PER_RUN_TRAIN, since every run of a pack has its own optimizer
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from icl.blocks.catalog import BLOCKS
+from icl.tasks.catalog import TASKS
+from icl.training.curriculum import end_sizes
 from icl.training.errors import RunError
 from icl.run import Run
 
@@ -22,10 +27,21 @@ from icl.run import Run
 PER_RUN_TRAIN = ("lr", "clip", "weight_decay")
 
 
+def prompt_shape(task_config: dict) -> dict:
+    """What decides the shape of a task's prompts at every step, and so of the model built for
+    it: its layout (read-in, read-out and position table), how a point becomes tokens, and the
+    curriculum's sizes (end sizes and axes). Tasks of equal shapes give the stacked model
+    prompts it can batch at every step; their samplers and losses may differ."""
+    kind = TASKS[task_config["kind"]]
+    return {"layout": dataclasses.asdict(kind.layout(task_config)), "tokens_per_point": kind.tokens_per_point,
+            "extra_tokens": kind.extra_tokens, "sizes": end_sizes(task_config),
+            "curriculum": task_config.get("curriculum")}
+
+
 def pack_key(run: Run) -> str:
-    """What runs of one pack share: model, task and every train setting but PER_RUN_TRAIN."""
+    """What runs of one pack share: model, prompt shape and every train setting but PER_RUN_TRAIN."""
     train = {k: v for k, v in run.train.items() if k not in PER_RUN_TRAIN}
-    return json.dumps({"model_config": run.model_config, "task_config": run.task_config,
+    return json.dumps({"model_config": run.model_config, "prompt_shape": prompt_shape(run.task_config),
                        "train": train}, sort_keys=True)
 
 
@@ -38,10 +54,10 @@ def check_pack(runs: list[Run]) -> None:
     first = pack_key(runs[0])
     for run in runs[1:]:
         if pack_key(run) != first:
-            differ = [part for part in ("model_config", "task_config", "train")
+            differ = [part for part in ("model_config", "prompt_shape", "train")
                       if json.loads(pack_key(run))[part] != json.loads(first)[part]]
             raise RunError(f"runs {runs[0].id} and {run.id} cannot be packed: their "
-                           f"{' and '.join(differ)} differ (only seed, {', '.join(PER_RUN_TRAIN)} may)")
+                           f"{' and '.join(differ)} differ (only seed, task, {', '.join(PER_RUN_TRAIN)} may)")
 
 
 def group_runs(runs: list[Run], size: int) -> list[list[Run]]:

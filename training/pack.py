@@ -1,11 +1,12 @@
-"""Packing: several runs that differ only in seed, learning rate, clipping or weight decay train
-as one program.
+"""Packing: several runs of one model and prompt shape that differ only in seed, task, learning
+rate, clipping or weight decay train as one program.
 
 The study's models are small: at batch 64 a GPU spends most of a step launching kernels.
-Runs of the same model and task (a sweep over seeds and learning rates) therefore train side
-by side in one process: their weights are stacked on a leading run axis of one model
+Runs of the same model and prompt shape (a sweep over seeds and learning rates, or the tasks
+of one shape: the study's linear and sparse linear regression, or its ReLU-net, decision-tree
+and orthogonal-outlier regression) therefore train side by side in one process: their weights are stacked on a leading run axis of one model
 (blocks/stacked.py) and one step computes every run's forward, backward and optimizer update
-(training/engine.py). Each run keeps its own init, prompts, dropout seeds, learning rate,
+(training/engine.py). Each run keeps its own init, task, prompts, dropout seeds, learning rate,
 weight decay and gradient clipping, so a packed run follows the curve of the same run trained
 alone (equal up to float rounding of the batched products) and leaves exactly the files a
 lone run leaves. A run that diverges stops alone; the others go on.

@@ -242,9 +242,11 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
                 continue
             sizes = sizes_at(task_config, step)
             # Every run of the pack computes (the stacked model holds them all); only the active
-            # ones count and step. A run waiting for its resume step uses an active run's prompts.
+            # ones count and step. A run waiting for its resume step computes on prompts of its
+            # own task (an active run's where one shares it: no extra sampling).
             sampled = {m.k: m.sample(step, batch, sizes, dev) for m in active}
-            prompts = [sampled.get(m.k, sampled[active[0].k]) for m in members]
+            prompts = [_stand_in(m, sampled, active, lambda: m.sample(step, batch, sizes, dev))
+                       for m in members]
             mask.copy_(torch.tensor([m in active for m in members]))
             dropout_seeds = [stream_seed("dropout", m.seed, step) for m in members]
 
@@ -295,11 +297,24 @@ def _monitor(engine, members, active, done: int, prompts: int, sizes: dict, dev)
         generator = torch.Generator(device=dev)
         generator.manual_seed(stream_seed("monitor", m.seed, done))
         drawn[m.k] = m.task.sample(generator, prompts, dims=sizes["dims"], points=sizes["points"])
-    chosen = [drawn.get(m.k, drawn[active[0].k]) for m in members]  # the pack computes every run
+    # the pack computes every run
+    chosen = [_stand_in(m, drawn, active, lambda: m.task.sample(torch.Generator(device=dev).manual_seed(0),
+                                                                prompts, dims=sizes["dims"], points=sizes["points"]))
+              for m in members]
     outputs = engine.outputs([p.inputs for p in chosen])
     for m in active:
         p = drawn[m.k]
         m.monitored = float(torch.nanmean(m.task.error(p.gather(outputs[m.k]), p)).item())
+
+
+def _stand_in(m: _Member, drawn: dict, active: list, draw: Callable):
+    """Member m's prompts: its own where drawn, else those of an active run of the same task
+    (a pack may hold several tasks of one prompt shape), else draw() (prompts of its task, for
+    a run that only computes: masked out, it neither counts nor steps)."""
+    if m.k in drawn:
+        return drawn[m.k]
+    same = next((a for a in active if a.run.task_config == m.run.task_config), None)
+    return drawn[same.k] if same is not None else draw()
 
 
 def _loss_fn(task, prompts, on_rows: bool = False):

@@ -74,8 +74,8 @@ def evals_of(task):
 
 
 # -- packed training -------------------------------------------------------------------------
-# Runs of one spec that differ only in seed, lr, clip or weight decay can train together in
-# one process as one batched model (icl.training.pack): a rule per pack, whose outputs are
+# Runs of one spec, model and prompt shape that differ only in seed, task, lr, clip or weight
+# decay can train together in one process as one batched model (icl.training.pack): a rule per pack, whose outputs are
 # its runs' status.json files. `pack` in the config: auto (on a GPU, packs of up to AUTO_PACK
 # runs whose blocks pack well, see below), off, or a pack size (any runs that can be packed).
 #
