@@ -11,7 +11,8 @@
 # AdamW with weight decay 0.1 (zoology's) on MQAR and the word problems: on the quick MQAR
 # (specs/quick/mqar.icl, an H100) plain Adam left a 2-layer Transformer on its plateau for
 # 20k steps at lr 3e-4 and 1e-3, where decay 0.1 at 1e-3 learned the task by step 7,600-9,450
-# (3 seeds). Sparse parity keeps the study's Adam without decay.
+# (3 seeds; the study's init, before the fix of the attention's fp16 backward). Sparse
+# parity keeps the study's Adam without decay.
 
 model transformer {
   layers = "(A F)*4"

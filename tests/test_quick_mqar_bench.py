@@ -36,7 +36,8 @@ def test_summary_reads_crossings_and_the_plain_loop(tmp_path):
     md = out.with_suffix(".md").read_text()
     assert md.startswith("# Quick token MQAR") and "GPU X" in md
     # no status.json (a run its call's time limit cut): steps/s from its last metrics line
-    assert "| pack5_lr3e-4 | pipeline | pack of 5 | lr3e-4 | - | - | 0.6600 | 100 | 100 |" in md
+    assert "| pack5_lr3e-4 | pipeline | ? | pack of 5 | lr3e-4 | - | - | 0.5 | 0.6600 | 100 | 100 |" in md
+    assert "| alone_plain_1e-3 | plain eager (plain model) | GPU X | alone | lr 0.001, wd 0 | 100 | 2.0 | 1.0 |" in md
 
 
 def test_summary_refuses_a_run_without_logged_errors(tmp_path):
