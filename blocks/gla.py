@@ -66,11 +66,21 @@ def gla_chunked(q: Tensor, k: Tensor, v: Tensor, g: Tensor, scale: float, chunk:
     return out.reshape(batch, n * chunk, heads, dv)[:, :length], state
 
 
+FLA_SHORT_FP32 = 64   # fla's chunk: fp32 inputs shorter than this are padded to it (below)
+
+
 def gla_fla(q: Tensor, k: Tensor, v: Tensor, g: Tensor, scale: float, return_state: bool):
     from fla.ops.gla import chunk_gla  # CUDA only: imported when it runs
+    length = q.shape[1]
+    if q.dtype == torch.float32 and length < FLA_SHORT_FP32:
+        # fla 0.6.0's chunk_gla faulted ("misaligned address") on fp32 inputs of 17 tokens on an
+        # H100 and an H200 (Triton 3.6.0; 33, 63, 64 and 200 tokens ran, as did bf16 at 17:
+        # benchmarks/gla_shape_check.py). Zeros appended (k = v = 0, log gate 0) change neither
+        # the earlier outputs (causal) nor the final state, so the fault's shapes never reach fla.
+        q, k, v, g = pad_tokens(length, FLA_SHORT_FP32, q, k, v, g)
     o, state = chunk_gla(q.contiguous(), k.contiguous(), v.contiguous(), g.contiguous(), scale=scale,
                          output_final_state=return_state)
-    return o, state
+    return o[:, :length], state
 
 
 class GatedLinearAttention(KernelChoice, nn.Module):

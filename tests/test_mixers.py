@@ -146,6 +146,36 @@ def test_gla_chunked_equals_recurrent_values_and_gradients(chunk):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("tokens, dtype, fla_sees", [(17, torch.float32, 64), (70, torch.float32, 70),
+                                                    (17, torch.bfloat16, 17)])
+def test_gla_pads_short_fp32_inputs_for_fla_without_changing_outputs_or_state(monkeypatch, tokens, dtype,
+                                                                               fla_sees):
+    """fla's chunk_gla faulted on fp32 inputs of 17 tokens on Hopper; gla_fla pads those with
+    zeros to 64 tokens, which leaves every output and the final state as they were. Here a
+    stand-in for chunk_gla (our reference, which takes any length) records what fla would see."""
+    import types
+
+    from icl.blocks.gla import gla_fla
+    seen = []
+
+    def chunk_gla(q, k, v, g, scale, output_final_state):
+        seen.append(q.shape[1])
+        return gla_chunked(q.float(), k.float(), v.float(), g.float(), scale)
+
+    fla_gla = types.ModuleType("fla.ops.gla")
+    fla_gla.chunk_gla = chunk_gla
+    for name in ("fla", "fla.ops"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "fla.ops.gla", fla_gla)
+    q, k, v, g = (t.detach() for t in _inputs(1, t=tokens)[:4])
+    g = F.logsigmoid(g)
+    o, state = gla_fla(*(t.to(dtype) for t in (q, k, v, g)), 0.4, True)
+    ref_o, ref_state = gla_chunked(*(t.to(dtype).float() for t in (q, k, v, g)), 0.4)
+    assert seen == [fla_sees] and o.shape == ref_o.shape
+    torch.testing.assert_close(o, ref_o)
+    torch.testing.assert_close(state, ref_state)
+
+
 @pytest.mark.parametrize("gated", [False, True], ids=["deltanet", "gated"])
 @pytest.mark.parametrize("chunk", [4, 16])
 def test_delta_rule_chunked_equals_recurrent_values_and_gradients(gated, chunk):
