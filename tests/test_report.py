@@ -411,6 +411,13 @@ def test_a_spec_without_the_studys_tasks_is_beyond_the_study(tmp_path):
     assert "No learning-rate sweep: every cell rests on a single learning rate." in notes
     zoo = describe_scale(runs_of([ROOT / "specs" / "zoo.icl"]), {})   # sparse parity is the study's
     assert zoo["label"] == "reduced" and "Reduced scale: 50,000 steps (the study" in " ".join(zoo["warnings"])
+    # short runs: a task beyond the study (6,000 steps here) is not smoke by its length; the
+    # study's tasks are, below SMOKE_STEPS, whatever else the spec holds
+    assert scale["label"] == "beyond the study" and 6000 in {r.train["steps"] for r in runs_of(
+        [ROOT / "specs" / "quick" / "mqar.icl"])}
+    short = [dataclasses.replace(r, train={**r.train, "steps": 5000}) for r in runs_of([ROOT / "specs" / "zoo.icl"])]
+    smoke = describe_scale(short, {})
+    assert smoke["label"] == "smoke" and "train for 5,000 steps" in " ".join(smoke["warnings"])
 
 
 def test_one_run_is_not_called_runs(study, tmp_path):
