@@ -3,9 +3,11 @@
 Each run costs its planned steps x the measured ms per step of its (architecture, task) at the
 curriculum's final sizes (an upper bound: early curriculum stages are shorter prompts). Over
 G GPUs the runs are scheduled longest first onto the least-loaded GPU; the wall time is
-that schedule's makespan, never less than the longest single run. With --pack K, a run costs
-the per-run step time measured in packs of K, and the schedule places packs as the pipeline
-groups them: runs of one model, prompt shape and length, K at a time.
+that schedule's makespan, never less than the longest single run. With --pack K, the runs are
+grouped as the pipeline groups them (runs of one model, prompt shape and length, K at a time);
+a run in a pack costs the per-run step time measured in packs of K (a pack of 2 to K - 1 at
+that rate too, an approximation), a run the grouping leaves alone its time measured alone,
+and the schedule places the packs.
 
     python benchmarks/study_cost.py --spec specs/reduced/study.icl \\
         --steps benchmarks/results/train_step_reduced.json --out benchmarks/results/study_cost_reduced.md
@@ -43,6 +45,29 @@ def packs_of(costs: list[tuple[Run, float]], pack: int) -> list[float]:
 
     hours = {run.id: h for run, h in costs}
     return [sum(hours[r.id] for r in group) for group in group_runs([run for run, _ in costs], pack)]
+
+
+def packed_hours(runs: list[Run], records: list[dict], precision: str, pack: int,
+                 steps_left: dict[str, int] | None = None) -> tuple[list[tuple[Run, float]], dict]:
+    """(run, GPU-hours) of each run grouped as the pipeline groups them, `pack` at a time: a run
+    in a pack at the per-run time measured in packs of `pack`, a run left alone at its time
+    measured alone; and the ms per step each (arch, task) was costed at (a set of rates)."""
+    from icl.training.grouping import group_runs
+
+    groups = group_runs(runs, pack) if pack > 1 else [[r] for r in runs]
+    alone = [r for g in groups if len(g) == 1 for r in g]
+    packed = [r for g in groups if len(g) > 1 for r in g]
+    costs, rates = [], {}
+    for subset, k in ((alone, 1), (packed, pack)):
+        if subset:
+            times = step_times(records, precision, k)
+            if not times:
+                raise SystemExit(f"error: no project rows at pack {k} and precision {precision}")
+            costs += run_hours(subset, times, steps_left)
+            for r in subset:
+                rates.setdefault((r.model, r.task), set()).add((k, times[(r.model, r.task)]))
+    order = {r.id: i for i, r in enumerate(runs)}
+    return sorted(costs, key=lambda c: order[c[0].id]), rates
 
 
 def run_hours(runs: list[Run], times: dict[tuple[str, str], float],
@@ -102,16 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     left = steps_left(runs, args.runs_dir) if args.runs_dir else None
     if left is not None:
         runs = [r for r in runs if left[r.id] > 0]
-    times = step_times(records, args.precision, args.pack)
-    if not times:
-        raise SystemExit(f"error: --steps {args.steps}: no project rows at pack {args.pack} and "
-                         f"precision {args.precision}")
-    costs = run_hours(runs, times, left)
+    try:
+        costs, rates = packed_hours(runs, records, args.precision, args.pack, left)
+    except SystemExit as error:
+        raise SystemExit(str(error).replace("error: ", f"error: --steps {args.steps}: ", 1))
     total = sum(h for _, h in costs)
     how = ("one run per process" if args.pack == 1 else
            f"runs of one model and prompt shape trained up to {args.pack} to a pack, at the time per run "
-           f"measured in packs of {args.pack} of one cell; a smaller pack is costed at that rate "
-           "too, an underestimate")
+           f"measured in packs of {args.pack} of one cell (a smaller pack at that rate too, an "
+           "approximation); a run left alone at its time alone")
 
     title = f"# Training cost of {args.spec}"
     if left is not None:
@@ -124,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append("Nothing left to train: every run has finished." if left is not None
                      else "The spec has no runs.")
     else:
-        lines += _tables(costs, times, left, [int(x) for x in args.gpus.split(",") if x], args.pack)
+        lines += _tables(costs, rates, left, [int(x) for x in args.gpus.split(",") if x], args.pack)
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.write_text(text)
@@ -134,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _tables(costs: list[tuple[Run, float]], times: dict[tuple[str, str], float],
+def _tables(costs: list[tuple[Run, float]], rates: dict[tuple[str, str], set],
             left: dict[str, int] | None, gpus: list[int], pack: int = 1) -> list[str]:
     """The wall-hours table per GPU count, then GPU-hours per (architecture, task)."""
     lines = ["| GPUs | wall hours (longest-first schedule) |", "| --- | --- |"]
@@ -151,8 +175,10 @@ def _tables(costs: list[tuple[Run, float]], times: dict[tuple[str, str], float],
         by_cell.setdefault(cell, []).append(h)
         steps[cell] = steps.get(cell, 0) + _steps(r, left)
     for cell, hours in sorted(by_cell.items(), key=lambda kv: -sum(kv[1])):
+        rate = " / ".join(f"{ms:.2f}" + (" (alone)" if k == 1 and pack > 1 else "")
+                          for k, ms in sorted(rates[cell], reverse=True))
         lines.append(f"| {cell[0]} | {cell[1]} | {len(hours)} | {steps[cell] // len(hours):,} | "
-                     f"{times[cell]:.2f} | {sum(hours):.2f} |")
+                     f"{rate} | {sum(hours):.2f} |")
     return lines
 
 

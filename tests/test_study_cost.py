@@ -76,8 +76,10 @@ def test_pack_costs_runs_at_the_packed_rate_and_schedules_packs(tmp_path, capsys
     assert sorted(study_cost.packs_of(costs, 2)) == [2.0, 2.0, 2.0, 2.0, 3.0]
     assert sorted(study_cost.packs_of(costs, 1)) == sorted(h for _, h in costs)
 
+    # three seeds of each model on linear regression (two packs of 3), one on sparse parity (alone)
     spec = tmp_path / "tiny.icl"
-    spec.write_text(tiny_spec)
+    spec.write_text(tiny_spec.replace("lr = 1e-3  checkpoint_every", "lr = 1e-3  seeds = [0, 1, 2]  checkpoint_every")
+                    .replace("  tasks = [sparse_parity]\n}", "  tasks = [sparse_parity]\n  train { seeds = [0] }\n}"))
     runs = runs_of([spec])
     records = [{"impl": "project", "pack": k, "precision": "tf32", "arch": r.model, "task": r.task,
                 "ms_per_step": ms, "device": "test GPU"} for r in runs for k, ms in ((1, 3600e3), (4, 900e3))]
@@ -85,8 +87,11 @@ def test_pack_costs_runs_at_the_packed_rate_and_schedules_packs(tmp_path, capsys
     steps.write_text(json.dumps(records))
     assert study_cost.main(["--spec", str(spec), "--steps", str(steps), "--gpus", "1", "--pack", "4"]) == 0
     out = capsys.readouterr().out
-    per_run = [int(r.train["steps"]) * 0.25 for r in runs]   # 900 s a step = 0.25 h
-    assert f"**{len(runs)} runs, {sum(per_run):.2f} GPU-hours**" in out
+    # 900 s a step (0.25 h) in a pack, 3600 s (1 h) for a run the grouping leaves alone
+    per_run = [int(r.train["steps"]) * (0.25 if r.task == "linear_regression" else 1.0) for r in runs]
+    assert len(runs) == 8 and f"**8 runs, {sum(per_run):.2f} GPU-hours**" in out
     assert "4 to a pack" in out and "ms per step per run" in out
+    assert "| mamba | sparse_parity | 1 | 8 | 3600000.00 (alone) | 8.00 |" in out
+    assert "| mamba | linear_regression | 3 | 8 | 900000.00 | 6.00 |" in out
     with pytest.raises(SystemExit, match="no project rows at pack 16"):
         study_cost.main(["--spec", str(spec), "--steps", str(steps), "--pack", "16"])
