@@ -54,7 +54,7 @@ def packed_hours(runs: list[Run], records: list[dict], precision: str, pack: int
     measured alone; and the ms per step each (arch, task) was costed at (a set of rates)."""
     from icl.training.grouping import group_runs
 
-    groups = group_runs(runs, pack) if pack > 1 else [[r] for r in runs]
+    groups = group_runs(runs, pack)
     alone = [r for g in groups if len(g) == 1 for r in g]
     packed = [r for g in groups if len(g) > 1 for r in g]
     costs, rates = [], {}
@@ -66,7 +66,7 @@ def packed_hours(runs: list[Run], records: list[dict], precision: str, pack: int
             costs += run_hours(subset, times, steps_left)
             for r in subset:
                 rates.setdefault((r.model, r.task), set()).add((k, times[(r.model, r.task)]))
-    order = {r.id: i for i, r in enumerate(runs)}
+    order = {r.id: i for i, r in enumerate(runs)}   # the spec's order: the tables break ties by it
     return sorted(costs, key=lambda c: order[c[0].id]), rates
 
 
