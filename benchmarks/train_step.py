@@ -70,14 +70,15 @@ PEAKS = {"H100": {"fp32": 67e12, "tf32": 494.7e12, "bf16": 989.4e12},
          "A100": {"fp32": 19.5e12, "tf32": 156e12, "bf16": 312e12}}
 
 
-def study_runs(spec: Path, tasks: str, seed: int = 0) -> dict[tuple[str, str], Run]:
+def study_runs(spec: Path, tasks: str, archs: tuple[str, ...] = ARCHS, seed: int = 0) -> dict[tuple[str, str], Run]:
     """One resolved run per (architecture, task) of the spec, for the given tasks ("all": every
-    task of the spec) and seed."""
+    task of the spec), models (the spec's model names: the study's six, or another spec's, such
+    as the zoo's mixers) and seed."""
     from icl.compiler.runs import runs_of
 
     runs = {}
     for run in runs_of([spec]):
-        if (tasks == "all" or run.task in tasks.split(",")) and run.seed == seed and run.model in ARCHS:
+        if (tasks == "all" or run.task in tasks.split(",")) and run.seed == seed and run.model in archs:
             runs.setdefault((run.model, run.task), run)
     return runs
 
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     compiled_packs = [int(k) for k in args.compiled_packs.split(",") if k]
     precisions = [p for p in args.precisions.split(",") if p]
     impls = set(args.impls.split(","))
-    runs = study_runs(Path(args.spec), args.task)
+    runs = study_runs(Path(args.spec), args.task, tuple(a for a in args.archs.split(",") if a))
     profile_log = Path(args.profile) if args.profile else None
     records = []
 

@@ -110,6 +110,7 @@ train zoo {
   lr = [3e-4, 1e-3, 3e-3]
   checkpoint_every = 2000
   log_every = 200
+  log_error = 256
   seeds = [0, 1, 2]
 }
 
