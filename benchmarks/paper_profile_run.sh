@@ -8,4 +8,4 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader | tee $OU
 python3 benchmarks/train_step.py --task ${TASK:-sparse_parity} --impls project_eager,project --packs 1 \
     --precisions tf32,bf16 --warmup 5 --steps 10 --repeats 3 --archs ${ARCHS:-transformer,mamba,s4,s4_mamba,standard_hybrid,mambaformer} \
     --profile $OUT/train_step_paper_profile.txt --out $OUT --name train_step_paper_profile \
-    --code "$(git rev-parse --short HEAD 2>/dev/null || echo uncommitted)"
+    --code "${CODE:-not given}"
