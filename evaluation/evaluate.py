@@ -49,7 +49,6 @@ from icl.training.seeds import stream_seed
 from icl.run import Run
 
 EVAL_SEED = 0
-TAIL_FRACTION = 0.25  # summary: mean error over the last quarter of positions
 # The validation set: prompts of their own stream (never the test prompts), a quarter as many
 # as the test set; the report picks a cell's best learning rate (any swept value) by them.
 VALIDATION_FRACTION = 0.25
@@ -137,7 +136,8 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
                         run.id, precision_of(run), stream="validation")
     validation = validator.score(None)["model"]
     result["validation"] = {"prompts": n_validation,
-                            "model_tail": _tail_mean(bootstrap_bands(validation, 0, None)["mean"].tolist())}
+                            "model_tail": _tail_mean(bootstrap_bands(validation, 0, None)["mean"].tolist(),
+                                                     kind.tail_fraction)}
     variants, skipped = _readable_variants(_expand_variants(run, kind), kind, model, layout)
     result["variants"] = {
         name: _block(scorer.score(variant), resamples, kind, sizes, bins=kind.variant_bins.get(variant))
@@ -272,30 +272,31 @@ def _block(scored: dict, resamples: int, kind: TaskKind, sizes: dict, bins=None)
     for key, curve in curves.items():
         if key.startswith("metric:"):
             block[key.split(":", 1)[1]] = curve
-    block["summary"] = _summary(block["model"], block["baselines"])
+    block["summary"] = _summary(block["model"], block["baselines"], kind.tail_fraction)
     return block
 
 
-def _tail_mean(curve: list[float]) -> float | None:
-    """Mean over the last quarter (at least one) of the positions that have a value.
+def _tail_mean(curve: list[float], fraction: float) -> float | None:
+    """Mean over the last `fraction` (at least one) of the positions that have a value (the
+    task's TaskKind.tail_fraction: a quarter, or every query of token MQAR).
 
     Positions with no counted prompt (e.g. Garg's orthogonal-subspace shift scores only the
     first d queries) are left out before the quarter is taken."""
     values = [v for v in curve if v is not None and not math.isnan(v)]
     if not values:
         return None
-    count = max(1, math.ceil(len(values) * TAIL_FRACTION))
+    count = max(1, math.ceil(len(values) * fraction))
     return sum(values[-count:]) / count
 
 
-def _summary(model: dict, baselines: dict) -> dict:
+def _summary(model: dict, baselines: dict, fraction: float) -> dict:
     """Numbers a Table-1 verdict reads: tail and final errors of the model and the best baseline."""
-    tails = {name: _tail_mean(b["mean"]) for name, b in baselines.items()}
+    tails = {name: _tail_mean(b["mean"], fraction) for name, b in baselines.items()}
     scored = {n: v for n, v in tails.items() if v is not None}
     best = min(scored, key=scored.get) if scored else None
-    model_tail = _tail_mean(model["mean"])
+    model_tail = _tail_mean(model["mean"], fraction)
     return {
-        "tail_fraction": TAIL_FRACTION,
+        "tail_fraction": fraction,
         "model_tail": model_tail,
         "model_final": model["mean"][-1] if model["mean"] else None,
         "baselines_tail": tails,

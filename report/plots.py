@@ -112,7 +112,9 @@ def _task_figure(evals: list[dict], runs: list[Run]) -> Figure:
              for m, c in best.get(task, {}).items()}
     lines = {m: lines[m] for m in table1.ordered_models(lines) if lines[m]}
     done = [ev for ev in evals if ev.get("state") == "done" and ev.get("model")]
-    diverged = sorted({ev.get("model_name") or "?" for ev in evals if table1.is_diverged(ev)})
+    model_of = {r.id: r.model for r in runs}   # the spec's names, as in Table 1
+    diverged = sorted({model_of.get(ev.get("run_id")) or ev.get("model_name") or "?"
+                       for ev in evals if table1.is_diverged(ev)})
     colours = _colours(list(lines) + [r.model for r in runs])
 
     sweeps = kind.variant_sweeps if kind is not None else {}

@@ -10,7 +10,8 @@ the verdict the error alone gives (`rule_verdict`) and the verdict's arithmetic 
 (`reason`). The rules, with the constants below, are also printed in the report (`RULES`):
 
 1. A run's number is its evaluation summary's `model_tail`: the mean error over the
-   last quarter of prompt positions (evaluation/evaluate.py, TAIL_FRACTION), on the test
+   last quarter of prompt positions (every query for token MQAR: the task's
+   TaskKind.tail_fraction, icl/tasks/catalog.py), on the test
    prompts. Its validation number is the same on the evaluation's validation prompts (a
    seed stream of their own, VALIDATION_FRACTION as many: `validation.model_tail`).
 2. A configuration of a cell (one point of the spec's sweep: learning rate, or any
@@ -68,7 +69,7 @@ SELECTED_BY_TEST = "test (no validation recorded)"
 
 RULES = (
     "A run scores its evaluation's tail error: the mean error over the last quarter of "
-    "prompt positions, on the test prompts; its validation score is the same on the "
+    "prompt positions (token MQAR: over every query position), on the test prompts; its validation score is the same on the "
     "evaluation's validation prompts (a seed stream of their own, never the test prompts).",
     "A configuration (one point of the spec's sweep: a learning rate or other swept value) "
     "scores the mean over its seeds, on the test and on the validation prompts; a diverged "
@@ -143,10 +144,13 @@ def group(evals: list[dict], runs: list[Run]) -> dict:
     by_id = {r.id: r for r in runs}
     table: dict[str, dict[str, dict[str, dict]]] = {}
     for ev in evals:
-        # An evaluation of a run the table does not hold (a hand-picked file) is placed by what it records.
+        # An evaluation of a run the table does not hold (a hand-picked file) is placed by what it
+        # records; one of a run it holds by the spec's names, which may differ from those the
+        # evaluation recorded (names are not part of a run's id: a renamed model, or a probe spec
+        # that names a run of another spec anew).
         run = by_pair.get((ev.get("run_id"), ev.get("eval_id"))) or by_id.get(ev.get("run_id"))
-        task = ev.get("task") or (run.task if run else None)
-        model = ev.get("model_name") or (run.model if run else None)
+        task = run.task if run else ev.get("task")
+        model = run.model if run else ev.get("model_name")
         if task is None or model is None:
             continue   # not an evaluation of a known run: nothing to place
         sweep = (run.sweep if run else ev.get("sweep")) or {}
@@ -320,7 +324,25 @@ def _cell(configs: list[dict], chance: float, paper: str | None, planned_seeds: 
         cell["note"] = "every run diverged"
     elif cell["diverged"]:
         cell["note"] = f"{cell['diverged']} run(s) diverged"
+    cell["stale_tail"] = _stale_tail(config)   # said in the note and, by _judge, in the reason
+    if cell["stale_tail"]:
+        cell["note"] = "; ".join(n for n in (cell["note"], cell["stale_tail"]) if n)
     return cell
+
+
+def _stale_tail(config: dict) -> str:
+    """A note where the config's evaluations averaged another share of positions than the
+    task's rule (TaskKind.tail_fraction) now takes: written before the rule changed (token
+    MQAR averaged the last quarter until 2026-12-06); their number is shown as written."""
+    kind = TASKS.get((config.get("task_config") or {}).get("kind"))
+    if kind is None:
+        return ""
+    written = {(ev.get("summary") or {}).get("tail_fraction") for ev in config["evals"]} - {None}
+    other = sorted(f for f in written if f != kind.tail_fraction)
+    if not other:
+        return ""
+    return (f"evaluated over the last {other[0]:.0%} of positions, before the rule took "
+            f"{kind.tail_fraction:.0%}")
 
 
 def _converged(seed_metrics: list[dict]) -> bool | None:
@@ -358,6 +380,8 @@ def _judge(cells: dict[str, dict], chance: float) -> None:
             m, limit = _num_pair(metric, bar)
             reason = (f"{below_fail}; {m} {'<=' if verdict == 'check' else '>'} max({CHECK_RATIO:g} x best "
                       f"other {format_number(best_other)}, best other + {CHECK_SLACK:g} x chance) = {limit}")
+        if cell.get("stale_tail"):
+            reason += f"; {cell['stale_tail']}"
         cell["rule_verdict"] = verdict
         if cell["converged"] is False:
             falling = [e for e in cell["seed_metrics"] if e["convergence"] == NOT_CONVERGED]

@@ -101,6 +101,11 @@ class TaskKind:
     # trained on (the error curve runs on past the trained length). A model whose learned
     # position table has fewer rows cannot read them: its evaluation skips the variant, saying so.
     variant_lengths: dict[str, int] = field(default_factory=dict)
+    # The evaluation's summary (Table 1's metric) averages the error over this share of the
+    # positions with a value, the last ones: the error once the prompt holds many examples.
+    # Token MQAR averages every query (1.0), as zoology's accuracy does: a query late in the
+    # prompt is not one that saw more examples, and its error differs from an early one's.
+    tail_fraction: float = 0.25
     # out == "tokens": config -> (vocabulary size, longest prompt in tokens).
     token_shape: Callable[[dict], tuple[int, int]] = lambda config: (config["vocab"], config["seq_len"])
 
@@ -110,6 +115,8 @@ class TaskKind:
         for name in (*self.variant_sweeps, *self.variant_bins, *self.variant_lengths):
             if name not in self.variants:
                 raise ValueError(f"task {self.name}: {name!r} is not one of its variants")
+        if not 0 < self.tail_fraction <= 1:
+            raise ValueError(f"task {self.name}: tail_fraction must lie in (0, 1]")
         twice = set(self.baselines) & set(self.more_baselines)
         if twice or len(set(self.baselines)) != len(self.baselines):
             raise ValueError(f"task {self.name}: a baseline is listed twice")
@@ -291,7 +298,7 @@ TASKS: dict[str, TaskKind] = {t.name: t for t in (
              (Param("vocab", "int", 256, min=4, max=1_000_000),
               Param("pairs", "int", 8, min=1, max=100_000),
               Param("seq_len", "int", 64, min=2, max=1_000_000)),
-             out="tokens", lr=1e-3, clip=1.0, constraints=_token_mqar_fits,
+             out="tokens", lr=1e-3, clip=1.0, constraints=_token_mqar_fits, tail_fraction=1.0,
              chance=lambda config: 1.0 - 1.0 / config["vocab"]),   # a uniform guess over the vocabulary
     TaskKind("word_problem", "icl.tasks.word_problem:WordProblem",
              "state tracking: the running product of a word of permutations (S5, A5, ...)",

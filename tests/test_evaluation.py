@@ -266,3 +266,34 @@ experiment e {
         "longer_words": "prompts of 32 tokens, 4x the trained length; the model's learned position "
                         "table has 8 rows"}
     assert json.loads((tmp_path / f"{transformer['run_id']}.json").read_text())["variants_skipped"]
+
+
+def test_token_mqar_summary_averages_every_query_and_the_others_their_last_quarter(tmp_path, write_spec):
+    """Token MQAR's Table-1 number is its error over every query position (zoology's accuracy:
+    a late query has not seen more examples); a word problem keeps the last quarter."""
+    from icl.compiler.runs import runs_of
+
+    spec = write_spec("recall.icl", '''
+model transformer { layers = "A F" width = 16 heads = 2 positions = learned }
+task recall { kind = token_mqar vocab = 32 seq_len = 24 pairs = 3 }
+task words { kind = word_problem group = S3 points = 8 }
+experiment e {
+  models = [transformer]
+  tasks = [recall, words]
+  train { steps = 4 batch = 8 checkpoint_every = 4 log_every = 2 }
+  eval { prompts = 32 batch = 16 bootstrap = 50 }
+}
+''')
+    for run in runs_of([spec]):
+        train_run(run, tmp_path / run.id, progress=False)
+        result = evaluate_run(run, tmp_path / run.id, tmp_path / f"{run.id}.json", progress=False)
+        values = [v for v in result["model"]["mean"] if v is not None]
+        summary = result["summary"]
+        if run.task == "recall":
+            # queries sit in the slots after the 2 x 3 pair tokens: several positions with a value
+            assert len(values) > 4 and summary["tail_fraction"] == 1.0
+            assert summary["model_tail"] == pytest.approx(sum(values) / len(values))
+        else:
+            assert len(values) == 8 and summary["tail_fraction"] == 0.25
+            assert summary["model_tail"] == pytest.approx(sum(values[-2:]) / 2)
+        assert 0 <= result["validation"]["model_tail"] <= 1

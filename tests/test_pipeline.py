@@ -172,7 +172,7 @@ def test_tiny_study_end_to_end(tmp_path, tiny_spec, run_snakemake):
                  "plots/sparse_parity.png"):
         assert (results / name).stat().st_size > 0, name
     # Not the scale's study: the title names the spec.
-    assert (results / "report.md").read_text().startswith("# ICL study (smoke scale): tiny.icl\n")
+    assert (results / "report.md").read_text().startswith("# ICL study: tiny.icl\n")
     table = json.loads((results / "table1.json").read_text())
     assert set(table) == {"linear_regression", "sparse_parity"}
     for task, row in table.items():

@@ -67,6 +67,30 @@ def _cell_runs(study, models: dict[str, list[tuple[float, float | None]]], zero:
     return runs, evals
 
 
+def test_a_cell_takes_the_specs_names_not_those_the_evaluation_recorded(study):
+    # Names are not part of a run's id: a model renamed in the spec (or a probe spec naming a
+    # run of another spec anew) keeps its evaluations, which recorded the old name.
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.10)], "mamba": [(1e-3, 0.12)]})
+    for ev in evals:
+        ev["model_name"], ev["task"] = "old_" + ev["model_name"], "old_task"
+    cells = verdicts(evals, runs)
+    assert set(cells) == {"linear_regression"}
+    assert set(cells["linear_regression"]) == {"transformer", "mamba"}
+
+
+def test_a_cell_says_when_its_evaluations_averaged_another_share_than_the_rule(study):
+    # Token MQAR's rule changed from the last quarter to every query: evaluations written
+    # before keep their number, and the cell says over which share it was taken.
+    runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.10)], "mamba": [(1e-3, 0.12)]})
+    for ev in evals:
+        if ev["model_name"] == "mamba":
+            ev["summary"]["tail_fraction"] = 1.0   # linear regression's rule: the last quarter
+    cells = verdicts(evals, runs)["linear_regression"]
+    assert cells["mamba"]["stale_tail"] == "evaluated over the last 100% of positions, before the rule took 25%"
+    assert cells["mamba"]["stale_tail"] in cells["mamba"]["reason"] and cells["mamba"]["stale_tail"] in cells["mamba"]["note"]
+    assert cells["transformer"]["stale_tail"] == "" and "evaluated over" not in cells["transformer"]["reason"]
+
+
 def test_clear_check_gap_and_fails(study):
     runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.10)], "mamba": [(1e-3, 0.12)],
                                      "s4": [(1e-3, 0.40)], "mambaformer": [(1e-3, 0.80)]})

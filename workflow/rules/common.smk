@@ -17,9 +17,12 @@ SPECS = list(config["specs"]) or SCALE_SPECS[config["scale"]]
 for _spec in SPECS:  # jobs get the specs as one os.pathsep-joined ICL_SPECS
     if os.pathsep in _spec:
         sys.exit(f"error: config specs: {_spec!r} contains {os.pathsep!r}; rename or move the file")
-# The report's title names its specs where they are not the scale's study (a probe, a subset).
+# The report's title names its specs where they are not the scale's study (a probe, a subset),
+# and the scale where it says what they are: smoke, the default, is left out for given specs
+# (a GPU study such as specs/zoo.icl run without naming a scale is not a smoke check).
 REPORT_TITLE = f"ICL study ({config['scale']} scale)"
 if SPECS != SCALE_SPECS[config["scale"]]:
+    REPORT_TITLE = "ICL study" if config["scale"] == "smoke" else REPORT_TITLE
     REPORT_TITLE += ": " + ", ".join(os.path.basename(spec) for spec in SPECS)
 RUNS_DIR = os.path.normpath(config["runs_dir"])
 # The specs as shell words for the plot and report commands (paths may hold spaces; every
