@@ -34,6 +34,6 @@ echo "training: $((SECONDS - START)) s" | tee -a $D/chunk.log
 done_runs=$(for id in $(cat /tmp/chunk_ids); do [ -f $D/$id/model.pt ] && echo "--run $id"; done | tr '\n' ' ')
 if [ -n "$done_runs" ]; then
   START=$SECONDS
-  python3 -m icl.cli eval "$SPEC" --runs-dir $D $done_runs 2>&1 | tail -n 5 | tee -a $D/chunk.log
+  python3 -m icl.cli eval "$SPEC" --runs-dir $D $done_runs --no-progress 2>&1 | tail -n 5 | tee -a $D/chunk.log
   echo "evaluation: $((SECONDS - START)) s" | tee -a $D/chunk.log
 fi
