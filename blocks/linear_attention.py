@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import sys
 import warnings
 
 import torch
@@ -67,6 +68,21 @@ def fla_declines(block: str) -> str | None:
     return None
 
 
+_told_autotune: set[str] = set()
+
+
+def _fla(block: str) -> str:
+    """"fla", saying once per process and block that fla's kernels tune themselves first: on a
+    new machine a GLA or R7 run's first steps took minutes (an H100, 2026-12-06: 470 s for GLA's
+    first 2 tests and R7's first 4, 170 s for all once Triton's cache held them)."""
+    if block not in _told_autotune:
+        _told_autotune.add(block)
+        print(f"{block}: flash-linear-attention tunes its kernels on their first call; on a new "
+              "machine the first steps can take minutes (Triton's cache keeps them for later runs)",
+              file=sys.stderr, flush=True)
+    return "fla"
+
+
 def resolve_kernel(block: str, requested: str, device_type: str) -> str:
     """The implementation a forward on a device of this type runs: "fla" or "reference"."""
     if requested not in KERNELS:
@@ -82,7 +98,7 @@ def resolve_kernel(block: str, requested: str, device_type: str) -> str:
         if reason:
             raise IclError(f"{block}: mixer_backend = fla: {reason} (mixer_backend = auto runs the "
                            "PyTorch reference here)")
-        return "fla"
+        return _fla(block)
     if device_type != "cuda":
         return "reference"
     if not fla_installed():
@@ -93,7 +109,7 @@ def resolve_kernel(block: str, requested: str, device_type: str) -> str:
     if reason:
         warnings.warn(f"{block}: mixer_backend = auto runs the PyTorch reference: {reason}", stacklevel=2)
         return "reference"
-    return "fla"
+    return _fla(block)
 
 
 class KernelChoice:

@@ -275,6 +275,20 @@ def test_kernel_choice_never_falls_back(monkeypatch):
         resolve("R7", "fla", "cpu")
 
 
+def test_fla_on_cuda_says_once_that_its_first_steps_tune_kernels(monkeypatch, capsys):
+    monkeypatch.setattr(linear_attention, "fla_installed", lambda: True)
+    monkeypatch.setattr(linear_attention, "fla_declines", lambda block: None)
+    monkeypatch.setattr(linear_attention, "_told_autotune", set())
+    resolve = linear_attention.resolve_kernel
+    assert resolve("GLA", "auto", "cpu") == "reference" and capsys.readouterr().err == ""
+    assert resolve("GLA", "auto", "cuda") == "fla" and resolve("GLA", "fla", "cuda") == "fla"
+    told = capsys.readouterr().err.splitlines()
+    assert told == ["GLA: flash-linear-attention tunes its kernels on their first call; on a new machine "
+                    "the first steps can take minutes (Triton's cache keeps them for later runs)"]
+    assert resolve("R7", "auto", "cuda") == "fla"   # each block once
+    assert capsys.readouterr().err.startswith("R7: flash-linear-attention tunes")
+
+
 @pytest.mark.parametrize("capability,triton_version,tilelang,declines", [
     ((9, 0), "3.6.0", False, True),     # Hopper, Triton in [3.4, 3.7.1): fla's issue #640
     ((9, 0), "3.7.1", False, False),
