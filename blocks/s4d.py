@@ -1,5 +1,6 @@
-"""S4D: a diagonal state-space layer applied as a causal convolution computed by FFT, and the
-S4 block of the study (token "S"): S4D -> GELU -> 1x1 conv to 2D -> GLU.
+"""S4D: a diagonal state-space layer applied as a causal convolution (a Toeplitz matrix product
+up to TOEPLITZ_MAX_TOKENS tokens, an FFT beyond, as the study's code does at every length), and
+the S4 block of the study (token "S"): S4D -> GELU -> 1x1 conv to 2D -> GLU.
 
 Each of H channels holds N/2 complex modes (so N real numbers of state, N = d_state):
     A_n = -exp(log_A_real_n) + i * A_imag_n,   dt = exp(log_dt)
@@ -66,16 +67,40 @@ class S4DKernel(nn.Module):
         return torch.view_as_real(state).flatten(-2)
 
     def forward(self, u: Tensor, return_state: bool = False):
-        """u (K, B, L, H) -> y (K, B, L, H) = causal conv(u, K) + D u, by FFT of size 2L along the
-        token axis (no wrap-around) [and the final state (K, B, H, N) when return_state]."""
-        length = u.shape[2]
+        """u (K, B, L, H) -> y (K, B, L, H) = causal conv(u, K) + D u, in fp32 [and the final state
+        (K, B, H, N) when return_state]."""
         dtype = u.dtype
         u32 = u.float()
-        k_f = torch.fft.rfft(self.kernel(length), n=2 * length).transpose(1, 2).unsqueeze(1)  # (K, 1, F, H)
-        u_f = torch.fft.rfft(u32, n=2 * length, dim=2)
-        y = torch.fft.irfft(u_f * k_f, n=2 * length, dim=2)[:, :, :length]
+        y = causal_conv(u32, self.kernel(u.shape[2]))
         y = (y + u32 * self.D.float()[:, None, None, :]).to(dtype)
         return (y, self.final_state(u32)) if return_state else y
+
+
+# Sequences up to this many tokens convolve as one matrix product with the kernel's Toeplitz
+# matrix, longer ones by FFT: the FFT path's layout copies and complex products took most of a
+# paper-size S4 step (benchmarks/results/train_step_paper_profile.txt: aten::copy_ 34%, mul 16%,
+# the FFTs 11%), while the Toeplitz matrix costs L^2 floats per channel (1024 tokens x 512
+# channels: 2 GB a layer), hence the cap.
+TOEPLITZ_MAX_TOKENS = 512
+
+
+def causal_conv(u: Tensor, kernel: Tensor) -> Tensor:
+    """y[l] = sum_{j <= l} kernel[l - j] u[j] per channel: u (K, B, L, H) fp32, kernel (K, H, L)
+    -> (K, B, L, H) fp32 (fp32 operands under autocast too; matrix products follow the run's
+    TF32 setting as every other one does)."""
+    length = u.shape[2]
+    if length > TOEPLITZ_MAX_TOKENS:
+        # FFT of size 2L along the token axis: no wrap-around
+        k_f = torch.fft.rfft(kernel, n=2 * length).transpose(1, 2).unsqueeze(1)      # (K, 1, F, H)
+        u_f = torch.fft.rfft(u, n=2 * length, dim=2)
+        return torch.fft.irfft(u_f * k_f, n=2 * length, dim=2)[:, :, :length]
+    steps = torch.arange(length, device=u.device)
+    lag = steps[None, :] - steps[:, None]                                   # [j, l] = l - j
+    # T[j, l] = kernel[l - j] for l >= j, else the appended zero: y = u @ T per channel
+    toeplitz = F.pad(kernel, (0, 1))[..., torch.where(lag >= 0, lag, length)]  # (K, H, L, L)
+    with torch.autocast(u.device.type, enabled=False):
+        y = torch.matmul(u.permute(0, 3, 1, 2), toeplitz)                  # (K, H, B, L)
+    return y.permute(0, 2, 3, 1)
 
 
 class S4Block(nn.Module):

@@ -241,8 +241,13 @@ def s4d_reference(k: S4DKernel, u):
     return torch.stack(ys, -1), state
 
 
+@pytest.mark.parametrize("conv", ["toeplitz", "fft"])
 @pytest.mark.parametrize("length", LENGTHS)
-def test_s4d_matches_recurrence(length):
+def test_s4d_matches_recurrence(length, conv, monkeypatch):
+    import icl.blocks.s4d as s4d
+
+    # the Toeplitz product up to TOEPLITZ_MAX_TOKENS, the FFT beyond: both against the recurrence
+    monkeypatch.setattr(s4d, "TOEPLITZ_MAX_TOKENS", 10_000 if conv == "toeplitz" else 0)
     torch.manual_seed(3)
     k = S4DKernel(6, d_state=8)
     with torch.no_grad():  # larger dt so the kernel does not vanish within a few steps
