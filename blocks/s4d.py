@@ -1,6 +1,6 @@
-"""S4D: a diagonal state-space layer applied as a causal convolution (a Toeplitz matrix product
-up to TOEPLITZ_MAX_TOKENS tokens, an FFT beyond, as the study's code does at every length), and
-the S4 block of the study (token "S"): S4D -> GELU -> 1x1 conv to 2D -> GLU.
+"""S4D: a diagonal state-space layer applied as a causal convolution (by FFT, as the study's code;
+a Toeplitz matrix product up to TOEPLITZ_MAX_TOKENS tokens, off by default), and the S4 block of
+the study (token "S"): S4D -> GELU -> 1x1 conv to 2D -> GLU.
 
 Each of H channels holds N/2 complex modes (so N real numbers of state, N = d_state):
     A_n = -exp(log_A_real_n) + i * A_imag_n,   dt = exp(log_dt)
@@ -77,11 +77,13 @@ class S4DKernel(nn.Module):
 
 
 # Sequences up to this many tokens convolve as one matrix product with the kernel's Toeplitz
-# matrix, longer ones by FFT: the FFT path's layout copies and complex products took most of a
-# paper-size S4 step (benchmarks/results/train_step_paper_profile.txt: aten::copy_ 34%, mul 16%,
-# the FFTs 11%), while the Toeplitz matrix costs L^2 floats per channel (1024 tokens x 512
-# channels: 2 GB a layer), hence the cap.
-TOEPLITZ_MAX_TOKENS = 512
+# matrix, longer ones by FFT. Off (0: FFT at every length, as the study's code) until measured
+# on a GPU (benchmarks/s4_conv_run.sh compares both): the FFT path's layout copies and complex
+# products took most of a paper-size S4 step (benchmarks/results/train_step_paper_profile.txt:
+# aten::copy_ 34%, mul 16%, the FFTs 11%), and the product would replace them, but it costs L^2
+# floats per channel (1024 tokens x 512 channels: 2 GB a layer) and, unlike the FFT, runs on
+# TF32 tensor cores where the run's precision says tf32, in its backward too.
+TOEPLITZ_MAX_TOKENS = 0
 
 
 def causal_conv(u: Tensor, kernel: Tensor) -> Tensor:
