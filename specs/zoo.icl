@@ -7,14 +7,14 @@
 # of 9 (the new mixers' blocks are not measured packed: they train alone). The budget
 # counts embeddings: on MQAR the 8192-token table and read-out take most of it (widths
 # ~130 there, ~240 on the other tasks; `icl runs specs/zoo.icl` lists them).
-# Under way: results/zoo/runs (chunks trained on the device tool's GPU; `icl status
-# specs/zoo.icl --runs-dir results/zoo/runs` says which).
+# Its runs go to results/zoo/runs, chunk by chunk on the device tool's GPU (none trained yet,
+# 2026-12-06; `icl status specs/zoo.icl --runs-dir results/zoo/runs` says where it stands).
 # `init = pytorch` (every model; a textbook PyTorch init, not the study's: token table N(0, 1),
 # A and F blocks nn.Linear's defaults; Mamba, S4 and the new mixers keep their own inits,
 # docs/tasks.md "Model init"): under the study's init (`released`) the Transformer did not
 # learn MQAR here in 20k steps (accuracy 14-20% for every lr and seed, still on its plateau:
-# specs/zoo_probes.icl, an H100, 2026-12-06), and on the quick MQAR it left that plateau 3-4x
-# later than under `pytorch` (benchmarks/results/quick_mqar_init.md).
+# specs/zoo_probes.icl, an H100, 2026-12-06), and on the quick MQAR it left that plateau
+# 2.5-4.7x later, in steps, than under `pytorch` (benchmarks/results/quick_mqar_init.md).
 # AdamW with weight decay 0.1 (zoology's) on MQAR and the word problems: on the quick MQAR
 # (specs/quick/mqar.icl, an H100) plain Adam left a 2-layer Transformer on its plateau for
 # 20k steps at lr 3e-4 and 1e-3, where decay 0.1 at 1e-3 learned the task by step 7,600-9,450
