@@ -281,7 +281,7 @@ def _tail_mean(curve: list[float], fraction: float) -> float | None:
     task's TaskKind.tail_fraction: a quarter, or every query of token MQAR).
 
     Positions with no counted prompt (e.g. Garg's orthogonal-subspace shift scores only the
-    first d queries) are left out before the quarter is taken."""
+    first d queries) are left out before the share is taken."""
     values = [v for v in curve if v is not None and not math.isnan(v)]
     if not values:
         return None

@@ -69,8 +69,9 @@ SELECTED_BY_TEST = "test (no validation recorded)"
 
 RULES = (
     "A run scores its evaluation's tail error: the mean error over the last quarter of "
-    "prompt positions (token MQAR: over every query position), on the test prompts; its validation score is the same on the "
-    "evaluation's validation prompts (a seed stream of their own, never the test prompts).",
+    "prompt positions (token MQAR: over every query position), on the test prompts; its "
+    "validation score is the same on the evaluation's validation prompts (a seed stream of "
+    "their own, never the test prompts).",
     "A configuration (one point of the spec's sweep: a learning rate or other swept value) "
     "scores the mean over its seeds, on the test and on the validation prompts; a diverged "
     "seed counts as chance.",

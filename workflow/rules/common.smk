@@ -20,10 +20,11 @@ for _spec in SPECS:  # jobs get the specs as one os.pathsep-joined ICL_SPECS
 # The report's title names its specs where they are not the scale's study (a probe, a subset),
 # and the scale where it says what they are: smoke, the default, is left out for given specs
 # (a GPU study such as specs/zoo.icl run without naming a scale is not a smoke check).
-REPORT_TITLE = f"ICL study ({config['scale']} scale)"
-if SPECS != SCALE_SPECS[config["scale"]]:
-    REPORT_TITLE = "ICL study" if config["scale"] == "smoke" else REPORT_TITLE
-    REPORT_TITLE += ": " + ", ".join(os.path.basename(spec) for spec in SPECS)
+if SPECS == SCALE_SPECS[config["scale"]]:
+    REPORT_TITLE = f"ICL study ({config['scale']} scale)"
+else:
+    _scale = "" if config["scale"] == "smoke" else f" ({config['scale']} scale)"
+    REPORT_TITLE = f"ICL study{_scale}: " + ", ".join(os.path.basename(spec) for spec in SPECS)
 RUNS_DIR = os.path.normpath(config["runs_dir"])
 # The specs as shell words for the plot and report commands (paths may hold spaces; every
 # other path in the rules' commands is quoted with :q).
