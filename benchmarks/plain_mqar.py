@@ -6,6 +6,7 @@ issue #26 asks the pipeline to beat, and a bisection tool when the pipeline does
                                     [--embedding-std S] [--block-init ours|default]
                                     [--weights-from-plain] [--exact-numerics]
                                     [--attention auto|fp16-scaled|fp16-unscaled] [--rows]
+                                    [--layout zoology|echo]
 
 The prompts come from this project's TokenMQAR sampler (the task is the project's definition);
 the rest is a textbook loop: `plain` is a 2-layer pre-norm GPT at width 128 (2 heads, learned
@@ -156,11 +157,13 @@ def main() -> None:
     ap.add_argument("--attention", choices=["auto", "fp16-scaled", "fp16-unscaled"], default="auto",
                     help="ours only: force the TF32 path's fp16 attention, with or without gradient scaling")
     ap.add_argument("--rows", action="store_true", help="read-out at the query positions only")
+    ap.add_argument("--layout", choices=["zoology", "echo"], default="zoology",
+                    help="token MQAR's layout (docs/tasks.md); runs before 2026-12-07 used echo")
     args = ap.parse_args()
     dev = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.manual_seed(args.seed)
-    task = make_task(TASK)
+    task = make_task({**TASK, "layout": args.layout})
     gen = torch.Generator(device=dev).manual_seed(args.seed + 1)
     model = (PlainGPT(TASK["vocab"], TASK["seq_len"]).to(dev) if args.model == "plain"
              else our_model(dev))
@@ -203,7 +206,7 @@ def main() -> None:
             if wall > args.seconds or not math.isfinite(loss.item()):
                 break
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    Path(args.out).write_text(json.dumps({"model": args.model, "lr": args.lr, "weight_decay": args.weight_decay, "batch": args.batch,
+    Path(args.out).write_text(json.dumps({"model": args.model, "layout": args.layout, "lr": args.lr, "weight_decay": args.weight_decay, "batch": args.batch,
                                           "seed": args.seed, "embedding_std": args.embedding_std,
                                           "block_init": args.block_init, "weights_from_plain": args.weights_from_plain,
                                           "exact_numerics": args.exact_numerics, "attention": args.attention,

@@ -23,6 +23,7 @@ from icl.compiler.values import Sweep
 from icl.dsl import limits
 from icl.errors import ErrorList, SpecError
 from icl.run import Run
+from icl.schema import NO_LEGACY
 from icl.tasks.catalog import TASKS
 
 # Expansions of at least this many runs say so on the progress callback before they start.
@@ -147,7 +148,7 @@ def _runs_of_cell(program: Program, experiment: str, model: Checked, task: Check
         seeds = train_config.pop("seeds")
         eval_config = _eval_config(evaluation.values, kind.variants)
         for seed in seeds:
-            what = {"model": model_config, "task": task_config, "seed": seed,
+            what = {"model": model_config, "task": _task_id_config(kind, task_config), "seed": seed,
                     "train": {k: v for k, v in train_config.items() if k not in TRAIN_HOW_KEYS}}
             run_id = content_hash(what)
             runs.append(Run(
@@ -185,6 +186,13 @@ def _task_config(task: Checked, values: dict[str, Any]) -> dict[str, Any]:
         curriculum[axis] = ax
     config["curriculum"] = curriculum
     return config
+
+
+def _task_id_config(kind, config: dict[str, Any]) -> dict[str, Any]:
+    """The task config the run id hashes: a parameter at its legacy value (Param.legacy) is
+    left out, so the runs trained before it existed keep their ids."""
+    legacy = {p.name: p.legacy for p in kind.params if p.legacy is not NO_LEGACY}
+    return {k: v for k, v in config.items() if k not in legacy or v != legacy[k]}
 
 
 def _model_config(program: Program, model: Checked, values: dict[str, Any], layout) -> dict[str, Any]:

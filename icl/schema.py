@@ -16,6 +16,10 @@ SCALAR_TYPES = ("int", "float", "bool", "str", "choice")
 LIST_TYPES = ("list[int]", "list[float]", "list[str]", "list[choice]", "list[ref]")
 
 
+# Param.legacy's "none": every value of the parameter is part of the run id.
+NO_LEGACY = object()
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -28,6 +32,10 @@ class Param:
     required: bool = False
     # Whether a list value sweeps this parameter (one run per value).
     sweepable: bool = True
+    # For a task parameter added after runs were trained: the value that reproduces how the
+    # task behaved before it existed. A run at this value leaves the parameter out of its id
+    # (compiler/runs.py), so adding an option never orphans runs already trained.
+    legacy: Any = NO_LEGACY
 
     def __post_init__(self) -> None:
         if self.type not in SCALAR_TYPES + LIST_TYPES:

@@ -15,8 +15,15 @@ model transformer_released_init extends transformer {
   init = released
 }
 
+# These runs were trained on token MQAR's first layout (`echo`: each query's value follows it),
+# before the zoo took zoology's (the default since 2026-12-07, docs/tasks.md).
+task mqar_echo extends mqar {
+  layout = echo
+}
+
 experiment mqar_released_init extends mqar {
   models = [transformer_released_init]
+  tasks = [mqar_echo]
 }
 
 experiment state_tracking_released_init extends state_tracking {

@@ -297,7 +297,10 @@ TASKS: dict[str, TaskKind] = {t.name: t for t in (
              "zoology's multi-query associative recall over a token vocabulary",
              (Param("vocab", "int", 256, min=4, max=1_000_000),
               Param("pairs", "int", 8, min=1, max=100_000),
-              Param("seq_len", "int", 64, min=2, max=1_000_000)),
+              Param("seq_len", "int", 64, min=2, max=1_000_000),
+              Param("layout", "choice", "zoology", choices=("zoology", "echo"), legacy="echo",
+                    doc="zoology: its sampler (distinct values, power-law query gaps, random "
+                        "filler, nothing after a query); echo: each query's value follows it")),
              out="tokens", lr=1e-3, clip=1.0, constraints=_token_mqar_fits, tail_fraction=1.0,
              chance=lambda config: 1.0 - 1.0 / config["vocab"]),   # a uniform guess over the vocabulary
     TaskKind("word_problem", "icl.tasks.word_problem:WordProblem",

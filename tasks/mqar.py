@@ -101,16 +101,23 @@ class VectorMQAR(Task):
 class TokenMQAR(TokenTask):
     """Zoology's multi-query associative recall over token ids.
 
-    Token 0 is filler; keys come from [1, V/2), values from [V/2, V). The first 2n
-    tokens are n (key, value) pairs with distinct keys; the rest of the sequence has
-    (seq_len - 2n) // 2 two-token slots, of which n, chosen uniformly, hold each key
-    once (random order) followed by its value, the others filler. The model must
-    predict the value at every query-key token: targets cover every position, and
-    `mask` marks the query positions (the readout is every token).
+    Keys come from [1, V/2), distinct within a prompt; values from [V/2, V). The first 2n
+    tokens are the n (key, value) pairs; the rest of the sequence has (seq_len - 2n) // 2
+    two-token slots, n of which ask for one key each. The model must predict the key's
+    value at its query token: `mask` marks the query tokens (the readout is every token).
+
+    `layout` decides the rest (docs/tasks.md):
+    - "zoology" (default), zoology's sampler: values distinct; slot i (1-based) holds a query
+      with weight i^(a - 1), a = 0.01 (drawn without replacement, most queries soon after the
+      pairs); every token that is neither a pair nor a query key is uniform over [0, V).
+    - "echo", this project's first layout: values drawn with replacement; n slots chosen
+      uniformly hold each key once (random order) followed by its value; the rest token 0.
     """
 
     kind = "token_mqar"
     metric_name = "error rate (1 - recall accuracy)"
+    # zoology's power_a: slot i of the query section holds a query with weight i^(a - 1)
+    POWER_A = 0.01
 
     def __init__(self, config):
         super().__init__(config)
@@ -121,25 +128,38 @@ class TokenMQAR(TokenTask):
         if (seq_len - 2 * pairs) // 2 < pairs:
             raise ValueError(f"token_mqar: seq_len={seq_len} too short for {pairs} pairs "
                              f"and their queries (needs at least {4 * pairs})")
+        if config.get("layout", "zoology") not in ("zoology", "echo"):
+            raise ValueError(f"token_mqar: layout={config['layout']!r} is not zoology or echo")
 
     def sample(self, generator, batch, *, dims=None, points=None, variant=None, **options):
         _, pairs = self.sizes(dims, points)
         self.parse_variant(variant, options)
         vocab, seq_len, device = self.config["vocab"], self.config["seq_len"], generator.device
-        half = vocab // 2
+        half, slots = vocab // 2, (seq_len - 2 * pairs) // 2
         keys = random_subset(generator, batch, half - 1, pairs) + 1
-        values = torch.randint(half, vocab, (batch, pairs), generator=generator, device=device)
-        inputs = torch.zeros(batch, seq_len, dtype=torch.long, device=device)
+        echo = self.config.get("layout", "zoology") == "echo"
+        if echo:
+            values = torch.randint(half, vocab, (batch, pairs), generator=generator, device=device)
+            inputs = torch.zeros(batch, seq_len, dtype=torch.long, device=device)
+            slot = random_subset(generator, batch, slots, pairs).sort(dim=1).values
+            order = random_subset(generator, batch, pairs, pairs)   # which pair each query asks for
+            asked, answer = keys.gather(1, order), values.gather(1, order)
+        else:
+            values = random_subset(generator, batch, vocab - half, pairs) + half
+            weight = torch.arange(1, slots + 1, dtype=torch.float64, device=device) ** (self.POWER_A - 1)
+            # slot[:, j] asks for key j (draws without replacement: mostly early slots first)
+            slot = torch.multinomial(weight.expand(batch, slots), pairs, replacement=False,
+                                     generator=generator)
+            asked, answer = keys, values
+            inputs = torch.randint(0, vocab, (batch, seq_len), generator=generator, device=device)
         inputs[:, 0:2 * pairs:2] = keys
         inputs[:, 1:2 * pairs:2] = values
-        slots = (seq_len - 2 * pairs) // 2
-        slot = random_subset(generator, batch, slots, pairs).sort(dim=1).values
-        order = random_subset(generator, batch, pairs, pairs)   # which pair each query asks for
         where = 2 * pairs + 2 * slot
-        inputs.scatter_(1, where, keys.gather(1, order))
-        inputs.scatter_(1, where + 1, values.gather(1, order))
+        inputs.scatter_(1, where, asked)
+        if echo:
+            inputs.scatter_(1, where + 1, answer)
         targets = torch.zeros(batch, seq_len, dtype=torch.long, device=device)
-        targets.scatter_(1, where, values.gather(1, order))
+        targets.scatter_(1, where, answer)
         mask = torch.zeros(batch, seq_len, dtype=torch.bool, device=device)
         mask.scatter_(1, where, True)
         # loss_rows: the query positions, the only ones the loss reads (Task.loss_rows)

@@ -170,3 +170,33 @@ def test_log_error_is_how_to_run_not_part_of_the_run_id(write_spec):
     b = runs_of([write_spec("b.icl", BASE.replace("seeds = [0, 1] }", "seeds = [0, 1] log_error = 64 }"))])
     assert [r.id for r in a] == [r.id for r in b]
     assert {r.train["log_error"] for r in b} == {64}
+
+
+def test_a_task_option_at_its_legacy_value_keeps_the_ids_trained_before_it(write_spec):
+    """token_mqar's `layout` came after runs were trained on its first layout (echo): a run at
+    layout = echo hashes as it did before the option existed, the default (zoology) does not."""
+    from icl.compiler.resolve import TRAIN_HOW_KEYS
+    from icl.compiler.runs import content_hash
+
+    spec = '''
+model t { layers = "A F" width = 16 heads = 2 }
+task recall { kind = token_mqar vocab = 32 seq_len = 24 pairs = 3 LAYOUT }
+experiment e { models = [t] tasks = [recall] train { steps = 10 } }
+'''
+    echo, = runs_of([write_spec("a.icl", spec.replace("LAYOUT", "layout = echo"))])
+    zoology, = runs_of([write_spec("b.icl", spec.replace("LAYOUT", ""))])
+    assert echo.task_config["layout"] == "echo" and zoology.task_config["layout"] == "zoology"
+    before = {"model": echo.model_config, "seed": 0,
+              "task": {k: v for k, v in echo.task_config.items() if k != "layout"},
+              "train": {k: v for k, v in echo.train.items() if k not in TRAIN_HOW_KEYS}}
+    assert echo.id == content_hash(before)
+    assert echo.id != zoology.id
+
+
+def test_committed_probe_runs_are_runs_of_their_spec():
+    """results/zoo/runs holds the zoo probe's trained runs (no weights): they stay runs of
+    specs/zoo_probes.icl, so a change that moves their ids (a new task option without a legacy
+    value, say) fails here rather than orphaning them in the report."""
+    ids = {r.id for r in runs_of([ROOT / "specs" / "zoo_probes.icl"])}
+    folders = {p.name for p in (ROOT / "results" / "zoo" / "runs").iterdir() if p.is_dir()}
+    assert folders and folders <= ids

@@ -511,26 +511,51 @@ def test_skewed_covariance_is_one_fixed_covariance_for_the_evaluation():
         t.sample(gen(), 1, variant="skewed_covariance:0.5")
 
 
-def test_token_mqar_queries_recall_their_values():
-    t = task("token_mqar")
+@pytest.mark.parametrize("layout", ["zoology", "echo"])
+def test_token_mqar_queries_recall_their_values(layout):
+    t = task("token_mqar", layout=layout)
     p = t.sample(gen(), 32)
     n, V = 8, 256
     context = p.inputs[:, :2 * n]
     keys, values = context[:, 0::2], context[:, 1::2]
     assert bool((keys >= 1).all() and (keys < V // 2).all() and (values >= V // 2).all())
     assert bool((keys.sort(1).values[:, 1:] != keys.sort(1).values[:, :-1]).all())   # distinct
+    repeated_value = (values.sort(1).values[:, 1:] == values.sort(1).values[:, :-1]).any(1)
     assert bool((p.mask.sum(1) == n).all()) and not p.mask[:, :2 * n].any()
-    for b in range(4):
+    after_query = []
+    for b in range(32):
         table = dict(zip(keys[b].tolist(), values[b].tolist()))
-        for pos in p.mask[b].nonzero().flatten().tolist():
+        queries = p.mask[b].nonzero().flatten().tolist()
+        assert sorted(int(p.inputs[b, pos]) for pos in queries) == sorted(table)   # each key asked once
+        for pos in queries:
             assert p.targets[b, pos] == table[int(p.inputs[b, pos])]
-            assert p.inputs[b, pos + 1] == p.targets[b, pos]           # value follows the query
+            after_query.append(bool(p.inputs[b, pos + 1] == p.targets[b, pos]))
+    if layout == "echo":   # the value follows its query; other tokens are 0; values may repeat
+        assert all(after_query)
+        assert bool((p.inputs[:, 2 * n:][~(p.mask[:, 2 * n:] | p.mask[:, 2 * n - 1:-1])] == 0).all())
+        assert bool(repeated_value.any())
+    else:                  # zoology: distinct values, random filler, nothing echoed
+        assert not repeated_value.any() and sum(after_query) <= 2
+        assert len(set(p.inputs[:, 2 * n:][~p.mask[:, 2 * n:]].tolist())) > 100
     logits = torch.nn.functional.one_hot(p.targets, V).float() * 10
     assert t.error(logits, p).nanmean() == 0
     with pytest.raises(ValueError, match="too short"):
         make_task({"kind": "token_mqar", "pairs": 8, "seq_len": 20})
     with pytest.raises(ValueError, match="key tokens"):
         make_task({"kind": "token_mqar", "vocab": 8, "pairs": 8, "seq_len": 64})
+
+
+def test_token_mqar_zoology_queries_follow_its_power_law():
+    """Slot i (1-based) of the query section holds a query with weight i^(a - 1), a = 0.01,
+    drawn without replacement: the first slot is asked in nearly every prompt, the last in few,
+    where a uniform draw (the echo layout) asks each slot in n / slots of them."""
+    seq_len, n = 64, 8
+    slots = (seq_len - 2 * n) // 2
+    for layout, first, last in (("zoology", (0.95, 1.0), (0.05, 0.2)), ("echo", (0.25, 0.42), (0.25, 0.42))):
+        p = task("token_mqar", layout=layout, vocab=256, seq_len=seq_len, pairs=n).sample(gen(), 4000)
+        asked = p.mask[:, 2 * n::2].float().mean(0)   # share of prompts with a query in each slot
+        assert asked.shape == (slots,) and abs(asked.sum().item() - n) < 1e-4
+        assert first[0] <= asked[0] <= first[1] and last[0] <= asked[-1] <= last[1], (layout, asked)
 
 
 @pytest.mark.parametrize("group, order", [("S3", 6), ("A4", 12), ("S4", 24), ("A5", 60), ("S5", 120)])
