@@ -193,10 +193,12 @@ experiment e { models = [t] tasks = [recall] train { steps = 10 } }
     assert echo.id != zoology.id
 
 
-def test_committed_probe_runs_are_runs_of_their_spec():
-    """results/zoo/runs holds the zoo probe's trained runs (no weights): they stay runs of
-    specs/zoo_probes.icl, so a change that moves their ids (a new task option without a legacy
-    value, say) fails here rather than orphaning them in the report."""
-    ids = {r.id for r in runs_of([ROOT / "specs" / "zoo_probes.icl"])}
-    folders = {p.name for p in (ROOT / "results" / "zoo" / "runs").iterdir() if p.is_dir()}
+@pytest.mark.parametrize("spec, runs", [("specs/zoo_probes.icl", "results/zoo/runs"),
+                                         ("specs/quick/mqar.icl", "results/quick/runs")])
+def test_committed_runs_are_runs_of_their_specs(spec, runs):
+    """The trained runs committed without weights (the zoo probe's, the quick MQAR's) stay runs
+    of their specs, so a change that moves their ids (a new task option without a legacy value,
+    say) fails here rather than orphaning them in their reports."""
+    ids = {r.id for r in runs_of([ROOT / spec])}
+    folders = {p.name for p in (ROOT / runs).iterdir() if p.is_dir()}
     assert folders and folders <= ids
