@@ -147,8 +147,9 @@ def _runs_of_cell(program: Program, experiment: str, model: Checked, task: Check
             train_config["clip"] = kind.clip
         seeds = train_config.pop("seeds")
         eval_config = _eval_config(evaluation.values, kind.variants)
+        task_id_config = _task_id_config(kind, task_config)
         for seed in seeds:
-            what = {"model": model_config, "task": _task_id_config(kind, task_config), "seed": seed,
+            what = {"model": model_config, "task": task_id_config, "seed": seed,
                     "train": {k: v for k, v in train_config.items() if k not in TRAIN_HOW_KEYS}}
             run_id = content_hash(what)
             runs.append(Run(

@@ -128,8 +128,10 @@ class TokenMQAR(TokenTask):
         if (seq_len - 2 * pairs) // 2 < pairs:
             raise ValueError(f"token_mqar: seq_len={seq_len} too short for {pairs} pairs "
                              f"and their queries (needs at least {4 * pairs})")
-        if config.get("layout", "zoology") not in ("zoology", "echo"):
-            raise ValueError(f"token_mqar: layout={config['layout']!r} is not zoology or echo")
+        layout = config.get("layout", "zoology")
+        if layout not in ("zoology", "echo"):
+            raise ValueError(f"token_mqar: layout={layout!r} is not zoology or echo")
+        self.echo = layout == "echo"
 
     def sample(self, generator, batch, *, dims=None, points=None, variant=None, **options):
         _, pairs = self.sizes(dims, points)
@@ -137,8 +139,7 @@ class TokenMQAR(TokenTask):
         vocab, seq_len, device = self.config["vocab"], self.config["seq_len"], generator.device
         half, slots = vocab // 2, (seq_len - 2 * pairs) // 2
         keys = random_subset(generator, batch, half - 1, pairs) + 1
-        echo = self.config.get("layout", "zoology") == "echo"
-        if echo:
+        if self.echo:
             values = torch.randint(half, vocab, (batch, pairs), generator=generator, device=device)
             inputs = torch.zeros(batch, seq_len, dtype=torch.long, device=device)
             slot = random_subset(generator, batch, slots, pairs).sort(dim=1).values
@@ -156,7 +157,7 @@ class TokenMQAR(TokenTask):
         inputs[:, 1:2 * pairs:2] = values
         where = 2 * pairs + 2 * slot
         inputs.scatter_(1, where, asked)
-        if echo:
+        if self.echo:
             inputs.scatter_(1, where + 1, answer)
         targets = torch.zeros(batch, seq_len, dtype=torch.long, device=device)
         targets.scatter_(1, where, answer)
