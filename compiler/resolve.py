@@ -39,6 +39,9 @@ TRAIN_PARAMS: tuple[Param, ...] = (
     Param("weight_decay", "float", 0.0, min=0.0, max=10.0),
     Param("clip", "float", None, min=1e-9, max=1e9, doc="gradient-norm clip (default: the task's)"),
     Param("seeds", "list[int]", (0,), min=0, max=2**31 - 1, doc="one run per seed"),
+    Param("stop_error", "float", None, min=0.0, max=1e9, legacy=None,
+          doc="stop a run at the first metrics line whose error (train.log_error prompts) is at or "
+              "below this (needs log_error > 0); none: train every step"),
     Param("precision", "choice", "tf32", choices=("fp32", "tf32", "bf16"),
           doc="matrix products on CUDA: fp32, tf32 tensor cores, or a bf16-autocast forward "
               "(icl.training.precision); the CPU computes in fp32"),
@@ -526,6 +529,11 @@ class _Loader:
             self.attempt(self.nested_preset, "eval", chain)
             return None  # it names a declaration with errors: no runs to check
         checked.sub["train"] = self.nested_preset("train", chain)
+        train = checked.sub["train"]
+        if train.values["stop_error"] is not None and not train.values["log_error"]:
+            raise self.error(train.where.get("stop_error", section.pos),
+                             "train.stop_error reads the error of train.log_error prompts, which is off",
+                             "set log_error = N (N > 0 prompts scored at each metrics line)")
         checked.sub["eval"] = self.nested_preset("eval", chain)
         for variant in checked.sub["eval"].values["variants"]:
             valid = {"all"}

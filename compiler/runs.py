@@ -147,10 +147,10 @@ def _runs_of_cell(program: Program, experiment: str, model: Checked, task: Check
             train_config["clip"] = kind.clip
         seeds = train_config.pop("seeds")
         eval_config = _eval_config(evaluation.values, kind.variants)
-        task_id_config = _task_id_config(kind, task_config)
+        task_id_config = _id_config(kind.params, task_config)
+        train_id_config = _id_config(TRAIN_PARAMS, {k: v for k, v in train_config.items() if k not in TRAIN_HOW_KEYS})
         for seed in seeds:
-            what = {"model": model_config, "task": task_id_config, "seed": seed,
-                    "train": {k: v for k, v in train_config.items() if k not in TRAIN_HOW_KEYS}}
+            what = {"model": model_config, "task": task_id_config, "seed": seed, "train": train_id_config}
             run_id = content_hash(what)
             runs.append(Run(
                 id=run_id,
@@ -189,10 +189,10 @@ def _task_config(task: Checked, values: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def _task_id_config(kind, config: dict[str, Any]) -> dict[str, Any]:
-    """The task config the run id hashes: a parameter at its legacy value (Param.legacy) is
-    left out, so the runs trained before it existed keep their ids."""
-    legacy = {p.name: p.legacy for p in kind.params if p.legacy is not NO_LEGACY}
+def _id_config(params, config: dict[str, Any]) -> dict[str, Any]:
+    """The task or train config the run id hashes: a parameter at its legacy value
+    (Param.legacy) is left out, so the runs trained before it existed keep their ids."""
+    legacy = {p.name: p.legacy for p in params if p.legacy is not NO_LEGACY}
     return {k: v for k, v in config.items() if k not in legacy or v != legacy[k]}
 
 

@@ -145,9 +145,9 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
     if skipped:
         result["variants_skipped"] = skipped
 
-    result["train_status"] = {k: status.get(k) for k in ("state", "steps_done", "steps_planned", "capped")} \
-        if status else None
-    result["convergence"] = training_convergence(run_dir)
+    result["train_status"] = {k: status.get(k) for k in ("state", "steps_done", "steps_planned", "capped",
+                                                          "stopped_early")} if status else None
+    result["convergence"] = training_convergence(run_dir, status)
     result["device"] = str(dev)
     result["wall_s"] = time.perf_counter() - started
     result["versions"] = {"torch": torch.__version__, "python": platform.python_version(),
@@ -157,14 +157,20 @@ def _evaluate_locked(run, run_dir, out_path, device, prompts, progress, model_fa
     return result
 
 
-def training_convergence(run_dir: Path) -> dict:
+def training_convergence(run_dir: Path, status: dict | None = None) -> dict:
     """The run's training convergence (evaluation/convergence.py) from its metrics.jsonl:
     {"state": "converged" | "not converged" | "unknown", "drop", "t", "points"}; a folder
-    without logged losses, or too few in the last 10% of steps, is "unknown"."""
+    without logged losses, or too few in the last 10% of steps, is "unknown". A run that
+    train.stop_error ended (status `stopped_early`) reached the error it was trained for: it
+    is "converged", with `stopped_early` said (its loss may still have been falling)."""
     entries = runfolder.read_metrics(run_dir)
     losses = [e.get("loss") if isinstance(e.get("loss"), (int, float)) and not isinstance(e.get("loss"), bool)
               else None for e in entries]
     found = convergence([int(e["step"]) for e in entries], losses)
+    stopped = (status or {}).get("stopped_early")
+    if stopped:
+        return {"state": "converged", "drop": found.drop, "t": found.t, "points": found.points,
+                "stopped_early": stopped}
     return {"state": found.state, "drop": found.drop, "t": found.t, "points": found.points}
 
 

@@ -32,7 +32,7 @@ class Param:
     required: bool = False
     # Whether a list value sweeps this parameter (one run per value).
     sweepable: bool = True
-    # For a task parameter added after runs were trained: the value that reproduces how the
+    # For a task or train parameter added after runs were trained: the value that reproduces how the
     # task behaved before it existed. A run at this value leaves the parameter out of its id
     # (compiler/runs.py), so adding an option never orphans runs already trained.
     legacy: Any = NO_LEGACY
@@ -48,7 +48,7 @@ class Param:
         return self.type in LIST_TYPES
 
     def describe(self) -> str:
-        """One-line description used in error hints and `icl params`."""
+        """One-line description of the allowed values, for error hints (compiler/values.py)."""
         if self.choices:
             kind = " | ".join(self.choices)
         else:

@@ -180,7 +180,9 @@ def describe_scale(runs: list[Run], status_of: dict) -> dict:
 
 
 def _done_less_than_planned(status: dict | None) -> bool:
-    if not status or status.get("state") != "done":
+    """A finished run cut short of its planned steps (--max-steps), not one that
+    train.stop_error ended."""
+    if not status or status.get("state") != "done" or status.get("stopped_early"):
         return False
     done, planned = status.get("steps_done"), status.get("steps_planned")
     return isinstance(done, int) and isinstance(planned, int) and done < planned

@@ -131,6 +131,10 @@ def convergence_text(found: dict | None) -> str:
     4.1% over the last 10% of steps (slope -5.2 standard errors)'."""
     from icl.evaluation.convergence import TAIL_FRACTION
 
+    stopped = (found or {}).get("stopped_early")
+    if isinstance(stopped, dict) and is_number(stopped.get("error")) and is_number(stopped.get("stop_error")):
+        return (f"converged: stopped at step {stopped.get('step')}, error {stopped['error']:.3g} "
+                f"<= train.stop_error {stopped['stop_error']:g}")
     if not found or found.get("state") == "unknown" or found.get("drop") is None:
         points = (found or {}).get("points") or 0
         return f"unknown ({points} logged losses in the last {TAIL_FRACTION:.0%} of steps)"

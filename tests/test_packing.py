@@ -142,6 +142,20 @@ def test_one_diverging_run_stops_alone(tmp_path, member, assert_same_curve, trai
         assert_same_curve(tmp_path / "pack" / run.id, tmp_path / "alone" / run.id)
 
 
+def test_a_run_stopped_by_its_stop_error_leaves_the_pack_alone(tmp_path, member, assert_same_curve, train_alone):
+    """train.stop_error per run: a member whose error reaches its stop_error ends there (its
+    status says so), the others go on; each follows the curve of the same run trained alone."""
+    runs = [member("00000000000a", steps=16, log_every=4, log_error=16, stop_error=1e9),
+            member("00000000000b", seed=1, steps=16, log_every=4, log_error=16)]
+    check_pack(runs)
+    statuses = train_pack(runs, [tmp_path / "pack" / r.id for r in runs], progress=False)
+    assert statuses[0]["stopped_early"]["step"] == statuses[0]["steps_done"] == 4
+    assert statuses[1]["steps_done"] == 16 and "stopped_early" not in statuses[1]
+    train_alone(runs, tmp_path)
+    for run in runs:
+        assert_same_curve(tmp_path / "pack" / run.id, tmp_path / "alone" / run.id)
+
+
 @pytest.mark.parametrize("tasks", ["one", "mixed"])
 def test_members_resume_from_different_steps(tmp_path, tasks, member, assert_same_curve, train_alone):
     """A pack whose runs were checkpointed at different steps (or trained alone) takes each

@@ -310,6 +310,24 @@ def test_an_evaluation_records_its_runs_training_convergence(study, tmp_path):
     assert training_convergence(tmp_path)["state"] == "converged"
 
 
+def test_a_run_its_stop_error_ended_is_converged_and_not_cut_short(tmp_path):
+    """A run that train.stop_error ended reached the error it was trained for: converged (its
+    loss may still fall), said in words on its page, and not among the runs --max-steps cut."""
+    from icl.evaluation.evaluate import training_convergence
+    from icl.report.render import _done_less_than_planned
+    from icl.report.runpages import convergence_text
+
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in _losses(True)))
+    stopped = {"step": 2000, "error": 0.0042, "stop_error": 0.01}
+    status = {"state": "done", "steps_done": 2000, "steps_planned": 20000, "capped": False, "stopped_early": stopped}
+    assert training_convergence(tmp_path)["state"] == "not converged"
+    found = training_convergence(tmp_path, status)
+    assert found["state"] == "converged" and found["stopped_early"] == stopped
+    assert convergence_text(found) == "converged: stopped at step 2000, error 0.0042 <= train.stop_error 0.01"
+    assert not _done_less_than_planned(status)
+    assert _done_less_than_planned({k: v for k, v in status.items() if k != "stopped_early"})
+
+
 def test_cells_without_evaluation_have_no_verdict(study):
     runs, evals = _cell_runs(study, {"transformer": [(1e-3, 0.1)], "mamba": [(1e-3, 0.1)]})
     cells = verdicts(evals[:1], runs)["linear_regression"]

@@ -188,9 +188,33 @@ experiment e { models = [t] tasks = [recall] train { steps = 10 } }
     assert echo.task_config["layout"] == "echo" and zoology.task_config["layout"] == "zoology"
     before = {"model": echo.model_config, "seed": 0,
               "task": {k: v for k, v in echo.task_config.items() if k != "layout"},
-              "train": {k: v for k, v in echo.train.items() if k not in TRAIN_HOW_KEYS}}
+              "train": {k: v for k, v in echo.train.items() if k not in TRAIN_HOW_KEYS + ("stop_error",)}}
     assert echo.id == content_hash(before)
     assert echo.id != zoology.id
+
+
+def test_a_train_option_at_its_legacy_value_keeps_the_ids_trained_before_it(write_spec):
+    """train.stop_error came after runs were trained: off (none, its legacy value) leaves it out
+    of the id; set, it is part of the id (it decides the final weights)."""
+    from icl.compiler.resolve import TRAIN_HOW_KEYS
+    from icl.compiler.runs import content_hash
+
+    off = runs_of([write_spec("a.icl", BASE)])
+    on = runs_of([write_spec("b.icl", BASE.replace("seeds = [0, 1] }", "seeds = [0, 1] log_error = 16 stop_error = 0.01 }"))])
+    swept = runs_of([write_spec("c.icl", BASE.replace("seeds = [0, 1] }", "seeds = [0, 1] log_error = 16 stop_error = [0.01, 0.1] }"))])
+    run = off[0]
+    assert run.train["stop_error"] is None and on[0].train["stop_error"] == 0.01
+    before = {"model": run.model_config, "seed": run.seed, "task": run.task_config,
+              "train": {k: v for k, v in run.train.items() if k not in TRAIN_HOW_KEYS + ("stop_error",)}}
+    assert run.id == content_hash(before)
+    assert not {r.id for r in off} & {r.id for r in on}
+    assert len(swept) == 2 * len(on) and {r.id for r in on} < {r.id for r in swept}
+
+
+def test_stop_error_without_log_error_is_an_error_at_its_line(write_spec):
+    spec = write_spec("a.icl", BASE.replace("seeds = [0, 1] }", "seeds = [0, 1]\n stop_error = 0.01 }"))
+    with pytest.raises(IclError, match=r"a\.icl:\d+:\d+: .*stop_error reads the error of train.log_error prompts"):
+        runs_of([spec])
 
 
 @pytest.mark.parametrize("spec, runs", [("specs/zoo_probes.icl", "results/zoo/runs"),

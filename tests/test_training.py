@@ -316,6 +316,39 @@ def test_log_error_records_the_error_and_changes_no_weight(tmp_path, make_run, l
     assert "error" not in json.loads((tmp_path / "base" / "metrics.jsonl").read_text().splitlines()[0])
 
 
+def test_stop_error_ends_a_run_at_its_first_metrics_line_at_or_below_it(tmp_path, make_run, load_weights,
+                                                                         assert_same_weights):
+    """train.stop_error E: the run ends, "done", at the first metrics line whose error <= E, with
+    its weights, checkpoint and status there; a run whose error never gets that low trains all
+    its steps. Its weights are those of the same run trained to that step without the stop."""
+    lines = lambda folder: [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    full = train_run(make_run(steps=24, log_every=4, log_error=32), tmp_path / "full", progress=False)
+    errors = [x["error"] for x in lines(tmp_path / "full")]
+    threshold = errors[2]  # first reached at step 12 or before
+    first = next(4 * (i + 1) for i, e in enumerate(errors) if e <= threshold)
+    status = train_run(make_run(steps=24, log_every=4, log_error=32, stop_error=threshold), tmp_path / "stop",
+                       progress=False)
+    assert status["state"] == "done" and status["steps_done"] == status["step"] == first < 24
+    assert status["stopped_early"] == {"step": first, "error": errors[first // 4 - 1], "stop_error": threshold}
+    assert not status["capped"] and "stopped at step" in status["message"]
+    assert [x["step"] for x in lines(tmp_path / "stop")] == list(range(4, first + 1, 4))
+    assert (tmp_path / "stop" / "checkpoint.pt").exists()
+    train_run(make_run(steps=24, log_every=4, log_error=32), tmp_path / "short", max_steps=first, progress=False)
+    assert_same_weights(load_weights(tmp_path / "short"), load_weights(tmp_path / "stop"))
+    never = train_run(make_run(steps=24, log_every=4, log_error=32, stop_error=0.0), tmp_path / "never",
+                      progress=False)
+    assert never["steps_done"] == 24 and "stopped_early" not in never and full["steps_done"] == 24
+    # Run again, a finished run is left as it is.
+    assert train_run(make_run(steps=24, log_every=4, log_error=32, stop_error=threshold), tmp_path / "stop",
+                     progress=False)["steps_done"] == first
+
+
+def test_stop_error_without_log_error_stops_before_training(tmp_path, make_run):
+    with pytest.raises(RunError, match="stop_error 0.1 needs train.log_error > 0"):
+        train_run(make_run(steps=8, stop_error=0.1), tmp_path / "a", progress=False)
+    assert not (tmp_path / "a" / "metrics.jsonl").exists()
+
+
 @pytest.mark.parametrize("mode", ["single", "stacked", "loop"])
 def test_token_mqar_reads_out_only_its_queries_and_trains_as_with_every_row(tmp_path, write_spec, monkeypatch, mode):
     """Token MQAR's loss reads only the query positions (Task.loss_rows): training computes the

@@ -3,7 +3,7 @@
 Packed runs share the model, the prompts' shape and the schedule; each keeps its own seed, its
 own task (sampler, loss and error: a regression and a classification task of one shape may
 share a pack) and the train settings in PER_RUN_TRAIN, since every run of a pack has its own
-optimizer and clipping.
+optimizer and clipping, and leaves the pack on its own (train.stop_error).
 
 - `pack_key(run)`          what packed runs must share (JSON text)
 - `check_pack(runs)`       a clear one-line error when runs cannot be packed
@@ -23,8 +23,8 @@ from icl.training.curriculum import end_sizes
 from icl.training.errors import RunError
 from icl.run import Run
 
-# Train settings packed runs may differ in: each run has its own optimizer and clipping.
-PER_RUN_TRAIN = ("lr", "clip", "weight_decay")
+# Train settings packed runs may differ in: each run has its own optimizer, clipping and stop.
+PER_RUN_TRAIN = ("lr", "clip", "weight_decay", "stop_error")
 
 
 def prompt_shape(task_config: dict) -> dict:
@@ -76,7 +76,7 @@ def group_runs(runs: list[Run], size: int) -> list[list[Run]]:
 
 # pack = auto packs, only where training runs on a GPU, the runs of a model whose every block
 # trains faster packed (catalog's packs_well), 16 to a pack. Measured with the stacked engine on
-# an H200 (benchmarks/results/train_step_packed.md): packs of 16 ran 1.5-4x faster per run than
+# an H200 (benchmarks/results/train_step_packed.md): packs of 16 ran 1.2-2.3x faster per run than
 # lone runs for every study architecture; 64 gained 1-14 % more and ran out of its 140 GB for
 # paper-size Mamba and S4-Mamba. A pack too big for a smaller GPU's memory halves itself when
 # it runs out of memory (training/pack.py train_pack); pack = N sets the size outright.

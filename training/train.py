@@ -12,7 +12,9 @@
 - model.pt       the final weights (atomic);
 - status.json    written last (atomic): state "done" | "diverged", step, message, final_loss
                  (the mean training loss of the last FINAL_LOSS_STEPS steps: it depends on
-                 neither checkpoint_every nor log_every, which are not part of the run id), ...
+                 neither checkpoint_every nor log_every, which are not part of the run id),
+                 stopped_early {step, error, stop_error} where train.stop_error ended the run
+                 (its first metrics line with error <= stop_error; a "done" run), ...
 
 The folder's file names, records, validating reads and lock live in icl/runfolder.py. While
 it trains, a process holds each run's lock (runfolder.run_lock): a second trainer of the same
@@ -115,7 +117,7 @@ def _check_folder(run: Run, out_dir: Path, target: int) -> tuple[dict | None, di
         raise RunError(f"{out_dir}: run {run.id} finished ({done} steps, {STATUS}) but its weights "
                        f"{MODEL} are not there; training again would replace its metrics and "
                        "evaluation; to retrain it, move the folder away first")
-    if done >= target:
+    if done >= target or status.data.get("stopped_early"):  # train.stop_error ended it: finished
         return status.data, checkpoint, logged
     if checkpoint is None:  # a capped run to extend, without the state to resume it
         raise RunError(f"{out_dir}: run {run.id} trained {done} steps but {CHECKPOINT} is not there "
@@ -167,7 +169,14 @@ class _Member:
         self.k, self.run, self.out_dir = k, run, out_dir
         self.seed = int(run.seed)
         self.lr = float(run.train["lr"])
-        _check_optimizer(train_settings(run))
+        settings = train_settings(run)
+        _check_optimizer(settings)
+        # train.stop_error: the run ends at the first metrics line whose error is at or below it.
+        self.stop_error = settings.get("stop_error")
+        if self.stop_error is not None and not int(settings["log_error"]):
+            raise RunError(f"run {run.id}: train.stop_error {self.stop_error:g} needs train.log_error > 0 "
+                           f"(the prompts whose error it reads)")
+        self.stopped: tuple[int, float] | None = None   # (step, error) where stop_error ended it
         torch.manual_seed(stream_seed("init", self.seed))
         # Built alone (K = 1) from its own init seed: the engine stacks it with the others.
         self.model, self.task, self.layout = build_for_run(run, model_factory)
@@ -327,7 +336,8 @@ def _loss_fn(task, prompts, on_rows: bool = False):
 
 def _after_step(m: _Member, done: int, sizes: dict, log_every: int, checkpoint_every: int, t0: float,
                 bar, dev) -> None:
-    """Host sync at log and checkpoint steps: divergence check, metrics line, checkpoint, finish."""
+    """Host sync at log and checkpoint steps: divergence check, metrics line, stop at
+    train.stop_error, checkpoint, finish."""
     at_log = done % log_every == 0
     at_checkpoint = done % checkpoint_every == 0 or done == m.target
     if not (at_log or at_checkpoint):
@@ -357,6 +367,8 @@ def _after_step(m: _Member, done: int, sizes: dict, log_every: int, checkpoint_e
                  "steps_per_s": rate, "wall_s": m.wall_before + elapsed}
         if m.monitored is not None:
             entry["error"], m.monitored = m.monitored, None
+            if m.stop_error is not None and entry["error"] <= m.stop_error:
+                m.stopped, m.target, at_checkpoint = (done, entry["error"]), done, True
         m.metrics.write(json.dumps(entry) + "\n")
         m.metrics.flush()
         for sink in m.sinks:
@@ -379,16 +391,23 @@ def _finish(m: _Member, dev: torch.device, elapsed: float) -> None:
     planned = int(train["steps"])
     diverged = m.diverged
     steps_run = (diverged[0] if diverged else target) - m.start
+    if diverged:
+        message = diverged[1]
+    elif m.stopped is not None:
+        message = (f"stopped at step {target} of {planned}: error {m.stopped[1]:.4g} <= "
+                   f"train.stop_error {m.stop_error:g}")
+    elif target < planned:
+        message = f"trained {target} of {planned} steps (capped by --max-steps)"
+    else:
+        message = f"trained {planned} steps"
     m.status = {
         "run_id": run.id,
         "state": "diverged" if diverged else "done",
         "step": diverged[0] if diverged else target,
-        "message": diverged[1] if diverged else
-        (f"trained {target} of {planned} steps (capped by --max-steps)" if target < planned
-         else f"trained {planned} steps"),
+        "message": message,
         "steps_done": diverged[0] if diverged else target,
         "steps_planned": planned,
-        "capped": target < planned,
+        "capped": target < planned and m.stopped is None,
         "resumed_from": m.start,
         "final_loss": None if diverged or not m.recent else sum(m.recent) / len(m.recent),
         "wall_s": m.wall_before + elapsed,
@@ -399,6 +418,8 @@ def _finish(m: _Member, dev: torch.device, elapsed: float) -> None:
         "versions": {"torch": torch.__version__, "python": platform.python_version(),
                      "icl": getattr(icl, "__version__", "unknown")},
     }
+    if m.stopped is not None:  # train.stop_error ended it: the metrics line of that step
+        m.status["stopped_early"] = {"step": m.stopped[0], "error": m.stopped[1], "stop_error": m.stop_error}
     if m.pack is not None:  # trained side by side with other runs (icl.training.pack)
         m.status["pack"] = {"runs": m.pack, "mode": m.engine.mode}
     if m.stepper.summary() is not None:  # CUDA graphs asked for (icl.training.graphs)
