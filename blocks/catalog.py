@@ -110,7 +110,7 @@ class BlockKind:
     # Whether models of these blocks train faster packed than one run at a time on a GPU; the
     # pipeline's pack=auto packs only models whose every block does. Measured with the stacked
     # engine on an H200 (benchmarks/results/train_step_packed.md): packs of 16 of every study
-    # architecture (A, F, M, S, SM) ran 1.5-4x faster per run than one run, at the reduced and
+    # architecture (A, F, M, S, SM) ran 1.2-2.3x faster per run than one run, at the reduced and
     # the paper shapes. A block not measured packed (M2, GLA, DN, GDN, R7, HY so far) says False.
     packs_well: bool = False
 
