@@ -130,7 +130,7 @@ def test_tiny_study_through_sbatch_matches_a_local_run(cluster, tmp_path, tiny_s
     slurm_output = finish(slurm_run, on_slurm)
     finish(local_run, local)
 
-    # Every job went through sbatch: the 4 training runs packed into one job, then the
+    # Every job went through sbatch: the 4 training runs grouped into one job, then the
     # evaluations, plots and the report as jobs of their own (`all` only collects).
     jobs = job_counts(slurm_output)
     assert jobs["train"] == 4 and jobs["report"] == 1, jobs
@@ -139,7 +139,7 @@ def test_tiny_study_through_sbatch_matches_a_local_run(cluster, tmp_path, tiny_s
     assert not any(f"localrule {rule}:" in slurm_output for rule in ("train", "evaluate", "plot", "report"))
     history = cluster.command("squeue", "--noheader", "--states=all", "--format=%T %k")
     assert history.split().count("COMPLETED") >= submitted, history
-    assert "rule_train_pack_train" in history and "rule_report" in history
+    assert "rule_train_group_train" in history and "rule_report" in history
 
     runs = runs_of([on_slurm / "tiny.icl"])
     assert len(runs) == 4
