@@ -74,6 +74,10 @@ class SeqConfig(NamedTuple):
     # log2(32) shuffles each), 1 one product with a ones matrix on the tensor cores, 2 a
     # reduce-scatter (31 shuffles for the 32 vectors of a step; needs block_d_bwd 32, one warp).
     reduce: int = 2
+    # 1: the backward keeps the decays exp2(delta A) its recompute makes (T x N more registers)
+    # for the adjoint, which otherwise makes them again: half the backward's exp2 (the MUFU
+    # unit issues 16 a cycle per SM to the FMA units' 128).
+    cache_decays: int = 0
 
 
 def launch_config(batch: int, dim: int, length: int, n_state: int) -> SeqConfig:
@@ -274,7 +278,8 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                          HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                          SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
                          BLOCK_D: tl.constexpr, N: tl.constexpr, T: tl.constexpr,
-                         REDUCE: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr):
+                         REDUCE: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr,
+                         CACHE_DECAYS: tl.constexpr):
     pid_b, offs_d, mask_d, a2, bias, d_skip = _program_setup(
         A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS, HAS_D, BLOCK_D, N)
     pid_d = tl.program_id(0)
@@ -333,6 +338,7 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
         us = ()
         raws = ()
         deltas = ()
+        decays = ()  # CACHE_DECAYS: each step's N decays a_t = exp2(delta_t A)
         for s in tl.static_range(T):
             t = t0 + s
             live = _live(t, length)
@@ -343,10 +349,15 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
             b = _scalars(b_p + t * sB_t, sB_n, live, N)
             delta_u = delta * u
             x_new = ()
+            step_decays = ()
             for n in tl.static_range(N):
-                x_new = x_new + (tl.exp2(delta * a2[n]) * x[n] + delta_u * b[n],)
+                a_n = tl.exp2(delta * a2[n])
+                x_new = x_new + (a_n * x[n] + delta_u * b[n],)
+                if CACHE_DECAYS:
+                    step_decays = step_decays + (a_n,)
             x = x_new
             states = states + (x,)
+            decays = decays + (step_decays,)
             us = us + (u,)
             raws = raws + (delta_raw,)
             deltas = deltas + (delta,)
@@ -389,7 +400,10 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                 else:
                     tl.store(dBp_p + n * sdBp_n + t * sdBp_t, tl.sum(h * delta_u, axis=0), mask=live)
                     tl.store(dCp_p + n * sdCp_n + t * sdCp_t, tl.sum(x_t[n] * dy, axis=0), mask=live)
-                new_carry = new_carry + (h * tl.exp2(delta * a2[n]),)
+                if CACHE_DECAYS:
+                    new_carry = new_carry + (h * decays[i][n],)
+                else:
+                    new_carry = new_carry + (h * tl.exp2(delta * a2[n]),)
             carry = new_carry
             grad_a = new_grad_a
             if REDUCE != 0:
@@ -516,7 +530,8 @@ class SelectiveScanSeq(torch.autograd.Function):
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=ctx.delta_softplus, HAS_DLAST=dlast is not None,
             BLOCK_D=cfg.block_d_bwd, N=n_state, T=cfg.chunk, REDUCE=reduce,
-            NV=n_vectors, BITS=n_vectors.bit_length() - 1, num_warps=cfg.warps_bwd)
+            NV=n_vectors, BITS=n_vectors.bit_length() - 1, CACHE_DECAYS=bool(cfg.cache_decays),
+            num_warps=cfg.warps_bwd)
 
         def block_sum(parts, like):  # partial sums over channel blocks -> the gradient
             total = parts[0] if blocks == 1 else parts.sum(0)
