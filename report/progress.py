@@ -41,6 +41,8 @@ def study_progress(run_table: list[Run], runs_dir: Path, now: float | None = Non
             extra = {"steps_per_s": _recent_rate(list(found.recent)),
                      "logged_s_ago": max(0.0, now - found.logged_at),
                      "log_every": int(run.train["log_every"])}  # the compiler's run table: never absent
+        if found.status is not None and isinstance(found.status.data.get("stopped_early"), dict):
+            extra["stopped_early"] = found.status.data["stopped_early"]  # train.stop_error ended it
         rows.append({"id": run.id, "experiment": run.experiment, "model": run.model,
                      "task": run.task, "seed": run.seed, "sweep": run.sweep or {},
                      "state": state, "step": step or 0, "steps": steps, **extra})
@@ -59,6 +61,17 @@ def in_progress_note(row: dict) -> str:
     return f"last logged {_duration(ago)} ago"
 
 
+def stopped_note(row: dict) -> str:
+    """For a run that train.stop_error ended: 'stopped: error 0.0042 <= 0.01'."""
+    stopped = row.get("stopped_early")
+    if not stopped:
+        return ""
+    error, limit = stopped.get("error"), stopped.get("stop_error")
+    if isinstance(error, (int, float)) and isinstance(limit, (int, float)):
+        return f"stopped: error {error:.3g} <= {limit:g}"
+    return "stopped early"
+
+
 def _duration(seconds: float) -> str:
     minutes = seconds / 60
     if minutes < 1:
@@ -75,7 +88,7 @@ def render_progress(rows: list[dict]) -> str:
     for r in rows:
         sweep = " ".join(f"{k}={v}" for k, v in r["sweep"].items()) or "-"
         done = f"{r['step']:,} / {r['steps']:,}" if r["state"] != "not started" else f"0 / {r['steps']:,}"
-        note = in_progress_note(r) if r["state"] == "in progress" else ""
+        note = in_progress_note(r) if r["state"] == "in progress" else stopped_note(r)
         if note:
             done += f" ({note})"
         table.append((str(r["experiment"]), r["id"], str(r["model"]), str(r["seed"]), sweep, r["state"], done))

@@ -191,6 +191,24 @@ def test_status_tells_a_running_job_from_a_stopped_one(tmp_path, tiny_spec):
     assert in_progress_note(row) == "last logged 30 s ago"
 
 
+def test_status_says_where_a_stop_error_ended_a_run(tmp_path, tiny_spec):
+    from icl.compiler.runs import runs_of
+    from icl.report.progress import render_progress, study_progress
+
+    spec = tmp_path / "tiny.icl"
+    spec.write_text(tiny_spec.replace("steps = 8 ", "steps = 50000 "))
+    run = runs_of([spec])[0]
+    folder = tmp_path / "runs" / run.id
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({
+        "state": "done", "step": 1200, "steps_done": 1200, "steps_planned": 50000, "capped": False,
+        "stopped_early": {"step": 1200, "error": 0.0042, "stop_error": 0.01}}))
+    (row,) = study_progress([run], tmp_path / "runs")
+    assert row["state"] == "trained" and row["stopped_early"]["step"] == 1200
+    text = render_progress([row])
+    assert "1,200 / 50,000 (stopped: error 0.0042 <= 0.01)" in text and "0 training steps left" in text
+
+
 
 def test_eval_with_other_prompts_refuses_the_specs_evaluation_file(tmp_path, tiny_spec):
     """#22: an overridden evaluation must not land under the name of the spec's (eval_id)."""
