@@ -341,6 +341,14 @@ def test_stop_error_ends_a_run_at_its_first_metrics_line_at_or_below_it(tmp_path
     # Run again, a finished run is left as it is.
     assert train_run(make_run(steps=24, log_every=4, log_error=32, stop_error=threshold), tmp_path / "stop",
                      progress=False)["steps_done"] == first
+    # Killed after the stop step's checkpoint, before its weights and status: it finishes there.
+    (tmp_path / "stop" / "status.json").unlink()
+    (tmp_path / "stop" / "model.pt").unlink()
+    again = train_run(make_run(steps=24, log_every=4, log_error=32, stop_error=threshold), tmp_path / "stop",
+                      progress=False)
+    assert again["stopped_early"] == status["stopped_early"] and again["resumed_from"] == first
+    assert_same_weights(load_weights(tmp_path / "short"), load_weights(tmp_path / "stop"))
+    assert [x["step"] for x in lines(tmp_path / "stop")] == list(range(4, first + 1, 4))
 
 
 def test_stop_error_without_log_error_stops_before_training(tmp_path, make_run):

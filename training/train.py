@@ -190,6 +190,13 @@ class _Member:
             self.wall_before = float(checkpoint["wall_s"])
             self.recent.extend(checkpoint.get("recent", []))
         _truncate_metrics(out_dir, self.start)
+        if self.stop_error is not None and self.start > 0:
+            # Killed after the checkpoint of the step its stop_error ended it at, before its
+            # status: that step's line says so, and the run finishes there (as it would have).
+            last = runfolder.read_metrics(out_dir)[-1:]
+            error = last[0].get("error") if last and last[0]["step"] == self.start else None
+            if isinstance(error, (int, float)) and error <= self.stop_error:
+                self.stopped = (self.start, float(error))
         self.losses: list[torch.Tensor] = []   # device scalars since the last host sync
         self.norms: list[torch.Tensor] = []
         self.first_unsynced = self.start
@@ -213,7 +220,7 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
     members = [_Member(k, run, out_dir, checkpoint, model_factory)
                for k, (run, out_dir, checkpoint) in enumerate(zip(runs, out_dirs, checkpoints))]
     for m in members:  # a checkpoint past a new, smaller cap: report what it holds
-        m.target = max(target, m.start)
+        m.target = m.start if m.stopped is not None else max(target, m.start)
     batch = int(train["batch"])
     log_every = max(1, int(train["log_every"]))
     checkpoint_every = max(1, int(train["checkpoint_every"]))
