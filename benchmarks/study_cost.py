@@ -1,7 +1,8 @@
 """GPU-hours of a study's training, from measured step times (benchmarks/train_step.py's JSON).
 
 Each run costs its planned steps x the measured ms per step of its (architecture, task) at the
-curriculum's final sizes (an upper bound: early curriculum stages are shorter prompts). Over
+curriculum's final sizes (an upper bound: early curriculum stages are shorter prompts, and a run
+that train.stop_error ends trains fewer steps). Over
 G GPUs the runs are scheduled longest first onto the least-loaded GPU; the wall time is
 that schedule's makespan, never less than the longest single run. With --pack K, the runs are
 grouped as the pipeline groups them (runs of one model, prompt shape and length, K at a time);
