@@ -149,5 +149,11 @@ experiment mqar extends state_tracking {
 
 experiment sparse_parity extends state_tracking {
   tasks = [sparse_parity]
-  train { lr = [1e-4, 4e-4, 1e-3]  steps = 50k  optimizer = adam  weight_decay = 0  stop_error = 0.01 }
+  train {
+    lr = [1e-4, 4e-4, 1e-3]
+    steps = 50k
+    optimizer = adam
+    weight_decay = 0
+    stop_error = 0.01
+  }
 }
