@@ -189,11 +189,11 @@ class _Member:
             self.window = list(checkpoint["window"])
             self.wall_before = float(checkpoint["wall_s"])
             self.recent.extend(checkpoint.get("recent", []))
-        _truncate_metrics(out_dir, self.start)
+        kept = _truncate_metrics(out_dir, self.start)
         if self.stop_error is not None and self.start > 0:
             # Killed after the checkpoint of the step its stop_error ended it at, before its
             # status: that step's line says so, and the run finishes there (as it would have).
-            last = runfolder.read_metrics(out_dir)[-1:]
+            last = kept[-1:]
             error = last[0].get("error") if last and last[0]["step"] == self.start else None
             if isinstance(error, (int, float)) and error <= self.stop_error:
                 self.stopped = (self.start, float(error))
@@ -471,9 +471,12 @@ def _save_checkpoint(path, run, weights, optimizer_state, step, window, recent, 
 
 # -- metrics and status ----------------------------------------------------------------
 
-def _truncate_metrics(out_dir: Path, step: int) -> None:
-    """Keep only entries up to the checkpoint's step, so a resumed run logs no duplicates."""
-    runfolder.write_metrics(out_dir, [e for e in runfolder.read_metrics(out_dir) if e["step"] <= step])
+def _truncate_metrics(out_dir: Path, step: int) -> list[dict]:
+    """Keep only entries up to the checkpoint's step, so a resumed run logs no duplicates; the
+    entries kept."""
+    kept = [e for e in runfolder.read_metrics(out_dir) if e["step"] <= step]
+    runfolder.write_metrics(out_dir, kept)
+    return kept
 
 
 # -- environment -----------------------------------------------------------------------
