@@ -70,7 +70,7 @@ def markdown(rows: list[dict]) -> str:
              "ms per training step of one run (a pack's step time / K), batch 64, prompts at the "
              "curriculum's final sizes, whole-step CUDA graphs; a pack of K runs is one stacked model "
              "(training/engine.py). peer = transformers' GPT2Model / mamba_ssm's Mamba modules, eager, "
-             "at the row's precision. mfu against the H200's dense peak of the precision (TF32 495, "
+             "at the row's precision. mfu against the dense peak of the precision (H100 and H200 SXM: TF32 495, "
              "bf16 989 TFLOP/s). Measured by benchmarks/train_step.py (one process per shape, median of "
              "3 blocks), merged by benchmarks/packed_summary.py; every row's figures are in "
              "train_step_packed.json.", ""] + provenance(rows)
@@ -87,7 +87,8 @@ def markdown(rows: list[dict]) -> str:
 
             def mark(text, impl, k, p="tf32"):
                 r = find(rows, arch, task, width, impl, k, p)
-                return text + "*" if r and impl != "eager_peer" and r.get("code") != newest else text
+                stale = r and impl != "eager_peer" and newest is not None and r.get("code") != newest
+                return text + "*" if stale else text
             peer = get("eager_peer", 1)[0]
             by_k = {k: get("project", k) for k in PACKS}
             k16, k1 = by_k[16][0], by_k[1][0]
