@@ -74,10 +74,6 @@ class SeqConfig(NamedTuple):
     # log2(32) shuffles each), 1 one product with a ones matrix on the tensor cores, 2 a
     # reduce-scatter (31 shuffles for the 32 vectors of a step; needs block_d_bwd 32, one warp).
     reduce: int = 2
-    # 1: the backward keeps the decays exp2(delta A) its recompute makes (T x N more registers)
-    # for the adjoint, which otherwise makes them again: half the backward's exp2 (the MUFU
-    # unit issues 16 a cycle per SM to the FMA units' 128).
-    cache_decays: int = 0
 
 
 def launch_config(batch: int, dim: int, length: int, n_state: int) -> SeqConfig:
@@ -142,11 +138,15 @@ def _live_d(offs_d, mask_d, t, length):
 
 
 @triton.jit
-def _scalars(ptr, stride_n, live, N: tl.constexpr):
-    """N scalars ptr[n * stride_n] (a step's B_t or C_t, the same for every channel); 0 past L."""
+def _scalars(ptr, stride_t, stride_n, t, length, N: tl.constexpr):
+    """N scalars ptr[t' stride_t + n stride_n], t' = min(t, L - 1): a step's B_t or C_t, the same
+    for every channel. Past L (a padded step of the last chunk, or the forward's prefetch after its
+    last step) they are step L-1's, which such a step never uses (its delta and dout are 0):
+    loads without a mask, so no predicate per load."""
+    row = ptr + tl.minimum(tl.zeros((), tl.int32) + t, length - 1) * stride_t
     values = ()
     for n in tl.static_range(N):
-        values = values + (tl.load(ptr + n * stride_n, mask=live, other=0.0).to(tl.float32),)
+        values = values + (tl.load(row + n * stride_n).to(tl.float32),)
     return values
 
 
@@ -223,8 +223,8 @@ def _seq_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bia
     z_nx = u_nx
     if HAS_Z:
         z_nx = tl.load(z_p, mask=mask_d, other=0.0)
-    b_nx = _scalars(b_p, sB_n, _live(0, length), N)
-    c_nx = _scalars(c_p, sC_n, _live(0, length), N)
+    b_nx = _scalars(b_p, sB_t, sB_n, 0, length, N)
+    c_nx = _scalars(c_p, sC_t, sC_n, 0, length, N)
     x = ()
     for n in tl.static_range(N):
         x = x + (tl.zeros((BLOCK_D,), tl.float32),)
@@ -235,14 +235,13 @@ def _seq_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bia
         b = b_nx
         c = c_nx
         nt = t + 1
-        live = _live(nt, length)
         more_d = _live_d(offs_d, mask_d, nt, length)
         u_nx = tl.load(u_p + nt * su_t, mask=more_d, other=0.0)
         dt_nx = tl.load(dt_p + nt * sdt_t, mask=more_d, other=0.0)
         if HAS_Z:
             z_nx = tl.load(z_p + nt * sz_t, mask=more_d, other=0.0)
-        b_nx = _scalars(b_p + nt * sB_t, sB_n, live, N)
-        c_nx = _scalars(c_p + nt * sC_t, sC_n, live, N)
+        b_nx = _scalars(b_p, sB_t, sB_n, nt, length, N)
+        c_nx = _scalars(c_p, sC_t, sC_n, nt, length, N)
 
         _, delta = _delta(delta_raw, bias, mask_d, HAS_BIAS, SOFTPLUS)
         delta_u = delta * u
@@ -278,8 +277,7 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                          HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                          SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
                          BLOCK_D: tl.constexpr, N: tl.constexpr, T: tl.constexpr,
-                         REDUCE: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr,
-                         CACHE_DECAYS: tl.constexpr):
+                         REDUCE: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr):
     pid_b, offs_d, mask_d, a2, bias, d_skip = _program_setup(
         A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS, HAS_D, BLOCK_D, N)
     pid_d = tl.program_id(0)
@@ -338,26 +336,19 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
         us = ()
         raws = ()
         deltas = ()
-        decays = ()  # CACHE_DECAYS: each step's N decays a_t = exp2(delta_t A)
         for s in tl.static_range(T):
             t = t0 + s
-            live = _live(t, length)
             m = _live_d(offs_d, mask_d, t, length)
             u = tl.load(u_p + t * su_t, mask=m, other=0.0).to(tl.float32)
             delta_raw = tl.load(dt_p + t * sdt_t, mask=m, other=0.0).to(tl.float32)
             delta_raw, delta = _delta(delta_raw, bias, m, HAS_BIAS, SOFTPLUS)
-            b = _scalars(b_p + t * sB_t, sB_n, live, N)
+            b = _scalars(b_p, sB_t, sB_n, t, length, N)
             delta_u = delta * u
             x_new = ()
-            step_decays = ()
             for n in tl.static_range(N):
-                a_n = tl.exp2(delta * a2[n])
-                x_new = x_new + (a_n * x[n] + delta_u * b[n],)
-                if CACHE_DECAYS:
-                    step_decays = step_decays + (a_n,)
+                x_new = x_new + (tl.exp2(delta * a2[n]) * x[n] + delta_u * b[n],)
             x = x_new
             states = states + (x,)
-            decays = decays + (step_decays,)
             us = us + (u,)
             raws = raws + (delta_raw,)
             deltas = deltas + (delta,)
@@ -369,8 +360,8 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
             u = us[i]
             delta = deltas[i]
             x_t = states[i]
-            b = _scalars(b_p + t * sB_t, sB_n, live, N)
-            c = _scalars(c_p + t * sC_t, sC_n, live, N)
+            b = _scalars(b_p, sB_t, sB_n, t, length, N)
+            c = _scalars(c_p, sC_t, sC_n, t, length, N)
             dout = tl.load(do_p + t * sdo_t, mask=m, other=0.0).to(tl.float32)
             delta_u = delta * u
             if HAS_Z:
@@ -400,10 +391,7 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                 else:
                     tl.store(dBp_p + n * sdBp_n + t * sdBp_t, tl.sum(h * delta_u, axis=0), mask=live)
                     tl.store(dCp_p + n * sdCp_n + t * sdCp_t, tl.sum(x_t[n] * dy, axis=0), mask=live)
-                if CACHE_DECAYS:
-                    new_carry = new_carry + (h * decays[i][n],)
-                else:
-                    new_carry = new_carry + (h * tl.exp2(delta * a2[n]),)
+                new_carry = new_carry + (h * tl.exp2(delta * a2[n]),)
             carry = new_carry
             grad_a = new_grad_a
             if REDUCE != 0:
@@ -530,8 +518,7 @@ class SelectiveScanSeq(torch.autograd.Function):
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=ctx.delta_softplus, HAS_DLAST=dlast is not None,
             BLOCK_D=cfg.block_d_bwd, N=n_state, T=cfg.chunk, REDUCE=reduce,
-            NV=n_vectors, BITS=n_vectors.bit_length() - 1, CACHE_DECAYS=bool(cfg.cache_decays),
-            num_warps=cfg.warps_bwd)
+            NV=n_vectors, BITS=n_vectors.bit_length() - 1, num_warps=cfg.warps_bwd)
 
         def block_sum(parts, like):  # partial sums over channel blocks -> the gradient
             total = parts[0] if blocks == 1 else parts.sum(0)

@@ -86,9 +86,6 @@ SEQ_CASES = [
     (2, 40, 7, 16, torch.float32, (64, 1, 32, 1, 3, 2), dict()),
     (3, 9, 13, 5, torch.bfloat16, (16, 1, 32, 1, 4, 2), dict()),
     (2, 19, 7, 9, torch.float32, (16, 1, 16, 1, 4, 1), dict(with_z=False)),
-    # SeqConfig.cache_decays: the adjoint reads the recompute's decays instead of making them again
-    (2, 40, 7, 16, torch.float32, (64, 1, 32, 1, 3, 2, 1), dict()),
-    (3, 9, 13, 5, torch.bfloat16, (16, 1, 32, 1, 2, 0, 1), dict(with_z=False, softplus=False)),
 ]
 
 
@@ -100,8 +97,7 @@ def seq_poisoned(monkeypatch, triton_scan):
 
 
 @pytest.mark.parametrize("batch,dim,length,n_state,dtype,config,options", SEQ_CASES,
-                         ids=[f"L{c[2]}-D{c[1]}-N{c[3]}-{str(c[4])[6:]}-r{c[5][5]}" + ("-cached" if c[5][6:] == (1,) else "")
-                              for c in SEQ_CASES])
+                         ids=[f"L{c[2]}-D{c[1]}-N{c[3]}-{str(c[4])[6:]}-r{c[5][5]}" for c in SEQ_CASES])
 def test_seq_matches_reference(seq_poisoned, batch, dim, length, n_state, dtype, config, options):
     options = dict(options)
     softplus = options.pop("softplus", True)
