@@ -74,6 +74,13 @@ class SeqConfig(NamedTuple):
     # log2(32) shuffles each), 1 one product with a ones matrix on the tensor cores, 2 a
     # reduce-scatter (31 shuffles for the 32 vectors of a step; needs block_d_bwd 32, one warp).
     reduce: int = 2
+    # The backward's lanes per channel: 1 a thread holds all N states of its channel; 2 two lanes
+    # hold half each (16 channels a warp, half the registers a thread; N <= 16; block_d_bwd,
+    # warps_bwd and reduce then do not apply: one warp, the reduce-scatter).
+    split_state: int = 1
+    # ptxas's register cap for the backward (Triton's maxnreg; 0: its own choice, up to 255):
+    # fewer registers a thread, more warps a multiprocessor (65536 / (32 x cap)), maybe spills.
+    max_registers: int = 0
 
 
 def launch_config(batch: int, dim: int, length: int, n_state: int) -> SeqConfig:
@@ -177,27 +184,35 @@ def _channel_sums_dot(vectors, BLOCK_D: tl.constexpr, NV: tl.constexpr, BITS: tl
 
 
 @triton.jit
-def _channel_sums_scatter(vectors, BLOCK_D: tl.constexpr):
-    """The channel sums of 32 (32,) vectors, as a reduce-scatter: returns one (32,) vector whose
-    element k is the sum of vector k. The channel axis is viewed as 5 bits (2, 2, 2, 2, 2), the
-    layout of one warp's 32 lanes; at each bit, each lane keeps half of its values and adds the
-    other lane's copy of that half, which it gets as (sum over the bit's pair - its own sent
-    value): one shuffle per pair of values, 16 + 8 + 4 + 2 + 1 in all (an all-reduce per vector,
-    as tl.sum does, takes 5 per vector, 160)."""
+def _channel_sums_scatter(vectors, BLOCK_D: tl.constexpr, STAGES: tl.constexpr = 5):
+    """The channel sums of 2**STAGES (32,) vectors, as a reduce-scatter over the top STAGES bits of
+    one warp's 32 lanes. The lanes are viewed as 5 bits (2, 2, 2, 2, 2); at each bit, each lane
+    keeps half of its values and adds the other lane's copy of that half, which it gets as (sum
+    over the bit's pair - its own sent value): one shuffle per pair of values (5 stages: 16 + 8 +
+    4 + 2 + 1 in all, where an all-reduce per vector, as tl.sum does, takes 5 per vector, 160).
+    Returns one (32,) vector: lane j holds the sum of vector j >> (5 - STAGES) over the lanes that
+    share its low 5 - STAGES bits (STAGES = 5: element k is the sum of vector k over all lanes)."""
     lane = tl.reshape(tl.arange(0, BLOCK_D), (2, 2, 2, 2, 2))
     level = ()
-    for k in tl.static_range(32):
+    for k in tl.static_range(1 << STAGES):
         level = level + (tl.reshape(vectors[k], (2, 2, 2, 2, 2)),)
-    for stage in tl.static_range(5):  # axis `stage` is lane bit 4 - stage; 16 >> stage pairs
+    for stage in tl.static_range(STAGES):  # axis `stage` is lane bit 4 - stage
         low = ((lane >> (4 - stage)) & 1) == 0
         kept = ()
-        for k in tl.static_range(16 >> stage):
-            keep = tl.where(low, level[k], level[k + (16 >> stage)])
-            send = tl.where(low, level[k + (16 >> stage)], level[k])
+        for k in tl.static_range(len(level) // 2):
+            keep = tl.where(low, level[k], level[k + len(level) // 2])
+            send = tl.where(low, level[k + len(level) // 2], level[k])
             total = tl.sum(send, axis=stage, keep_dims=True)
             kept = kept + (keep + (total - send),)
         level = kept
     return tl.reshape(level[0], (BLOCK_D,))
+
+
+@triton.jit
+def _pair_sum(v):
+    """v (32,) -> each lane's value plus its neighbour's (lanes 2i and 2i + 1): one shuffle."""
+    v5 = tl.reshape(v, (2, 2, 2, 2, 2))
+    return tl.reshape(tl.broadcast_to(tl.sum(v5, axis=4, keep_dims=True), (2, 2, 2, 2, 2)), (32,))
 
 
 @triton.jit
@@ -434,6 +449,190 @@ def _config(config, batch, dim, length, n_state) -> SeqConfig:
     return SeqConfig(*config)
 
 
+@triton.jit
+def _lane_scalars(ptr, stride_t, stride_n, t, length, first_state, n_ok, N: tl.constexpr, NH: tl.constexpr):
+    """This lane's NH values of a step's B_t or C_t (its states first_state + i), the step clamped
+    to L-1 as in _scalars; 0 for a state that does not exist (N odd)."""
+    row = ptr + tl.minimum(tl.zeros((), tl.int32) + t, length - 1) * stride_t + first_state * stride_n
+    values = ()
+    for i in tl.static_range(NH):
+        if N % 2 == 0:
+            values = values + (tl.load(row + i * stride_n).to(tl.float32),)
+        else:
+            values = values + (tl.load(row + i * stride_n, mask=n_ok[i], other=0.0).to(tl.float32),)
+    return values
+
+
+@triton.jit
+def _seq_backward_split_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
+                               ckpt_ptr, dout_ptr, dlast_ptr,
+                               du_ptr, ddelta_ptr, dz_ptr, dBp_ptr, dCp_ptr, dA_ptr, dD_ptr, dbias_ptr,
+                               dim, length, n_chunks, rows_per_group,
+                               su_b, su_d, su_t, sdt_b, sdt_d, sdt_t, sz_b, sz_d, sz_t,
+                               sdo_b, sdo_d, sdo_t, sdu_b, sdu_d, sdu_t, sddt_b, sddt_d, sddt_t,
+                               sdz_b, sdz_d, sdz_t, sB_b, sB_n, sB_t, sC_b, sC_n, sC_t,
+                               sdBp_p, sdBp_b, sdBp_n, sdBp_t, sdCp_p, sdCp_b, sdCp_n, sdCp_t,
+                               sdl_b, sdl_d, sdl_n,
+                               HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                               SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
+                               N: tl.constexpr, NH: tl.constexpr, T: tl.constexpr):
+    """The backward with a channel's states split over two lanes (SeqConfig.split_state = 2): one
+    warp holds 16 channels, lane j channel j >> 1 and its states n = (j & 1) NH + i, i < NH =
+    ceil(N / 2). Each thread then holds half the state vectors of the one-channel-per-thread
+    kernel above (about half its registers: twice the warps per multiprocessor), and loads half the
+    B_t, C_t scalars; the sums over n (y, sum_n h B, sum_n h A a x) take one more shuffle each
+    (_pair_sum), the channel sums of dB_t, dC_t a 4-stage reduce-scatter of 16 vectors. Same
+    recurrences and partial-sum outputs (one dB, dC partial per block of 16 channels)."""
+    pid_b = tl.program_id(1).to(tl.int64)
+    pid_d = tl.program_id(0)
+    lane = tl.arange(0, 32)
+    half = lane & 1
+    chan = pid_d * 16 + (lane >> 1)
+    mask_c = chan < dim
+    first = half == 0  # the lane that writes a channel's outputs
+    group = pid_b // rows_per_group
+    n_glob = ()  # this lane's state indices, and whether each exists (N odd: the last of half 1)
+    n_ok = ()
+    a2 = ()
+    for i in tl.static_range(NH):
+        n_i = half * NH + i
+        ok = n_i < N
+        n_glob = n_glob + (tl.where(ok, n_i, 0),)
+        n_ok = n_ok + (ok,)
+        a2 = a2 + (tl.load(A_ptr + group * dim * N + chan * N + n_i, mask=mask_c & ok, other=0.0).to(tl.float32)
+                   * 1.4426950408889634,)
+    bias = tl.zeros((32,), tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + group * dim + chan, mask=mask_c, other=0.0).to(tl.float32)
+    d_skip = tl.zeros((32,), tl.float32)
+    if HAS_D:
+        d_skip = tl.load(D_ptr + group * dim + chan, mask=mask_c, other=0.0).to(tl.float32)
+    u_p = u_ptr + pid_b * su_b + chan * su_d
+    dt_p = delta_ptr + pid_b * sdt_b + chan * sdt_d
+    z_p = z_ptr + pid_b * sz_b + chan * sz_d
+    do_p = dout_ptr + pid_b * sdo_b + chan * sdo_d
+    du_p = du_ptr + pid_b * sdu_b + chan * sdu_d
+    ddt_p = ddelta_ptr + pid_b * sddt_b + chan * sddt_d
+    dz_p = dz_ptr + pid_b * sdz_b + chan * sdz_d
+    b_p = B_ptr + pid_b * sB_b
+    c_p = C_ptr + pid_b * sC_b
+    dBp_p = dBp_ptr + pid_d * sdBp_p + pid_b * sdBp_b
+    dCp_p = dCp_ptr + pid_d * sdCp_p + pid_b * sdCp_b
+    ck_p = ckpt_ptr + pid_b * n_chunks * N * dim + chan
+    carry = ()
+    grad_a = ()
+    for i in tl.static_range(NH):
+        if HAS_DLAST:
+            carry = carry + (tl.load(dlast_ptr + pid_b * sdl_b + chan * sdl_d + n_glob[i] * sdl_n,
+                                     mask=mask_c & n_ok[i], other=0.0).to(tl.float32),)
+        else:
+            carry = carry + (tl.zeros((32,), tl.float32),)
+        grad_a = grad_a + (tl.zeros((32,), tl.float32),)
+    grad_d = tl.zeros((32,), tl.float32)
+    grad_bias = tl.zeros((32,), tl.float32)
+    # After the reduce-scatter lane j holds vector k = j >> 1 of its half: dB (k < 8) or dC (k >= 8)
+    # of state (j & 1) NH + (k mod 8), where that state exists.
+    vec_k = lane >> 1
+    state_b = half * NH + vec_k
+    state_c = half * NH + vec_k - 8
+    scatter_b = (vec_k < NH) & (state_b < N)
+    scatter_c = (vec_k >= 8) & (vec_k < 8 + NH) & (state_c < N)
+    scatter_off_b = tl.where(scatter_b, state_b, 0) * sdBp_n
+    scatter_off_c = tl.where(scatter_c, state_c, 0) * sdCp_n
+    for c_rev in range(n_chunks):
+        chunk = n_chunks - 1 - c_rev
+        t0 = chunk * T
+        x = ()
+        for i in tl.static_range(NH):
+            x = x + (tl.load(ck_p + ((chunk - 1) * N + n_glob[i]) * dim,
+                             mask=_live_d(chan, mask_c & n_ok[i], 0, chunk), other=0.0),)
+        states = ()
+        us = ()
+        raws = ()
+        deltas = ()
+        for s in tl.static_range(T):
+            t = t0 + s
+            m = _live_d(chan, mask_c, t, length)
+            u = tl.load(u_p + t * su_t, mask=m, other=0.0).to(tl.float32)
+            delta_raw = tl.load(dt_p + t * sdt_t, mask=m, other=0.0).to(tl.float32)
+            delta_raw, delta = _delta(delta_raw, bias, m, HAS_BIAS, SOFTPLUS)
+            b = _lane_scalars(b_p, sB_t, sB_n, t, length, half * NH, n_ok, N, NH)
+            delta_u = delta * u
+            x_new = ()
+            for i in tl.static_range(NH):
+                x_new = x_new + (tl.exp2(delta * a2[i]) * x[i] + delta_u * b[i],)
+            x = x_new
+            states = states + (x,)
+            us = us + (u,)
+            raws = raws + (delta_raw,)
+            deltas = deltas + (delta,)
+        for i_s in tl.static_range(T - 1, -1, -1):
+            t = t0 + i_s
+            m = _live_d(chan, mask_c, t, length)
+            m_first = m & first
+            u = us[i_s]
+            delta = deltas[i_s]
+            x_t = states[i_s]
+            b = _lane_scalars(b_p, sB_t, sB_n, t, length, half * NH, n_ok, N, NH)
+            c = _lane_scalars(c_p, sC_t, sC_n, t, length, half * NH, n_ok, N, NH)
+            dout = tl.load(do_p + t * sdo_t, mask=m, other=0.0).to(tl.float32)
+            delta_u = delta * u
+            if HAS_Z:
+                z = tl.load(z_p + t * sz_t, mask=m, other=0.0).to(tl.float32)
+                sig = tl.sigmoid(z)
+                dy = dout * z * sig
+                y_half = tl.zeros((32,), tl.float32)
+                for i in tl.static_range(NH):
+                    y_half += x_t[i] * c[i]
+                y = _pair_sum(y_half) + d_skip * u
+                dz = dout * y * sig * (1.0 + z * (1.0 - sig))
+                tl.store(dz_p + t * sdz_t, dz.to(dz_ptr.dtype.element_ty), mask=m_first)
+            else:
+                dy = dout
+            h_b = tl.zeros((32,), tl.float32)
+            h_ax_a = tl.zeros((32,), tl.float32)
+            new_carry = ()
+            new_grad_a = ()
+            parts_b = ()
+            parts_c = ()
+            for i in tl.static_range(NH):
+                h = carry[i] + dy * c[i]
+                h_ax = h * (x_t[i] - delta_u * b[i])  # h_t a_t x_{t-1}
+                new_grad_a = new_grad_a + (grad_a[i] + h_ax * delta,)
+                h_b += h * b[i]
+                h_ax_a += h_ax * a2[i]
+                parts_b = parts_b + (h * delta_u,)
+                parts_c = parts_c + (x_t[i] * dy,)
+                new_carry = new_carry + (h * tl.exp2(delta * a2[i]),)
+            carry = new_carry
+            grad_a = new_grad_a
+            parts = parts_b
+            for _ in tl.static_range(8 - NH):
+                parts = parts + (dy * 0.0,)
+            parts = parts + parts_c
+            for _ in tl.static_range(8 - NH):
+                parts = parts + (dy * 0.0,)
+            sums = _channel_sums_scatter(parts, 32, 4)
+            ok = (lane * 0 + t) < length
+            tl.store(dBp_p + t * sdBp_t + scatter_off_b, sums, mask=ok & scatter_b)
+            tl.store(dCp_p + t * sdCp_t + scatter_off_c, sums, mask=ok & scatter_c)
+            h_b = _pair_sum(h_b)
+            # sum_n h A a x_{t-1}, with A in log2 units: times ln 2.
+            ddelta = u * h_b + _pair_sum(h_ax_a) * 0.6931471805599453
+            if SOFTPLUS:
+                ddelta = ddelta * tl.sigmoid(raws[i_s])
+            ddelta = tl.where(m, ddelta, 0.0)
+            grad_bias += ddelta
+            grad_d += dy * u
+            du = dy * d_skip + delta * h_b
+            tl.store(du_p + t * sdu_t, du.to(du_ptr.dtype.element_ty), mask=m_first)
+            tl.store(ddt_p + t * sddt_t, ddelta.to(ddelta_ptr.dtype.element_ty), mask=m_first)
+    for i in tl.static_range(NH):
+        tl.store(dA_ptr + (pid_b * N + n_glob[i]) * dim + chan, grad_a[i], mask=mask_c & n_ok[i])
+    tl.store(dD_ptr + pid_b * dim + chan, grad_d, mask=mask_c & first)
+    tl.store(dbias_ptr + pid_b * dim + chan, grad_bias, mask=mask_c & first)
+
+
 class SelectiveScanSeq(torch.autograd.Function):
     """The scan with grouped, dense per-channel parameters: A (G, dim, N), D and delta_bias
     (G, dim) (or None); group g serves the batch rows [g R, (g + 1) R), R = batch / G (one group
@@ -492,7 +691,8 @@ class SelectiveScanSeq(torch.autograd.Function):
         du = new_buffer(u.shape, u.dtype, u.device, strides=dense_strides(u))
         ddelta = new_buffer(delta.shape, delta.dtype, u.device, strides=dense_strides(delta))
         dz = new_buffer(z.shape, z.dtype, u.device, strides=dense_strides(z)) if z is not None else None
-        blocks = triton.cdiv(dim, cfg.block_d_bwd)
+        split = cfg.split_state == 2 and n_state <= 16
+        blocks = triton.cdiv(dim, 16 if split else cfg.block_d_bwd)
 
         def partials(t):  # one dB (dC) per channel block, laid out in memory as B (C)
             strides = dense_strides(t)
@@ -502,23 +702,28 @@ class SelectiveScanSeq(torch.autograd.Function):
         dA_rows = new_buffer((batch, n_state, dim), torch.float32, u.device)
         dD_rows = new_buffer((batch, dim), torch.float32, u.device)
         dbias_rows = new_buffer((batch, dim), torch.float32, u.device)
+        operands = (u, delta, A, B, C, D if D is not None else u, z if z is not None else u,
+                    delta_bias if delta_bias is not None else u, ckpt, dout,
+                    dlast if dlast is not None else ckpt,
+                    du, ddelta, dz if dz is not None else du, dB_parts, dC_parts, dA_rows, dD_rows, dbias_rows,
+                    dim, length, n_chunks, batch // groups,
+                    *_strides(u), *_strides(delta), *_strides(z), *_strides(dout), *_strides(du),
+                    *_strides(ddelta), *_strides(dz), *_strides(B), *_strides(C),
+                    *dB_parts.stride(), *dC_parts.stride(), *_strides(dlast))
+        flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                     SOFTPLUS=ctx.delta_softplus, HAS_DLAST=dlast is not None, N=n_state, T=cfg.chunk)
         reduce = int(cfg.reduce)
         if reduce == 2 and (cfg.block_d_bwd != 32 or 2 * n_state > 32):
             reduce = 0  # the reduce-scatter's shape: 32 channels, 32 vectors (N <= 16)
         n_vectors = 32 if reduce == 2 else max(16, triton.next_power_of_2(2 * n_state))
-        _seq_backward_kernel[(blocks, batch)](
-            u, delta, A, B, C, D if D is not None else u, z if z is not None else u,
-            delta_bias if delta_bias is not None else u, ckpt, dout,
-            dlast if dlast is not None else ckpt,
-            du, ddelta, dz if dz is not None else du, dB_parts, dC_parts, dA_rows, dD_rows, dbias_rows,
-            dim, length, n_chunks, batch // groups,
-            *_strides(u), *_strides(delta), *_strides(z), *_strides(dout), *_strides(du),
-            *_strides(ddelta), *_strides(dz), *_strides(B), *_strides(C),
-            *dB_parts.stride(), *dC_parts.stride(), *_strides(dlast),
-            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-            SOFTPLUS=ctx.delta_softplus, HAS_DLAST=dlast is not None,
-            BLOCK_D=cfg.block_d_bwd, N=n_state, T=cfg.chunk, REDUCE=reduce,
-            NV=n_vectors, BITS=n_vectors.bit_length() - 1, num_warps=cfg.warps_bwd)
+        if cfg.max_registers:
+            flags["maxnreg"] = cfg.max_registers
+        if split:
+            _seq_backward_split_kernel[(blocks, batch)](*operands, **flags, NH=(n_state + 1) // 2, num_warps=1)
+        else:
+            _seq_backward_kernel[(blocks, batch)](
+                *operands, **flags, BLOCK_D=cfg.block_d_bwd, REDUCE=reduce, NV=n_vectors,
+                BITS=n_vectors.bit_length() - 1, num_warps=cfg.warps_bwd)
 
         def block_sum(parts, like):  # partial sums over channel blocks -> the gradient
             total = parts[0] if blocks == 1 else parts.sum(0)
