@@ -78,9 +78,12 @@ class SeqConfig(NamedTuple):
     # hold half each (16 channels a warp, half the registers a thread; N <= 16; block_d_bwd,
     # warps_bwd and reduce then do not apply: one warp, the reduce-scatter).
     split_state: int = 1
-    # ptxas's register cap for the backward (Triton's maxnreg; 0: its own choice, up to 255):
-    # fewer registers a thread, more warps a multiprocessor (65536 / (32 x cap)), maybe spills.
-    max_registers: int = 0
+    # ptxas's register caps of the backward and the forward (Triton's maxnreg; 0: its own choice,
+    # up to 255): fewer registers a thread, more warps a multiprocessor (65536 / (32 x cap)), at
+    # the risk of spills (sm_90, Triton 3.9: the forward fits 128 at block_d 64, the split
+    # backward 168 at T = 3).
+    max_registers_bwd: int = 0
+    max_registers_fwd: int = 0
 
 
 def launch_config(batch: int, dim: int, length: int, n_state: int) -> SeqConfig:
@@ -660,7 +663,8 @@ class SelectiveScanSeq(torch.autograd.Function):
             *_strides(u), *_strides(delta), *_strides(z), *_strides(out), *_strides(B), *_strides(C),
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=bool(delta_softplus), SAVE=bool(save), BLOCK_D=cfg.block_d,
-            N=n_state, T=cfg.chunk, num_warps=cfg.warps)
+            N=n_state, T=cfg.chunk, num_warps=cfg.warps,
+            **({"maxnreg": cfg.max_registers_fwd} if cfg.max_registers_fwd else {}))
         return out, ckpt[:, -1].transpose(1, 2), ckpt
 
     @staticmethod
@@ -716,8 +720,8 @@ class SelectiveScanSeq(torch.autograd.Function):
         if reduce == 2 and (cfg.block_d_bwd != 32 or 2 * n_state > 32):
             reduce = 0  # the reduce-scatter's shape: 32 channels, 32 vectors (N <= 16)
         n_vectors = 32 if reduce == 2 else max(16, triton.next_power_of_2(2 * n_state))
-        if cfg.max_registers:
-            flags["maxnreg"] = cfg.max_registers
+        if cfg.max_registers_bwd:
+            flags["maxnreg"] = cfg.max_registers_bwd
         if split:
             _seq_backward_split_kernel[(blocks, batch)](*operands, **flags, NH=(n_state + 1) // 2, num_warps=1)
         else:
