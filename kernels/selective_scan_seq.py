@@ -72,7 +72,9 @@ class SeqConfig(NamedTuple):
     chunk: int = 3
     # How the backward sums over channels (dB_t, dC_t): 0 one tl.sum per vector (an all-reduce:
     # log2(32) shuffles each), 1 one product with a ones matrix on the tensor cores, 2 a
-    # reduce-scatter (31 shuffles for the 32 vectors of a step; needs block_d_bwd 32, one warp).
+    # reduce-scatter (31 shuffles for the 32 vectors of a step; needs block_d_bwd 32, one warp),
+    # 3 the same with each shuffle as PTX's shfl.bfly (two adds fewer a shuffle; CUDA only: the
+    # Triton interpreter runs 2).
     reduce: int = 2
     # The backward's lanes per channel: 1 a thread holds all N states of its channel; 2 two lanes
     # hold half each (16 channels a warp, half the registers a thread; N <= 16; block_d_bwd,
@@ -187,7 +189,16 @@ def _channel_sums_dot(vectors, BLOCK_D: tl.constexpr, NV: tl.constexpr, BITS: tl
 
 
 @triton.jit
-def _channel_sums_scatter(vectors, BLOCK_D: tl.constexpr, STAGES: tl.constexpr = 5):
+def _shuffle_xor(value, lane_mask):
+    """Each lane's `value` from the lane whose index differs by `lane_mask` (PTX shfl.bfly; one
+    element per lane: a warp's (2, 2, 2, 2, 2) tensor)."""
+    return tl.inline_asm_elementwise("shfl.sync.bfly.b32 $0, $1, $2, 0x1f, 0xffffffff;", "=r,r,r",
+                                     [value, lane_mask], dtype=tl.float32, is_pure=True, pack=1)
+
+
+@triton.jit
+def _channel_sums_scatter(vectors, BLOCK_D: tl.constexpr, STAGES: tl.constexpr = 5,
+                          SHUFFLE: tl.constexpr = False):
     """The channel sums of 2**STAGES (32,) vectors, as a reduce-scatter over the top STAGES bits of
     one warp's 32 lanes. The lanes are viewed as 5 bits (2, 2, 2, 2, 2); at each bit, each lane
     keeps half of its values and adds the other lane's copy of that half, which it gets as (sum
@@ -205,8 +216,11 @@ def _channel_sums_scatter(vectors, BLOCK_D: tl.constexpr, STAGES: tl.constexpr =
         for k in tl.static_range(len(level) // 2):
             keep = tl.where(low, level[k], level[k + len(level) // 2])
             send = tl.where(low, level[k + len(level) // 2], level[k])
-            total = tl.sum(send, axis=stage, keep_dims=True)
-            kept = kept + (keep + (total - send),)
+            if SHUFFLE:  # the other lane's value straight from a butterfly shuffle (CUDA only)
+                kept = kept + (keep + _shuffle_xor(send, (lane * 0) + (1 << (4 - stage))),)
+            else:
+                total = tl.sum(send, axis=stage, keep_dims=True)
+                kept = kept + (keep + (total - send),)
         level = kept
     return tl.reshape(level[0], (BLOCK_D,))
 
@@ -323,7 +337,7 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
         grad_a = grad_a + (tl.zeros((BLOCK_D,), tl.float32),)
     grad_d = tl.zeros((BLOCK_D,), tl.float32)
     grad_bias = tl.zeros((BLOCK_D,), tl.float32)
-    if REDUCE == 2:
+    if REDUCE >= 2:
         # Element k of the channel sums: dB_k (k < N), dC_{k-N} (N <= k < 2N), or padding.
         vec_k = tl.arange(0, BLOCK_D)
         scatter_off_b = tl.where(vec_k < N, vec_k, 0) * sdBp_n
@@ -418,8 +432,8 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                     parts = parts + (x_t[n] * dy,)
                 for _ in tl.static_range(NV - 2 * N):
                     parts = parts + (dy * 0.0,)
-            if REDUCE == 2:
-                sums = _channel_sums_scatter(parts, BLOCK_D)
+            if REDUCE >= 2:
+                sums = _channel_sums_scatter(parts, BLOCK_D, 5, REDUCE == 3)
                 ok = (vec_k * 0 + t) < length
                 tl.store(dBp_p + t * sdBp_t + scatter_off_b, sums, mask=ok & scatter_b)
                 tl.store(dCp_p + t * sdCp_t + scatter_off_c, sums, mask=ok & scatter_c)
@@ -478,7 +492,7 @@ def _seq_backward_split_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_p
                                sdl_b, sdl_d, sdl_n,
                                HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                                SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
-                               N: tl.constexpr, NH: tl.constexpr, T: tl.constexpr):
+                               N: tl.constexpr, NH: tl.constexpr, T: tl.constexpr, SHUFFLE: tl.constexpr):
     """The backward with a channel's states split over two lanes (SeqConfig.split_state = 2): one
     warp holds 16 channels, lane j channel j >> 1 and its states n = (j & 1) NH + i, i < NH =
     ceil(N / 2). Each thread then holds half the state vectors of the one-channel-per-thread
@@ -615,7 +629,7 @@ def _seq_backward_split_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_p
             parts = parts + parts_c
             for _ in tl.static_range(8 - NH):
                 parts = parts + (dy * 0.0,)
-            sums = _channel_sums_scatter(parts, 32, 4)
+            sums = _channel_sums_scatter(parts, 32, 4, SHUFFLE)
             ok = (lane * 0 + t) < length
             tl.store(dBp_p + t * sdBp_t + scatter_off_b, sums, mask=ok & scatter_b)
             tl.store(dCp_p + t * sdCp_t + scatter_off_c, sums, mask=ok & scatter_c)
@@ -717,13 +731,16 @@ class SelectiveScanSeq(torch.autograd.Function):
         flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                      SOFTPLUS=ctx.delta_softplus, HAS_DLAST=dlast is not None, N=n_state, T=cfg.chunk)
         reduce = int(cfg.reduce)
-        if reduce == 2 and (cfg.block_d_bwd != 32 or 2 * n_state > 32):
+        if reduce == 3 and not u.is_cuda:
+            reduce = 2  # inline PTX: not under the interpreter
+        if reduce >= 2 and (cfg.block_d_bwd != 32 or 2 * n_state > 32):
             reduce = 0  # the reduce-scatter's shape: 32 channels, 32 vectors (N <= 16)
-        n_vectors = 32 if reduce == 2 else max(16, triton.next_power_of_2(2 * n_state))
+        n_vectors = 32 if reduce >= 2 else max(16, triton.next_power_of_2(2 * n_state))
         if cfg.max_registers_bwd:
             flags["maxnreg"] = cfg.max_registers_bwd
         if split:
-            _seq_backward_split_kernel[(blocks, batch)](*operands, **flags, NH=(n_state + 1) // 2, num_warps=1)
+            _seq_backward_split_kernel[(blocks, batch)](*operands, **flags, NH=(n_state + 1) // 2,
+                                                        SHUFFLE=reduce == 3, num_warps=1)
         else:
             _seq_backward_kernel[(blocks, batch)](
                 *operands, **flags, BLOCK_D=cfg.block_d_bwd, REDUCE=reduce, NV=n_vectors,

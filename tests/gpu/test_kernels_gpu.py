@@ -107,7 +107,9 @@ def test_seq_matches_reference(seq_poisoned, dtype, length, dim, layout):
                                     (32, 4, 32, 1, 5, 2), (16, 2, 16, 2, 4, 0),
                                     # split_state 2 (a channel's states over two lanes), register caps
                                     (64, 1, 32, 1, 3, 2, 2), (64, 1, 32, 1, 3, 2, 2, 128, 128),
-                                    (64, 1, 32, 1, 4, 2, 2, 168), (64, 1, 32, 1, 3, 2, 1, 168)])
+                                    (64, 1, 32, 1, 4, 2, 2, 168), (64, 1, 32, 1, 3, 2, 1, 168),
+                                    # reduce 3: the reduce-scatter's shuffles as inline PTX
+                                    (64, 1, 32, 1, 3, 3), (64, 1, 32, 1, 3, 3, 2)])
 def test_seq_launch_shapes_agree(seq_poisoned, config):
     inputs = _channels_last(make_scan_inputs(2, 100, 203, 16, torch.float32, DEVICE, seed=7))
     errors = scan_errors(seq_poisoned.selective_scan_seq, kernels.selective_scan_ref, inputs, config=config)
