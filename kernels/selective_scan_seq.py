@@ -42,6 +42,15 @@ more than one block per row. dA, dD and d(delta_bias) are written per batch row 
 on the host, per parameter group (one group per model of a pack, as in
 selective_scan_triton.py).
 
+Variants of the backward, chosen by SeqConfig and off by default until timed on a GPU:
+split_state = 2 spreads a channel's states over two lanes (a warp holds 16 channels, a thread
+half the state vectors: fewer registers, so more warps a multiprocessor, with about 20% more
+instructions per channel and step: the sums over n take a shuffle each); reduce = 3 makes the
+reduce-scatter's shuffles PTX shfl.bfly (CUDA only); max_registers_* cap ptxas's registers.
+Offline SASS counts (sm_90, Triton 3.9, N 16, T 3, per chunk of three steps): the default
+backward's loop 2025 instructions for 32 channels, the split one's 1273 for 16 (under a cap of
+168 registers, without spills).
+
 The state size N is unrolled into the code, so this kernel takes N <= MAX_STATE; a larger N
 runs the chunked kernel (selective_scan_triton.py) instead.
 """

@@ -80,7 +80,7 @@ def test_triton_matches_reference(poisoned_buffers, batch, dim, length, n_state,
 # each way of summing over channels in its backward (SeqConfig.reduce: 0 tl.sum, 1 a product
 # on the tensor cores, 2 a reduce-scatter), at odd sizes. More cases: tests/test_scan_packed.py.
 SEQ_CASES = [
-    # (batch, dim, L, N, dtype, config (block_d, warps, block_d_bwd, warps_bwd, chunk, reduce), options)
+    # (batch, dim, L, N, dtype, config (block_d, warps, block_d_bwd, warps_bwd, chunk, reduce[, split_state]), options)
     (2, 37, 11, 5, torch.float32, (32, 1, 32, 1, 3, 0), dict()),
     (1, 20, 5, 3, torch.float32, (8, 1, 32, 1, 2, 2), dict(with_z=False, with_d=False, with_bias=False, softplus=False)),
     (2, 40, 7, 16, torch.float32, (64, 1, 32, 1, 3, 2), dict()),
