@@ -306,6 +306,40 @@ def _seq_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bia
 
 
 @triton.jit
+def _lane_scalars(ptr, stride_t, stride_n, t, length, first_state, n_ok, N: tl.constexpr, NH: tl.constexpr):
+    """This lane's NH values of a step's B_t or C_t (its states first_state + i), the step clamped
+    to L-1 as in _scalars; 0 for a state that does not exist (N odd)."""
+    row = ptr + tl.minimum(tl.zeros((), tl.int32) + t, length - 1) * stride_t + first_state * stride_n
+    values = ()
+    for i in tl.static_range(NH):
+        if N % 2 == 0:
+            values = values + (tl.load(row + i * stride_n).to(tl.float32),)
+        else:
+            values = values + (tl.load(row + i * stride_n, mask=n_ok[i], other=0.0).to(tl.float32),)
+    return values
+
+
+@triton.jit
+def _step_scalars(ptr, stride_t, stride_n, t, length, first_state, n_ok, N: tl.constexpr, NH: tl.constexpr,
+                  SPLIT: tl.constexpr):
+    """A step's B_t or C_t values of the lane's states: N broadcast scalars when a lane holds all
+    of a channel's states, else the lane's NH."""
+    if SPLIT == 1:
+        return _scalars(ptr, stride_t, stride_n, t, length, N)
+    else:
+        return _lane_scalars(ptr, stride_t, stride_n, t, length, first_state, n_ok, N, NH)
+
+
+@triton.jit
+def _state_sum(v, SPLIT: tl.constexpr):
+    """A sum over n from each lane's part of it (SPLIT lanes a channel)."""
+    if SPLIT == 1:
+        return v
+    else:
+        return _pair_sum(v)
+
+
+@triton.jit
 def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
                          ckpt_ptr, dout_ptr, dlast_ptr,
                          du_ptr, ddelta_ptr, dz_ptr, dBp_ptr, dCp_ptr, dA_ptr, dD_ptr, dbias_ptr,
@@ -318,41 +352,72 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                          HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                          SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
                          BLOCK_D: tl.constexpr, N: tl.constexpr, T: tl.constexpr,
-                         REDUCE: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr):
-    pid_b, offs_d, mask_d, a2, bias, d_skip = _program_setup(
-        A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS, HAS_D, BLOCK_D, N)
+                         REDUCE: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr,
+                         SPLIT: tl.constexpr, NH: tl.constexpr):
+    # BLOCK_D lanes, SPLIT lanes a channel: lane j holds channel j // SPLIT of the block and its
+    # NH = ceil(N / SPLIT) states first_state + i (SPLIT 2: one warp, REDUCE 2 or 3).
+    pid_b = tl.program_id(1).to(tl.int64)
     pid_d = tl.program_id(0)
-    u_p = u_ptr + pid_b * su_b + offs_d * su_d
-    dt_p = delta_ptr + pid_b * sdt_b + offs_d * sdt_d
-    z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
-    do_p = dout_ptr + pid_b * sdo_b + offs_d * sdo_d
-    du_p = du_ptr + pid_b * sdu_b + offs_d * sdu_d
-    ddt_p = ddelta_ptr + pid_b * sddt_b + offs_d * sddt_d
-    dz_p = dz_ptr + pid_b * sdz_b + offs_d * sdz_d
+    lane = tl.arange(0, BLOCK_D)
+    chan = pid_d * (BLOCK_D // SPLIT) + lane // SPLIT
+    mask_d = chan < dim
+    if SPLIT == 1:
+        first_state = 0
+        writer = mask_d
+    else:
+        first_state = (lane % SPLIT) * NH
+        writer = mask_d & (lane % SPLIT == 0)  # one lane writes a channel's outputs
+    group = pid_b // rows_per_group
+    n_ok = ()  # whether each of the lane's states exists (N not a multiple of SPLIT: not all)
+    a2 = ()
+    for i in tl.static_range(NH):
+        if N % SPLIT == 0:
+            ok = mask_d
+        else:
+            ok = mask_d & (first_state + i < N)
+        n_ok = n_ok + (ok,)
+        a2 = a2 + (tl.load(A_ptr + group * dim * N + chan * N + first_state + i, mask=ok, other=0.0)
+                   .to(tl.float32) * 1.4426950408889634,)
+    bias = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + group * dim + chan, mask=mask_d, other=0.0).to(tl.float32)
+    d_skip = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_D:
+        d_skip = tl.load(D_ptr + group * dim + chan, mask=mask_d, other=0.0).to(tl.float32)
+    u_p = u_ptr + pid_b * su_b + chan * su_d
+    dt_p = delta_ptr + pid_b * sdt_b + chan * sdt_d
+    z_p = z_ptr + pid_b * sz_b + chan * sz_d
+    do_p = dout_ptr + pid_b * sdo_b + chan * sdo_d
+    du_p = du_ptr + pid_b * sdu_b + chan * sdu_d
+    ddt_p = ddelta_ptr + pid_b * sddt_b + chan * sddt_d
+    dz_p = dz_ptr + pid_b * sdz_b + chan * sdz_d
     b_p = B_ptr + pid_b * sB_b
     c_p = C_ptr + pid_b * sC_b
     dBp_p = dBp_ptr + pid_d * sdBp_p + pid_b * sdBp_b
     dCp_p = dCp_ptr + pid_d * sdCp_p + pid_b * sdCp_b
-    ck_p = ckpt_ptr + pid_b * n_chunks * N * dim + offs_d
-    # carry[n] = a_{t+1} h_{t+1} for the step after the current one (dL/d final state at the end).
+    ck_p = ckpt_ptr + pid_b * n_chunks * N * dim + chan
+    # carry[i] = a_{t+1} h_{t+1} for the step after the current one (dL/d final state at the end).
     carry = ()
     grad_a = ()
-    for n in tl.static_range(N):
+    for i in tl.static_range(NH):
         if HAS_DLAST:
-            carry = carry + (tl.load(dlast_ptr + pid_b * sdl_b + offs_d * sdl_d + n * sdl_n, mask=mask_d,
-                                     other=0.0).to(tl.float32),)
+            carry = carry + (tl.load(dlast_ptr + pid_b * sdl_b + chan * sdl_d + (first_state + i) * sdl_n,
+                                     mask=n_ok[i], other=0.0).to(tl.float32),)
         else:
             carry = carry + (tl.zeros((BLOCK_D,), tl.float32),)
         grad_a = grad_a + (tl.zeros((BLOCK_D,), tl.float32),)
     grad_d = tl.zeros((BLOCK_D,), tl.float32)
     grad_bias = tl.zeros((BLOCK_D,), tl.float32)
     if REDUCE >= 2:
-        # Element k of the channel sums: dB_k (k < N), dC_{k-N} (N <= k < 2N), or padding.
-        vec_k = tl.arange(0, BLOCK_D)
-        scatter_off_b = tl.where(vec_k < N, vec_k, 0) * sdBp_n
-        scatter_off_c = tl.where((vec_k >= N) & (vec_k < 2 * N), vec_k - N, 0) * sdCp_n
-        scatter_b = vec_k < N
-        scatter_c = (vec_k >= N) & (vec_k < 2 * N)
+        # After the reduce-scatter lane j holds vector k = j // SPLIT: dB (k < NV / 2) or dC of
+        # state first_state + (k mod NV / 2), where that state exists.
+        vec_k = lane // SPLIT
+        state_b = first_state + vec_k
+        state_c = first_state + vec_k - NV // 2
+        scatter_b = (vec_k < NH) & (state_b < N)
+        scatter_c = (vec_k >= NV // 2) & (vec_k < NV // 2 + NH) & (state_c < N)
+        scatter_off_b = tl.where(scatter_b, state_b, 0) * sdBp_n
+        scatter_off_c = tl.where(scatter_c, state_c, 0) * sdCp_n
     if REDUCE == 1:
         # Where column p of the channel sums goes: vector k = bit_reverse(p) is dB_k (k < N), dC_{k-N}
         # (N <= k < 2N), or padding.
@@ -369,8 +434,9 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
         t0 = chunk * T
         # The chunk's start state: the checkpoint of the chunk before (zeros for the first).
         x = ()
-        for n in tl.static_range(N):
-            x = x + (tl.load(ck_p + ((chunk - 1) * N + n) * dim, mask=_live_d(offs_d, mask_d, 0, chunk), other=0.0),)
+        for i in tl.static_range(NH):
+            x = x + (tl.load(ck_p + ((chunk - 1) * N + first_state + i) * dim,
+                             mask=_live_d(chan, n_ok[i], 0, chunk), other=0.0),)
         # Recompute the chunk's states into registers (unrolled: static indices), keeping each
         # step's u, delta_raw and delta for the adjoint.
         states = ()
@@ -379,210 +445,11 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
         deltas = ()
         for s in tl.static_range(T):
             t = t0 + s
-            m = _live_d(offs_d, mask_d, t, length)
+            m = _live_d(chan, mask_d, t, length)
             u = tl.load(u_p + t * su_t, mask=m, other=0.0).to(tl.float32)
             delta_raw = tl.load(dt_p + t * sdt_t, mask=m, other=0.0).to(tl.float32)
             delta_raw, delta = _delta(delta_raw, bias, m, HAS_BIAS, SOFTPLUS)
-            b = _scalars(b_p, sB_t, sB_n, t, length, N)
-            delta_u = delta * u
-            x_new = ()
-            for n in tl.static_range(N):
-                x_new = x_new + (tl.exp2(delta * a2[n]) * x[n] + delta_u * b[n],)
-            x = x_new
-            states = states + (x,)
-            us = us + (u,)
-            raws = raws + (delta_raw,)
-            deltas = deltas + (delta,)
-        # The adjoint, backwards through the chunk (steps past L are identities: no output).
-        for i in tl.static_range(T - 1, -1, -1):  # (i constexpr: it indexes the tuples)
-            t = t0 + i
-            live = _live(t, length)
-            m = _live_d(offs_d, mask_d, t, length)
-            u = us[i]
-            delta = deltas[i]
-            x_t = states[i]
-            b = _scalars(b_p, sB_t, sB_n, t, length, N)
-            c = _scalars(c_p, sC_t, sC_n, t, length, N)
-            dout = tl.load(do_p + t * sdo_t, mask=m, other=0.0).to(tl.float32)
-            delta_u = delta * u
-            if HAS_Z:
-                z = tl.load(z_p + t * sz_t, mask=m, other=0.0).to(tl.float32)
-                sig = tl.sigmoid(z)
-                dy = dout * z * sig
-                y = d_skip * u
-                for n in tl.static_range(N):
-                    y += x_t[n] * c[n]
-                dz = dout * y * sig * (1.0 + z * (1.0 - sig))
-                tl.store(dz_p + t * sdz_t, dz.to(dz_ptr.dtype.element_ty), mask=m)
-            else:
-                dy = dout
-            h_b = tl.zeros((BLOCK_D,), tl.float32)
-            h_ax_a = tl.zeros((BLOCK_D,), tl.float32)
-            new_carry = ()
-            new_grad_a = ()
-            parts_b = ()
-            for n in tl.static_range(N):
-                h = carry[n] + dy * c[n]
-                h_ax = h * (x_t[n] - delta_u * b[n])  # h_t a_t x_{t-1}
-                new_grad_a = new_grad_a + (grad_a[n] + h_ax * delta,)
-                h_b += h * b[n]
-                h_ax_a += h_ax * a2[n]
-                if REDUCE != 0:
-                    parts_b = parts_b + (h * delta_u,)
-                else:
-                    tl.store(dBp_p + n * sdBp_n + t * sdBp_t, tl.sum(h * delta_u, axis=0), mask=live)
-                    tl.store(dCp_p + n * sdCp_n + t * sdCp_t, tl.sum(x_t[n] * dy, axis=0), mask=live)
-                new_carry = new_carry + (h * tl.exp2(delta * a2[n]),)
-            carry = new_carry
-            grad_a = new_grad_a
-            if REDUCE != 0:
-                parts = parts_b
-                for n in tl.static_range(N):
-                    parts = parts + (x_t[n] * dy,)
-                for _ in tl.static_range(NV - 2 * N):
-                    parts = parts + (dy * 0.0,)
-            if REDUCE >= 2:
-                sums = _channel_sums_scatter(parts, BLOCK_D, 5, REDUCE == 3)
-                ok = (vec_k * 0 + t) < length
-                tl.store(dBp_p + t * sdBp_t + scatter_off_b, sums, mask=ok & scatter_b)
-                tl.store(dCp_p + t * sdCp_t + scatter_off_c, sums, mask=ok & scatter_c)
-            if REDUCE == 1:
-                sums = _channel_sums_dot(parts, BLOCK_D, NV, BITS)
-                ok = row0 & ((rows + t) < length)
-                tl.store(dBp_p + t * sdBp_t + sums_off_b, sums, mask=ok & is_b)
-                tl.store(dCp_p + t * sdCp_t + sums_off_c, sums, mask=ok & is_c)
-            # sum_n h A a x_{t-1}, with A in log2 units: times ln 2.
-            ddelta = u * h_b + h_ax_a * 0.6931471805599453
-            if SOFTPLUS:
-                ddelta = ddelta * tl.sigmoid(raws[i])
-            ddelta = tl.where(m, ddelta, 0.0)
-            grad_bias += ddelta
-            grad_d += dy * u
-            du = dy * d_skip + delta * h_b
-            tl.store(du_p + t * sdu_t, du.to(du_ptr.dtype.element_ty), mask=m)
-            tl.store(ddt_p + t * sddt_t, ddelta.to(ddelta_ptr.dtype.element_ty), mask=m)
-    # Per-batch-row partial sums of the parameter gradients, dA laid out (batch, N, dim); the
-    # host sums over each group's rows.
-    for n in tl.static_range(N):
-        tl.store(dA_ptr + (pid_b * N + n) * dim + offs_d, grad_a[n], mask=mask_d)
-    tl.store(dD_ptr + pid_b * dim + offs_d, grad_d, mask=mask_d)
-    tl.store(dbias_ptr + pid_b * dim + offs_d, grad_bias, mask=mask_d)
-
-
-def _config(config, batch, dim, length, n_state) -> SeqConfig:
-    if config is None:
-        return launch_config(batch, dim, length, n_state)
-    return SeqConfig(*config)
-
-
-@triton.jit
-def _lane_scalars(ptr, stride_t, stride_n, t, length, first_state, n_ok, N: tl.constexpr, NH: tl.constexpr):
-    """This lane's NH values of a step's B_t or C_t (its states first_state + i), the step clamped
-    to L-1 as in _scalars; 0 for a state that does not exist (N odd)."""
-    row = ptr + tl.minimum(tl.zeros((), tl.int32) + t, length - 1) * stride_t + first_state * stride_n
-    values = ()
-    for i in tl.static_range(NH):
-        if N % 2 == 0:
-            values = values + (tl.load(row + i * stride_n).to(tl.float32),)
-        else:
-            values = values + (tl.load(row + i * stride_n, mask=n_ok[i], other=0.0).to(tl.float32),)
-    return values
-
-
-@triton.jit
-def _seq_backward_split_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
-                               ckpt_ptr, dout_ptr, dlast_ptr,
-                               du_ptr, ddelta_ptr, dz_ptr, dBp_ptr, dCp_ptr, dA_ptr, dD_ptr, dbias_ptr,
-                               dim, length, n_chunks, rows_per_group,
-                               su_b, su_d, su_t, sdt_b, sdt_d, sdt_t, sz_b, sz_d, sz_t,
-                               sdo_b, sdo_d, sdo_t, sdu_b, sdu_d, sdu_t, sddt_b, sddt_d, sddt_t,
-                               sdz_b, sdz_d, sdz_t, sB_b, sB_n, sB_t, sC_b, sC_n, sC_t,
-                               sdBp_p, sdBp_b, sdBp_n, sdBp_t, sdCp_p, sdCp_b, sdCp_n, sdCp_t,
-                               sdl_b, sdl_d, sdl_n,
-                               HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
-                               SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
-                               N: tl.constexpr, NH: tl.constexpr, T: tl.constexpr, SHUFFLE: tl.constexpr):
-    """The backward with a channel's states split over two lanes (SeqConfig.split_state = 2): one
-    warp holds 16 channels, lane j channel j >> 1 and its states n = (j & 1) NH + i, i < NH =
-    ceil(N / 2). Each thread then holds half the state vectors of the one-channel-per-thread
-    kernel above (about half its registers: twice the warps per multiprocessor), and loads half the
-    B_t, C_t scalars; the sums over n (y, sum_n h B, sum_n h A a x) take one more shuffle each
-    (_pair_sum), the channel sums of dB_t, dC_t a 4-stage reduce-scatter of 16 vectors. Same
-    recurrences and partial-sum outputs (one dB, dC partial per block of 16 channels)."""
-    pid_b = tl.program_id(1).to(tl.int64)
-    pid_d = tl.program_id(0)
-    lane = tl.arange(0, 32)
-    half = lane & 1
-    chan = pid_d * 16 + (lane >> 1)
-    mask_c = chan < dim
-    first = half == 0  # the lane that writes a channel's outputs
-    group = pid_b // rows_per_group
-    n_glob = ()  # this lane's state indices, and whether each exists (N odd: the last of half 1)
-    n_ok = ()
-    a2 = ()
-    for i in tl.static_range(NH):
-        n_i = half * NH + i
-        ok = n_i < N
-        n_glob = n_glob + (tl.where(ok, n_i, 0),)
-        n_ok = n_ok + (ok,)
-        a2 = a2 + (tl.load(A_ptr + group * dim * N + chan * N + n_i, mask=mask_c & ok, other=0.0).to(tl.float32)
-                   * 1.4426950408889634,)
-    bias = tl.zeros((32,), tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + group * dim + chan, mask=mask_c, other=0.0).to(tl.float32)
-    d_skip = tl.zeros((32,), tl.float32)
-    if HAS_D:
-        d_skip = tl.load(D_ptr + group * dim + chan, mask=mask_c, other=0.0).to(tl.float32)
-    u_p = u_ptr + pid_b * su_b + chan * su_d
-    dt_p = delta_ptr + pid_b * sdt_b + chan * sdt_d
-    z_p = z_ptr + pid_b * sz_b + chan * sz_d
-    do_p = dout_ptr + pid_b * sdo_b + chan * sdo_d
-    du_p = du_ptr + pid_b * sdu_b + chan * sdu_d
-    ddt_p = ddelta_ptr + pid_b * sddt_b + chan * sddt_d
-    dz_p = dz_ptr + pid_b * sdz_b + chan * sdz_d
-    b_p = B_ptr + pid_b * sB_b
-    c_p = C_ptr + pid_b * sC_b
-    dBp_p = dBp_ptr + pid_d * sdBp_p + pid_b * sdBp_b
-    dCp_p = dCp_ptr + pid_d * sdCp_p + pid_b * sdCp_b
-    ck_p = ckpt_ptr + pid_b * n_chunks * N * dim + chan
-    carry = ()
-    grad_a = ()
-    for i in tl.static_range(NH):
-        if HAS_DLAST:
-            carry = carry + (tl.load(dlast_ptr + pid_b * sdl_b + chan * sdl_d + n_glob[i] * sdl_n,
-                                     mask=mask_c & n_ok[i], other=0.0).to(tl.float32),)
-        else:
-            carry = carry + (tl.zeros((32,), tl.float32),)
-        grad_a = grad_a + (tl.zeros((32,), tl.float32),)
-    grad_d = tl.zeros((32,), tl.float32)
-    grad_bias = tl.zeros((32,), tl.float32)
-    # After the reduce-scatter lane j holds vector k = j >> 1 of its half: dB (k < 8) or dC (k >= 8)
-    # of state (j & 1) NH + (k mod 8), where that state exists.
-    vec_k = lane >> 1
-    state_b = half * NH + vec_k
-    state_c = half * NH + vec_k - 8
-    scatter_b = (vec_k < NH) & (state_b < N)
-    scatter_c = (vec_k >= 8) & (vec_k < 8 + NH) & (state_c < N)
-    scatter_off_b = tl.where(scatter_b, state_b, 0) * sdBp_n
-    scatter_off_c = tl.where(scatter_c, state_c, 0) * sdCp_n
-    for c_rev in range(n_chunks):
-        chunk = n_chunks - 1 - c_rev
-        t0 = chunk * T
-        x = ()
-        for i in tl.static_range(NH):
-            x = x + (tl.load(ck_p + ((chunk - 1) * N + n_glob[i]) * dim,
-                             mask=_live_d(chan, mask_c & n_ok[i], 0, chunk), other=0.0),)
-        states = ()
-        us = ()
-        raws = ()
-        deltas = ()
-        for s in tl.static_range(T):
-            t = t0 + s
-            m = _live_d(chan, mask_c, t, length)
-            u = tl.load(u_p + t * su_t, mask=m, other=0.0).to(tl.float32)
-            delta_raw = tl.load(dt_p + t * sdt_t, mask=m, other=0.0).to(tl.float32)
-            delta_raw, delta = _delta(delta_raw, bias, m, HAS_BIAS, SOFTPLUS)
-            b = _lane_scalars(b_p, sB_t, sB_n, t, length, half * NH, n_ok, N, NH)
+            b = _step_scalars(b_p, sB_t, sB_n, t, length, first_state, n_ok, N, NH, SPLIT)
             delta_u = delta * u
             x_new = ()
             for i in tl.static_range(NH):
@@ -592,31 +459,33 @@ def _seq_backward_split_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_p
             us = us + (u,)
             raws = raws + (delta_raw,)
             deltas = deltas + (delta,)
-        for i_s in tl.static_range(T - 1, -1, -1):
+        # The adjoint, backwards through the chunk (steps past L are identities: no output).
+        for i_s in tl.static_range(T - 1, -1, -1):  # (constexpr: it indexes the tuples)
             t = t0 + i_s
-            m = _live_d(chan, mask_c, t, length)
-            m_first = m & first
+            live = _live(t, length)
+            m = _live_d(chan, mask_d, t, length)
+            m_out = _live_d(chan, writer, t, length)
             u = us[i_s]
             delta = deltas[i_s]
             x_t = states[i_s]
-            b = _lane_scalars(b_p, sB_t, sB_n, t, length, half * NH, n_ok, N, NH)
-            c = _lane_scalars(c_p, sC_t, sC_n, t, length, half * NH, n_ok, N, NH)
+            b = _step_scalars(b_p, sB_t, sB_n, t, length, first_state, n_ok, N, NH, SPLIT)
+            c = _step_scalars(c_p, sC_t, sC_n, t, length, first_state, n_ok, N, NH, SPLIT)
             dout = tl.load(do_p + t * sdo_t, mask=m, other=0.0).to(tl.float32)
             delta_u = delta * u
             if HAS_Z:
                 z = tl.load(z_p + t * sz_t, mask=m, other=0.0).to(tl.float32)
                 sig = tl.sigmoid(z)
                 dy = dout * z * sig
-                y_half = tl.zeros((32,), tl.float32)
+                y = tl.zeros((BLOCK_D,), tl.float32)
                 for i in tl.static_range(NH):
-                    y_half += x_t[i] * c[i]
-                y = _pair_sum(y_half) + d_skip * u
+                    y += x_t[i] * c[i]
+                y = _state_sum(y, SPLIT) + d_skip * u
                 dz = dout * y * sig * (1.0 + z * (1.0 - sig))
-                tl.store(dz_p + t * sdz_t, dz.to(dz_ptr.dtype.element_ty), mask=m_first)
+                tl.store(dz_p + t * sdz_t, dz.to(dz_ptr.dtype.element_ty), mask=m_out)
             else:
                 dy = dout
-            h_b = tl.zeros((32,), tl.float32)
-            h_ax_a = tl.zeros((32,), tl.float32)
+            h_b = tl.zeros((BLOCK_D,), tl.float32)
+            h_ax_a = tl.zeros((BLOCK_D,), tl.float32)
             new_carry = ()
             new_grad_a = ()
             parts_b = ()
@@ -627,36 +496,57 @@ def _seq_backward_split_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_p
                 new_grad_a = new_grad_a + (grad_a[i] + h_ax * delta,)
                 h_b += h * b[i]
                 h_ax_a += h_ax * a2[i]
-                parts_b = parts_b + (h * delta_u,)
-                parts_c = parts_c + (x_t[i] * dy,)
+                if REDUCE != 0:
+                    parts_b = parts_b + (h * delta_u,)
+                    parts_c = parts_c + (x_t[i] * dy,)
+                else:
+                    tl.store(dBp_p + i * sdBp_n + t * sdBp_t, tl.sum(h * delta_u, axis=0), mask=live)
+                    tl.store(dCp_p + i * sdCp_n + t * sdCp_t, tl.sum(x_t[i] * dy, axis=0), mask=live)
                 new_carry = new_carry + (h * tl.exp2(delta * a2[i]),)
             carry = new_carry
             grad_a = new_grad_a
-            parts = parts_b
-            for _ in tl.static_range(8 - NH):
-                parts = parts + (dy * 0.0,)
-            parts = parts + parts_c
-            for _ in tl.static_range(8 - NH):
-                parts = parts + (dy * 0.0,)
-            sums = _channel_sums_scatter(parts, 32, 4, SHUFFLE)
-            ok = (lane * 0 + t) < length
-            tl.store(dBp_p + t * sdBp_t + scatter_off_b, sums, mask=ok & scatter_b)
-            tl.store(dCp_p + t * sdCp_t + scatter_off_c, sums, mask=ok & scatter_c)
-            h_b = _pair_sum(h_b)
+            if REDUCE >= 2:  # dB parts, padded to NV / 2 vectors, then dC parts, padded
+                parts = parts_b
+                for _ in tl.static_range(NV // 2 - NH):
+                    parts = parts + (dy * 0.0,)
+                parts = parts + parts_c
+                for _ in tl.static_range(NV // 2 - NH):
+                    parts = parts + (dy * 0.0,)
+                sums = _channel_sums_scatter(parts, BLOCK_D, BITS, REDUCE == 3)
+                ok = (lane * 0 + t) < length
+                tl.store(dBp_p + t * sdBp_t + scatter_off_b, sums, mask=ok & scatter_b)
+                tl.store(dCp_p + t * sdCp_t + scatter_off_c, sums, mask=ok & scatter_c)
+            if REDUCE == 1:
+                parts = parts_b + parts_c
+                for _ in tl.static_range(NV - 2 * N):
+                    parts = parts + (dy * 0.0,)
+                sums = _channel_sums_dot(parts, BLOCK_D, NV, BITS)
+                ok = row0 & ((rows + t) < length)
+                tl.store(dBp_p + t * sdBp_t + sums_off_b, sums, mask=ok & is_b)
+                tl.store(dCp_p + t * sdCp_t + sums_off_c, sums, mask=ok & is_c)
+            h_b = _state_sum(h_b, SPLIT)
             # sum_n h A a x_{t-1}, with A in log2 units: times ln 2.
-            ddelta = u * h_b + _pair_sum(h_ax_a) * 0.6931471805599453
+            ddelta = u * h_b + _state_sum(h_ax_a, SPLIT) * 0.6931471805599453
             if SOFTPLUS:
                 ddelta = ddelta * tl.sigmoid(raws[i_s])
             ddelta = tl.where(m, ddelta, 0.0)
             grad_bias += ddelta
             grad_d += dy * u
             du = dy * d_skip + delta * h_b
-            tl.store(du_p + t * sdu_t, du.to(du_ptr.dtype.element_ty), mask=m_first)
-            tl.store(ddt_p + t * sddt_t, ddelta.to(ddelta_ptr.dtype.element_ty), mask=m_first)
+            tl.store(du_p + t * sdu_t, du.to(du_ptr.dtype.element_ty), mask=m_out)
+            tl.store(ddt_p + t * sddt_t, ddelta.to(ddelta_ptr.dtype.element_ty), mask=m_out)
+    # Per-batch-row partial sums of the parameter gradients, dA laid out (batch, N, dim); the
+    # host sums over each group's rows.
     for i in tl.static_range(NH):
-        tl.store(dA_ptr + (pid_b * N + n_glob[i]) * dim + chan, grad_a[i], mask=mask_c & n_ok[i])
-    tl.store(dD_ptr + pid_b * dim + chan, grad_d, mask=mask_c & first)
-    tl.store(dbias_ptr + pid_b * dim + chan, grad_bias, mask=mask_c & first)
+        tl.store(dA_ptr + (pid_b * N + first_state + i) * dim + chan, grad_a[i], mask=n_ok[i])
+    tl.store(dD_ptr + pid_b * dim + chan, grad_d, mask=writer)
+    tl.store(dbias_ptr + pid_b * dim + chan, grad_bias, mask=writer)
+
+
+def _config(config, batch, dim, length, n_state) -> SeqConfig:
+    if config is None:
+        return launch_config(batch, dim, length, n_state)
+    return SeqConfig(*config)
 
 
 class SelectiveScanSeq(torch.autograd.Function):
@@ -718,8 +608,10 @@ class SelectiveScanSeq(torch.autograd.Function):
         du = new_buffer(u.shape, u.dtype, u.device, strides=dense_strides(u))
         ddelta = new_buffer(delta.shape, delta.dtype, u.device, strides=dense_strides(delta))
         dz = new_buffer(z.shape, z.dtype, u.device, strides=dense_strides(z)) if z is not None else None
-        split = cfg.split_state == 2 and n_state <= 16
-        blocks = triton.cdiv(dim, 16 if split else cfg.block_d_bwd)
+        # SeqConfig.split_state 2 (N <= 16): one warp, 16 channels, two lanes each
+        split = 2 if cfg.split_state == 2 and n_state <= 16 else 1
+        lanes, warps = (32, 1) if split == 2 else (cfg.block_d_bwd, cfg.warps_bwd)
+        blocks = triton.cdiv(dim, lanes // split)
 
         def partials(t):  # one dB (dC) per channel block, laid out in memory as B (C)
             strides = dense_strides(t)
@@ -742,18 +634,16 @@ class SelectiveScanSeq(torch.autograd.Function):
         reduce = int(cfg.reduce)
         if reduce == 3 and not u.is_cuda:
             reduce = 2  # inline PTX: not under the interpreter
-        if reduce >= 2 and (cfg.block_d_bwd != 32 or 2 * n_state > 32):
-            reduce = 0  # the reduce-scatter's shape: 32 channels, 32 vectors (N <= 16)
-        n_vectors = 32 if reduce >= 2 else max(16, triton.next_power_of_2(2 * n_state))
+        if split == 2:
+            reduce = 3 if reduce == 3 else 2
+        elif reduce >= 2 and (lanes != 32 or 2 * n_state > 32):
+            reduce = 0  # the reduce-scatter's shape: 32 lanes, 32 vectors (N <= 16)
+        n_vectors = 32 // split if reduce >= 2 else max(16, triton.next_power_of_2(2 * n_state))
         if cfg.max_registers_bwd:
             flags["maxnreg"] = cfg.max_registers_bwd
-        if split:
-            _seq_backward_split_kernel[(blocks, batch)](*operands, **flags, NH=(n_state + 1) // 2,
-                                                        SHUFFLE=reduce == 3, num_warps=1)
-        else:
-            _seq_backward_kernel[(blocks, batch)](
-                *operands, **flags, BLOCK_D=cfg.block_d_bwd, REDUCE=reduce, NV=n_vectors,
-                BITS=n_vectors.bit_length() - 1, num_warps=cfg.warps_bwd)
+        _seq_backward_kernel[(blocks, batch)](
+            *operands, **flags, BLOCK_D=lanes, REDUCE=reduce, NV=n_vectors, BITS=n_vectors.bit_length() - 1,
+            SPLIT=split, NH=-(-n_state // split), num_warps=warps)
 
         def block_sum(parts, like):  # partial sums over channel blocks -> the gradient
             total = parts[0] if blocks == 1 else parts.sum(0)
