@@ -86,8 +86,8 @@ class SeqConfig(NamedTuple):
     # Triton interpreter runs 2).
     reduce: int = 2
     # The backward's lanes per channel: 1 a thread holds all N states of its channel; 2 two lanes
-    # hold half each (16 channels a warp, half the registers a thread; N <= 16; block_d_bwd,
-    # warps_bwd and reduce then do not apply: one warp, the reduce-scatter).
+    # hold half each (16 channels a warp, half the registers a thread; N <= 16; block_d_bwd and
+    # warps_bwd then do not apply: one warp; reduce 0 and 1 become the reduce-scatter, 2).
     split_state: int = 1
     # ptxas's register caps of the backward and the forward (Triton's maxnreg; 0: its own choice,
     # up to 255): fewer registers a thread, more warps a multiprocessor (65536 / (32 x cap)), at
