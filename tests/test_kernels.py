@@ -368,6 +368,8 @@ CONV_CASES = [
     (1, 2, 2, 8, 4, torch.float32, True, False),     # a sequence shorter than the taps
     (3, 1, 40, 5, 3, torch.float32, False, True),    # odd width, no SiLU, a channel slice
     (2, 2, 33, 16, 4, torch.bfloat16, True, False),
+    (1, 2, 9, 33, 2, torch.float32, True, False),    # two taps
+    (1, 1, 6, 4, 1, torch.float32, True, False),     # one tap: no window to carry
 ]
 
 
