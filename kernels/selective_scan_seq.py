@@ -42,14 +42,12 @@ more than one block per row. dA, dD and d(delta_bias) are written per batch row 
 on the host, per parameter group (one group per model of a pack, as in
 selective_scan_triton.py).
 
-Variants of the backward, chosen by SeqConfig and off by default until timed on a GPU:
-split_state = 2 spreads a channel's states over two lanes (a warp holds 16 channels, a thread
-half the state vectors: fewer registers, so more warps a multiprocessor, with about 20% more
-instructions per channel and step: the sums over n take a shuffle each); reduce = 3 makes the
-reduce-scatter's shuffles PTX shfl.bfly (CUDA only); max_registers_* cap ptxas's registers.
-Offline SASS counts (sm_90, Triton 3.9, N 16, T 3, per chunk of three steps): the default
-backward's loop 2025 instructions for 32 channels, the split one's 1273 for 16 (under a cap of
-168 registers, without spills).
+Offline SASS (sm_90, Triton 3.9, N 16, T 3): the backward's loop is 2025 instructions per
+chunk of three steps for 32 channels (about 96 FMUL and 96 FFMA of the recurrences a step; the
+reduce-scatter, loads and addresses, softplus and sigmoids the rest) at 248 registers: 8 warps a
+multiprocessor. A variant with a channel's states over two lanes (half the registers, about 20%
+more instructions per channel and step) was timed and lost at every register cap (H100,
+benchmarks/results/scan_variants_2026-12-07.md).
 
 The state size N is unrolled into the code, so this kernel takes N <= MAX_STATE; a larger N
 runs the chunked kernel (selective_scan_triton.py) instead.
@@ -85,14 +83,9 @@ class SeqConfig(NamedTuple):
     # 3 the same with each shuffle as PTX's shfl.bfly (two adds fewer a shuffle; CUDA only: the
     # Triton interpreter runs 2).
     reduce: int = 2
-    # The backward's lanes per channel: 1 a thread holds all N states of its channel; 2 two lanes
-    # hold half each (16 channels a warp, half the registers a thread; N <= 16; block_d_bwd and
-    # warps_bwd then do not apply: one warp; reduce 0 and 1 become the reduce-scatter, 2).
-    split_state: int = 1
     # ptxas's register caps of the backward and the forward (Triton's maxnreg; 0: its own choice,
     # up to 255): fewer registers a thread, more warps a multiprocessor (65536 / (32 x cap)), at
-    # the risk of spills (sm_90, Triton 3.9: the forward fits 128 at block_d 64, the split
-    # backward 168 at T = 3).
+    # the risk of spills (sm_90, Triton 3.9: the forward fits 128 at block_d 64).
     max_registers_bwd: int = 0
     max_registers_fwd: int = 0
 
@@ -105,8 +98,13 @@ def launch_config(batch: int, dim: int, length: int, n_state: int) -> SeqConfig:
     program, one channel per thread (a sum over
     channels then stays inside the warp: no barrier per step), T = 3 and the reduce-scatter.
     At N = 16 the backward needs 255 registers with T = 3 and spills with T = 4 (ptxas, sm_90);
-    the checkpoints cost 64/T bytes per channel and step each way, so T is as large as fits."""
-    return SeqConfig()
+    the checkpoints cost 64/T bytes per channel and step each way, so T is as large as fits.
+    Since 2026-12-07 (H100, same shape, fp32): the reduce-scatter's shuffles as PTX (reduce 3)
+    and the forward capped at 128 registers (16 warps a multiprocessor, no spills): fwd 1.224 ->
+    1.163 ms, fwd + bwd 4.910 -> 4.750; a backward with a channel's states over two lanes
+    lost (8.61 ms; 6.04 and 5.40 capped at 168 and 128 registers) and was removed
+    (benchmarks/results/scan_variants_2026-12-07.md)."""
+    return SeqConfig(reduce=3, max_registers_fwd=128)
 
 
 @triton.jit
@@ -206,39 +204,32 @@ def _shuffle_xor(value, lane_mask):
 
 
 @triton.jit
-def _channel_sums_scatter(vectors, BLOCK_D: tl.constexpr, STAGES: tl.constexpr = 5,
-                          SHUFFLE: tl.constexpr = False):
-    """The channel sums of 2**STAGES (32,) vectors, as a reduce-scatter over the top STAGES bits of
-    one warp's 32 lanes. The lanes are viewed as 5 bits (2, 2, 2, 2, 2); at each bit, each lane
-    keeps half of its values and adds the other lane's copy of that half, which it gets as (sum
-    over the bit's pair - its own sent value): one shuffle per pair of values (5 stages: 16 + 8 +
-    4 + 2 + 1 in all, where an all-reduce per vector, as tl.sum does, takes 5 per vector, 160).
-    Returns one (32,) vector: lane j holds the sum of vector j >> (5 - STAGES) over the lanes that
-    share its low 5 - STAGES bits (STAGES = 5: element k is the sum of vector k over all lanes)."""
+def _channel_sums_scatter(vectors, BLOCK_D: tl.constexpr, SHUFFLE: tl.constexpr):
+    """The channel sums of 32 (32,) vectors, as a reduce-scatter: returns one (32,) vector whose
+    element k is the sum of vector k. The channel axis is viewed as 5 bits (2, 2, 2, 2, 2), the
+    layout of one warp's 32 lanes (TTGIR: threadsPerWarp [2, 2, 2, 2, 2], order [4, 3, 2, 1, 0]:
+    axis a is lane bit 4 - a); at each bit, each lane keeps half of its values and adds the other
+    lane's copy of that half: one shuffle per pair of values, 16 + 8 + 4 + 2 + 1 in all (an
+    all-reduce per vector, as tl.sum does, takes 5 per vector, 160). SHUFFLE: the copy comes from
+    PTX's shfl.bfly (CUDA only); else as (tl.sum over the bit's pair - the lane's own sent value),
+    two adds more."""
     lane = tl.reshape(tl.arange(0, BLOCK_D), (2, 2, 2, 2, 2))
     level = ()
-    for k in tl.static_range(1 << STAGES):
+    for k in tl.static_range(32):
         level = level + (tl.reshape(vectors[k], (2, 2, 2, 2, 2)),)
-    for stage in tl.static_range(STAGES):  # axis `stage` is lane bit 4 - stage
+    for stage in tl.static_range(5):  # axis `stage` is lane bit 4 - stage; 16 >> stage pairs
         low = ((lane >> (4 - stage)) & 1) == 0
         kept = ()
-        for k in tl.static_range(len(level) // 2):
-            keep = tl.where(low, level[k], level[k + len(level) // 2])
-            send = tl.where(low, level[k + len(level) // 2], level[k])
-            if SHUFFLE:  # the other lane's value straight from a butterfly shuffle (CUDA only)
+        for k in tl.static_range(16 >> stage):
+            keep = tl.where(low, level[k], level[k + (16 >> stage)])
+            send = tl.where(low, level[k + (16 >> stage)], level[k])
+            if SHUFFLE:
                 kept = kept + (keep + _shuffle_xor(send, (lane * 0) + (1 << (4 - stage))),)
             else:
                 total = tl.sum(send, axis=stage, keep_dims=True)
                 kept = kept + (keep + (total - send),)
         level = kept
     return tl.reshape(level[0], (BLOCK_D,))
-
-
-@triton.jit
-def _pair_sum(v):
-    """v (32,) -> each lane's value plus its neighbour's (lanes 2i and 2i + 1): one shuffle."""
-    v5 = tl.reshape(v, (2, 2, 2, 2, 2))
-    return tl.reshape(tl.broadcast_to(tl.sum(v5, axis=4, keep_dims=True), (2, 2, 2, 2, 2)), (32,))
 
 
 @triton.jit
@@ -306,40 +297,6 @@ def _seq_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bia
 
 
 @triton.jit
-def _lane_scalars(ptr, stride_t, stride_n, t, length, first_state, n_ok, N: tl.constexpr, NH: tl.constexpr):
-    """This lane's NH values of a step's B_t or C_t (its states first_state + i), the step clamped
-    to L-1 as in _scalars; 0 for a state that does not exist (N odd)."""
-    row = ptr + tl.minimum(tl.zeros((), tl.int32) + t, length - 1) * stride_t + first_state * stride_n
-    values = ()
-    for i in tl.static_range(NH):
-        if N % 2 == 0:
-            values = values + (tl.load(row + i * stride_n).to(tl.float32),)
-        else:
-            values = values + (tl.load(row + i * stride_n, mask=n_ok[i], other=0.0).to(tl.float32),)
-    return values
-
-
-@triton.jit
-def _step_scalars(ptr, stride_t, stride_n, t, length, first_state, n_ok, N: tl.constexpr, NH: tl.constexpr,
-                  SPLIT: tl.constexpr):
-    """A step's B_t or C_t values of the lane's states: N broadcast scalars when a lane holds all
-    of a channel's states, else the lane's NH."""
-    if SPLIT == 1:
-        return _scalars(ptr, stride_t, stride_n, t, length, N)
-    else:
-        return _lane_scalars(ptr, stride_t, stride_n, t, length, first_state, n_ok, N, NH)
-
-
-@triton.jit
-def _state_sum(v, SPLIT: tl.constexpr):
-    """A sum over n from each lane's part of it (SPLIT lanes a channel)."""
-    if SPLIT == 1:
-        return v
-    else:
-        return _pair_sum(v)
-
-
-@triton.jit
 def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
                          ckpt_ptr, dout_ptr, dlast_ptr,
                          du_ptr, ddelta_ptr, dz_ptr, dBp_ptr, dCp_ptr, dA_ptr, dD_ptr, dbias_ptr,
@@ -352,72 +309,41 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                          HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                          SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
                          BLOCK_D: tl.constexpr, N: tl.constexpr, T: tl.constexpr,
-                         REDUCE: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr,
-                         SPLIT: tl.constexpr, NH: tl.constexpr):
-    # BLOCK_D lanes, SPLIT lanes a channel: lane j holds channel j // SPLIT of the block and its
-    # NH = ceil(N / SPLIT) states first_state + i (SPLIT 2: one warp, REDUCE 2 or 3).
-    pid_b = tl.program_id(1).to(tl.int64)
+                         REDUCE: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr):
+    pid_b, offs_d, mask_d, a2, bias, d_skip = _program_setup(
+        A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS, HAS_D, BLOCK_D, N)
     pid_d = tl.program_id(0)
-    lane = tl.arange(0, BLOCK_D)
-    chan = pid_d * (BLOCK_D // SPLIT) + lane // SPLIT
-    mask_d = chan < dim
-    if SPLIT == 1:
-        first_state = 0
-        writer = mask_d
-    else:
-        first_state = (lane % SPLIT) * NH
-        writer = mask_d & (lane % SPLIT == 0)  # one lane writes a channel's outputs
-    group = pid_b // rows_per_group
-    n_ok = ()  # whether each of the lane's states exists (N not a multiple of SPLIT: not all)
-    a2 = ()
-    for i in tl.static_range(NH):
-        if N % SPLIT == 0:
-            ok = mask_d
-        else:
-            ok = mask_d & (first_state + i < N)
-        n_ok = n_ok + (ok,)
-        a2 = a2 + (tl.load(A_ptr + group * dim * N + chan * N + first_state + i, mask=ok, other=0.0)
-                   .to(tl.float32) * 1.4426950408889634,)
-    bias = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + group * dim + chan, mask=mask_d, other=0.0).to(tl.float32)
-    d_skip = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_D:
-        d_skip = tl.load(D_ptr + group * dim + chan, mask=mask_d, other=0.0).to(tl.float32)
-    u_p = u_ptr + pid_b * su_b + chan * su_d
-    dt_p = delta_ptr + pid_b * sdt_b + chan * sdt_d
-    z_p = z_ptr + pid_b * sz_b + chan * sz_d
-    do_p = dout_ptr + pid_b * sdo_b + chan * sdo_d
-    du_p = du_ptr + pid_b * sdu_b + chan * sdu_d
-    ddt_p = ddelta_ptr + pid_b * sddt_b + chan * sddt_d
-    dz_p = dz_ptr + pid_b * sdz_b + chan * sdz_d
+    u_p = u_ptr + pid_b * su_b + offs_d * su_d
+    dt_p = delta_ptr + pid_b * sdt_b + offs_d * sdt_d
+    z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
+    do_p = dout_ptr + pid_b * sdo_b + offs_d * sdo_d
+    du_p = du_ptr + pid_b * sdu_b + offs_d * sdu_d
+    ddt_p = ddelta_ptr + pid_b * sddt_b + offs_d * sddt_d
+    dz_p = dz_ptr + pid_b * sdz_b + offs_d * sdz_d
     b_p = B_ptr + pid_b * sB_b
     c_p = C_ptr + pid_b * sC_b
     dBp_p = dBp_ptr + pid_d * sdBp_p + pid_b * sdBp_b
     dCp_p = dCp_ptr + pid_d * sdCp_p + pid_b * sdCp_b
-    ck_p = ckpt_ptr + pid_b * n_chunks * N * dim + chan
-    # carry[i] = a_{t+1} h_{t+1} for the step after the current one (dL/d final state at the end).
+    ck_p = ckpt_ptr + pid_b * n_chunks * N * dim + offs_d
+    # carry[n] = a_{t+1} h_{t+1} for the step after the current one (dL/d final state at the end).
     carry = ()
     grad_a = ()
-    for i in tl.static_range(NH):
+    for n in tl.static_range(N):
         if HAS_DLAST:
-            carry = carry + (tl.load(dlast_ptr + pid_b * sdl_b + chan * sdl_d + (first_state + i) * sdl_n,
-                                     mask=n_ok[i], other=0.0).to(tl.float32),)
+            carry = carry + (tl.load(dlast_ptr + pid_b * sdl_b + offs_d * sdl_d + n * sdl_n, mask=mask_d,
+                                     other=0.0).to(tl.float32),)
         else:
             carry = carry + (tl.zeros((BLOCK_D,), tl.float32),)
         grad_a = grad_a + (tl.zeros((BLOCK_D,), tl.float32),)
     grad_d = tl.zeros((BLOCK_D,), tl.float32)
     grad_bias = tl.zeros((BLOCK_D,), tl.float32)
     if REDUCE >= 2:
-        # After the reduce-scatter lane j holds vector k = j // SPLIT: dB (k < NV / 2) or dC of
-        # state first_state + (k mod NV / 2), where that state exists.
-        vec_k = lane // SPLIT
-        state_b = first_state + vec_k
-        state_c = first_state + vec_k - NV // 2
-        scatter_b = (vec_k < NH) & (state_b < N)
-        scatter_c = (vec_k >= NV // 2) & (vec_k < NV // 2 + NH) & (state_c < N)
-        scatter_off_b = tl.where(scatter_b, state_b, 0) * sdBp_n
-        scatter_off_c = tl.where(scatter_c, state_c, 0) * sdCp_n
+        # Element k of the channel sums: dB_k (k < N), dC_{k-N} (N <= k < 2N), or padding.
+        vec_k = tl.arange(0, BLOCK_D)
+        scatter_off_b = tl.where(vec_k < N, vec_k, 0) * sdBp_n
+        scatter_off_c = tl.where((vec_k >= N) & (vec_k < 2 * N), vec_k - N, 0) * sdCp_n
+        scatter_b = vec_k < N
+        scatter_c = (vec_k >= N) & (vec_k < 2 * N)
     if REDUCE == 1:
         # Where column p of the channel sums goes: vector k = bit_reverse(p) is dB_k (k < N), dC_{k-N}
         # (N <= k < 2N), or padding.
@@ -434,9 +360,8 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
         t0 = chunk * T
         # The chunk's start state: the checkpoint of the chunk before (zeros for the first).
         x = ()
-        for i in tl.static_range(NH):
-            x = x + (tl.load(ck_p + ((chunk - 1) * N + first_state + i) * dim,
-                             mask=_live_d(chan, n_ok[i], 0, chunk), other=0.0),)
+        for n in tl.static_range(N):
+            x = x + (tl.load(ck_p + ((chunk - 1) * N + n) * dim, mask=_live_d(offs_d, mask_d, 0, chunk), other=0.0),)
         # Recompute the chunk's states into registers (unrolled: static indices), keeping each
         # step's u, delta_raw and delta for the adjoint.
         states = ()
@@ -445,43 +370,41 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
         deltas = ()
         for s in tl.static_range(T):
             t = t0 + s
-            m = _live_d(chan, mask_d, t, length)
+            m = _live_d(offs_d, mask_d, t, length)
             u = tl.load(u_p + t * su_t, mask=m, other=0.0).to(tl.float32)
             delta_raw = tl.load(dt_p + t * sdt_t, mask=m, other=0.0).to(tl.float32)
             delta_raw, delta = _delta(delta_raw, bias, m, HAS_BIAS, SOFTPLUS)
-            b = _step_scalars(b_p, sB_t, sB_n, t, length, first_state, n_ok, N, NH, SPLIT)
+            b = _scalars(b_p, sB_t, sB_n, t, length, N)
             delta_u = delta * u
             x_new = ()
-            for i in tl.static_range(NH):
-                x_new = x_new + (tl.exp2(delta * a2[i]) * x[i] + delta_u * b[i],)
+            for n in tl.static_range(N):
+                x_new = x_new + (tl.exp2(delta * a2[n]) * x[n] + delta_u * b[n],)
             x = x_new
             states = states + (x,)
             us = us + (u,)
             raws = raws + (delta_raw,)
             deltas = deltas + (delta,)
         # The adjoint, backwards through the chunk (steps past L are identities: no output).
-        for i_s in tl.static_range(T - 1, -1, -1):  # (constexpr: it indexes the tuples)
-            t = t0 + i_s
+        for i in tl.static_range(T - 1, -1, -1):  # (i constexpr: it indexes the tuples)
+            t = t0 + i
             live = _live(t, length)
-            m = _live_d(chan, mask_d, t, length)
-            m_out = _live_d(chan, writer, t, length)
-            u = us[i_s]
-            delta = deltas[i_s]
-            x_t = states[i_s]
-            b = _step_scalars(b_p, sB_t, sB_n, t, length, first_state, n_ok, N, NH, SPLIT)
-            c = _step_scalars(c_p, sC_t, sC_n, t, length, first_state, n_ok, N, NH, SPLIT)
+            m = _live_d(offs_d, mask_d, t, length)
+            u = us[i]
+            delta = deltas[i]
+            x_t = states[i]
+            b = _scalars(b_p, sB_t, sB_n, t, length, N)
+            c = _scalars(c_p, sC_t, sC_n, t, length, N)
             dout = tl.load(do_p + t * sdo_t, mask=m, other=0.0).to(tl.float32)
             delta_u = delta * u
             if HAS_Z:
                 z = tl.load(z_p + t * sz_t, mask=m, other=0.0).to(tl.float32)
                 sig = tl.sigmoid(z)
                 dy = dout * z * sig
-                y = tl.zeros((BLOCK_D,), tl.float32)
-                for i in tl.static_range(NH):
-                    y += x_t[i] * c[i]
-                y = _state_sum(y, SPLIT) + d_skip * u
+                y = d_skip * u
+                for n in tl.static_range(N):
+                    y += x_t[n] * c[n]
                 dz = dout * y * sig * (1.0 + z * (1.0 - sig))
-                tl.store(dz_p + t * sdz_t, dz.to(dz_ptr.dtype.element_ty), mask=m_out)
+                tl.store(dz_p + t * sdz_t, dz.to(dz_ptr.dtype.element_ty), mask=m)
             else:
                 dy = dout
             h_b = tl.zeros((BLOCK_D,), tl.float32)
@@ -489,58 +412,52 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
             new_carry = ()
             new_grad_a = ()
             parts_b = ()
-            parts_c = ()
-            for i in tl.static_range(NH):
-                h = carry[i] + dy * c[i]
-                h_ax = h * (x_t[i] - delta_u * b[i])  # h_t a_t x_{t-1}
-                new_grad_a = new_grad_a + (grad_a[i] + h_ax * delta,)
-                h_b += h * b[i]
-                h_ax_a += h_ax * a2[i]
+            for n in tl.static_range(N):
+                h = carry[n] + dy * c[n]
+                h_ax = h * (x_t[n] - delta_u * b[n])  # h_t a_t x_{t-1}
+                new_grad_a = new_grad_a + (grad_a[n] + h_ax * delta,)
+                h_b += h * b[n]
+                h_ax_a += h_ax * a2[n]
                 if REDUCE != 0:
                     parts_b = parts_b + (h * delta_u,)
-                    parts_c = parts_c + (x_t[i] * dy,)
                 else:
-                    tl.store(dBp_p + i * sdBp_n + t * sdBp_t, tl.sum(h * delta_u, axis=0), mask=live)
-                    tl.store(dCp_p + i * sdCp_n + t * sdCp_t, tl.sum(x_t[i] * dy, axis=0), mask=live)
-                new_carry = new_carry + (h * tl.exp2(delta * a2[i]),)
+                    tl.store(dBp_p + n * sdBp_n + t * sdBp_t, tl.sum(h * delta_u, axis=0), mask=live)
+                    tl.store(dCp_p + n * sdCp_n + t * sdCp_t, tl.sum(x_t[n] * dy, axis=0), mask=live)
+                new_carry = new_carry + (h * tl.exp2(delta * a2[n]),)
             carry = new_carry
             grad_a = new_grad_a
-            if REDUCE >= 2:  # dB parts, padded to NV / 2 vectors, then dC parts, padded
+            if REDUCE != 0:
                 parts = parts_b
-                for _ in tl.static_range(NV // 2 - NH):
+                for n in tl.static_range(N):
+                    parts = parts + (x_t[n] * dy,)
+                for _ in tl.static_range(NV - 2 * N):
                     parts = parts + (dy * 0.0,)
-                parts = parts + parts_c
-                for _ in tl.static_range(NV // 2 - NH):
-                    parts = parts + (dy * 0.0,)
-                sums = _channel_sums_scatter(parts, BLOCK_D, BITS, REDUCE == 3)
-                ok = (lane * 0 + t) < length
+            if REDUCE >= 2:
+                sums = _channel_sums_scatter(parts, BLOCK_D, REDUCE == 3)
+                ok = (vec_k * 0 + t) < length
                 tl.store(dBp_p + t * sdBp_t + scatter_off_b, sums, mask=ok & scatter_b)
                 tl.store(dCp_p + t * sdCp_t + scatter_off_c, sums, mask=ok & scatter_c)
             if REDUCE == 1:
-                parts = parts_b + parts_c
-                for _ in tl.static_range(NV - 2 * N):
-                    parts = parts + (dy * 0.0,)
                 sums = _channel_sums_dot(parts, BLOCK_D, NV, BITS)
                 ok = row0 & ((rows + t) < length)
                 tl.store(dBp_p + t * sdBp_t + sums_off_b, sums, mask=ok & is_b)
                 tl.store(dCp_p + t * sdCp_t + sums_off_c, sums, mask=ok & is_c)
-            h_b = _state_sum(h_b, SPLIT)
             # sum_n h A a x_{t-1}, with A in log2 units: times ln 2.
-            ddelta = u * h_b + _state_sum(h_ax_a, SPLIT) * 0.6931471805599453
+            ddelta = u * h_b + h_ax_a * 0.6931471805599453
             if SOFTPLUS:
-                ddelta = ddelta * tl.sigmoid(raws[i_s])
+                ddelta = ddelta * tl.sigmoid(raws[i])
             ddelta = tl.where(m, ddelta, 0.0)
             grad_bias += ddelta
             grad_d += dy * u
             du = dy * d_skip + delta * h_b
-            tl.store(du_p + t * sdu_t, du.to(du_ptr.dtype.element_ty), mask=m_out)
-            tl.store(ddt_p + t * sddt_t, ddelta.to(ddelta_ptr.dtype.element_ty), mask=m_out)
+            tl.store(du_p + t * sdu_t, du.to(du_ptr.dtype.element_ty), mask=m)
+            tl.store(ddt_p + t * sddt_t, ddelta.to(ddelta_ptr.dtype.element_ty), mask=m)
     # Per-batch-row partial sums of the parameter gradients, dA laid out (batch, N, dim); the
     # host sums over each group's rows.
-    for i in tl.static_range(NH):
-        tl.store(dA_ptr + (pid_b * N + first_state + i) * dim + chan, grad_a[i], mask=n_ok[i])
-    tl.store(dD_ptr + pid_b * dim + chan, grad_d, mask=writer)
-    tl.store(dbias_ptr + pid_b * dim + chan, grad_bias, mask=writer)
+    for n in tl.static_range(N):
+        tl.store(dA_ptr + (pid_b * N + n) * dim + offs_d, grad_a[n], mask=mask_d)
+    tl.store(dD_ptr + pid_b * dim + offs_d, grad_d, mask=mask_d)
+    tl.store(dbias_ptr + pid_b * dim + offs_d, grad_bias, mask=mask_d)
 
 
 def _config(config, batch, dim, length, n_state) -> SeqConfig:
@@ -608,10 +525,7 @@ class SelectiveScanSeq(torch.autograd.Function):
         du = new_buffer(u.shape, u.dtype, u.device, strides=dense_strides(u))
         ddelta = new_buffer(delta.shape, delta.dtype, u.device, strides=dense_strides(delta))
         dz = new_buffer(z.shape, z.dtype, u.device, strides=dense_strides(z)) if z is not None else None
-        # SeqConfig.split_state 2 (N <= 16): one warp, 16 channels, two lanes each
-        split = 2 if cfg.split_state == 2 and n_state <= 16 else 1
-        lanes, warps = (32, 1) if split == 2 else (cfg.block_d_bwd, cfg.warps_bwd)
-        blocks = triton.cdiv(dim, lanes // split)
+        blocks = triton.cdiv(dim, cfg.block_d_bwd)
 
         def partials(t):  # one dB (dC) per channel block, laid out in memory as B (C)
             strides = dense_strides(t)
@@ -634,16 +548,14 @@ class SelectiveScanSeq(torch.autograd.Function):
         reduce = int(cfg.reduce)
         if reduce == 3 and not u.is_cuda:
             reduce = 2  # inline PTX: not under the interpreter
-        if split == 2:
-            reduce = 3 if reduce == 3 else 2
-        elif reduce >= 2 and (lanes != 32 or 2 * n_state > 32):
+        if reduce >= 2 and (cfg.block_d_bwd != 32 or 2 * n_state > 32):
             reduce = 0  # the reduce-scatter's shape: 32 lanes, 32 vectors (N <= 16)
-        n_vectors = 32 // split if reduce >= 2 else max(16, triton.next_power_of_2(2 * n_state))
+        n_vectors = 32 if reduce >= 2 else max(16, triton.next_power_of_2(2 * n_state))
         if cfg.max_registers_bwd:
             flags["maxnreg"] = cfg.max_registers_bwd
         _seq_backward_kernel[(blocks, batch)](
-            *operands, **flags, BLOCK_D=lanes, REDUCE=reduce, NV=n_vectors, BITS=n_vectors.bit_length() - 1,
-            SPLIT=split, NH=-(-n_state // split), num_warps=warps)
+            *operands, **flags, BLOCK_D=cfg.block_d_bwd, REDUCE=reduce, NV=n_vectors,
+            BITS=n_vectors.bit_length() - 1, num_warps=cfg.warps_bwd)
 
         def block_sum(parts, like):  # partial sums over channel blocks -> the gradient
             total = parts[0] if blocks == 1 else parts.sum(0)
