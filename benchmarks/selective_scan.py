@@ -299,7 +299,8 @@ def run_packed(dtypes, batches, dims, lengths, seq_configs, only=None, device="c
     print(f"{device_name}: device-to-device copy {bandwidth / 1e12:.2f} TB/s", flush=True)
     impls = packed_impls(kernels, seq_configs, seq_default, with_bdl)
     if only:
-        impls = {k: v for k, v in impls.items() if k in only or k == "triton"}
+        # an implementation's launch shapes go with it: "triton_seq" keeps "triton_seq[64,1,...]"
+        impls = {k: v for k, v in impls.items() if k.split("[")[0] in only or k == "triton"}
     records = []
     n_state = 16
     for dtype_name in dtypes:
@@ -495,9 +496,10 @@ def main(argv=None):
     parser.add_argument("--dims", default=",".join(map(str, PACKED_DIMS)), help="--packed: channel counts")
     parser.add_argument("--lengths", default=",".join(map(str, PACKED_LENGTHS)), help="--packed: sequence lengths")
     parser.add_argument("--seq-configs", default="", help="--packed: triton_seq launch shapes "
-                        "'block_d,warps,block_d_bwd,warps_bwd,chunk[,reduce];...' ('default' = launch_config)")
+                        "'block_d,warps,block_d_bwd,warps_bwd,chunk[,reduce[,max_registers_bwd[,max_registers_fwd]]];...' "
+                        "('default' = launch_config)")
     parser.add_argument("--only", default="", help="--packed: time only these implementations (and triton), "
-                        "';'-separated")
+                        "';'-separated; one names its launch shapes too (triton_seq: triton_seq[...])")
     parser.add_argument("--seq-default", default="", help="--packed: the launch shape of the 'triton_seq' "
                         "column (default: launch_config)")
     parser.add_argument("--with-bdl", action="store_true", help="--packed: also time triton_seq on (batch, dim, L) inputs")
