@@ -42,10 +42,10 @@ more than one block per row. dA, dD and d(delta_bias) are written per batch row 
 on the host, per parameter group (one group per model of a pack, as in
 selective_scan_triton.py).
 
-Offline SASS (sm_90, Triton 3.9, N 16, T 3): the backward's loop is 2025 instructions per
-chunk of three steps for 32 channels (about 96 FMUL and 96 FFMA of the recurrences a step; the
-reduce-scatter, loads and addresses, softplus and sigmoids the rest) at 248 registers: 8 warps a
-multiprocessor. A variant with a channel's states over two lanes (half the registers, about 20%
+Offline SASS (benchmarks/kernel_sass.py: sm_90, Triton 3.9, N 16, T 3): the backward's loop is
+1837 instructions per chunk of three steps for 32 channels with the default reduce 3 (2025 with
+reduce 2): about 96 FMUL and 96 FFMA of the recurrences a step, the reduce-scatter, loads and
+addresses, softplus and sigmoids the rest; 247 registers: 8 warps a multiprocessor. A variant with a channel's states over two lanes (half the registers, about 20%
 more instructions per channel and step) was timed and lost at every register cap (H100,
 benchmarks/results/scan_variants_2026-12-07.md).
 
