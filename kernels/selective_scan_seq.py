@@ -47,7 +47,10 @@ Offline SASS (benchmarks/kernel_sass.py: sm_90, Triton 3.9, N 16, T 3): the back
 reduce 2): about 96 FMUL and 96 FFMA of the recurrences a step, the reduce-scatter, loads and
 addresses, softplus and sigmoids the rest; 247 registers: 8 warps a multiprocessor. A variant with a channel's states over two lanes (half the registers, about 20%
 more instructions per channel and step) was timed and lost at every register cap (H100,
-benchmarks/results/scan_variants_2026-12-07.md).
+benchmarks/results/scan_variants_2026-12-07.md). The compiled loop (cuobjdump) starts each
+chunk by loading its checkpoint, u and delta and uses them about 100 instructions later: a wait
+on memory per chunk that 8 warps a multiprocessor may not cover. SeqConfig.prefetch loads them
+one chunk ahead instead (255 registers, no spills, 3% more instructions); off until timed.
 
 The state size N is unrolled into the code, so this kernel takes N <= MAX_STATE; a larger N
 runs the chunked kernel (selective_scan_triton.py) instead.
@@ -88,6 +91,9 @@ class SeqConfig(NamedTuple):
     # the risk of spills (sm_90, Triton 3.9: the forward fits 128 at block_d 64).
     max_registers_bwd: int = 0
     max_registers_fwd: int = 0
+    # 1: the backward loads each chunk's checkpoint, u and delta one chunk ahead (3 + 2T more
+    # registers; the loop's first arithmetic otherwise waits on those loads from memory).
+    prefetch: int = 0
 
 
 def launch_config(batch: int, dim: int, length: int, n_state: int) -> SeqConfig:
@@ -297,6 +303,27 @@ def _seq_forward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bia
 
 
 @triton.jit
+def _chunk_inputs(ck_p, u_p, dt_p, su_t, sdt_t, offs_d, mask_d, chunk, dim, length, N: tl.constexpr,
+                  T: tl.constexpr, BEFORE_FIRST: tl.constexpr):
+    """What the backward reads first for a chunk: the checkpoint before it (N vectors; zeros for
+    chunk 0) and its T steps' u and delta_raw (0 past L; all 0 for chunk -1, the end of a
+    prefetching walk, which BEFORE_FIRST allows)."""
+    x = ()
+    for n in tl.static_range(N):
+        x = x + (tl.load(ck_p + ((chunk - 1) * N + n) * dim, mask=_live_d(offs_d, mask_d, 0, chunk), other=0.0),)
+    us = ()
+    raws = ()
+    for s in tl.static_range(T):
+        t = chunk * T + s
+        m = _live_d(offs_d, mask_d, t, length)
+        if BEFORE_FIRST:
+            m = m & (offs_d * 0 + t >= 0)
+        us = us + (tl.load(u_p + t * su_t, mask=m, other=0.0),)
+        raws = raws + (tl.load(dt_p + t * sdt_t, mask=m, other=0.0),)
+    return x, us, raws
+
+
+@triton.jit
 def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
                          ckpt_ptr, dout_ptr, dlast_ptr,
                          du_ptr, ddelta_ptr, dz_ptr, dBp_ptr, dCp_ptr, dA_ptr, dD_ptr, dbias_ptr,
@@ -309,7 +336,8 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                          HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                          SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
                          BLOCK_D: tl.constexpr, N: tl.constexpr, T: tl.constexpr,
-                         REDUCE: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr):
+                         REDUCE: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr,
+                         PREFETCH: tl.constexpr):
     pid_b, offs_d, mask_d, a2, bias, d_skip = _program_setup(
         A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS, HAS_D, BLOCK_D, N)
     pid_d = tl.program_id(0)
@@ -355,13 +383,22 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
         sums_off_c = rows + (tl.where((vec >= N) & (vec < 2 * N), vec - N, 0) * sdCp_n)[None, :]
         is_b = (vec < N)[None, :]
         is_c = ((vec >= N) & (vec < 2 * N))[None, :]
+    # PREFETCH: each chunk's checkpoint, u and delta are loaded one chunk ahead (during the
+    # chunk after it, in this reverse walk), so their memory latency overlaps arithmetic.
+    if PREFETCH:
+        ck_nx, u_nx, dr_nx = _chunk_inputs(ck_p, u_p, dt_p, su_t, sdt_t, offs_d, mask_d, n_chunks - 1, dim,
+                                           length, N, T, False)
     for c_rev in range(n_chunks):
         chunk = n_chunks - 1 - c_rev
         t0 = chunk * T
         # The chunk's start state: the checkpoint of the chunk before (zeros for the first).
-        x = ()
-        for n in tl.static_range(N):
-            x = x + (tl.load(ck_p + ((chunk - 1) * N + n) * dim, mask=_live_d(offs_d, mask_d, 0, chunk), other=0.0),)
+        if PREFETCH:
+            x, u_in, dr_in = ck_nx, u_nx, dr_nx
+            ck_nx, u_nx, dr_nx = _chunk_inputs(ck_p, u_p, dt_p, su_t, sdt_t, offs_d, mask_d, chunk - 1, dim,
+                                               length, N, T, True)
+        else:
+            x, u_in, dr_in = _chunk_inputs(ck_p, u_p, dt_p, su_t, sdt_t, offs_d, mask_d, chunk, dim,
+                                           length, N, T, False)
         # Recompute the chunk's states into registers (unrolled: static indices), keeping each
         # step's u, delta_raw and delta for the adjoint.
         states = ()
@@ -371,9 +408,8 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
         for s in tl.static_range(T):
             t = t0 + s
             m = _live_d(offs_d, mask_d, t, length)
-            u = tl.load(u_p + t * su_t, mask=m, other=0.0).to(tl.float32)
-            delta_raw = tl.load(dt_p + t * sdt_t, mask=m, other=0.0).to(tl.float32)
-            delta_raw, delta = _delta(delta_raw, bias, m, HAS_BIAS, SOFTPLUS)
+            u = u_in[s].to(tl.float32)
+            delta_raw, delta = _delta(dr_in[s].to(tl.float32), bias, m, HAS_BIAS, SOFTPLUS)
             b = _scalars(b_p, sB_t, sB_n, t, length, N)
             delta_u = delta * u
             x_new = ()
@@ -555,7 +591,7 @@ class SelectiveScanSeq(torch.autograd.Function):
             flags["maxnreg"] = cfg.max_registers_bwd
         _seq_backward_kernel[(blocks, batch)](
             *operands, **flags, BLOCK_D=cfg.block_d_bwd, REDUCE=reduce, NV=n_vectors,
-            BITS=n_vectors.bit_length() - 1, num_warps=cfg.warps_bwd)
+            BITS=n_vectors.bit_length() - 1, PREFETCH=bool(cfg.prefetch), num_warps=cfg.warps_bwd)
 
         def block_sum(parts, like):  # partial sums over channel blocks -> the gradient
             total = parts[0] if blocks == 1 else parts.sum(0)

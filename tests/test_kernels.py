@@ -88,6 +88,9 @@ SEQ_CASES = [
     (2, 19, 7, 9, torch.float32, (16, 1, 16, 1, 4, 1), dict(with_z=False)),
     # the default's reduce 3 (PTX shuffles on CUDA; 2 here) with register caps (bwd, fwd)
     (2, 40, 7, 16, torch.float32, (64, 1, 32, 1, 3, 3, 168, 128), dict()),
+    # SeqConfig.prefetch: each chunk's inputs loaded one chunk ahead (L 13: 5 chunks of 3, the last part-filled)
+    (3, 9, 13, 5, torch.bfloat16, (16, 1, 32, 1, 3, 2, 0, 0, 1), dict()),
+    (2, 40, 7, 16, torch.float32, (64, 1, 32, 1, 2, 0, 0, 0, 1), dict(with_z=False, softplus=False)),
 ]
 
 
