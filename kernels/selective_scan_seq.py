@@ -81,10 +81,10 @@ class SeqConfig(NamedTuple):
     warps_bwd: int = 1
     chunk: int = 3
     # How the backward sums over channels (dB_t, dC_t): 0 one tl.sum per vector (an all-reduce:
-    # log2(32) shuffles each), 1 one product with a ones matrix on the tensor cores, 2 a
-    # reduce-scatter (31 shuffles for the 32 vectors of a step; needs block_d_bwd 32, one warp),
-    # 3 the same with each shuffle as PTX's shfl.bfly (two adds fewer a shuffle; CUDA only: the
-    # Triton interpreter runs 2).
+    # log2(32) shuffles each), 2 a reduce-scatter (31 shuffles for the 32 vectors of a step; needs
+    # block_d_bwd 32, one warp, N <= 16; else 0), 3 the same with each shuffle as PTX's shfl.bfly
+    # (two adds fewer a shuffle; CUDA only: the Triton interpreter runs 2). (1, a product with a
+    # ones matrix on the tensor cores, spilled and took 19.3 ms to 2's 5.1 on an H200: removed.)
     reduce: int = 2
     # ptxas's register caps of the backward and the forward (Triton's maxnreg; 0: its own choice,
     # up to 255): fewer registers a thread, more warps a multiprocessor (65536 / (32 x cap)), at
@@ -173,32 +173,6 @@ def _scalars(ptr, stride_t, stride_n, t, length, N: tl.constexpr):
     for n in tl.static_range(N):
         values = values + (tl.load(row + n * stride_n).to(tl.float32),)
     return values
-
-
-@triton.jit
-def _bit_reverse(p, BITS: tl.constexpr):
-    r = p * 0
-    for i in tl.static_range(BITS):
-        r = r | (((p >> i) & 1) << (BITS - 1 - i))
-    return r
-
-
-@triton.jit
-def _channel_sums_dot(vectors, BLOCK_D: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr):
-    """The channel sums of NV = 2**BITS (BLOCK_D,) vectors as one product on the tensor cores:
-    ones (16, BLOCK_D) @ P (BLOCK_D, NV), P the vectors joined side by side (column p holds
-    vector bit_reverse(p): tl.join adds its axis last). Every row of the (16, NV) result holds the
-    sums; tf32x3 keeps them at fp32 accuracy. One pass of P through shared memory instead of
-    log2(32) shuffles per vector (the sums' all-reduce)."""
-    level = vectors
-    for _ in tl.static_range(BITS):
-        joined = ()
-        for i in tl.static_range(len(level) // 2):
-            joined = joined + (tl.join(level[2 * i], level[2 * i + 1]),)
-        level = joined
-    tile = tl.reshape(level[0], (BLOCK_D, NV))
-    ones = tl.full((16, BLOCK_D), 1.0, tl.float32)
-    return tl.dot(ones, tile, input_precision="tf32x3")
 
 
 @triton.jit
@@ -336,8 +310,7 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                          HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                          SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
                          BLOCK_D: tl.constexpr, N: tl.constexpr, T: tl.constexpr,
-                         REDUCE: tl.constexpr, NV: tl.constexpr, BITS: tl.constexpr,
-                         PREFETCH: tl.constexpr):
+                         REDUCE: tl.constexpr, PREFETCH: tl.constexpr):
     pid_b, offs_d, mask_d, a2, bias, d_skip = _program_setup(
         A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS, HAS_D, BLOCK_D, N)
     pid_d = tl.program_id(0)
@@ -365,24 +338,13 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
         grad_a = grad_a + (tl.zeros((BLOCK_D,), tl.float32),)
     grad_d = tl.zeros((BLOCK_D,), tl.float32)
     grad_bias = tl.zeros((BLOCK_D,), tl.float32)
-    if REDUCE >= 2:
+    if REDUCE != 0:
         # Element k of the channel sums: dB_k (k < N), dC_{k-N} (N <= k < 2N), or padding.
         vec_k = tl.arange(0, BLOCK_D)
         scatter_off_b = tl.where(vec_k < N, vec_k, 0) * sdBp_n
         scatter_off_c = tl.where((vec_k >= N) & (vec_k < 2 * N), vec_k - N, 0) * sdCp_n
         scatter_b = vec_k < N
         scatter_c = (vec_k >= N) & (vec_k < 2 * N)
-    if REDUCE == 1:
-        # Where column p of the channel sums goes: vector k = bit_reverse(p) is dB_k (k < N), dC_{k-N}
-        # (N <= k < 2N), or padding.
-        col = tl.arange(0, NV)
-        vec = _bit_reverse(col, BITS)
-        row0 = (tl.arange(0, 16) == 0)[:, None]
-        rows = (tl.arange(0, 16) * 0)[:, None]
-        sums_off_b = rows + (tl.where(vec < N, vec, 0) * sdBp_n)[None, :]
-        sums_off_c = rows + (tl.where((vec >= N) & (vec < 2 * N), vec - N, 0) * sdCp_n)[None, :]
-        is_b = (vec < N)[None, :]
-        is_c = ((vec >= N) & (vec < 2 * N))[None, :]
     # PREFETCH: each chunk's checkpoint, u and delta are loaded one chunk ahead (during the
     # chunk after it, in this reverse walk), so their memory latency overlaps arithmetic.
     if PREFETCH:
@@ -462,22 +424,16 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                 new_carry = new_carry + (h * tl.exp2(delta * a2[n]),)
             carry = new_carry
             grad_a = new_grad_a
-            if REDUCE != 0:
+            if REDUCE != 0:  # dB's N vectors, dC's, then zeros: 32
                 parts = parts_b
                 for n in tl.static_range(N):
                     parts = parts + (x_t[n] * dy,)
-                for _ in tl.static_range(NV - 2 * N):
+                for _ in tl.static_range(32 - 2 * N):
                     parts = parts + (dy * 0.0,)
-            if REDUCE >= 2:
                 sums = _channel_sums_scatter(parts, BLOCK_D, REDUCE == 3)
                 ok = (vec_k * 0 + t) < length
                 tl.store(dBp_p + t * sdBp_t + scatter_off_b, sums, mask=ok & scatter_b)
                 tl.store(dCp_p + t * sdCp_t + scatter_off_c, sums, mask=ok & scatter_c)
-            if REDUCE == 1:
-                sums = _channel_sums_dot(parts, BLOCK_D, NV, BITS)
-                ok = row0 & ((rows + t) < length)
-                tl.store(dBp_p + t * sdBp_t + sums_off_b, sums, mask=ok & is_b)
-                tl.store(dCp_p + t * sdCp_t + sums_off_c, sums, mask=ok & is_c)
             # sum_n h A a x_{t-1}, with A in log2 units: times ln 2.
             ddelta = u * h_b + h_ax_a * 0.6931471805599453
             if SOFTPLUS:
@@ -584,14 +540,13 @@ class SelectiveScanSeq(torch.autograd.Function):
         reduce = int(cfg.reduce)
         if reduce == 3 and not u.is_cuda:
             reduce = 2  # inline PTX: not under the interpreter
-        if reduce >= 2 and (cfg.block_d_bwd != 32 or 2 * n_state > 32):
+        if cfg.block_d_bwd != 32 or 2 * n_state > 32:
             reduce = 0  # the reduce-scatter's shape: 32 lanes, 32 vectors (N <= 16)
-        n_vectors = 32 if reduce >= 2 else max(16, triton.next_power_of_2(2 * n_state))
         if cfg.max_registers_bwd:
             flags["maxnreg"] = cfg.max_registers_bwd
         _seq_backward_kernel[(blocks, batch)](
-            *operands, **flags, BLOCK_D=cfg.block_d_bwd, REDUCE=reduce, NV=n_vectors,
-            BITS=n_vectors.bit_length() - 1, PREFETCH=bool(cfg.prefetch), num_warps=cfg.warps_bwd)
+            *operands, **flags, BLOCK_D=cfg.block_d_bwd, REDUCE=reduce, PREFETCH=bool(cfg.prefetch),
+            num_warps=cfg.warps_bwd)
 
         def block_sum(parts, like):  # partial sums over channel blocks -> the gradient
             total = parts[0] if blocks == 1 else parts.sum(0)
@@ -618,8 +573,8 @@ def selective_scan_seq(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
         return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     if config is not None and not 1 <= SeqConfig(*config).chunk <= 64:
         raise ValueError(f"selective_scan (triton_seq): chunk T={SeqConfig(*config).chunk} must be in 1..64")
-    if config is not None and SeqConfig(*config).reduce == 1 and SeqConfig(*config).block_d_bwd < 16:
-        raise ValueError("selective_scan (triton_seq): reduce=1 (a product) needs block_d_bwd >= 16")
+    if config is not None and SeqConfig(*config).reduce not in (0, 2, 3):
+        raise ValueError(f"selective_scan (triton_seq): reduce={SeqConfig(*config).reduce} must be 0, 2 or 3")
     # Checkpoints for a backward whenever autograd records.
     save = torch.is_grad_enabled()
     if A.dim() == 2:  # one model: the Function's grouped layout with G = 1

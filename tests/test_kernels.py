@@ -77,15 +77,15 @@ def test_triton_matches_reference(poisoned_buffers, batch, dim, length, n_state,
 
 
 # The sequential kernel (selective_scan_seq.py, backend "triton_seq"): each launch shape and
-# each way of summing over channels in its backward (SeqConfig.reduce: 0 tl.sum, 1 a product
-# on the tensor cores, 2 a reduce-scatter), at odd sizes. More cases: tests/test_scan_packed.py.
+# each way of summing over channels in its backward (SeqConfig.reduce: 0 tl.sum, 2 a
+# reduce-scatter), at odd sizes. More cases: tests/test_scan_packed.py.
 SEQ_CASES = [
     # (batch, dim, L, N, dtype, config (block_d, warps, block_d_bwd, warps_bwd, chunk, reduce), options)
     (2, 37, 11, 5, torch.float32, (32, 1, 32, 1, 3, 0), dict()),
     (1, 20, 5, 3, torch.float32, (8, 1, 32, 1, 2, 2), dict(with_z=False, with_d=False, with_bias=False, softplus=False)),
     (2, 40, 7, 16, torch.float32, (64, 1, 32, 1, 3, 2), dict()),
     (3, 9, 13, 5, torch.bfloat16, (16, 1, 32, 1, 4, 2), dict()),
-    (2, 19, 7, 9, torch.float32, (16, 1, 16, 1, 4, 1), dict(with_z=False)),
+    (2, 19, 7, 9, torch.float32, (16, 1, 16, 1, 4, 0), dict(with_z=False)),
     # the default's reduce 3 (PTX shuffles on CUDA; 2 here) with register caps (bwd, fwd)
     (2, 40, 7, 16, torch.float32, (64, 1, 32, 1, 3, 3, 168, 128), dict()),
     # SeqConfig.prefetch: each chunk's inputs loaded one chunk ahead (L 13: 5 chunks of 3, the last part-filled)
@@ -449,3 +449,9 @@ def test_stacked_norm_matches_reference(monkeypatch, triton_scan, kind, runs, le
     for name, ours, ref in zip(["y", "dx", "dweight", "dbias"], results[True], results[False]):
         assert torch.isfinite(ours).all(), name
         torch.testing.assert_close(ours, ref, **tol, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_seq_refuses_an_unknown_reduce(seq_poisoned):
+    inputs = make_scan_inputs(1, 8, 4, 4, torch.float32, DEVICE, seed=1)
+    with pytest.raises(ValueError, match="reduce=1 must be 0, 2 or 3"):
+        seq_poisoned.selective_scan_seq(**inputs, config=(32, 1, 32, 1, 3, 1))

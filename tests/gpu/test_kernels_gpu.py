@@ -103,7 +103,7 @@ def test_seq_matches_reference(seq_poisoned, dtype, length, dim, layout):
     assert not over_tolerance(errors, dtype), errors
 
 
-@pytest.mark.parametrize("config", [(32, 1, 32, 1, 3, 0), (32, 1, 32, 1, 3, 1), (64, 1, 32, 1, 2, 2),
+@pytest.mark.parametrize("config", [(32, 1, 32, 1, 3, 0), (64, 1, 32, 1, 2, 2),
                                     (32, 4, 32, 1, 5, 2), (16, 2, 16, 2, 4, 0),
                                     # reduce 2 (the shuffles as tl.sum) and register caps (bwd, fwd)
                                     (64, 1, 32, 1, 3, 2), (64, 1, 32, 1, 3, 3, 168, 96),
