@@ -6,7 +6,7 @@ compares this against (output and the gradients of x, weight and bias).
 Why: in PyTorch the convolution is a mul and an add per tap over the whole activation, and its
 backward as many again plus the zero-fill and copy of a padded gradient; at the reduced study's
 sparse_parity shape (K 16, B 64, L 280, C 256) on an H200 that was 7.1 ms per layer forward +
-backward, ~30% of a Mamba pack's step; 1.7 ms here (benchmarks/block_kernels.py). Each
+backward, ~30% of a Mamba pack's step; 1.7 ms with the first fused kernels (benchmarks/block_kernels.py, H200). Each
 element is read once per tap from cache and written once; the backward recomputes the
 pre-activation rather than saving it.
 
@@ -17,8 +17,10 @@ the backward's programs (BLOCK_C_BWD channels, one a thread) walk the whole sequ
 token at a time with sliding register windows of x and ds (its weight and bias gradients are one
 partial sum per sequence, added per run on the host: deterministic, no atomics). Channels are
 the contiguous axis of the block's activations, so loads are coalesced. The backward's present
-form is not timed yet (offline SASS, sm_90: 61 instructions per token and channel, 40
-registers, against about 150 and 255 of the tiled form that took the 1.7 ms above).
+form (offline SASS, sm_90: 61 instructions per token and channel, 40 registers, against about
+150 and 255 of the tiled form that took the 1.7 ms above) takes 0.42 ms a call on an H100 at
+that shape, 1.9x its forward, where the tiled form took 6.1x (forward + backward 1.33 ms;
+benchmarks/results/scan_variants_2026-12-07.md).
 """
 from __future__ import annotations
 

@@ -43,10 +43,11 @@ on the host, per parameter group (one group per model of a pack, as in
 selective_scan_triton.py).
 
 Offline SASS (benchmarks/kernel_sass.py: sm_90, Triton 3.9, N 16, T 3): the backward's loop is
-1837 instructions per chunk of three steps for 32 channels with the default reduce 3 (2025 with
+1836 instructions per chunk of three steps for 32 channels with the default reduce 3 (2025 with
 reduce 2): about 96 FMUL and 96 FFMA of the recurrences a step, the reduce-scatter, loads and
-addresses, softplus and sigmoids the rest; 247 registers: 8 warps a multiprocessor. A variant with a channel's states over two lanes (half the registers, about 20%
-more instructions per channel and step) was timed and lost at every register cap (H100,
+addresses, softplus and sigmoids the rest; 247 registers: 8 warps a multiprocessor. A variant
+with a channel's states over two lanes (half the registers, about 20% more instructions per
+channel and step) was timed and lost at every register cap (H100,
 benchmarks/results/scan_variants_2026-12-07.md). The compiled loop (cuobjdump) starts each
 chunk by loading its checkpoint, u and delta and uses them about 100 instructions later: a wait
 on memory per chunk that 8 warps a multiprocessor may not cover. SeqConfig.prefetch loads them
