@@ -6,9 +6,9 @@ compares this against (output and the gradients of x, weight and bias).
 Why: in PyTorch the convolution is a mul and an add per tap over the whole activation, and its
 backward as many again plus the zero-fill and copy of a padded gradient; at the reduced study's
 sparse_parity shape (K 16, B 64, L 280, C 256) on an H200 that was 7.1 ms per layer forward +
-backward, ~30% of a Mamba pack's step; 1.7 ms with the first fused kernels (benchmarks/block_kernels.py, H200). Each
-element is read once per tap from cache and written once; the backward recomputes the
-pre-activation rather than saving it.
+backward, ~30% of a Mamba pack's step; 1.7 ms with the first fused kernels
+(benchmarks/block_kernels.py, H200). Each element is read once per tap from cache and written
+once; the backward recomputes the pre-activation rather than saving it.
 
     y[t, c] = silu(bias[c] + sum_j w[c, j] x[t - (W - 1) + j, c])     (x[t < 0] = 0)
 
