@@ -106,8 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # Triton 3.9's default, without its warning
     if args.kernel.startswith("scan"):
         from icl.kernels import selective_scan_seq as seq
-        cfg = seq.SeqConfig(*(int(v) for v in args.config.split(","))) if args.config else \
-            seq.launch_config(ROWS, DIM, LENGTH, STATE)
+        try:
+            cfg = seq.SeqConfig(*(int(v) for v in args.config.split(","))) if args.config else \
+                seq.launch_config(ROWS, DIM, LENGTH, STATE)
+        except (TypeError, ValueError):
+            parser.error(f"--config {args.config!r}: up to {len(seq.SeqConfig._fields)} integers, "
+                         f"{', '.join(seq.SeqConfig._fields)}")
         flags = dict(HAS_D=True, HAS_Z=True, HAS_BIAS=True, SOFTPLUS=True, N=STATE, T=cfg.chunk)
         if args.kernel == "scan_fwd":
             compiled = compile_kernel(seq._seq_forward_kernel, {**flags, "SAVE": True, "BLOCK_D": cfg.block_d},
