@@ -45,8 +45,15 @@ def changes(a: Run, b: Run) -> list[str]:
         if key == "layers":  # model_config.layers says it
             continue
         if fa.get(key) != fb.get(key):
-            out.append(f"{key}: {fa.get(key, '-')} -> {fb.get(key, '-')}")
+            out.append(f"{key}: {_shown(fa, key)} -> {_shown(fb, key)}")
     return out
+
+
+def _shown(values: dict[str, object], key: str) -> str:
+    """A value as a spec would write it: '-' where the run has no such key, 'unset' for None."""
+    if key not in values:
+        return "-"
+    return "unset" if values[key] is None else str(values[key])
 
 
 def diff_runs(a: list[Run], b: list[Run]) -> RunDiff:

@@ -319,3 +319,14 @@ def test_a_defect_in_one_run_does_not_stop_the_others(tmp_path, tiny_spec, monke
     assert "Traceback" in err and f"error: run(s) {runs[0].id}: internal error (RuntimeError: Tensor" in err
     assert json.loads((tmp_path / "runs" / runs[1].id / "status.json").read_text())["state"] == "done"
     assert not (tmp_path / "runs" / runs[0].id / "status.json").exists()
+
+
+def test_diff_shows_an_unset_option_as_unset(tmp_path):
+    a = tmp_path / "a.icl"
+    b = tmp_path / "b.icl"
+    a.write_text('model m { layers = "M" width = 8 }\n'
+                 'experiment e { models = [m] tasks = [sparse_parity] train { log_error = 8 } }\n')
+    b.write_text(a.read_text().replace("log_error = 8", "log_error = 8 stop_error = 0.01"))
+    out = icl("diff", str(a), str(b))
+    assert out.returncode == 0, out.stderr
+    assert "train.stop_error: unset -> 0.01" in out.stdout and "None" not in out.stdout
