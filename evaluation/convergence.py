@@ -26,6 +26,10 @@ class Convergence:
     t: float | None        # the slope in standard errors (negative: falling)
     points: int            # logged losses in the tail
 
+    def as_dict(self) -> dict:
+        """The record an evaluation keeps: {"state", "drop", "t", "points"}."""
+        return {"state": self.state, "drop": self.drop, "t": self.t, "points": self.points}
+
     def describe(self) -> str:
         if self.state == "unknown":
             return f"unknown ({self.points} logged losses in the last {TAIL_FRACTION:.0%} of steps)"
@@ -59,5 +63,9 @@ def convergence(steps: list[int], losses: list[float]) -> Convergence:
 
 
 def run_convergence(entries: list[dict]) -> Convergence:
-    """The convergence of a run from its metrics.jsonl entries (runfolder.read_metrics)."""
-    return convergence([int(e["step"]) for e in entries], [e.get("loss") for e in entries])
+    """The convergence of a run from its metrics.jsonl entries (runfolder.read_metrics); an
+    entry without an integer step and a numeric loss (an evaluation line, a hand edit) is skipped."""
+    pairs = [(e["step"], float(e["loss"])) for e in entries
+             if isinstance(e.get("step"), int) and not isinstance(e.get("step"), bool)
+             and isinstance(e.get("loss"), (int, float)) and not isinstance(e.get("loss"), bool)]
+    return convergence([s for s, _ in pairs], [l for _, l in pairs])

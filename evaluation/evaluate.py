@@ -38,7 +38,7 @@ from icl.compiler.build import build_for_run
 from icl.compiler.runs import eval_settings, train_settings
 from icl.evaluation.baseline_cache import BaselineCache
 from icl.evaluation.bootstrap import bootstrap_bands
-from icl.evaluation.convergence import convergence
+from icl.evaluation.convergence import run_convergence
 from icl import runfolder
 from icl.tasks.catalog import TASKS, TaskKind, check_baseline
 from icl.training.curriculum import end_sizes
@@ -163,15 +163,11 @@ def training_convergence(run_dir: Path, status: dict | None = None) -> dict:
     without logged losses, or too few in the last 10% of steps, is "unknown". A run that
     train.stop_error ended (status `stopped_early`) reached the error it was trained for: it
     is "converged", with `stopped_early` said (its loss may still have been falling)."""
-    entries = runfolder.read_metrics(run_dir)
-    losses = [e.get("loss") if isinstance(e.get("loss"), (int, float)) and not isinstance(e.get("loss"), bool)
-              else None for e in entries]
-    found = convergence([int(e["step"]) for e in entries], losses)
+    found = run_convergence(runfolder.read_metrics(run_dir)).as_dict()
     stopped = (status or {}).get("stopped_early")
     if stopped:
-        return {"state": "converged", "drop": found.drop, "t": found.t, "points": found.points,
-                "stopped_early": stopped}
-    return {"state": found.state, "drop": found.drop, "t": found.t, "points": found.points}
+        return {**found, "state": "converged", "stopped_early": stopped}
+    return found
 
 
 class _Scorer:

@@ -250,14 +250,7 @@ def run_convergence(ev: dict, training: dict[str, list[dict]] | None = None) -> 
     entries = (training or {}).get(ev.get("run_id"))
     if not entries:
         return None
-    steps, losses = [], []
-    for entry in entries:
-        loss = entry.get("loss")
-        if isinstance(entry.get("step"), int) and isinstance(loss, (int, float)) and not isinstance(loss, bool):
-            steps.append(entry["step"])
-            losses.append(float(loss))
-    found = _convergence.convergence(steps, losses)
-    return {"state": found.state, "drop": found.drop, "t": found.t, "points": found.points}
+    return _convergence.run_convergence(entries).as_dict()
 
 
 _STATES = ("converged", NOT_CONVERGED, "unknown")

@@ -42,3 +42,11 @@ def test_read_from_metrics_entries():
     entries = [{"step": s, "loss": 2.0 * math.exp(-s / 15_000)} for s in STEPS]
     assert run_convergence(entries).state == "not converged"
     assert "fell" in run_convergence(entries).describe()
+
+
+def test_entries_without_a_step_and_a_numeric_loss_are_skipped():
+    entries = [{"step": s, "loss": 2.0 * math.exp(-s / 15_000)} for s in STEPS]
+    # a late line without a loss, one with a boolean, one without a step: none is a point
+    junk = [{"step": 40_000, "error": 0.1}, {"step": 40_000, "loss": True}, {"loss": 0.0}]
+    assert run_convergence(entries + junk).as_dict() == run_convergence(entries).as_dict()
+    assert run_convergence(entries).as_dict()["state"] == "not converged"
