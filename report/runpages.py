@@ -129,19 +129,16 @@ def page_context(record: dict, ev: dict, status: dict, entries: list[dict], spec
 def convergence_text(found: dict | None) -> str:
     """The run's training convergence (Table 1's rule 7) in words: 'not converged: loss fell
     4.1% over the last 10% of steps (slope -5.2 standard errors)'."""
-    from icl.evaluation.convergence import TAIL_FRACTION
+    from icl.evaluation.convergence import Convergence
 
     stopped = (found or {}).get("stopped_early")
     if isinstance(stopped, dict) and is_number(stopped.get("error")) and is_number(stopped.get("stop_error")):
         return (f"converged: stopped at step {stopped.get('step')}, error {stopped['error']:.3g} "
                 f"<= train.stop_error {stopped['stop_error']:g}")
-    if not found or found.get("state") == "unknown" or found.get("drop") is None:
-        points = (found or {}).get("points") or 0
-        return f"unknown ({points} logged losses in the last {TAIL_FRACTION:.0%} of steps)"
-    drop, t = found["drop"], found.get("t")
-    slope = "" if t is None else f" (slope {t:+.1f} standard errors)"
-    return (f"{found['state']}: loss {'fell' if drop > 0 else 'rose'} {abs(drop):.1%} over the last "
-            f"{TAIL_FRACTION:.0%} of steps{slope}")
+    found = found or {}
+    judged = found.get("state") not in (None, "unknown") and is_number(found.get("drop")) and is_number(found.get("t"))
+    return Convergence(found["state"] if judged else "unknown", found.get("drop") if judged else None,
+                       found.get("t") if judged else None, found.get("points") or 0).describe()
 
 
 # -- inline SVG charts -------------------------------------------------------------------

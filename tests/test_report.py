@@ -321,6 +321,8 @@ def test_a_run_its_stop_error_ended_is_converged_and_not_cut_short(tmp_path):
     stopped = {"step": 2000, "error": 0.0042, "stop_error": 0.01}
     status = {"state": "done", "steps_done": 2000, "steps_planned": 20000, "capped": False, "stopped_early": stopped}
     assert training_convergence(tmp_path)["state"] == "not converged"
+    assert convergence_text(training_convergence(tmp_path)).startswith("not converged: loss fell ")
+    assert convergence_text(None) == "unknown (0 logged losses in the last 10% of steps)"
     found = training_convergence(tmp_path, status)
     assert found["state"] == "converged" and found["stopped_early"] == stopped
     assert convergence_text(found) == "converged: stopped at step 2000, error 0.0042 <= train.stop_error 0.01"
