@@ -51,7 +51,8 @@ channel and step) was timed and lost at every register cap (H100,
 benchmarks/results/scan_variants_2026-12-07.md). The compiled loop (cuobjdump) starts each
 chunk by loading its checkpoint, u and delta and uses them about 100 instructions later: a wait
 on memory per chunk that 8 warps a multiprocessor may not cover. SeqConfig.prefetch loads them
-one chunk ahead instead (255 registers, no spills, 3% more instructions); off until timed.
+one chunk ahead instead (255 registers, no spills, 3% more instructions): 4% faster forward +
+backward on an H100, the default since.
 
 The state size N is unrolled into the code, so this kernel takes N <= MAX_STATE; a larger N
 runs the chunked kernel (selective_scan_triton.py) instead.
@@ -110,8 +111,10 @@ def launch_config(batch: int, dim: int, length: int, n_state: int) -> SeqConfig:
     and the forward capped at 128 registers (16 warps a multiprocessor, no spills): fwd 1.224 ->
     1.163 ms, fwd + bwd 4.910 -> 4.750; a backward with a channel's states over two lanes
     lost (8.61 ms; 6.04 and 5.40 capped at 168 and 128 registers) and was removed
-    (benchmarks/results/scan_variants_2026-12-07.md)."""
-    return SeqConfig(reduce=3, max_registers_fwd=128)
+    (benchmarks/results/scan_variants_2026-12-07.md). Then (H100, same shape, fp32) loading each
+    backward chunk's checkpoint, u and delta one chunk ahead (prefetch): fwd + bwd 4.824 -> 4.628
+    ms (benchmarks/results/selective_scan_packed.2026-12-07b-h100.md)."""
+    return SeqConfig(reduce=3, max_registers_fwd=128, prefetch=1)
 
 
 @triton.jit
