@@ -109,9 +109,9 @@ class BlockKind:
     width_step: Callable[[dict], int] = lambda o: 1
     # Whether models of these blocks train faster packed than one run at a time on a GPU; the
     # pipeline's pack=auto packs only models whose every block does. Measured with the stacked
-    # engine on an H200 (benchmarks/results/train_step_packed.md): packs of 16 of every study
-    # architecture (A, F, M, S, SM) ran 1.2-2.3x faster per run than one run, at the reduced and
-    # the paper shapes. A block not measured packed (M2, GLA, DN, GDN, R7, HY so far) says False.
+    # engine (benchmarks/results/train_step_packed.md, H100): packs of 16 of every study
+    # architecture (A, F, M, S, SM) ran 1.2-2.7x faster per run than one run, at the reduced and
+    # the paper shapes (1.2-2.3x on an H200 earlier). A block not measured packed (M2, GLA, DN, GDN, R7, HY so far) says False.
     packs_well: bool = False
 
 

@@ -20,7 +20,7 @@ BACKENDS = ("auto", "triton", "triton_seq", "reference")
 # selective_scan_packed.md (H200, 2026-12-05, D 256, L 280, N 16, 1024 rows = a pack of 16):
 # forward + backward 5.1 ms fp32 / 5.0 bf16 against the chunked kernel's 9.8 / 9.6 and
 # mamba_ssm's 18.0 / 15.4; the Mamba M*8 step at 280 tokens, K = 16, went from 7.76 to 5.26 ms
-# per run (train_step_packed.md). At 64 rows an earlier version of it was within 12% of the
+# per run (train_step_packed.before-2026-12-07-h200.md). At 64 rows an earlier version of it was within 12% of the
 # chunked kernel (fwd+bwd 0.89 vs 0.80 ms fp32), and the K = 1 step was faster with it (9.15 vs 9.94).
 AUTO_CUDA_BACKEND = "triton_seq"
 ENV_VAR = "ICL_SCAN_BACKEND"

@@ -75,10 +75,11 @@ def group_runs(runs: list[Run], size: int) -> list[list[Run]]:
 
 
 # pack = auto packs, only where training runs on a GPU, the runs of a model whose every block
-# trains faster packed (catalog's packs_well), 16 to a pack. Measured with the stacked engine on
-# an H200 (benchmarks/results/train_step_packed.md): packs of 16 ran 1.2-2.3x faster per run than
-# lone runs for every study architecture; 64 gained 1-14 % more and ran out of its 140 GB for
-# paper-size Mamba and S4-Mamba. A pack too big for a smaller GPU's memory halves itself when
+# trains faster packed (catalog's packs_well), 16 to a pack. Measured with the stacked engine:
+# packs of 16 ran 1.2-2.7x faster per run than lone runs for every study architecture on an H100
+# (benchmarks/results/train_step_packed.md), 1.2-2.3x on an H200 (train_step_packed.before-2026-12-07-h200.md); 64 gained
+# 1-14 % more where it fit: not in the H200's 140 GB for paper-size Mamba and S4-Mamba, not in
+# the H100's 80 GB at width 256 or for the Mamba models at 280 tokens. A pack too big for a smaller GPU's memory halves itself when
 # it runs out of memory (training/pack.py train_pack); pack = N sets the size outright.
 # On a CPU nothing was measured, so nothing is packed unless asked.
 AUTO_PACK = 16
