@@ -52,7 +52,9 @@ benchmarks/results/scan_variants_2026-12-07.md). The compiled loop (cuobjdump) s
 chunk by loading its checkpoint, u and delta and uses them about 100 instructions later: a wait
 on memory per chunk that 8 warps a multiprocessor may not cover. SeqConfig.prefetch loads them
 one chunk ahead instead (255 registers, no spills, 3% more instructions): 4% faster forward +
-backward on an H100, the default since.
+backward on an H100, the default since. SeqConfig.vector_bc reads B_t and C_t as 16-byte loads
+(ld.global.nc.v4: 1761 loop instructions with prefetch, against 1889; non-pure inline asm, else
+the compiler keeps the recompute's B_t for the adjoint and spills): compiled, not yet run on a GPU.
 
 The state size N is unrolled into the code, so this kernel takes N <= MAX_STATE; a larger N
 runs the chunked kernel (selective_scan_triton.py) instead.
