@@ -119,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             compiled = compile_kernel(seq._seq_backward_kernel,
                                       {**flags, "HAS_DLAST": False, "BLOCK_D": cfg.block_d_bwd, "REDUCE": cfg.reduce,
-                                       "NV": 32, "BITS": 5, "PREFETCH": bool(cfg.prefetch),
-                                       "VEC_BC": bool(cfg.vector_bc)}, scan_ints(cfg.chunk), cfg.warps_bwd,
+                                       "NV": 32, "BITS": 5, "PREFETCH": bool(cfg.prefetch)}, scan_ints(cfg.chunk), cfg.warps_bwd,
                                       args.maxnreg or cfg.max_registers_bwd)
         print(f"{args.kernel} {tuple(cfg)}")
     else:

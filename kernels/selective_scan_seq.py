@@ -52,9 +52,9 @@ benchmarks/results/scan_variants_2026-12-07.md). The compiled loop (cuobjdump) s
 chunk by loading its checkpoint, u and delta and uses them about 100 instructions later: a wait
 on memory per chunk that 8 warps a multiprocessor may not cover. SeqConfig.prefetch loads them
 one chunk ahead instead (255 registers, no spills, 3% more instructions): 4% faster forward +
-backward on an H100, the default since. SeqConfig.vector_bc reads B_t and C_t as 16-byte loads
-(ld.global.nc.v4: 1761 loop instructions with prefetch, against 1889; non-pure inline asm, else
-the compiler keeps the recompute's B_t for the adjoint and spills): compiled, not yet run on a GPU.
+backward on an H100, the default since. Reading B_t and C_t as 16-byte loads (inline PTX
+ld.global.nc.v4: 1761 loop instructions with prefetch, against 1889) was timed and lost: fwd +
+bwd 4.742 ms against 4.627 (H100, scan_variants_2026-12-07.md), so it was removed.
 
 The state size N is unrolled into the code, so this kernel takes N <= MAX_STATE; a larger N
 runs the chunked kernel (selective_scan_triton.py) instead.
@@ -98,10 +98,6 @@ class SeqConfig(NamedTuple):
     # 1: the backward loads each chunk's checkpoint, u and delta one chunk ahead (3 + 2T more
     # registers; the loop's first arithmetic otherwise waits on those loads from memory).
     prefetch: int = 0
-    # 1: the backward reads B_t and C_t four values a load (PTX ld.v4: 12 loads a step for 48 at
-    # N 16) where they allow it (fp32, N a multiple of 4, (batch, L, N) memory with 16-byte
-    # aligned rows; CUDA only: the Triton interpreter, and other inputs, load one at a time).
-    vector_bc: int = 0
 
 
 def launch_config(batch: int, dim: int, length: int, n_state: int) -> SeqConfig:
@@ -173,21 +169,15 @@ def _live_d(offs_d, mask_d, t, length):
 
 
 @triton.jit
-def _scalars(ptr, stride_t, stride_n, t, length, N: tl.constexpr, VEC: tl.constexpr = False):
+def _scalars(ptr, stride_t, stride_n, t, length, N: tl.constexpr):
     """N scalars ptr[t' stride_t + n stride_n], t' = min(t, L - 1): a step's B_t or C_t, the same
     for every channel. Past L (a padded step of the last chunk, or the forward's prefetch after its
     last step) they are step L-1's, which such a step never uses (its delta and dout are 0):
     loads without a mask, so no predicate per load."""
     row = ptr + tl.minimum(tl.zeros((), tl.int32) + t, length - 1) * stride_t
     values = ()
-    if VEC:  # fp32, stride_n 1, 16-byte aligned rows: four scalars a load (PTX ld.v4; CUDA only)
-        for q in tl.static_range(N // 4):
-            values = values + tl.inline_asm_elementwise(
-                "ld.global.nc.v4.f32 {$0, $1, $2, $3}, [$4];", "=r,=r,=r,=r,l", [row + 4 * q],
-                dtype=(tl.float32, tl.float32, tl.float32, tl.float32), is_pure=False, pack=1)
-    else:
-        for n in tl.static_range(N):
-            values = values + (tl.load(row + n * stride_n).to(tl.float32),)
+    for n in tl.static_range(N):
+        values = values + (tl.load(row + n * stride_n).to(tl.float32),)
     return values
 
 
@@ -326,7 +316,7 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                          HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                          SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
                          BLOCK_D: tl.constexpr, N: tl.constexpr, T: tl.constexpr,
-                         REDUCE: tl.constexpr, PREFETCH: tl.constexpr, VEC_BC: tl.constexpr):
+                         REDUCE: tl.constexpr, PREFETCH: tl.constexpr):
     pid_b, offs_d, mask_d, a2, bias, d_skip = _program_setup(
         A_ptr, D_ptr, bias_ptr, dim, rows_per_group, HAS_BIAS, HAS_D, BLOCK_D, N)
     pid_d = tl.program_id(0)
@@ -388,7 +378,7 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
             m = _live_d(offs_d, mask_d, t, length)
             u = u_in[s].to(tl.float32)
             delta_raw, delta = _delta(dr_in[s].to(tl.float32), bias, m, HAS_BIAS, SOFTPLUS)
-            b = _scalars(b_p, sB_t, sB_n, t, length, N, VEC_BC)
+            b = _scalars(b_p, sB_t, sB_n, t, length, N)
             delta_u = delta * u
             x_new = ()
             for n in tl.static_range(N):
@@ -406,8 +396,8 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
             u = us[i]
             delta = deltas[i]
             x_t = states[i]
-            b = _scalars(b_p, sB_t, sB_n, t, length, N, VEC_BC)
-            c = _scalars(c_p, sC_t, sC_n, t, length, N, VEC_BC)
+            b = _scalars(b_p, sB_t, sB_n, t, length, N)
+            c = _scalars(c_p, sC_t, sC_n, t, length, N)
             dout = tl.load(do_p + t * sdo_t, mask=m, other=0.0).to(tl.float32)
             delta_u = delta * u
             if HAS_Z:
@@ -466,13 +456,6 @@ def _seq_backward_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
         tl.store(dA_ptr + (pid_b * N + n) * dim + offs_d, grad_a[n], mask=mask_d)
     tl.store(dD_ptr + pid_b * dim + offs_d, grad_d, mask=mask_d)
     tl.store(dbias_ptr + pid_b * dim + offs_d, grad_bias, mask=mask_d)
-
-
-def _rows_of_four(t: torch.Tensor) -> bool:
-    """Whether B or C (batch, N, L) can be read four states a load: fp32, states contiguous,
-    N, the step and batch strides multiples of 4 and the data 16-byte aligned."""
-    return (t.dtype == torch.float32 and t.stride(1) == 1 and t.shape[1] % 4 == 0
-            and t.stride(2) % 4 == 0 and t.stride(0) % 4 == 0 and t.data_ptr() % 16 == 0)
 
 
 def _config(config, batch, dim, length, n_state) -> SeqConfig:
@@ -567,10 +550,9 @@ class SelectiveScanSeq(torch.autograd.Function):
             reduce = 0  # the reduce-scatter's shape: 32 lanes, 32 vectors (N <= 16)
         if cfg.max_registers_bwd:
             flags["maxnreg"] = cfg.max_registers_bwd
-        vec_bc = bool(cfg.vector_bc) and u.is_cuda and all(_rows_of_four(t) for t in (B, C))
         _seq_backward_kernel[(blocks, batch)](
             *operands, **flags, BLOCK_D=cfg.block_d_bwd, REDUCE=reduce, PREFETCH=bool(cfg.prefetch),
-            VEC_BC=vec_bc, num_warps=cfg.warps_bwd)
+            num_warps=cfg.warps_bwd)
 
         def block_sum(parts, like):  # partial sums over channel blocks -> the gradient
             total = parts[0] if blocks == 1 else parts.sum(0)

@@ -31,11 +31,3 @@ def test_scan_backward_register_cap_is_applied():
     free, capped = sass("scan_bwd"), sass("scan_bwd", "--maxnreg", "96")
     assert "registers 96," in capped and "stack (spills) 0 bytes" not in capped
     assert "registers 96," not in free
-
-
-def test_scan_backward_vector_loads_of_b_and_c_compile_to_128_bit_loads():
-    # SeqConfig.vector_bc: B_t, C_t four states a load (PTX ld.v4, only compiled on CUDA); the
-    # scalar loads it replaces go (156 LDG.E a loop without it at T = 3, 28 with it)
-    plain = sass("scan_bwd", "--config", "64,1,32,1,3,3,0,128,1,0")
-    vector = sass("scan_bwd", "--config", "64,1,32,1,3,3,0,128,1,1")
-    assert "LDG.E.128" in vector and "LDG.E.128" not in plain

@@ -455,14 +455,3 @@ def test_seq_refuses_an_unknown_reduce(seq_poisoned):
     inputs = make_scan_inputs(1, 8, 4, 4, torch.float32, DEVICE, seed=1)
     with pytest.raises(ValueError, match="reduce=1 must be 0, 2 or 3"):
         seq_poisoned.selective_scan_seq(**inputs, config=(32, 1, 32, 1, 3, 1))
-
-
-def test_seq_vector_loads_only_where_b_and_c_allow_them():
-    # SeqConfig.vector_bc reads B_t, C_t 16 bytes a load: fp32, states contiguous and aligned
-    from icl.kernels.selective_scan_seq import _rows_of_four
-    bld = torch.zeros(2, 12, 16).transpose(1, 2)          # (batch, N, L) over (batch, L, N) memory
-    assert _rows_of_four(bld)
-    assert not _rows_of_four(torch.zeros(2, 16, 12))       # (batch, N, L) memory: N strided
-    assert not _rows_of_four(bld.to(torch.bfloat16))
-    assert not _rows_of_four(torch.zeros(2, 12, 6).transpose(1, 2))    # N = 6: rows of 24 bytes
-    assert not _rows_of_four(torch.zeros(2 * 12 * 16 + 1)[1:].view(2, 12, 16).transpose(1, 2))  # 4 bytes off

@@ -107,8 +107,7 @@ def test_seq_matches_reference(seq_poisoned, dtype, length, dim, layout):
                                     (32, 4, 32, 1, 5, 2), (16, 2, 16, 2, 4, 0),
                                     # reduce 2 (the shuffles as tl.sum) and register caps (bwd, fwd)
                                     (64, 1, 32, 1, 3, 2), (64, 1, 32, 1, 3, 3, 168, 96),
-                                    (64, 1, 32, 1, 3, 3, 0, 128, 1),  # prefetch
-                                    (64, 1, 32, 1, 3, 3, 0, 128, 1, 1)])  # and B, C four a load
+                                    (64, 1, 32, 1, 3, 3, 0, 128, 1)])  # prefetch
 def test_seq_launch_shapes_agree(seq_poisoned, config):
     inputs = _channels_last(make_scan_inputs(2, 100, 203, 16, torch.float32, DEVICE, seed=7))
     errors = scan_errors(seq_poisoned.selective_scan_seq, kernels.selective_scan_ref, inputs, config=config)
