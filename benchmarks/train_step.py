@@ -3,12 +3,13 @@ study's six architectures at paper size (width 256), batch 64, on one GPU, side 
 eager peers built from the packages the study's released code uses.
 
 Implementations (the JSON's `impl`):
-- project        the project's trainer as it runs: whole-step CUDA graph (icl.training.graphs),
-                 packs of K runs as one stacked model (icl.training.engine), K = 1, 4, 16;
+- project        the project's trainer with train.compile = off: whole-step CUDA graph
+                 (icl.training.graphs), packs of K runs as one stacked model (icl.training.engine),
+                 K = 1, 4, 16;
 - project_eager  the same step without graphs (ICL_CUDA_GRAPHS off), K = 1;
-- project_compiled  the project's step with graphs, its model under torch.compile (inductor
-                 fuses the elementwise work between the matrix products), K of --compiled-packs; opt-in
-                 (`--impls`), an experiment: the trainer does not compile;
+- project_compiled  the project's step with graphs and its training forward under torch.compile
+                 (icl.training.compiled: what the trainer runs on CUDA by default, train.compile =
+                 auto), K of --compiled-packs; opt-in (`--impls`);
 - eager_peer     Transformer: transformers' GPT2Model; Mamba: mamba_ssm's Mamba modules
                  (pre-norm residual blocks), each with a linear read-in and read-out, eager
                  PyTorch, torch.optim.Adam; K = 1. The other four architectures have no peer.
@@ -105,7 +106,7 @@ def make_pack(run: Run, k: int) -> list[Run]:
 def project_step(runs: list[Run], dev: torch.device, graphs_on: bool, compiled: bool = False):
     """A step function of the project's trainer for a pack of `runs` at the curriculum's end;
     returns (step, info) where step() runs one training step of every run. `compiled`: each
-    model under torch.compile (compiled during the graph's warm-up steps, before capture)."""
+    training forward under torch.compile (compiled during the graph's warm-up steps, before capture)."""
     from icl.compiler.runs import model_settings, train_settings
     from icl.training import graphs
     from icl.training import train as trainer
@@ -121,9 +122,7 @@ def project_step(runs: list[Run], dev: torch.device, graphs_on: bool, compiled: 
         models.append(model)
         tasks.append(task)
     engine = PackedEngine(models, [train_settings(r) for r in runs], float(model_settings(runs[0])["dropout"]),
-                          precision_of(runs[0]), dev)
-    if compiled:
-        engine.model = torch.compile(engine.model)  # same parameters: the optimizer still holds them
+                          precision_of(runs[0]), dev, f"benchmark {runs[0].model}" if compiled else None)
     stepper = graphs.Stepper(dev, graphs_on and dev.type == "cuda", label=f"benchmark {runs[0].model}")
     sizes = sizes_at(runs[0].task_config, 10 ** 12)
     batch = int(runs[0].train["batch"])
@@ -143,7 +142,8 @@ def project_step(runs: list[Run], dev: torch.device, graphs_on: bool, compiled: 
                                [trainer._loss_fn(t, p) for t, p in zip(tasks, prompts_now)], active, None)
         return stepper.run(("bench",), one_step, prompts)
 
-    info = lambda: {"pack_mode": engine.mode, "cuda_graphs": stepper.summary()}  # noqa: E731
+    info = lambda: {"pack_mode": engine.mode, "cuda_graphs": stepper.summary(),  # noqa: E731
+                    **({"compile": engine.train_forward.summary()} if compiled else {})}
     return step, info
 
 
@@ -412,7 +412,7 @@ def markdown(records: list[dict], device_name: str, peak: dict[str, float] | Non
              + ", ".join(f"{name} {value / 1e12:.0f}" for name, value in peak.items()) + " TFLOP/s)." if peak else
              f"Median ms per training step of one run (a pack's step time / K), batch {args.batch}, fp32.",
              "project = whole-step CUDA graph (+ stacked pack of K runs); project_eager = the same step "
-             "without graphs; project_compiled = project with the model under torch.compile; "
+             "without graphs; project_compiled = project with its training forward under torch.compile; "
              "eager_peer = transformers GPT2Model / mamba_ssm Mamba, eager.", "",
              "| arch | task | tokens | impl | precision | K | ms / step / run | mfu | pack mode | note |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

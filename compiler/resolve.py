@@ -58,6 +58,9 @@ TRAIN_PARAMS: tuple[Param, ...] = (
     Param("backend", "choice", "auto", choices=("auto", "triton", "triton_seq", "reference"),
           doc="selective-scan kernel (auto: Triton on CUDA, reference on CPU)", sweepable=False),
     Param("device", "choice", "auto", choices=("auto", "cpu", "cuda"), sweepable=False),
+    Param("compile", "choice", "auto", choices=("auto", "on", "off"), sweepable=False,
+          doc="the model's forward under torch.compile (auto: on CUDA, off on the CPU; "
+              "icl.training.compiled)"),
 )
 
 # Evaluation settings do not sweep: one evaluation per trained run and eval block.
@@ -74,7 +77,8 @@ EVAL_PARAMS: tuple[Param, ...] = (
 )
 
 # Train keys that say how to run, not what to compute: left out of run ids.
-TRAIN_HOW_KEYS = ("checkpoint_every", "log_every", "log_error", "tensorboard", "backend", "device", "seeds")
+TRAIN_HOW_KEYS = ("checkpoint_every", "log_every", "log_error", "tensorboard", "backend", "device", "seeds",
+                  "compile")
 
 
 @dataclass

@@ -172,6 +172,14 @@ def test_log_error_is_how_to_run_not_part_of_the_run_id(write_spec):
     assert {r.train["log_error"] for r in b} == {64}
 
 
+@pytest.mark.parametrize("setting", ["compile = off", "compile = on"])
+def test_compile_is_how_to_run_not_part_of_the_run_id(write_spec, setting):
+    a = runs_of([write_spec("a.icl", BASE)])
+    b = runs_of([write_spec("b.icl", BASE.replace("seeds = [0, 1] }", f"seeds = [0, 1] {setting} }}"))])
+    assert [r.id for r in a] == [r.id for r in b]
+    assert {r.train["compile"] for r in b} == {setting.split(" = ")[1]}
+
+
 def test_a_task_option_at_its_legacy_value_keeps_the_ids_trained_before_it(write_spec):
     """token_mqar's `layout` came after runs were trained on its first layout (echo): a run at
     layout = echo hashes as it did before the option existed, the default (zoology) does not."""

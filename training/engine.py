@@ -22,6 +22,7 @@ from torch.func import functional_call
 
 from icl.blocks.model import stack_models
 from icl.training import precision
+from icl.training.compiled import CompiledForward
 from icl.training.errors import RunError
 from icl.training.stacked_optimizer import StackedAdam
 
@@ -40,7 +41,7 @@ class PackedEngine:
     """The stacked model and optimizer of a pack, and its training step."""
 
     def __init__(self, models: list[torch.nn.Module], train_settings: list[dict], dropout: float,
-                 precision_name: str, device: torch.device):
+                 precision_name: str, device: torch.device, compile_label: str | None = None):
         names = {str(t["optimizer"]).lower() for t in train_settings}
         if len(names) != 1 or not names <= {"adam", "adamw"}:
             raise RunError(f"optimizer {', '.join(sorted(names))}: a pack needs one of adam or adamw")
@@ -48,6 +49,10 @@ class PackedEngine:
         self.mode = forward_mode(len(models), dropout)
         self.model = stack_models(models).to(device)
         self.model.train()
+        # The training step's forward, through torch.compile when a label is given
+        # (icl.training.compiled); metrics and evaluation call the plain model.
+        self.train_forward = CompiledForward(self.model, compile_label is not None and self.mode != "loop",
+                                             compile_label or "")
         self.runs = len(models)
         self.optimizer = StackedAdam(
             list(self.model.parameters()), [float(t["lr"]) for t in train_settings],
@@ -77,7 +82,7 @@ class PackedEngine:
         all). Returns the runs' losses and gradient norms (K,) on the device, without a host sync."""
         with precision.matmul_precision(self.precision, self.device):
             with precision.autocast(self.precision, self.device):
-                outputs = self._forward(inputs, dropout_seeds, rows)
+                outputs = self._forward(inputs, dropout_seeds, rows, self.train_forward)
             losses = torch.stack([fn(out.float()) for fn, out in zip(loss_fns, outputs)])
             self.optimizer.zero_grad()
             # Each run's gradient is the gradient of its own loss; masked runs get none.
@@ -94,16 +99,17 @@ class PackedEngine:
         try:
             with precision.matmul_precision(self.precision, self.device):
                 with precision.autocast(self.precision, self.device):
-                    return [out.float() for out in self._forward(inputs, None)]
+                    return [out.float() for out in self._forward(inputs, None, None, self.model)]
         finally:
             self.model.train()
 
-    def _forward(self, inputs, dropout_seeds, rows=None) -> list[torch.Tensor]:
+    def _forward(self, inputs, dropout_seeds, rows, forward) -> list[torch.Tensor]:
+        """The K runs' outputs; `forward` calls the stacked model (plain, or compiled)."""
         if self.mode != "loop":  # a lone run (its own dropout stream), or a pack without dropout
             if self.mode == "single" and dropout_seeds is not None:
                 torch.manual_seed(dropout_seeds[0])
             stacked_rows = None if rows is None else torch.stack(rows)
-            return list(self.model(torch.stack(inputs), rows=stacked_rows).unbind(0))
+            return list(forward(torch.stack(inputs), rows=stacked_rows).unbind(0))
         params = dict(self.model.named_parameters())
         buffers = dict(self.model.named_buffers())
         outputs = []

@@ -51,7 +51,7 @@ from icl import atomic, runfolder
 from icl.runfolder import CHECKPOINT, METRICS, MODEL, STATUS
 from icl.training.curriculum import sizes_at
 from icl.training.errors import RunError
-from icl.training import gpu_slots, graphs, sinks
+from icl.training import compiled, gpu_slots, graphs, sinks
 from icl.training.precision import precision_of
 from icl.training.seeds import stream_seed
 from icl.compiler.build import build_for_run
@@ -227,8 +227,9 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
     log_error = int(train["log_error"])
     task_config = runs[0].task_config
     dropout = float(model_settings(runs[0])["dropout"])
+    label = runs[0].id if len(runs) == 1 else f"{runs[0].id}+{len(runs) - 1}"
     engine = PackedEngine([m.model for m in members], [train_settings(r) for r in runs], dropout,
-                          precision_of(runs[0]), dev)
+                          precision_of(runs[0]), dev, label if compiled.wanted(dev, runs) else None)
     for m in members:
         if m.checkpoint is not None:
             engine.load_run(m.k, m.checkpoint)
@@ -239,7 +240,6 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
 
     first = min(m.start for m in members)
     last = max(m.target for m in members)
-    label = runs[0].id if len(runs) == 1 else f"{runs[0].id}+{len(runs) - 1}"
     bar = _progress_bar(progress, last, first, label)
     t0 = time.perf_counter()
     for m in members:
@@ -431,6 +431,8 @@ def _finish(m: _Member, dev: torch.device, elapsed: float) -> None:
         m.status["pack"] = {"runs": m.pack, "mode": m.engine.mode}
     if m.stepper.summary() is not None:  # CUDA graphs asked for (icl.training.graphs)
         m.status["cuda_graphs"] = m.stepper.summary()
+    if m.engine.train_forward.summary() is not None:  # torch.compile asked for (icl.training.compiled)
+        m.status["compile"] = m.engine.train_forward.summary()
     if not diverged:
         runfolder.save_torch(m.out_dir / MODEL, {
             "run_id": run.id, "step": target,
