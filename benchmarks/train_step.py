@@ -244,12 +244,15 @@ def profile(step, dev: torch.device, label: str, log: Path, steps: int = 5) -> N
         f.write(f"\n## {label} ({steps} steps)\n{table}\n")
 
 
-def time_steps(step, dev: torch.device, warmup: int, steps: int, repeats: int) -> float:
-    """Median ms per step over `repeats` blocks of `steps` steps, after `warmup` steps."""
+def time_steps(step, dev: torch.device, warmup: int, steps: int, repeats: int) -> tuple[float, float]:
+    """(median ms per step over `repeats` blocks of `steps` steps after `warmup` steps, seconds
+    of the warm-up steps: what compilation and graph capture cost a run once per prompt shape)."""
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    start = time.perf_counter()
     for _ in range(warmup):
         step()
     sync()
+    warmup_s = time.perf_counter() - start
     blocks = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -257,7 +260,7 @@ def time_steps(step, dev: torch.device, warmup: int, steps: int, repeats: int) -
             step()
         sync()
         blocks.append((time.perf_counter() - start) * 1000 / steps)
-    return statistics.median(blocks)
+    return statistics.median(blocks), warmup_s
 
 
 def device_peak(dev: torch.device) -> dict[str, float] | None:
@@ -329,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             if step_fn is None:
                 raise RuntimeError("no peer for this architecture")
             with matmul_precision(run.train["precision"], dev):
-                ms = time_steps(step_fn, dev, args.warmup, args.steps, args.repeats) / pack
+                ms, warmup_s = time_steps(step_fn, dev, args.warmup, args.steps, args.repeats)
+                ms /= pack
         except Exception as error:  # noqa: BLE001 - a failed implementation is a row, not a crash
             fail(arch, impl, pack, run, error)
             return
@@ -337,9 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         flops = 3 * account(run.model_config, layout)["flops_per_token"] * layout.tokens * args.batch
         mfu = flops / (ms / 1000) / peak[base["precision"]] if peak else None
         records.append({**base, **(extra() if callable(extra) else extra or {}), "ms_per_step": round(ms, 4),
-                        "mfu": None if mfu is None else round(mfu, 5)})
-        print(f"{arch:16s} {run.task:30s} {impl:14s} K={pack:<3d} {base['precision']} {ms:9.3f} ms/step per run",
-              flush=True)
+                        "mfu": None if mfu is None else round(mfu, 5), "warmup_s": round(warmup_s, 2)})
+        print(f"{arch:16s} {run.task:30s} {impl:14s} K={pack:<3d} {base['precision']} {ms:9.3f} ms/step per run "
+              f"(warm-up {warmup_s:.1f} s)", flush=True)
 
     earlier = []
     if args.merge and Path(args.merge).exists():
