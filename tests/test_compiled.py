@@ -34,15 +34,18 @@ def test_compiled_training_follows_the_plain_curve_across_curriculum_stages(tmp_
     assert_same_curve(tmp_path / "on", tmp_path / "off")
 
 
-def test_auto_compiles_on_cuda_only_and_never_with_dropout(member, capsys):
+def test_auto_compiles_long_runs_on_cuda_only_and_never_with_dropout(member, capsys):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert not compiled.wanted(cpu, [member("00000000000a")])                  # auto on the CPU
-    assert compiled.wanted(cuda, [member("00000000000a")])                     # auto on CUDA
-    assert not compiled.wanted(cuda, [member("00000000000a", compile="off")])
+    long = compiled.AUTO_MIN_STEPS
+    assert not compiled.wanted(cpu, [member("00000000000a", steps=long)])      # auto on the CPU
+    assert compiled.wanted(cuda, [member("00000000000a", steps=long)])         # auto on CUDA
+    assert not compiled.wanted(cuda, [member("00000000000a", steps=long - 1)])  # a short run
+    assert not compiled.wanted(cuda, [member("00000000000a", steps=long, compile="off")])
     assert compiled.wanted(cpu, [member("00000000000a", compile="on")])
     # a pack compiles only if every run asks for it
-    assert not compiled.wanted(cuda, [member("00000000000a"), member("00000000000b", seed=1, compile="off")])
-    assert not compiled.wanted(cuda, [member("00000000000a", dropout=0.1)])
+    assert not compiled.wanted(cuda, [member("00000000000a", steps=long),
+                                      member("00000000000b", seed=1, steps=long, compile="off")])
+    assert not compiled.wanted(cuda, [member("00000000000a", steps=long, dropout=0.1)])
     assert "torch.compile off for run 00000000000a: dropout > 0" in capsys.readouterr().err
 
 
@@ -80,8 +83,8 @@ def test_an_error_of_the_run_itself_is_not_taken_for_a_compilation_error(tmp_pat
 @pytest.mark.gpu
 @pytest.mark.parametrize("layers", ["A F", "M M", "S F", "SM SM"])
 def test_compiled_packs_follow_the_plain_curves_on_the_gpu(tmp_path, layers, member, assert_same_curve):
-    """On a GPU: a pack of 2 through whole-step graphs with its forward compiled (the default,
-    auto) follows the same pack without torch.compile, over four curriculum stages; nothing
+    """On a GPU: a pack of 2 through whole-step graphs with its forward compiled follows the
+    same pack without torch.compile, over four curriculum stages; nothing
     falls back (Mamba's Triton kernels inside the compiled graph)."""
     def runs(setting):
         made = [member("00000000000a", device="cuda", log_every=1, compile=setting),
@@ -91,7 +94,7 @@ def test_compiled_packs_follow_the_plain_curves_on_the_gpu(tmp_path, layers, mem
             run.train["precision"] = "fp32"  # TF32 products would differ by more than fp32 rounding
         return made
     plain = train_pack(runs("off"), [tmp_path / "plain" / r for r in ("a", "b")], progress=False)
-    done = train_pack(runs("auto"), [tmp_path / "compiled" / r for r in ("a", "b")], progress=False)
+    done = train_pack(runs("on"), [tmp_path / "compiled" / r for r in ("a", "b")], progress=False)
     assert "compile" not in plain[0] and [s["compile"] for s in done] == [{"on": True}] * 2
     assert done[0]["cuda_graphs"]["on"] and done[0]["cuda_graphs"]["captures"] == 4
     for name in ("a", "b"):
