@@ -81,7 +81,7 @@ def test_an_error_of_the_run_itself_is_not_taken_for_a_compilation_error(tmp_pat
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("layers", ["A F", "M M", "S F", "SM SM"])
+@pytest.mark.parametrize("layers", ["A F", "M M", "S F", "SM SM"], ids=lambda layers: layers.replace(" ", "-"))
 def test_compiled_packs_follow_the_plain_curves_on_the_gpu(tmp_path, layers, member, assert_same_curve):
     """On a GPU: a pack of 2 through whole-step graphs with its forward compiled follows the
     same pack without torch.compile, over four curriculum stages; nothing
