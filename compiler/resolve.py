@@ -58,9 +58,8 @@ TRAIN_PARAMS: tuple[Param, ...] = (
     Param("backend", "choice", "auto", choices=("auto", "triton", "triton_seq", "reference"),
           doc="selective-scan kernel (auto: Triton on CUDA, reference on CPU)", sweepable=False),
     Param("device", "choice", "auto", choices=("auto", "cpu", "cuda"), sweepable=False),
-    Param("compile", "choice", "auto", choices=("auto", "on", "off"), sweepable=False,
-          doc="the model's forward under torch.compile (auto: on CUDA, off on the CPU; "
-              "icl.training.compiled)"),
+    Param("compile", "choice", "off", choices=("off", "on"), sweepable=False,
+          doc="the training step's forward under torch.compile (icl.training.compiled)"),
 )
 
 # Evaluation settings do not sweep: one evaluation per trained run and eval block.

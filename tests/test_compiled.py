@@ -34,18 +34,11 @@ def test_compiled_training_follows_the_plain_curve_across_curriculum_stages(tmp_
     assert_same_curve(tmp_path / "on", tmp_path / "off")
 
 
-def test_auto_compiles_long_runs_on_cuda_only_and_never_with_dropout(member, capsys):
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    long = compiled.AUTO_MIN_STEPS
-    assert not compiled.wanted(cpu, [member("00000000000a", steps=long)])      # auto on the CPU
-    assert compiled.wanted(cuda, [member("00000000000a", steps=long)])         # auto on CUDA
-    assert not compiled.wanted(cuda, [member("00000000000a", steps=long - 1)])  # a short run
-    assert not compiled.wanted(cuda, [member("00000000000a", steps=long, compile="off")])
-    assert compiled.wanted(cpu, [member("00000000000a", compile="on")])
-    # a pack compiles only if every run asks for it
-    assert not compiled.wanted(cuda, [member("00000000000a", steps=long),
-                                      member("00000000000b", seed=1, steps=long, compile="off")])
-    assert not compiled.wanted(cuda, [member("00000000000a", steps=long, dropout=0.1)])
+def test_compile_is_asked_for_by_every_run_of_a_pack_and_never_with_dropout(member, capsys):
+    assert not compiled.wanted([member("00000000000a")])                       # off by default
+    assert compiled.wanted([member("00000000000a", compile="on")])
+    assert not compiled.wanted([member("00000000000a", compile="on"), member("00000000000b", seed=1)])
+    assert not compiled.wanted([member("00000000000a", compile="on", dropout=0.1)])
     assert "torch.compile off for run 00000000000a: dropout > 0" in capsys.readouterr().err
 
 

@@ -1,14 +1,17 @@
-"""The training forward under torch.compile: `train { compile = auto | on | off }`.
+"""The training forward under torch.compile: `train { compile = on }` (off by default).
 
 Inductor fuses the elementwise work between the model's products, norms and scans (the
 copies, casts and activations that were a sixth of a Transformer pack's step in the profile):
 on the whole-step CUDA graph it gained 0-14 % per architecture for a lone run on an H100
 (benchmarks/results/train_step_compiled.md) and 11-24 % for packs of 16 on an H200
-(train_step_packed.before-2026-12-07-h200.md's compiled columns). `auto` is on for CUDA
-runs of AUTO_MIN_STEPS steps or more, off for shorter runs (compiling costs seconds for each
-prompt shape) and on the CPU (where the reference scan's Python loop over the sequence
-compiles into a new graph at every prompt length, for no gain). Never with dropout: inductor draws its masks from
-its own generator, not from the run's dropout stream.
+(train_step_packed.before-2026-12-07-h200.md's compiled columns), both measured before the
+Triton conv, norm and sequential-scan kernels took much of that elementwise work and by the
+benchmark's own compile of the model, not through this module. Off by default until it is
+timed at today's kernels and its GPU tests (tests/test_compiled.py) have run; a run that
+compiles pays seconds of compilation for each new prompt shape, which a short run does not
+win back. On the CPU it compiles with inductor's C++ backend, slowly, and the reference
+scan's Python loop over the sequence makes a new graph at every prompt length. Never with
+dropout: inductor draws its masks from its own generator, not from the run's dropout stream.
 
 Only the training step's forward is compiled (its backward follows through AOTAutograd);
 the metrics' and evaluation's forwards run the plain model. The first step of each new
@@ -28,20 +31,10 @@ from icl.compiler.runs import model_settings, train_settings
 from icl.run import Run
 
 
-# auto compiles runs of at least this many planned steps: compiling costs seconds per prompt
-# shape, which a short run (the quick MQAR stops after ~2,000 steps) does not win back.
-AUTO_MIN_STEPS = 20_000
-
-
-def wanted(dev: torch.device, runs: list[Run]) -> bool:
-    """Whether a pack of `runs` on `dev` trains through torch.compile: every run's setting is
-    on (auto: on CUDA for runs of AUTO_MIN_STEPS steps or more) and none has dropout."""
-    def on(run: Run) -> bool:
-        settings = train_settings(run)
-        if settings["compile"] == "auto":
-            return dev.type == "cuda" and int(settings["steps"]) >= AUTO_MIN_STEPS
-        return settings["compile"] == "on"
-    if not all(on(r) for r in runs):
+def wanted(runs: list[Run]) -> bool:
+    """Whether a pack of `runs` trains through torch.compile: every run's setting is on and
+    none has dropout."""
+    if not all(train_settings(r)["compile"] == "on" for r in runs):
         return False
     if any(float(model_settings(r)["dropout"]) > 0 for r in runs):
         print(f"torch.compile off for run {runs[0].id}: dropout > 0", file=sys.stderr)

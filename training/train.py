@@ -229,7 +229,7 @@ def _train(runs, out_dirs, checkpoints, dev, target, planned, progress, model_fa
     dropout = float(model_settings(runs[0])["dropout"])
     label = runs[0].id if len(runs) == 1 else f"{runs[0].id}+{len(runs) - 1}"
     engine = PackedEngine([m.model for m in members], [train_settings(r) for r in runs], dropout,
-                          precision_of(runs[0]), dev, label if compiled.wanted(dev, runs) else None)
+                          precision_of(runs[0]), dev, label if compiled.wanted(runs) else None)
     for m in members:
         if m.checkpoint is not None:
             engine.load_run(m.k, m.checkpoint)
