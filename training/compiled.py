@@ -1,7 +1,7 @@
 """The training forward under torch.compile: `train { compile = on }` (off by default).
 
-Inductor fuses the elementwise work between the model's products, norms and scans (the
-copies, casts and activations that were a sixth of a Transformer pack's step in the profile):
+Inductor fuses the elementwise work between the model's products, norms and scans (copies
+and casts were 17 % of a Transformer pack's bf16 step in the H100 profile of 2026-12-07):
 on the whole-step CUDA graph it gained 0-14 % per architecture for a lone run on an H100
 (benchmarks/results/train_step_compiled.md) and 11-24 % for packs of 16 on an H200
 (train_step_packed.before-2026-12-07-h200.md's compiled columns), both measured before the
