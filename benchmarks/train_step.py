@@ -8,8 +8,8 @@ Implementations (the JSON's `impl`):
                  K = 1, 4, 16;
 - project_eager  the same step without graphs (ICL_CUDA_GRAPHS off), K = 1;
 - project_compiled  the project's step with graphs and its training forward under torch.compile
-                 (icl.training.compiled: what the trainer runs on CUDA by default, train.compile =
-                 auto), K of --compiled-packs; opt-in (`--impls`);
+                 (icl.training.compiled, what the trainer runs with train.compile = on), K of
+                 --compiled-packs; opt-in (`--impls`);
 - eager_peer     Transformer: transformers' GPT2Model; Mamba: mamba_ssm's Mamba modules
                  (pre-norm residual blocks), each with a linear read-in and read-out, eager
                  PyTorch, torch.optim.Adam; K = 1. The other four architectures have no peer.
